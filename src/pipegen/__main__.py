@@ -1,0 +1,5 @@
+"""`python -m pipegen` runs the command line."""
+
+from pipegen.cli import main
+
+raise SystemExit(main())

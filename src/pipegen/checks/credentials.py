@@ -1,0 +1,90 @@
+"""Checks that no credential is written into a spec: specs live in git."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from pipegen.checks import CheckContext, check
+from pipegen.diagnostics import Diagnostic, diag
+from pipegen.expr import ExpressionError, parse_template
+from pipegen.loader import PathKey
+
+_URL_PASSWORD = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*:(?P<password>[^/\s@]+)@")
+_SECRET_KEY = re.compile(r"pass(word|wd)?|pwd|token|secret|api[_-]?key|access[_-]?key|private[_-]?key|credential", re.I)
+# Keys that name where a secret lives rather than holding it.
+_REFERENCE_KEY = re.compile(r"(_|^)(name|names|arn|ref|file|path|id|env|ttl)$", re.I)
+_SECRET_FLAG = re.compile(r"--?(?P<flag>[A-Za-z0-9_-]+)(=(?P<value>.*))?\Z", re.S)
+
+
+def _is_reference(text: str) -> bool:
+    """True when text is empty or only ${...} references (a secret or env reference is fine)."""
+    try:
+        template = parse_template(text)
+    except ExpressionError:
+        return False
+    return template.literal_text().strip() == "" or all(p.__class__.__name__ == "Ref" for p in template.parts)
+
+
+def _hint(name: str) -> str:
+    slug = re.sub(r"[^A-Za-z0-9_]+", "_", name).strip("_").lower() or "credential"
+    return "reference a secret instead: ${secret." + slug + "}"
+
+
+def _strings(node: Any, path: PathKey) -> Iterator[tuple[PathKey, str | None, str]]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if isinstance(value, str):
+                yield (*path, key), key, value
+            else:
+                yield from _strings(value, (*path, key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            if isinstance(value, str):
+                yield (*path, i), None, value
+            else:
+                yield from _strings(value, (*path, i))
+
+
+@check
+def no_literal_credentials(ctx: CheckContext) -> Iterator[Diagnostic]:
+    """URLs carry no password; keys named like secrets hold references, not values."""
+    for path, key, text in _strings(ctx.data, ()):
+        match = _URL_PASSWORD.match(text.strip())
+        if match and not _is_reference(match["password"]):
+            yield diag(
+                "PG500",
+                "URL holds a literal password",
+                ctx.smap.value(path),
+                "put the password in a secret and write ${secret.NAME} in its place",
+            )
+            continue
+        if key and _SECRET_KEY.search(key) and not _REFERENCE_KEY.search(key) and not _is_reference(text):
+            yield diag("PG501", f"'{key}' holds a literal credential", ctx.smap.value(path), _hint(key))
+    yield from _command_flags(ctx)
+
+
+def _command_flags(ctx: CheckContext) -> Iterator[Diagnostic]:
+    """`--password x` or `--token=x` in a command."""
+    for i, step in enumerate(ctx.spec.steps):
+        body = step.task or step.train
+        if body is None:
+            continue
+        args = body.command
+        for j, arg in enumerate(args):
+            match = _SECRET_FLAG.match(arg)
+            if not match or not _SECRET_KEY.search(match["flag"]) or _REFERENCE_KEY.search(match["flag"]):
+                continue
+            value, at = (
+                (match["value"], j)
+                if match["value"] is not None
+                else ((args[j + 1], j + 1) if j + 1 < len(args) else (None, j))
+            )
+            if value is not None and not _is_reference(value):
+                yield diag(
+                    "PG501",
+                    f"command flag '--{match['flag']}' is given a literal credential",
+                    ctx.step_at(i, step.kind, "command", at),
+                    _hint(match["flag"]),
+                )

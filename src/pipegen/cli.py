@@ -1,0 +1,216 @@
+"""The `pipegen` command line: a thin layer over the stages; exit codes 0 clean, 1 errors, 2 usage."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from pipegen import __version__
+from pipegen.diagnostics import Diagnostic, has_errors, render_json, render_text
+from pipegen.emit import Output
+
+EXIT_OK, EXIT_ERRORS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+
+
+class UsageError(Exception):
+    """A bad command line; exits 2."""
+
+
+def _emit_diagnostics(diags: Sequence[Diagnostic], fmt: str, stream: TextIO) -> None:
+    stream.write(render_json(diags) if fmt == "json" else render_text(diags))
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    """Check specs and print every diagnostic."""
+    from pipegen.frontend import check_file
+
+    diags: list[Diagnostic] = []
+    for path in args.specs:
+        diags.extend(check_file(path).diagnostics)
+    if args.format == "json":
+        _emit_diagnostics(diags, "json", sys.stdout)
+    else:
+        _emit_diagnostics(diags, "text", sys.stdout)
+        if not diags:
+            count = len(args.specs)
+            print(f"{count} spec{'s' if count != 1 else ''} valid")
+    return EXIT_ERRORS if has_errors(diags) else EXIT_OK
+
+
+def _target_names(requested: list[str]) -> list[str]:
+    from pipegen.targets import available
+
+    names = list(available())
+    chosen: list[str] = []
+    for item in requested:
+        for name in item.split(","):
+            if name == "all":
+                chosen.extend(names)
+            elif name in names:
+                chosen.append(name)
+            else:
+                raise UsageError(f"unknown target '{name}' (available: {', '.join([*names, 'all'])})")
+    if not chosen:
+        raise UsageError("no target available to compile for")
+    return list(dict.fromkeys(chosen))
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    """Compile specs for targets; write all outputs or none, or compare them with --check."""
+    from pipegen.compiler import compile_checked
+    from pipegen.emit import stale_outputs, write_outputs
+    from pipegen.frontend import check_file
+
+    targets = _target_names(args.target)
+    outputs: list[Output] = []
+    diags: list[Diagnostic] = []
+    for path in args.specs:
+        result = compile_checked(check_file(path), targets)
+        diags.extend(result.diagnostics)
+        outputs.extend(result.outputs)
+    _emit_diagnostics(diags, "text", sys.stderr)
+    if has_errors(diags):
+        return EXIT_ERRORS
+    _refuse_collisions(outputs)
+    outdir = Path(args.output)
+    if args.check:
+        diffs = stale_outputs(outdir, outputs)
+        for diff in diffs:
+            sys.stdout.write(diff)
+        if diffs:
+            print(
+                f"{len(diffs)} of {len(outputs)} outputs are stale; run the same command without --check",
+                file=sys.stderr,
+            )
+            return EXIT_ERRORS
+        print(f"{len(outputs)} outputs up to date", file=sys.stderr)
+        return EXIT_OK
+    written = write_outputs(outdir, outputs)
+    for dest in written:
+        print(f"wrote {dest}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _refuse_collisions(outputs: Sequence[Output]) -> None:
+    seen: set[str] = set()
+    for out in outputs:
+        if out.path in seen:
+            raise UsageError(f"two specs write the same output '{out.path}': give each pipeline its own 'name'")
+        seen.add(out.path)
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    """Print the step graph."""
+    from pipegen.draw import draw
+    from pipegen.frontend import check_file
+
+    checked = check_file(args.spec)
+    _emit_diagnostics(checked.diagnostics, "text", sys.stderr)
+    if not checked.ok or checked.spec is None or checked.graph is None:
+        return EXIT_ERRORS
+    sys.stdout.write(draw(checked.spec, checked.graph, args.format))
+    return EXIT_OK
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    """Print the JSON Schema of the spec format."""
+    from pipegen.schema import schema_text
+
+    sys.stdout.write(schema_text())
+    return EXIT_OK
+
+
+def cmd_targets(args: argparse.Namespace) -> int:
+    """Print what each target supports."""
+    from pipegen.targets import available
+
+    targets = available()
+    if args.format == "json":
+        doc = {
+            name: {
+                "title": t.title,
+                "backends": t.support.backends,
+                "gates": t.support.gates,
+                "features": t.support.features,
+            }
+            for name, t in targets.items()
+        }
+        print(json.dumps(doc, indent=2, sort_keys=True))
+        return EXIT_OK
+    if not targets:
+        print("no targets installed")
+    for name, t in targets.items():
+        print(f"{name}: {t.title}")
+        for section, table in (
+            ("backends", t.support.backends),
+            ("gates", t.support.gates),
+            ("features", t.support.features),
+        ):
+            print(f"  {section}:")
+            width = max((len(k) for k in table), default=0)
+            for key, how in table.items():
+                print(f"    {key.ljust(width)}  {how}")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every command."""
+    parser = argparse.ArgumentParser(
+        prog="pipegen", description="Compile ML pipeline specs for Airflow, KFP and Step Functions."
+    )
+    parser.add_argument("--version", action="version", version=f"pipegen {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("validate", help="check specs and print diagnostics")
+    p.add_argument("specs", nargs="+", metavar="SPEC")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("compile", help="write the pipeline for a target")
+    p.add_argument("specs", nargs="+", metavar="SPEC")
+    p.add_argument(
+        "-t",
+        "--target",
+        action="append",
+        required=True,
+        metavar="TARGET",
+        help="a target name or 'all' (repeatable, or comma-separated)",
+    )
+    p.add_argument("-o", "--output", required=True, metavar="DIR")
+    p.add_argument("--check", action="store_true", help="write nothing; exit 1 with a diff when DIR is stale")
+    p.set_defaults(func=cmd_compile)
+
+    p = sub.add_parser("graph", help="draw the step graph")
+    p.add_argument("spec", metavar="SPEC")
+    p.add_argument("--format", choices=("mermaid", "dot", "json"), default="mermaid")
+    p.set_defaults(func=cmd_graph)
+
+    p = sub.add_parser("schema", help="print the JSON Schema of the spec format")
+    p.set_defaults(func=cmd_schema)
+
+    p = sub.add_parser("targets", help="list what each target supports")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.set_defaults(func=cmd_targets)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line and return the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except UsageError as exc:
+        print(f"pipegen: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    except Exception:  # noqa: BLE001 - the last line of defence: never a bare traceback for users
+        print("pipegen: internal error (this is a bug in pipegen; please report it with the spec):", file=sys.stderr)
+        traceback.print_exc(limit=-3, file=sys.stderr)
+        return EXIT_INTERNAL

@@ -1,0 +1,65 @@
+"""The target seam: what a target declares, and the capability checks every target shares."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from pipegen.diagnostics import Diagnostic, diag
+from pipegen.emit import Output
+from pipegen.resolve import Pipeline
+
+
+class NoOptions(BaseModel):
+    """A target without options still rejects unknown keys under `targets.<name>`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+@dataclass(frozen=True)
+class Support:
+    """What a target can express: backend types, gate checks, and named features with how each maps."""
+
+    backends: dict[str, str]
+    gates: dict[str, str]
+    features: dict[str, str] = field(default_factory=dict)
+
+
+class Target(ABC):
+    """One orchestrator: a module under pipegen.targets plus templates/<name>/."""
+
+    name: ClassVar[str]
+    title: ClassVar[str]
+    support: ClassVar[Support]
+    options_model: ClassVar[type[BaseModel]] = NoOptions
+
+    def check(self, pipeline: Pipeline, options: BaseModel) -> list[Diagnostic]:
+        """Diagnostics for what this target cannot express; targets extend with their own."""
+        return list(self._unsupported(pipeline))
+
+    def _unsupported(self, pipeline: Pipeline) -> Iterator[Diagnostic]:
+        for step in pipeline.steps:
+            if step.backend is not None and step.backend.type not in self.support.backends:
+                yield diag(
+                    "PG602",
+                    f"target '{self.name}' cannot run step '{step.name}' on backend type '{step.backend.type}'"
+                    f" (backend '{step.backend_name}')",
+                    pipeline.locate(step, step.kind, "backend"),
+                    f"{self.title} supports backend types: {', '.join(self.support.backends)}",
+                )
+            gate = step.step.gate
+            if gate is not None and gate.check not in self.support.gates:
+                yield diag(
+                    "PG602",
+                    f"target '{self.name}' cannot run gate check '{gate.check}' of step '{step.name}'",
+                    pipeline.locate(step, "gate", "check"),
+                    f"{self.title} supports gate checks: {', '.join(self.support.gates)}",
+                )
+
+    @abstractmethod
+    def render(self, pipeline: Pipeline, options: BaseModel) -> list[Output]:
+        """The files for this pipeline, as paths relative to the output directory."""

@@ -1,0 +1,70 @@
+"""Walk a validated spec for the strings that may hold ${...} expressions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from types import UnionType
+from typing import Annotated, Any, Union, get_args, get_origin
+
+from pydantic import BaseModel
+
+from pipegen.loader import PathKey
+from pipegen.spec import _check_template
+
+
+def _is_template(annotation: Any, metadata: list[Any]) -> bool:
+    items = list(metadata)
+    if get_origin(annotation) is Annotated:
+        items.extend(get_args(annotation)[1:])
+    return any(getattr(m, "func", None) is _check_template for m in items)
+
+
+def _strip(annotation: Any) -> Any:
+    while True:
+        origin = get_origin(annotation)
+        if origin is Annotated:
+            annotation = get_args(annotation)[0]
+        elif origin in (Union, UnionType):
+            args = [a for a in get_args(annotation) if a is not type(None)]
+            if len(args) != 1:
+                return annotation
+            annotation = args[0]
+        else:
+            return annotation
+
+
+def iter_templates(model: BaseModel, path: PathKey = ()) -> Iterator[tuple[PathKey, str]]:
+    """Yield (data path, text) for every template string in a model, in field order."""
+    for name, field in type(model).model_fields.items():
+        value = getattr(model, name)
+        yield from _walk(value, field.annotation, list(field.metadata), (*path, name))
+
+
+def _walk(value: Any, annotation: Any, metadata: list[Any], path: PathKey) -> Iterator[tuple[PathKey, str]]:
+    if value is None:
+        return
+    if isinstance(value, BaseModel):
+        yield from iter_templates(value, path)
+        return
+    if isinstance(value, str):
+        if _is_template(annotation, metadata) or _is_template(_optional_inner(annotation), []):
+            yield path, value
+        return
+    inner = _strip(annotation)
+    if isinstance(value, list):
+        item_type = get_args(inner)[0] if get_args(inner) else Any
+        for i, item in enumerate(value):
+            yield from _walk(item, item_type, [], (*path, i))
+    elif isinstance(value, dict):
+        args = get_args(inner)
+        value_type = args[1] if len(args) == 2 else Any
+        for key, item in value.items():
+            yield from _walk(item, value_type, [], (*path, key))
+
+
+def _optional_inner(annotation: Any) -> Any:
+    if get_origin(annotation) in (Union, UnionType):
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return None

@@ -1,0 +1,30 @@
+"""The golden cases, shared by the tests and by `make golden` (tests/regen.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SPECS = sorted((REPO / "specs").glob("*.yaml"))
+INVALID = sorted((REPO / "tests" / "invalid").glob("*.yaml"))
+GOLDEN = REPO / "golden"
+SCHEMA = REPO / "schema" / "pipegen-v1.schema.json"
+REGEN_COMMAND = "make golden"
+
+
+def rel(path: Path) -> str:
+    """A path relative to the repository root, as the goldens record it."""
+    return path.relative_to(REPO).as_posix()
+
+
+def expected_path(spec: Path) -> Path:
+    """Where the expected diagnostics of an invalid spec live."""
+    return spec.with_suffix(".expected")
+
+
+def diagnostics_text(spec: Path) -> str:
+    """What `pipegen validate` prints for a spec, run from the repository root."""
+    from pipegen.diagnostics import render_text
+    from pipegen.frontend import check_file
+
+    return render_text(check_file(rel(spec)).diagnostics)

@@ -1,0 +1,45 @@
+"""Shared fixtures: the repository root and an in-process CLI runner."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.cases import REPO
+
+
+@dataclass
+class CliResult:
+    """What a pipegen command returned and printed."""
+
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture(autouse=True)
+def _in_repo() -> Iterator[None]:
+    """Run every test from the repository root, as users and CI run pipegen."""
+    before = Path.cwd()
+    os.chdir(REPO)
+    try:
+        yield
+    finally:
+        os.chdir(before)
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
+    """Run `pipegen ARGS...` in-process and capture its exit code and output."""
+    from pipegen.cli import main
+
+    def run(*args: str) -> CliResult:
+        code = main(list(args))
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run
