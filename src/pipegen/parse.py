@@ -31,11 +31,11 @@ def parse_spec(data: dict[str, Any], smap: SourceMap) -> tuple[Spec | None, list
     version = data.get("pipegen")
     if version is None:
         return None, [diag("PG105", "missing format version 'pipegen: 1' at the top of the spec", smap.value(()))]
-    if version != FORMAT_VERSION or isinstance(version, bool):
+    if not isinstance(version, int) or isinstance(version, bool) or version != FORMAT_VERSION:
         return None, [
             diag(
                 "PG105",
-                f"unsupported format version {version!r}; this pipegen reads version {FORMAT_VERSION}",
+                f"unsupported format version {_short(version)}; this pipegen reads version {FORMAT_VERSION}",
                 smap.value(("pipegen",)),
             )
         ]
