@@ -171,6 +171,16 @@ def test_yaml_keys_are_kept_as_written() -> None:
         ("pipegen: 2\nname: p\n", "PG105"),
         ("name: p\nsteps: []\n", "PG105"),
         ("pipegen: 1\nname: !!python/object:os.system x\n", "PG107"),
+        ("pipegen: 1\nname: p\nparams: !!python/object/apply:os.system [ls]\n", "PG107"),
+        ("pipegen: 1\nname: !!binary aGVsbG8=\n", "PG107"),
+        ("pipegen: 1.0\nname: p\n", "PG105"),
+        ("pipegen: true\nname: p\n", "PG105"),
+        # Nested aliases that would expand to 10**7 values ("billion laughs").
+        (
+            "a: &a [x,x,x,x,x,x,x,x,x,x]\n"
+            + "".join(f"{c}: &{c} [{', '.join(['*' + p] * 10)}]\n" for p, c in zip("abcdef", "bcdefg", strict=True)),
+            "PG107",
+        ),
     ],
 )
 def test_load_failures_are_located(text: str, code: str) -> None:
