@@ -25,6 +25,9 @@ from pipegen.thresholds import parse_threshold
 
 FORMAT_VERSION = 1
 STEP_KINDS = ("gate", "task", "train", "evaluate", "promote")
+# Names must be valid in every target at once. The strictest limit is KFP's: task names become
+# Kubernetes DNS-1123 labels (63 characters, '_' mapped to '-'). Step Functions state names allow
+# 80, leaving room for generated suffixes; Airflow task and DAG ids allow 250 of [A-Za-z0-9_.-].
 MAX_NAME = 63
 
 
