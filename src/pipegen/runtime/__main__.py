@@ -1,0 +1,45 @@
+"""`python -m pipegen.runtime ACTION ARGS_JSON [--output FILE]`: run one action in a container.
+
+The result is printed as JSON on the last line of stdout (and written to --output when given, for
+KFP output parameters). A failure exits 1 with the reason on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from pipegen.runtime.actions import ACTIONS, action
+from pipegen.runtime.errors import RuntimeFailure
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one runtime action from the command line."""
+    parser = argparse.ArgumentParser(prog="python -m pipegen.runtime")
+    parser.add_argument("action", choices=ACTIONS)
+    parser.add_argument("args", help="the action's arguments as a JSON object")
+    parser.add_argument("--output", help="also write the JSON result to this file")
+    ns = parser.parse_args(argv)
+    try:
+        kwargs = json.loads(ns.args)
+    except json.JSONDecodeError as exc:
+        parser.error(f"ARGS_JSON is not JSON: {exc}")
+    if not isinstance(kwargs, dict):
+        parser.error("ARGS_JSON must be a JSON object")
+    try:
+        result = action(ns.action)(**kwargs)
+    except RuntimeFailure as exc:
+        print(f"pipegen.runtime {ns.action}: {exc}", file=sys.stderr)
+        return 1
+    text = json.dumps(result, sort_keys=True)
+    if ns.output:
+        Path(ns.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(ns.output).write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,34 @@
+"""The runtime's actions by name, for the command line and the Lambda handler."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+
+def action(name: str) -> Callable[..., dict[str, Any]]:
+    """The function behind an action name; imported lazily so each action loads only what it needs."""
+    if name == "start_run":
+        from pipegen.runtime.start_run import start_run
+
+        return start_run
+    if name == "gate":
+        from pipegen.runtime.gates import run_gate
+
+        return lambda **kwargs: run_gate(kwargs)
+    if name == "evaluate":
+        from pipegen.runtime.evaluate import evaluate
+
+        return evaluate
+    if name == "promote":
+        from pipegen.runtime.promote import promote
+
+        return promote
+    if name == "notify":
+        from pipegen.runtime.notify import notify
+
+        return notify
+    raise ValueError(f"unknown runtime action '{name}' (expected one of: {', '.join(ACTIONS)})")
+
+
+ACTIONS = ("start_run", "gate", "evaluate", "promote", "notify")

@@ -1,0 +1,136 @@
+"""promote: register the run's model, tag the version, and move the alias, safely under retries and races."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from pipegen.runtime import tags
+from pipegen.runtime.champion import current_holder, describe, improvement, version_metric
+from pipegen.runtime.errors import RuntimeFailure
+from pipegen.runtime.tracking import client, reaching
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
+
+# Promotions whose attempts are this recent are treated as racing with ours (see _settle_alias).
+RACE_WINDOW_MS = 15 * 60 * 1000
+SETTLE_ROUNDS = 20
+
+
+def promote(
+    *,
+    run_id: str,
+    model: str,
+    alias: str = "champion",
+    artifact: str = "model",
+    champion: dict[str, Any] | None = None,
+    thresholds: list[str] | None = None,
+    tracking_uri: str | None = None,
+    after_register: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Register runs:/<run_id>/<artifact> as a version of model and point the alias at the best contender.
+
+    A retried promote of the same run reuses its version. When promotions race, the alias ends on the
+    best version by the champion metric (or the newest, without one). after_register is a test seam
+    called between registering and moving the alias.
+    """
+    c = client(tracking_uri)
+    with reaching(tracking_uri, f"promoting run {run_id} to {model}@{alias}"):
+        version = _register_once(c, run_id, model, artifact)
+        _tag_version(c, version, run_id, thresholds or [])
+        if after_register is not None:
+            after_register(version.version)
+        before = current_holder(c, model, alias)
+        holder = _settle_alias(c, model, alias, version, champion)
+    moved = before is None or str(before.version) != str(holder)
+    return {
+        "model": model,
+        "version": str(version.version),
+        "alias": alias,
+        "holder": str(holder),
+        "previous": None if before is None else str(before.version),
+        "alias_moved": moved and str(holder) == str(version.version),
+    }
+
+
+def _register_once(c: MlflowClient, run_id: str, model: str, artifact: str) -> ModelVersion:
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        c.create_registered_model(model)
+    except MlflowException as exc:
+        if exc.error_code not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
+            raise
+    existing = c.search_model_versions(f"name = '{_quote(model)}' and run_id = '{_quote(run_id)}'")
+    if existing:
+        return min(existing, key=lambda v: int(v.version))
+    try:
+        registered = mlflow.register_model(f"runs:/{run_id}/{artifact}", model)
+    except MlflowException as exc:
+        # MLflow raises this one with a generic error code, so the message is what identifies it.
+        if exc.error_code in ("NOT_FOUND", "RESOURCE_DOES_NOT_EXIST") or "Unable to find" in exc.message:
+            raise RuntimeFailure(f"run {run_id} has no model at artifact path '{artifact}': {exc.message}") from exc
+        raise
+    return c.get_model_version(model, registered.version)
+
+
+def _tag_version(c: MlflowClient, version: ModelVersion, run_id: str, thresholds: list[str]) -> None:
+    run = c.get_run(run_id)
+    values: dict[str, str] = {k: v for k, v in run.data.tags.items() if k in tags.LINEAGE}
+    values.update({tags.METRIC_PREFIX + k: describe(v) for k, v in run.data.metrics.items()})
+    if thresholds:
+        values[tags.THRESHOLDS] = "; ".join(thresholds)
+    values[tags.PROMOTE_ATTEMPT] = str(int(time.time() * 1000))
+    for key, value in sorted(values.items()):
+        c.set_model_version_tag(version.name, version.version, key, value)
+
+
+def _rank(c: MlflowClient, version: ModelVersion, champion: dict[str, Any] | None) -> tuple[float, int]:
+    number = int(version.version)
+    if champion is None:
+        return (0.0, number)
+    value = version_metric(c, version, str(champion["metric"]))
+    if value is None:
+        return (float("-inf"), number)
+    # improvement(value, 0) orients the metric so that larger is always better.
+    return (improvement(value, 0.0, str(champion.get("mode", "max"))), number)
+
+
+def _contenders(c: MlflowClient, model: str, alias: str, ours: ModelVersion) -> list[ModelVersion]:
+    now = int(time.time() * 1000)
+    found = {str(ours.version): c.get_model_version(model, ours.version)}
+    holder = current_holder(c, model, alias)
+    if holder is not None:
+        found[str(holder.version)] = holder
+    for version in c.search_model_versions(f"name = '{_quote(model)}'"):
+        attempt = (version.tags or {}).get(tags.PROMOTE_ATTEMPT)
+        if attempt is not None and now - int(attempt) <= RACE_WINDOW_MS:
+            found[str(version.version)] = version
+    return list(found.values())
+
+
+def _settle_alias(c: MlflowClient, model: str, alias: str, ours: ModelVersion, champion: dict[str, Any] | None) -> str:
+    """Point the alias at the best contender and re-read until it stays there.
+
+    MLflow has no compare-and-set, so two promoters can each write a stale choice. Every promoter
+    keeps re-reading after its write until it sees the alias on the best of all recent attempts; the
+    last writer therefore always writes the best, and the alias settles on it.
+    """
+    for _ in range(SETTLE_ROUNDS):
+        contenders = _contenders(c, model, alias, ours)
+        best = max(contenders, key=lambda v: _rank(c, v, champion))
+        holder = current_holder(c, model, alias)
+        if holder is not None and str(holder.version) == str(best.version):
+            return str(best.version)
+        c.set_registered_model_alias(model, alias, str(best.version))
+        time.sleep(0.2)
+    holder = current_holder(c, model, alias)
+    return "" if holder is None else str(holder.version)
+
+
+def _quote(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("'", "\\'")

@@ -1,0 +1,65 @@
+"""start_run: create (or, on a retry, find) the MLflow run that a training step logs into."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipegen.runtime import tags
+from pipegen.runtime.tracking import client, reaching, resolve_tracking_uri
+
+
+def start_run(
+    *,
+    pipeline: str,
+    step: str,
+    spec_sha256: str,
+    target: str,
+    run_key: str,
+    experiment: str,
+    tracking_uri: str | None = None,
+    git_commit: str | None = None,
+    params: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Create the step's MLflow run, tagged for lineage; a retried call returns the same run."""
+    c = client(tracking_uri)
+    uri = resolve_tracking_uri(tracking_uri)
+    with reaching(uri, "starting the run"):
+        exp = c.get_experiment_by_name(experiment)
+        experiment_id = exp.experiment_id if exp is not None else c.create_experiment(experiment)
+        # Idempotent: a retried task must not create a second run for the same pipeline run and step.
+        existing = c.search_runs(
+            [experiment_id],
+            filter_string=f"tags.`{tags.RUN_KEY}` = '{_quote(run_key)}' and tags.`{tags.STEP}` = '{_quote(step)}'",
+            max_results=1,
+        )
+        if existing:
+            run_id = existing[0].info.run_id
+        else:
+            run_tags = {
+                tags.PIPELINE: pipeline,
+                tags.STEP: step,
+                tags.SPEC_SHA256: spec_sha256,
+                tags.TARGET: target,
+                tags.RUN_KEY: run_key,
+                "mlflow.runName": f"{pipeline}.{step}",
+            }
+            if git_commit:
+                run_tags[tags.GIT_COMMIT] = git_commit
+            run = c.create_run(experiment_id, tags=run_tags, run_name=f"{pipeline}.{step}")
+            run_id = run.info.run_id
+            for key, value in sorted((params or {}).items()):
+                c.log_param(run_id, key, value)
+    return {"run_id": run_id, "experiment_id": experiment_id, "tracking_uri": uri}
+
+
+def training_env(run: dict[str, Any]) -> dict[str, str]:
+    """The environment a training process needs so that plain `mlflow.start_run()` logs into the run."""
+    return {
+        "MLFLOW_TRACKING_URI": str(run["tracking_uri"]),
+        "MLFLOW_EXPERIMENT_ID": str(run["experiment_id"]),
+        "MLFLOW_RUN_ID": str(run["run_id"]),
+    }
+
+
+def _quote(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("'", "\\'")

@@ -1,0 +1,18 @@
+"""The MLflow tag names pipegen writes: users and dashboards rely on them, so they never change."""
+
+from __future__ import annotations
+
+PIPELINE = "pipegen.pipeline"
+SPEC_SHA256 = "pipegen.spec_sha256"
+TARGET = "pipegen.target"
+RUN_KEY = "pipegen.run_key"
+STEP = "pipegen.step"
+GIT_COMMIT = "pipegen.git_commit"
+EVALUATION = "pipegen.evaluation"
+EVALUATION_REASONS = "pipegen.evaluation.reasons"
+THRESHOLDS = "pipegen.thresholds"
+METRIC_PREFIX = "pipegen.metric."
+PROMOTE_ATTEMPT = "pipegen.promote_attempt_ms"
+
+# Tags copied from the run to the registered model version, so a version says where it came from.
+LINEAGE = (PIPELINE, SPEC_SHA256, TARGET, RUN_KEY, STEP, GIT_COMMIT)

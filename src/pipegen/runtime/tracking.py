@@ -1,0 +1,75 @@
+"""Connecting to MLflow: one place that sets the tracking URI and turns connection failures into clear errors."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from pipegen.runtime.errors import RuntimeFailure
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+# MLflow retries HTTP requests itself (urllib3 Retry with exponential backoff); these bound it so an
+# unreachable server fails in about a minute instead of MLflow's default of several minutes.
+RETRY_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "5",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "2",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+}
+
+
+def resolve_tracking_uri(tracking_uri: str | None) -> str:
+    """The tracking URI to use: the argument, else MLFLOW_TRACKING_URI, else MLflow's own default."""
+    if tracking_uri:
+        return tracking_uri
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    if env:
+        return env
+    import mlflow
+
+    return str(mlflow.get_tracking_uri())
+
+
+def client(tracking_uri: str | None) -> MlflowClient:
+    """An MlflowClient for the tracking and registry URI, with bounded HTTP retries."""
+    for key, value in RETRY_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+    import mlflow
+
+    uri = resolve_tracking_uri(tracking_uri)
+    # mlflow.register_model uses the process-wide URIs; the runtime runs one pipeline step per process.
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+@contextlib.contextmanager
+def reaching(uri: str | None, doing: str) -> Iterator[None]:
+    """Turn a failure to reach the tracking server into a RuntimeFailure that names the server."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except RuntimeFailure:
+        raise
+    except MlflowException as exc:
+        text = str(exc)
+        if "Max retries exceeded" in text or "Connection" in text or "timed out" in text.lower():
+            retries = os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES")
+            raise RuntimeFailure(
+                f"cannot reach the MLflow tracking server at {resolve_tracking_uri(uri)} while {doing}: "
+                f"gave up after {retries} retries with backoff ({_first_line(text)})"
+            ) from exc
+        raise
+    except OSError as exc:
+        raise RuntimeFailure(
+            f"cannot reach the MLflow tracking server at {resolve_tracking_uri(uri)} while {doing}: {exc}"
+        ) from exc
+
+
+def _first_line(text: str) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else text
+    return line if len(line) <= 300 else line[:297] + "..."

@@ -1,0 +1,100 @@
+"""A real `mlflow server` on 127.0.0.1 for tests, and helpers that play a training job's part."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+STARTUP_SECONDS = 180
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class MlflowServer:
+    """A running `mlflow server` with a sqlite backend store."""
+
+    uri: str
+    root: Path
+    process: subprocess.Popen[bytes]
+
+    def stop(self) -> None:
+        """Stop the server and wait for it."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_mlflow_server(root: Path | None = None, port: int | None = None) -> MlflowServer:
+    """Start `mlflow server` (sqlite store, served artifacts) and wait until /health answers."""
+    root = root or Path(tempfile.mkdtemp(prefix="pipegen-mlflow-"))
+    root.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
+    mlflow_bin = Path(sys.executable).with_name("mlflow")
+    log = (root / "server.log").open("ab")
+    process = subprocess.Popen(
+        [
+            str(mlflow_bin),
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            f"sqlite:///{root / 'mlflow.db'}",
+            "--artifacts-destination",
+            str(root / "artifacts"),
+            "--workers",
+            "1",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=root,
+        env={**os.environ, "MLFLOW_TRACKING_URI": ""},
+    )
+    uri = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(
+                f"mlflow server exited with {process.returncode}: {(root / 'server.log').read_text()[-3000:]}"
+            )
+        try:
+            with urllib.request.urlopen(f"{uri}/health", timeout=2) as response:
+                if response.status == 200:
+                    return MlflowServer(uri, root, process)
+        except OSError:
+            time.sleep(0.5)
+    process.kill()
+    raise RuntimeError(f"mlflow server did not become healthy in {STARTUP_SECONDS}s")
+
+
+def play_training(tracking_uri: str, run_id: str, metrics: dict[str, float], artifact: str = "model") -> None:
+    """Do what a training job does inside a started run: log metrics and a model directory (MLmodel file)."""
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
+    for key, value in metrics.items():
+        client.log_metric(run_id, key, value)
+    with tempfile.TemporaryDirectory() as tmp:
+        model_dir = Path(tmp) / artifact
+        model_dir.mkdir()
+        (model_dir / "MLmodel").write_text(f"artifact_path: {artifact}\nflavors: {{}}\nrun_id: {run_id}\n")
+        client.log_artifacts(run_id, str(model_dir), artifact)
+    client.set_terminated(run_id)
