@@ -43,6 +43,7 @@ tools/node/node_modules/.package-lock.json: tools/node/package-lock.json
 demo: env-core
 	$(CORE)/bin/pipegen validate $(SPECS)
 	@for spec in $(SPECS); do echo "--- $$spec"; $(CORE)/bin/pipegen graph $$spec; done
+	$(CORE)/bin/pipegen run specs/demo.yaml
 
 lint: env-core
 	$(CORE)/bin/ruff check .
@@ -50,7 +51,7 @@ lint: env-core
 	$(CORE)/bin/mypy
 
 test-core: env-core node
-	$(CORE)/bin/pytest -n 2 tests --ignore=tests/airflow --ignore=tests/kfp
+	$(CORE)/bin/pytest -n 2 --dist loadgroup tests --ignore=tests/airflow --ignore=tests/kfp
 
 test-airflow: env-airflow
 	$(AIRFLOW)/bin/pytest tests/test_import_guard.py $(wildcard tests/airflow)

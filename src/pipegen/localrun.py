@@ -1,0 +1,342 @@
+"""`pipegen run`: execute a pipeline on this machine with the local backend and the shared runtime."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from pipegen.diagnostics import Diagnostic, diag
+from pipegen.expr import Lit, Template, parse_template
+from pipegen.progress import Progress
+from pipegen.resolve import Pipeline, ResolvedStep, RetryPolicy
+
+DEFAULT_DB = "mlflow.db"
+LOG_DIR = Path(".pipegen") / "logs"
+
+
+class StepFailed(Exception):
+    """A step could not complete; the message is the reason shown in the summary."""
+
+
+@dataclass
+class Outcome:
+    """What happened to one step."""
+
+    name: str
+    kind: str
+    status: str = "not run"  # passed | failed | skipped | not run
+    detail: str = ""
+    seconds: float = 0.0
+    attempts: int = 0
+    result: dict[str, Any] = field(default_factory=dict)
+
+
+def unsupported_backends(pipeline: Pipeline) -> list[Diagnostic]:
+    """Steps on any backend but 'local' cannot run here: say so, located at the backend reference."""
+    return [
+        diag(
+            "PG602",
+            f"`pipegen run` cannot run step '{s.name}' on backend '{s.backend_name}' ({s.backend.type}); "
+            "it runs only the local backend",
+            pipeline.locate(s, s.kind, "backend"),
+            "compile for the orchestrator that runs this backend: pipegen compile SPEC -t airflow|kfp|stepfunctions",
+        )
+        for s in pipeline.steps
+        if s.backend is not None and s.backend.type != "local"
+    ]
+
+
+@dataclass
+class Values:
+    """Renders ${...} expressions for a local run."""
+
+    params: Mapping[str, Any]
+    run_id: str
+    run_date: str
+    environ: Mapping[str, str]
+
+    def text(self, template: Template) -> str:
+        """The template with every reference replaced by its value here."""
+        out = []
+        for part in template.parts:
+            if isinstance(part, Lit):
+                out.append(part.text)
+            elif part.namespace == "params":
+                out.append(_param_text(self.params[part.name]))
+            elif part.namespace == "run":
+                out.append(self.run_id if part.name == "id" else self.run_date)
+            else:
+                # Secrets come from PIPEGEN_SECRET_<NAME> locally; targets use their secret stores.
+                var = part.name if part.namespace == "env" else f"PIPEGEN_SECRET_{part.name.upper().replace('-', '_')}"
+                if var not in self.environ:
+                    raise StepFailed(f"{part} needs the environment variable {var}, which is not set")
+                out.append(self.environ[var])
+        return "".join(out)
+
+    def string(self, text: str) -> str:
+        """Render a spec string."""
+        return self.text(parse_template(text))
+
+
+def _param_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def coerce_param(name: str, raw: str, default: Any) -> Any:
+    """A --param value converted to the type of the parameter's default; ValueError when it does not fit."""
+    if isinstance(default, bool):
+        lowered = raw.lower()
+        if lowered in ("true", "1", "yes"):
+            return True
+        if lowered in ("false", "0", "no"):
+            return False
+        raise ValueError(f"parameter '{name}' is a boolean; got '{raw}'")
+    try:
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+    except ValueError:
+        raise ValueError(f"parameter '{name}' is a {type(default).__name__}; got '{raw}'") from None
+    return raw
+
+
+def retry_delays(policy: RetryPolicy) -> list[float]:
+    """The wait before each retry, following the spec's backoff and cap."""
+    delays = []
+    for attempt in range(policy.retries):
+        delay = policy.retry_delay * (2**attempt if policy.backoff == "exponential" else 1)
+        if policy.max_retry_delay is not None:
+            delay = min(delay, policy.max_retry_delay)
+        delays.append(float(delay))
+    return delays
+
+
+class LocalRun:
+    """Runs the steps of a pipeline in dependency order, one at a time."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        values: Values,
+        tracking_uri: str,
+        progress: Progress,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.pipeline = pipeline
+        self.values = values
+        self.tracking_uri = tracking_uri
+        self.progress = progress
+        self.sleep = sleep
+        self.outcomes = {s.name: Outcome(s.name, s.kind) for s in pipeline.steps}
+        self.logs = LOG_DIR / values.run_id.replace(":", "-")
+
+    def execute(self) -> list[Outcome]:
+        """Run every step whose upstream steps passed; return the outcomes in order."""
+        total = len(self.pipeline.steps)
+        for index, step in enumerate(self.pipeline.steps, 1):
+            outcome = self.outcomes[step.name]
+            blocked = [u for u in step.upstream if self.outcomes[u].status != "passed"]
+            if blocked:
+                upstream = self.outcomes[blocked[0]]
+                outcome.status = "skipped" if upstream.status == "skipped" else "not run"
+                outcome.detail = f"{upstream.name} {upstream.status}"
+                self.progress.finish(index, total, outcome)
+                continue
+            self.progress.start(index, total, step.name, step.kind)
+            started = time.monotonic()
+            self._attempt(step, outcome)
+            outcome.seconds = time.monotonic() - started
+            self.progress.finish(index, total, outcome)
+        self._notify_pipeline()
+        return [self.outcomes[s.name] for s in self.pipeline.steps]
+
+    def _attempt(self, step: ResolvedStep, outcome: Outcome) -> None:
+        delays = retry_delays(step.policy)
+        for attempt in range(len(delays) + 1):
+            outcome.attempts = attempt + 1
+            try:
+                outcome.status, outcome.detail, outcome.result = self._run_step(step)
+                return
+            except StepFailed as exc:
+                outcome.status, outcome.detail = "failed", str(exc)
+            except Exception as exc:  # noqa: BLE001 - any error in a step is that step's failure, retried like one
+                outcome.status, outcome.detail = "failed", f"{type(exc).__name__}: {exc}"
+            if attempt < len(delays):
+                self.progress.retry(step.name, attempt + 1, delays[attempt], outcome.detail)
+                self.sleep(delays[attempt])
+
+    def _run_step(self, step: ResolvedStep) -> tuple[str, str, dict[str, Any]]:
+        handler = {
+            "gate": self._gate,
+            "task": self._task,
+            "train": self._train,
+            "evaluate": self._evaluate,
+            "promote": self._promote,
+        }[step.kind]
+        return handler(step)
+
+    def _gate(self, step: ResolvedStep) -> tuple[str, str, dict[str, Any]]:
+        from pipegen.durations import parse_duration
+        from pipegen.runtime.gates import run_gate
+
+        body = step.body
+        gate: dict[str, Any] = {"check": body.check}
+        for key in ("path", "connection", "query"):
+            if getattr(body, key, None) is not None:
+                gate[key] = self.values.string(getattr(body, key))
+        if getattr(body, "table", None) is not None:
+            gate["table"] = body.table
+        if body.check == "row_count":
+            gate["min_rows"] = body.min_rows
+        if body.check == "freshness":
+            gate["max_age_seconds"] = parse_duration(body.max_age)
+        if body.wait is not None:
+            gate["wait"] = {
+                "timeout_seconds": parse_duration(body.wait.timeout),
+                "interval_seconds": parse_duration(body.wait.interval),
+            }
+        result = run_gate(gate)
+        if not result["passed"]:
+            raise StepFailed(str(result["reason"]))
+        return "passed", str(result["reason"]), result
+
+    def _command(self, step: ResolvedStep, extra_env: Mapping[str, str]) -> str:
+        body = step.body
+        backend = step.backend
+        argv = [self.values.string(arg) for arg in body.command]
+        env = dict(os.environ)
+        # `python` in a command means the environment pipegen runs in, as with an activated virtualenv.
+        env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+        for source in (getattr(backend, "env", {}), body.env):
+            env.update({k: self.values.string(v) for k, v in source.items()})
+        env.update(extra_env)
+        cwd = getattr(backend, "working_dir", None) or None
+        self.logs.mkdir(parents=True, exist_ok=True)
+        log_path = self.logs / f"{step.name}.log"
+        with log_path.open("ab") as log:
+            try:
+                proc = subprocess.run(
+                    argv,
+                    cwd=cwd,
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    timeout=step.policy.timeout,
+                    check=False,
+                )
+            except FileNotFoundError:
+                raise StepFailed(f"command not found: {argv[0]}") from None
+            except subprocess.TimeoutExpired:
+                raise StepFailed(f"timed out after {step.policy.timeout}s (log: {log_path})") from None
+        if proc.returncode != 0:
+            tail = log_path.read_text(errors="replace").strip().splitlines()[-1:] or [""]
+            raise StepFailed(f"exit code {proc.returncode}: {tail[0][:200]} (log: {log_path})")
+        return str(log_path)
+
+    def _task(self, step: ResolvedStep) -> tuple[str, str, dict[str, Any]]:
+        log = self._command(step, {})
+        return "passed", f"log: {log}", {}
+
+    def _train(self, step: ResolvedStep) -> tuple[str, str, dict[str, Any]]:
+        from pipegen.runtime.start_run import start_run, training_env
+
+        run = start_run(
+            pipeline=self.pipeline.name,
+            step=step.name,
+            spec_sha256=self.pipeline.spec_sha256,
+            target="local",
+            run_key=self.values.run_id,
+            experiment=self.pipeline.experiment,
+            tracking_uri=self.tracking_uri,
+            params=dict(self.values.params),
+        )
+        log = self._command(step, training_env(run))
+        return "passed", f"MLflow run {run['run_id']} (log: {log})", run
+
+    def _evaluate(self, step: ResolvedStep) -> tuple[str, str, dict[str, Any]]:
+        from pipegen.runtime.evaluate import evaluate
+
+        body = step.body
+        champion = None
+        if body.champion is not None:
+            champion = {
+                "metric": body.champion.metric,
+                "mode": body.champion.mode,
+                "min_delta": body.champion.min_delta,
+                "model": step.champion_model,
+                "alias": step.champion_alias,
+            }
+        result = evaluate(
+            run_id=self.outcomes[body.run_of].result["run_id"],
+            thresholds=list(body.thresholds),
+            champion=champion,
+            tracking_uri=self.tracking_uri,
+        )
+        summary = "; ".join(result["reasons"])
+        if result["passed"]:
+            return "passed", summary, result
+        if body.on_fail == "skip":
+            return "skipped", summary, result
+        raise StepFailed(summary)
+
+    def _promote(self, step: ResolvedStep) -> tuple[str, str, dict[str, Any]]:
+        from pipegen.runtime.notify import notify
+        from pipegen.runtime.promote import promote
+
+        body = step.body
+        judge = next(s for s in self.pipeline.steps if s.kind == "evaluate" and s.body.run_of == body.run_of)
+        champion = None
+        if judge.body.champion is not None:
+            champion = {"metric": judge.body.champion.metric, "mode": judge.body.champion.mode}
+        result = promote(
+            run_id=self.outcomes[body.run_of].result["run_id"],
+            model=body.model,
+            alias=body.alias,
+            artifact=body.artifact,
+            champion=champion,
+            thresholds=list(judge.body.thresholds),
+            tracking_uri=self.tracking_uri,
+        )
+        if body.notify:
+            message = {"pipeline": self.pipeline.name, "run": self.values.run_id, "event": "promoted", **result}
+            notify(webhooks=[self.values.string(n.webhook) for n in body.notify], message=message)
+        detail = f"{result['model']} version {result['version']}; {result['alias']} -> version {result['holder']}"
+        return "passed", detail, result
+
+    def _notify_pipeline(self) -> None:
+        from pipegen.runtime.notify import notify
+
+        failed = [o for o in self.outcomes.values() if o.status == "failed"]
+        targets = self.pipeline.spec.notify.on_failure if failed else self.pipeline.spec.notify.on_success
+        if not targets:
+            return
+        message = {
+            "pipeline": self.pipeline.name,
+            "run": self.values.run_id,
+            "event": "failed" if failed else "succeeded",
+            "failed_steps": [o.name for o in failed],
+        }
+        try:
+            notify(webhooks=[self.values.string(n.webhook) for n in targets], message=message)
+        except Exception as exc:  # noqa: BLE001 - a failed alert must not hide the run's own result
+            self.progress.note(f"pipeline notification failed: {exc}")
+
+
+def default_tracking_uri(cwd: Path) -> str:
+    """The embedded default: a sqlite store in the working directory."""
+    return f"sqlite:///{(cwd / DEFAULT_DB).resolve()}"
+
+
+def run_key_for(today: date) -> str:
+    """A run key like Airflow's manual run ids, unique per invocation."""
+    return f"local__{today.isoformat()}T{time.strftime('%H%M%S')}_{os.getpid()}"

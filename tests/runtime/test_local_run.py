@@ -1,0 +1,149 @@
+"""`pipegen run` on the local demo spec, end to end: real subprocess training, real sqlite MLflow store."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from pipegen.expr import parse_template
+from pipegen.localrun import Values, coerce_param, retry_delays
+from pipegen.resolve import RetryPolicy
+from tests.cases import REPO
+
+pytestmark = pytest.mark.xdist_group("local_run")
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    """A copy of the demo's spec and example folder: the run writes mlflow.db, mlruns/ and .pipegen/ here."""
+    shutil.copytree(REPO / "specs", tmp_path / "specs")
+    shutil.copytree(REPO / "examples", tmp_path / "examples")
+    return tmp_path
+
+
+def pipegen_run(workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pipegen", "run", "specs/demo.yaml", *args],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+
+
+def champion_version(workdir: Path) -> str | None:
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{workdir / 'mlflow.db'}")
+    try:
+        return str(client.get_model_version_by_alias("pipegen-demo", "champion").version)
+    except mlflow.exceptions.MlflowException:
+        return None
+
+
+def test_demo_promotion_sequence(workdir: Path) -> None:
+    """One store, four runs: first promotes, not-better and failing runs leave the alias, a better run moves it."""
+    # A heavily regularised model: passes the thresholds, leaves room for a better one later.
+    first = pipegen_run(workdir, "--param", "alpha=50")
+    assert first.returncode == 0, first.stderr
+    assert "pipeline demo: succeeded" in first.stdout
+    assert "model pipegen-demo: version 1 holds alias 'champion'" in first.stdout
+    assert "[4/4] promote (promote) ok" in first.stderr
+    assert champion_version(workdir) == "1"
+
+    not_better = pipegen_run(workdir, "--param", "alpha=120")
+    assert not_better.returncode == 0, not_better.stderr
+    assert "does not beat version 1 of pipegen-demo@champion" in not_better.stdout
+    assert "nothing was promoted" in not_better.stdout
+    assert champion_version(workdir) == "1"
+
+    failing = pipegen_run(workdir, "--param", "alpha=100000")
+    assert failing.returncode == 0, failing.stderr
+    assert "r2 >= 0.8: failed" in failing.stdout
+    assert champion_version(workdir) == "1"
+
+    better = pipegen_run(workdir)
+    assert better.returncode == 0, better.stderr
+    assert "model pipegen-demo: version 2 holds alias 'champion'" in better.stdout
+    assert champion_version(workdir) == "2"
+    version = mlflow.MlflowClient(tracking_uri=f"sqlite:///{workdir / 'mlflow.db'}").get_model_version(
+        "pipegen-demo", "2"
+    )
+    assert version.tags["pipegen.pipeline"] == "demo"
+    assert version.tags["pipegen.target"] == "local"
+    assert version.tags["pipegen.spec_sha256"] == hashlib.sha256((REPO / "specs/demo.yaml").read_bytes()).hexdigest()
+
+
+def test_failing_command_is_retried_then_fails(workdir: Path, tmp_path: Path) -> None:
+    spec = tmp_path / "broken.yaml"
+    spec.write_text((REPO / "specs" / "demo.yaml").read_text().replace("examples/train_demo.py", "examples/missing.py"))
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipegen", "run", str(spec)],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert proc.returncode == 1
+    assert "train: attempt 1 failed" in proc.stderr  # the demo sets retries: 1
+    assert "pipeline demo: FAILED" in proc.stdout
+    assert "quality     not run  train failed" in proc.stdout
+
+
+def test_other_backends_are_refused_with_a_located_diagnostic() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipegen", "run", "specs/pricing.yaml"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 1
+    assert (
+        "specs/pricing.yaml:40:16: error[PG602]: `pipegen run` cannot run step 'train' on backend 'batch-cpu' (aws_batch)"
+        in proc.stderr
+    )
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "args", [["--param", "nope=1"], ["--param", "alpha=abc"], ["--param", "alpha"], ["--date", "yesterday"]]
+)
+def test_bad_run_arguments_are_usage_errors(args: list[str]) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipegen", "run", "specs/demo.yaml", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("pipegen: error:")
+
+
+def test_param_coercion_follows_the_default_type() -> None:
+    assert coerce_param("n", "7", 1) == 7
+    assert coerce_param("lr", "0.1", 0.5) == 0.1
+    assert coerce_param("flag", "yes", False) is True
+    assert coerce_param("s", "x", "y") == "x"
+    with pytest.raises(ValueError, match="is a int"):
+        coerce_param("n", "1.5", 1)
+
+
+def test_retry_delays_follow_backoff_and_cap() -> None:
+    assert retry_delays(RetryPolicy(3, 60, "fixed", None, None)) == [60, 60, 60]
+    assert retry_delays(RetryPolicy(4, 60, "exponential", 300, None)) == [60, 120, 240, 300]
+
+
+def test_values_render_params_run_env_and_secrets() -> None:
+    values = Values(
+        {"lr": 0.1, "on": True}, "run-1", "2026-01-02", {"HOME_DIR": "/h", "PIPEGEN_SECRET_DB_URL": "sqlite://"}
+    )
+    text = "${params.lr} ${params.on} ${run.id} ${run.date} ${env.HOME_DIR} ${secret.db_url} {{ ds }}"
+    assert values.text(parse_template(text)) == "0.1 true run-1 2026-01-02 /h sqlite:// {{ ds }}"
