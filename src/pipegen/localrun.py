@@ -258,6 +258,7 @@ class LocalRun:
             run_key=self.values.run_id,
             experiment=self.pipeline.experiment,
             tracking_uri=self.tracking_uri,
+            git_commit=git_commit(Path(self.pipeline.spec_path).parent),
             params=dict(self.values.params),
         )
         log = self._command(step, training_env(run))
@@ -330,6 +331,21 @@ class LocalRun:
             notify(webhooks=[self.values.string(n.webhook) for n in targets], message=message)
         except Exception as exc:  # noqa: BLE001 - a failed alert must not hide the run's own result
             self.progress.note(f"pipeline notification failed: {exc}")
+
+
+def git_commit(where: Path) -> str | None:
+    """The commit checked out where the spec lives, when it is in a git repository."""
+    try:
+        proc = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=where if where.is_dir() else None,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return proc.stdout.strip() if proc.returncode == 0 else None
 
 
 def default_tracking_uri(cwd: Path) -> str:
