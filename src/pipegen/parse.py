@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from types import UnionType
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
@@ -12,6 +12,7 @@ from pydantic_core import ErrorDetails
 from pipegen.diagnostics import Diagnostic, diag, did_you_mean
 from pipegen.loader import PathKey, SourceMap
 from pipegen.spec import FORMAT_VERSION, Spec
+from pipegen.walk import unwrap
 
 # pydantic error types that carry our own codes.
 _CUSTOM_CODES = {
@@ -78,29 +79,14 @@ def _describe(path: PathKey) -> str:
     return out or "spec"
 
 
-def _unwrap(tp: Any) -> Any:
-    """Strip Annotated and Optional so only the structural type is left."""
-    while True:
-        origin = get_origin(tp)
-        if origin is Annotated:
-            tp = get_args(tp)[0]
-        elif origin in (Union, UnionType):
-            args = [a for a in get_args(tp) if a is not type(None)]
-            if len(args) != 1:
-                return tp
-            tp = args[0]
-        else:
-            return tp
-
-
 def _step_into(tp: Any, part: str | int) -> Any:
     """The type found one pydantic loc segment below tp, or None."""
-    tp = _unwrap(tp)
+    tp = unwrap(tp)
     origin = get_origin(tp)
     if origin in (Union, UnionType):
         # A discriminated union: pydantic puts the tag (e.g. 'kubernetes') in the loc.
         for member in get_args(tp):
-            member = _unwrap(member)
+            member = unwrap(member)
             if isinstance(member, type) and issubclass(member, BaseModel):
                 for field in member.model_fields.values():
                     if get_origin(field.annotation) is Literal and part in get_args(field.annotation):
@@ -123,7 +109,7 @@ def _known_keys(root: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]:
         tp = _step_into(tp, part)
         if tp is None:
             return []
-    tp = _unwrap(tp)
+    tp = unwrap(tp)
     return list(tp.model_fields) if isinstance(tp, type) and issubclass(tp, BaseModel) else []
 
 

@@ -19,7 +19,8 @@ def _is_template(annotation: Any, metadata: list[Any]) -> bool:
     return any(getattr(m, "func", None) is _check_template for m in items)
 
 
-def _strip(annotation: Any) -> Any:
+def unwrap(annotation: Any) -> Any:
+    """Strip Annotated and Optional from a type so only its structure is left."""
     while True:
         origin = get_origin(annotation)
         if origin is Annotated:
@@ -50,7 +51,7 @@ def _walk(value: Any, annotation: Any, metadata: list[Any], path: PathKey) -> It
         if _is_template(annotation, metadata) or _is_template(_optional_inner(annotation), []):
             yield path, value
         return
-    inner = _strip(annotation)
+    inner = unwrap(annotation)
     if isinstance(value, list):
         item_type = get_args(inner)[0] if get_args(inner) else Any
         for i, item in enumerate(value):

@@ -8,7 +8,7 @@ from typing import Any
 
 from pipegen.checks import CheckContext, check
 from pipegen.diagnostics import Diagnostic, diag
-from pipegen.expr import ExpressionError, parse_template
+from pipegen.expr import ExpressionError, Ref, parse_template
 from pipegen.loader import PathKey
 
 _URL_PASSWORD = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*:(?P<password>[^/\s@]+)@")
@@ -24,7 +24,7 @@ def _is_reference(text: str) -> bool:
         template = parse_template(text)
     except ExpressionError:
         return False
-    return template.literal_text().strip() == "" or all(p.__class__.__name__ == "Ref" for p in template.parts)
+    return template.literal_text().strip() == "" or all(isinstance(p, Ref) for p in template.parts)
 
 
 def _hint(name: str) -> str:
