@@ -43,6 +43,7 @@ tools/node/node_modules/.package-lock.json: tools/node/package-lock.json
 demo: env-core
 	$(CORE)/bin/pipegen validate $(SPECS)
 	@for spec in $(SPECS); do echo "--- $$spec"; $(CORE)/bin/pipegen graph $$spec; done
+	$(CORE)/bin/pipegen compile $(SPECS) -t all -o $(OUT)
 	$(CORE)/bin/pipegen run specs/demo.yaml
 
 lint: env-core

@@ -28,3 +28,17 @@ def diagnostics_text(spec: Path) -> str:
     from pipegen.frontend import check_file
 
     return render_text(check_file(rel(spec)).diagnostics)
+
+
+def compiled_goldens() -> dict[str, str]:
+    """Every example spec compiled for every target: relative path under golden/ -> text."""
+    from pipegen.compiler import compile_checked
+    from pipegen.frontend import check_file
+    from pipegen.targets import available
+
+    out: dict[str, str] = {}
+    for spec in SPECS:
+        result = compile_checked(check_file(rel(spec)), list(available()))
+        assert result.ok, [d.format() for d in result.diagnostics]
+        out.update({o.path: o.text for o in result.outputs})
+    return dict(sorted(out.items()))

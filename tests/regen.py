@@ -4,16 +4,26 @@ from __future__ import annotations
 
 import os
 
-from tests.cases import INVALID, REPO, SCHEMA, diagnostics_text, expected_path, rel
+from tests.cases import GOLDEN, INVALID, REPO, SCHEMA, compiled_goldens, diagnostics_text, expected_path, rel
 
 
 def main() -> None:
-    """Rewrite schema/, tests/invalid/*.expected (and, once targets exist, golden/)."""
+    """Rewrite schema/, golden/ and tests/invalid/*.expected."""
     os.chdir(REPO)
     from pipegen.schema import schema_text
 
     SCHEMA.write_text(schema_text(), encoding="utf-8")
     print(f"wrote {rel(SCHEMA)}")
+    # golden/ holds exactly what the compiler writes today: stale files are removed.
+    outputs = compiled_goldens()
+    for old in sorted(GOLDEN.rglob("*")):
+        if old.is_file() and old.relative_to(GOLDEN).as_posix() not in outputs:
+            old.unlink()
+            print(f"removed {rel(old)}")
+    for path, text in outputs.items():
+        (GOLDEN / path).parent.mkdir(parents=True, exist_ok=True)
+        (GOLDEN / path).write_text(text, encoding="utf-8")
+        print(f"wrote {rel(GOLDEN / path)}")
     for spec in INVALID:
         expected_path(spec).write_text(diagnostics_text(spec), encoding="utf-8")
         print(f"wrote {rel(expected_path(spec))}")

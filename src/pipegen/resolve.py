@@ -11,7 +11,7 @@ from pipegen.durations import parse_duration
 from pipegen.expr import Template, parse_template
 from pipegen.loader import SourceMap
 from pipegen.schedule import PRESETS, normalize_cron
-from pipegen.spec import Backend, Evaluate, LocalBackend, Policy, Promote, Spec, Step
+from pipegen.spec import Backend, Evaluate, LocalBackend, Policy, Promote, Spec, Step, Task
 from pipegen.thresholds import Threshold, parse_threshold
 
 if TYPE_CHECKING:
@@ -116,6 +116,11 @@ def _policy(spec: Spec, step: Step) -> RetryPolicy:
         max_retry_delay=parse_duration(max_delay) if max_delay else None,
         timeout=parse_duration(timeout) if timeout else None,
     )
+
+
+def resolve_policy_defaults(spec: Spec) -> RetryPolicy:
+    """The policy a step gets when it overrides nothing: 'defaults', then the built-in values."""
+    return _policy(spec, Step(name="defaults", task=Task(command=["true"])))
 
 
 def resolve(checked: Checked, spec_path: str | None = None) -> Pipeline:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from pipegen.runtime import tags
@@ -45,10 +46,12 @@ def start_run(
             }
             if git_commit:
                 run_tags[tags.GIT_COMMIT] = git_commit
+            if params:
+                # A tag, not MLflow params: params are immutable, and the training script may log
+                # the same names itself (often with another spelling, 100000 vs 100000.0).
+                run_tags[tags.PARAMS] = json.dumps(params, sort_keys=True, default=str)
             run = c.create_run(experiment_id, tags=run_tags, run_name=f"{pipeline}.{step}")
             run_id = run.info.run_id
-            for key, value in sorted((params or {}).items()):
-                c.log_param(run_id, key, value)
     return {"run_id": run_id, "experiment_id": experiment_id, "tracking_uri": uri}
 
 

@@ -1,0 +1,66 @@
+"""Lowering spec strings to Airflow template strings, keeping literal text literal under Jinja."""
+
+from __future__ import annotations
+
+from pipegen.expr import Lit, Ref, Template
+from pipegen.render import py
+
+# Airflow renders every string in a templated field with Jinja. Jinja only acts on these openers.
+_JINJA_OPENERS = ("{{", "{%", "{#")
+
+
+def jinja_string_literal(text: str) -> str:
+    """A Jinja string literal that evaluates to exactly text (Jinja unescapes with 'unicode-escape')."""
+    return "'" + text.encode("unicode_escape").decode("ascii").replace("'", "\\'") + "'"
+
+
+def ref_expression(ref: Ref) -> str:
+    """The Jinja expression an Airflow task renders for a reference."""
+    if ref.namespace == "params":
+        return f"params[{jinja_string_literal(ref.name)}]"
+    if ref.namespace == "run":
+        return "ds" if ref.name == "date" else "run_id"
+    if ref.namespace == "env":
+        # The worker's environment at render time, through the DAG's env_var macro.
+        return f"env_var({jinja_string_literal(ref.name)})"
+    # Secrets live in Airflow Variables (and through them in any configured secrets backend).
+    return f"var.value[{jinja_string_literal(ref.name)}]"
+
+
+def templated(template: Template) -> str:
+    """Python source for a value placed in a templated field.
+
+    Literal text without Jinja openers stays a plain string; literal text with them is wrapped in
+    airflow.sdk.literal(); text mixing references and literals becomes a Jinja template in which
+    every literal holding a brace is emitted as a Jinja string literal.
+    """
+    if template.is_literal:
+        text = template.literal_text()
+        if any(opener in text for opener in _JINJA_OPENERS):
+            return f"literal({py(text)})"
+        return py(text)
+    out = []
+    for part in template.parts:
+        if isinstance(part, Ref):
+            out.append("{{ " + ref_expression(part) + " }}")
+        elif "{" in part.text or "}" in part.text:
+            out.append("{{ " + jinja_string_literal(part.text) + " }}")
+        else:
+            out.append(part.text)
+    return py("".join(out))
+
+
+def plain(template: Template) -> str:
+    """Python source for a literal-only value in a field Airflow does not template."""
+    assert template.is_literal
+    return py(template.literal_text())
+
+
+def uses_literal(template: Template) -> bool:
+    """True when templated() needs the airflow.sdk.literal import."""
+    return template.is_literal and any(o in template.literal_text() for o in _JINJA_OPENERS)
+
+
+def has_part(template: Template, kind: type[Lit] | type[Ref]) -> bool:
+    """True when the template holds a part of this kind."""
+    return any(isinstance(p, kind) for p in template.parts)
