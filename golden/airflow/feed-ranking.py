@@ -92,7 +92,7 @@ def _notify_failure(context: dict) -> None:
     from pipegen.runtime.notify import notify
 
     env = context["dag"].get_template_env()
-    webhooks = [env.from_string(str(url)).render(**context) for url in FAILURE_WEBHOOKS]
+    webhooks = [url.resolve(context) if hasattr(url, "resolve") else env.from_string(url).render(**context) for url in FAILURE_WEBHOOKS]
     notify(webhooks=webhooks, message={"pipeline": PIPELINE, "event": "failed", "run": context["run_id"]})
 
 

@@ -91,6 +91,10 @@ CODES: dict[str, CodeInfo] = {
 }
 
 
+# A diagnostic stays on one line whatever user text it quotes.
+_ONE_LINE = {c: f"\\x{c:02x}" for c in range(32)} | {10: "\\n", 13: "\\r", 9: "\\t"}
+
+
 @dataclass(frozen=True)
 class Diagnostic:
     """One problem in a spec: where it is, what it is, and how to fix it."""
@@ -112,8 +116,9 @@ class Diagnostic:
         return (loc.file, loc.line, loc.column, self.code, self.message)
 
     def format(self) -> str:
-        """Render as one compiler-style line."""
-        return f"{self.location}: {self.severity.value}[{self.code}]: {self.message}; hint: {self.effective_hint}"
+        """Render as one compiler-style line (control characters from user text are escaped)."""
+        text = f"{self.location}: {self.severity.value}[{self.code}]: {self.message}; hint: {self.effective_hint}"
+        return text.translate(_ONE_LINE)
 
     def to_json(self) -> dict[str, object]:
         """Render as a JSON-able mapping."""

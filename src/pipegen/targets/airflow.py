@@ -43,6 +43,9 @@ _TAKEN = {
 }
 
 
+TAG_LIMIT = 100
+
+
 class AirflowOptions(BaseModel):
     """`targets: {airflow: {...}}` in a spec."""
 
@@ -142,8 +145,18 @@ class AirflowTarget(Target):
     options_model = AirflowOptions
 
     def check(self, pipeline: Pipeline, options: BaseModel) -> list[Diagnostic]:
-        """Shared capability checks plus where secrets can go in pods and jobs."""
-        return [*super().check(pipeline, options), *self._secret_placement(pipeline)]
+        """Shared capability checks plus where secrets can go in pods and jobs, and Airflow's tag limit."""
+        return [*super().check(pipeline, options), *self._secret_placement(pipeline), *self._tags(pipeline)]
+
+    def _tags(self, pipeline: Pipeline) -> Iterator[Diagnostic]:
+        for i, tag in enumerate(pipeline.spec.tags):
+            if len(tag) > TAG_LIMIT:
+                yield diag(
+                    "PG602",
+                    f"target 'airflow' limits DAG tags to {TAG_LIMIT} characters; tag {i + 1} has {len(tag)}",
+                    pipeline.source_map.value(("tags", i)),
+                    f"shorten the tag to at most {TAG_LIMIT} characters",
+                )
 
     def _secret_placement(self, pipeline: Pipeline) -> Iterator[Diagnostic]:
         for step in pipeline.steps:
@@ -200,6 +213,14 @@ class _Lowering:
         if any(r.namespace == "env" for r in template.refs):
             self.imports.add("import os")
         return templated(template)
+
+    def lit(self, text: str) -> str:
+        """A plain spec string (no expressions) placed where Airflow renders templates."""
+        return self.value(text.replace("${", "$${"))
+
+    def lit_dict(self, mapping: dict[str, str]) -> str:
+        """A dict of plain strings placed in a templated field (keys are not rendered by Airflow)."""
+        return "{" + ", ".join(f"{py(k)}: {self.lit(v)}" for k, v in sorted(mapping.items())) + "}"
 
     def tracking_uri(self) -> str:
         return self.value(self.p.spec.mlflow.tracking_uri) if self.p.spec.mlflow.tracking_uri else py("")
@@ -323,7 +344,7 @@ class _Lowering:
             if getattr(body, key, None) is not None:
                 gate.append((key, self.value(getattr(body, key))))
         if getattr(body, "table", None) is not None:
-            gate.append(("table", py(body.table)))
+            gate.append(("table", self.lit(body.table)))
         if body.check == "row_count":
             gate.append(("min_rows", py(body.min_rows)))
         if body.check == "freshness":
@@ -393,7 +414,7 @@ class _Lowering:
         kwargs = [("command", command), ("env", "{" + ", ".join(f"{k}: {v}" for k, v in env) + "}")]
         kwargs.append(("run", run.var if run else "None"))
         working_dir = getattr(step.backend, "working_dir", None)
-        kwargs.append(("cwd", py(working_dir)))
+        kwargs.append(("cwd", self.lit(working_dir) if working_dir else "None"))
         return Task(
             var_name(step.name),
             f"_run_local.override({_kw([('task_id', py(step.name)), *self._policy(step)])})",
@@ -409,7 +430,7 @@ class _Lowering:
         kwargs: list[tuple[str, str]] = [
             ("task_id", py(step.name)),
             ("name", py(f"{self.p.name}-{step.name.replace('_', '-')}")),
-            ("namespace", py(backend.namespace)),
+            ("namespace", self.lit(backend.namespace)),
             ("image", self.value(backend.image)),
             ("cmds", f"[{argv[0]}]"),
         ]
@@ -431,9 +452,9 @@ class _Lowering:
         if secrets:
             kwargs.append(("secrets", "[" + ", ".join(secrets) + "]"))
         if backend.service_account:
-            kwargs.append(("service_account_name", py(backend.service_account)))
+            kwargs.append(("service_account_name", self.lit(backend.service_account)))
         if backend.node_selector:
-            kwargs.append(("node_selector", py(dict(backend.node_selector))))
+            kwargs.append(("node_selector", self.lit_dict(backend.node_selector)))
         resources = body.resources
         if resources is not None:
             self.imports.add("from kubernetes.client import models as k8s")
@@ -478,12 +499,12 @@ class _Lowering:
         kwargs = [
             ("task_id", py(step.name)),
             ("job_name", py(f"{self.p.name}-{step.name}")),
-            ("job_queue", py(backend.job_queue)),
-            ("job_definition", py(backend.job_definition)),
+            ("job_queue", self.lit(backend.job_queue)),
+            ("job_definition", self.lit(backend.job_definition)),
             ("container_overrides", "{" + ", ".join(overrides) + "}"),
         ]
         if backend.region:
-            kwargs.append(("region_name", py(backend.region)))
+            kwargs.append(("region_name", self.lit(backend.region)))
         if self.options.aws_conn_id != "aws_default":
             kwargs.append(("aws_conn_id", py(self.options.aws_conn_id)))
         kwargs += [("awslogs_enabled", "True"), *self._policy(step)]
@@ -505,7 +526,7 @@ class _Lowering:
         config = [
             ("TrainingJobName", py(job)),
             ("AlgorithmSpecification", algorithm),
-            ("RoleArn", py(backend.role_arn)),
+            ("RoleArn", self.lit(backend.role_arn)),
             (
                 "ResourceConfig",
                 py(
@@ -571,7 +592,7 @@ class _Lowering:
             ("run", var_name(f"pipegen_start_run_{body.run_of}")),
             ("model", py(body.model)),
             ("alias", py(body.alias)),
-            ("artifact", py(body.artifact)),
+            ("artifact", self.lit(body.artifact)),
             ("champion", champion),
             ("thresholds", py(list(judge.body.thresholds))),
             ("webhooks", "[" + ", ".join(self.value(n.webhook) for n in body.notify) + "]"),

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pipegen.expr import Lit, Ref, Template
 from pipegen.render import py
 
-# Airflow renders every string in a templated field with Jinja. Jinja only acts on these openers.
-_JINJA_OPENERS = ("{{", "{%", "{#")
+# Airflow renders every string in a templated field with Jinja. Jinja acts on these openers, and it
+# also rewrites line endings ('\r\n' and '\r' become '\n'), so text holding them is protected too.
+_JINJA_OPENERS = ("{{", "{%", "{#", "\r", "\n")
 
 
 def jinja_string_literal(text: str) -> str:
@@ -43,7 +44,7 @@ def templated(template: Template) -> str:
     for part in template.parts:
         if isinstance(part, Ref):
             out.append("{{ " + ref_expression(part) + " }}")
-        elif "{" in part.text or "}" in part.text:
+        elif any(c in part.text for c in "{}\r\n"):
             out.append("{{ " + jinja_string_literal(part.text) + " }}")
         else:
             out.append(part.text)

@@ -1,0 +1,124 @@
+"""Airflow lowering: user strings stay string literals in the DAG's AST and literal text under Jinja."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable
+from pathlib import Path
+
+import jinja2
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pipegen.expr import parse_template
+from pipegen.targets.airflow_expr import jinja_string_literal, templated
+from tests.conftest import CliResult
+from tests.hostile import BENIGN, HOSTILE, literal_value, spec_text
+
+Cli = Callable[..., CliResult]
+
+
+def compile_spec(cli: Cli, tmp_path: Path, text: str, name: str) -> str:
+    spec = tmp_path / f"{name}.yaml"
+    spec.write_text(text, encoding="utf-8")
+    result = cli("compile", str(spec), "-t", "airflow", "-o", str(tmp_path / name))
+    assert result.code == 0, result.err
+    return (tmp_path / name / "airflow" / "hostile.py").read_text(encoding="utf-8")
+
+
+def shape(source: str) -> tuple[str, list[str]]:
+    """The module's AST with every string constant replaced by one placeholder, and those constants."""
+    constants: list[str] = []
+
+    class Strip(ast.NodeTransformer):
+        def visit_Constant(self, node: ast.Constant) -> ast.AST:
+            if isinstance(node.value, str):
+                constants.append(node.value)
+                return ast.Constant("S")
+            return node
+
+    return ast.dump(Strip().visit(ast.parse(source))), constants
+
+
+def test_hostile_strings_are_only_string_constants(cli: Cli, tmp_path: Path) -> None:
+    hostile_shape, constants = shape(compile_spec(cli, tmp_path, spec_text(HOSTILE), "h"))
+    benign_shape, _ = shape(compile_spec(cli, tmp_path, spec_text(BENIGN), "b"))
+    # Same code whatever the strings: no user text became code.
+    assert hostile_shape == benign_shape
+    # Plain fields keep the text as written; template fields read `$${` as a literal `${`.
+    assert HOSTILE in constants
+    assert literal_value(HOSTILE) in constants
+
+
+def render_jinja(source: str, **context: object) -> str:
+    # As Airflow configures it (DAG.get_template_env): trailing newlines are kept.
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    return env.from_string(source).render(**context)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text())
+def test_jinja_string_literal_round_trips(text: str) -> None:
+    assert render_jinja("{{ " + jinja_string_literal(text) + " }}") == text
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.text(alphabet=st.characters(blacklist_characters="$"), max_size=40),
+    st.text(alphabet=st.characters(blacklist_characters="$"), max_size=40),
+)
+def test_mixed_templates_render_literal_text_exactly(before: str, after: str) -> None:
+    source = ast.literal_eval(templated(parse_template(before + "${run.date}" + after)))
+    assert render_jinja(source, ds="2026-01-02") == before + "2026-01-02" + after
+
+
+def test_references_lower_to_airflow_context() -> None:
+    source = ast.literal_eval(templated(parse_template("${params.lr}|${run.id}|${run.date}")))
+    assert source == "{{ params['lr'] }}|{{ run_id }}|{{ ds }}"
+
+
+def test_unsupported_backend_is_a_located_diagnostic(cli: Cli, tmp_path: Path) -> None:
+    spec = tmp_path / "spark.yaml"
+    spec.write_text(
+        "pipegen: 1\nname: sparky\nbackends:\n  cluster: {type: spark, master: yarn}\n"
+        "steps:\n  - name: features\n    task:\n      backend: cluster\n      command: [spark-submit, job.py]\n"
+    )
+    result = cli("compile", str(spec), "-t", "airflow", "-o", str(tmp_path / "out"))
+    assert result.code == 1
+    assert (
+        f"{spec}:8:16: error[PG602]: target 'airflow' cannot run step 'features' on backend type 'spark'" in result.err
+    )
+    assert "hint: Apache Airflow 3 supports backend types: kubernetes, aws_batch, sagemaker, local" in result.err
+    assert not (tmp_path / "out").exists()
+
+
+def test_secret_in_a_pod_command_is_a_located_diagnostic(cli: Cli, tmp_path: Path) -> None:
+    spec = tmp_path / "secret.yaml"
+    spec.write_text(
+        "pipegen: 1\nname: s\nbackends:\n  pods: {type: kubernetes, image: i}\n"
+        "steps:\n  - name: t\n    task:\n      backend: pods\n      command: [run, '--key=${secret.api_key}']\n"
+    )
+    result = cli("compile", str(spec), "-t", "airflow", "-o", str(tmp_path / "out"))
+    assert result.code == 1
+    assert f"{spec}:9:22: error[PG602]: target 'airflow' cannot pass a secret in the command of step 't'" in result.err
+
+
+def test_long_tag_is_a_located_diagnostic(cli: Cli, tmp_path: Path) -> None:
+    spec = tmp_path / "tags.yaml"
+    spec.write_text(
+        f"pipegen: 1\nname: t\ntags: [ok, {'x' * 101}]\nsteps:\n  - {{name: a, task: {{command: [echo]}}}}\n"
+    )
+    result = cli("compile", str(spec), "-t", "airflow", "-o", str(tmp_path / "out"))
+    assert result.code == 1
+    assert f"{spec}:3:12: error[PG602]: target 'airflow' limits DAG tags to 100 characters; tag 2 has 101" in result.err
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(blacklist_characters="$")))
+def test_literal_text_survives_rendering(text: str) -> None:
+    """A string without references is either wrapped in literal() or renders to itself under Jinja."""
+    source = templated(parse_template(text))
+    if source.startswith("literal("):
+        assert ast.literal_eval(source[len("literal(") : -1]) == text
+    else:
+        assert render_jinja(ast.literal_eval(source)) == text
