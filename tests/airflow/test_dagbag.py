@@ -33,3 +33,25 @@ def test_golden_dags_load(dags_folder: Path) -> None:
     assert sensor.mode == "reschedule" and sensor.poke_interval == 600 and sensor.timeout == 21600
     assert type(bag.dags["pricing"].get_task("train")).__name__ == "BatchOperator"
     assert feed.schedule == "0 2 * * *" if hasattr(feed, "schedule") else True
+
+
+def test_dag_files_import_only_airflow_at_top_level() -> None:
+    """The DAG processor re-parses these files constantly: mlflow and pipegen load only inside tasks.
+
+    boto3 is checked only where no amazon provider operator is used (the provider imports it itself).
+    """
+    import ast
+    import subprocess
+    import sys
+
+    probe = (
+        "import runpy, sys\n"
+        "runpy.run_path(sys.argv[1])\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'mlflow', 'boto3', 'pipegen', 'sklearn'}))\n"
+    )
+    for path in sorted((GOLDEN / "airflow").glob("*.py")):
+        proc = subprocess.run([sys.executable, "-c", probe, str(path)], capture_output=True, text=True, check=True)
+        loaded = set(ast.literal_eval(proc.stdout.strip().splitlines()[-1]))
+        if "airflow.providers.amazon" in path.read_text():
+            loaded.discard("boto3")
+        assert loaded == set(), f"{path.name} imports {sorted(loaded)} at module level"
