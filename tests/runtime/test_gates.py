@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,45 +18,12 @@ import sqlalchemy as sa
 
 from pipegen.runtime.gates import _s3_client, check_gate, run_gate
 from tests.cases import REPO
+from tests.runtime.conftest import isolate_aws
 
 HOUR = 3600.0
 
 
 # ---- fixtures ---------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def moto_endpoint() -> Iterator[str]:
-    """moto's S3 as a real HTTP server on a free port, shared by the session."""
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-
-
-def _isolate_aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No profile, config file or instance metadata of the machine running the tests leaks in."""
-    for var in ("AWS_PROFILE", "AWS_REGION", "AWS_ENDPOINT_URL_S3", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-
-
-@pytest.fixture
-def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
-    """Point boto3 at moto through the standard AWS_ENDPOINT_URL variable only."""
-    _isolate_aws(monkeypatch, tmp_path)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    return moto_endpoint
 
 
 @dataclass
@@ -277,7 +243,7 @@ def test_s3_unreachable_endpoint_raises(bucket: Bucket, monkeypatch: pytest.Monk
 
 
 def test_s3_client_region(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, moto_endpoint: str) -> None:
-    _isolate_aws(monkeypatch, tmp_path)
+    isolate_aws(monkeypatch, tmp_path)
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
     monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
     client = _s3_client()
