@@ -15,11 +15,15 @@ def literal_value(text: str) -> str:
     return text.replace("$${", "${")
 
 
-def spec_text(s: str) -> str:
-    """The hostile-fields spec with s in every free-text field (YAML double-quoted, JSON-escaped)."""
+def spec_text(s: str, param: str | None = None) -> str:
+    """The hostile-fields spec with s in every free-text field (YAML double-quoted, JSON-escaped).
+
+    param replaces s as the parameter default, for targets that refuse some defaults (kfp: line breaks).
+    """
     import json
 
     q = json.dumps(s, ensure_ascii=False)
+    qp = json.dumps(s if param is None else param, ensure_ascii=False)
     url = json.dumps("https://example.com/" + s, ensure_ascii=False)
     return f"""\
 pipegen: 1
@@ -28,7 +32,7 @@ description: {q}
 owner: {q}
 tags: [{q}]
 params:
-  p: {q}
+  p: {qp}
 mlflow:
   tracking_uri: {q}
   experiment: {q}

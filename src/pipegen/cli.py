@@ -71,7 +71,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
     outputs: list[Output] = []
     diags: list[Diagnostic] = []
     for path in args.specs:
-        result = compile_checked(check_file(path), targets)
+        result = compile_checked(check_file(path), targets, frozenset({"ir"}) if args.ir else frozenset())
         diags.extend(result.diagnostics)
         outputs.extend(result.outputs)
     _emit_diagnostics(diags, "text", sys.stderr)
@@ -124,9 +124,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from pipegen.compiler import repo_relative
     from pipegen.frontend import check_file
-    from pipegen.localrun import LocalRun, Values, coerce_param, default_tracking_uri, run_key_for, unsupported_backends
+    from pipegen.localrun import LocalRun, coerce_param, default_tracking_uri, run_key_for, unsupported_backends
     from pipegen.progress import Progress, summary
     from pipegen.resolve import resolve
+    from pipegen.runtime.templating import Values
 
     checked = check_file(args.spec)
     _emit_diagnostics(checked.diagnostics, "text", sys.stderr)
@@ -234,6 +235,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-o", "--output", required=True, metavar="DIR")
     p.add_argument("--check", action="store_true", help="write nothing; exit 1 with a diff when DIR is stale")
+    p.add_argument(
+        "--ir", action="store_true", help="kfp: also write the IR YAML compiled by kfp (needs kfp installed)"
+    )
     p.set_defaults(func=cmd_compile)
 
     p = sub.add_parser("graph", help="draw the step graph")

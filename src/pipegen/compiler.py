@@ -34,7 +34,7 @@ def repo_relative(path: str) -> str:
     return Path(path).as_posix()
 
 
-def compile_checked(checked: Checked, target_names: list[str]) -> CompileResult:
+def compile_checked(checked: Checked, target_names: list[str], flags: frozenset[str] = frozenset()) -> CompileResult:
     """Resolve a checked spec and render it for each target; any target error stops all output."""
     result = CompileResult(diagnostics=list(checked.diagnostics))
     if not checked.ok:
@@ -48,7 +48,7 @@ def compile_checked(checked: Checked, target_names: list[str]) -> CompileResult:
         problems = target.check(pipeline, options)
         result.diagnostics.extend(problems)
         if not has_errors(problems):
-            result.outputs.extend(target.render(pipeline, options))
+            result.outputs.extend(target.finish(target.render(pipeline, options), flags))
     result.diagnostics = sort_diagnostics(result.diagnostics)
     if not result.ok:
         result.outputs = []

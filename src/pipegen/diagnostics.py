@@ -88,6 +88,7 @@ CODES: dict[str, CodeInfo] = {
     "PG603": CodeInfo("unknown target", "see 'pipegen targets' for the targets this pipegen has"),
     "PG700": CodeInfo("unused backend", "remove the backend or use it from a step", Severity.WARNING),
     "PG701": CodeInfo("unused parameter", "remove the parameter or reference it as ${params.X}", Severity.WARNING),
+    "PG702": CodeInfo("setting not applied by target", "see the message", Severity.WARNING),
 }
 
 

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from pipegen.diagnostics import Diagnostic, diag
-from pipegen.expr import Lit, Template, parse_template
 from pipegen.progress import Progress
 from pipegen.resolve import Pipeline, ResolvedStep, RetryPolicy
+from pipegen.runtime.templating import Values
 
 DEFAULT_DB = "mlflow.db"
 LOG_DIR = Path(".pipegen") / "logs"
@@ -51,44 +51,6 @@ def unsupported_backends(pipeline: Pipeline) -> list[Diagnostic]:
         for s in pipeline.steps
         if s.backend is not None and s.backend.type != "local"
     ]
-
-
-@dataclass
-class Values:
-    """Renders ${...} expressions for a local run."""
-
-    params: Mapping[str, Any]
-    run_id: str
-    run_date: str
-    environ: Mapping[str, str]
-
-    def text(self, template: Template) -> str:
-        """The template with every reference replaced by its value here."""
-        out = []
-        for part in template.parts:
-            if isinstance(part, Lit):
-                out.append(part.text)
-            elif part.namespace == "params":
-                out.append(_param_text(self.params[part.name]))
-            elif part.namespace == "run":
-                out.append(self.run_id if part.name == "id" else self.run_date)
-            else:
-                # Secrets come from PIPEGEN_SECRET_<NAME> locally; targets use their secret stores.
-                var = part.name if part.namespace == "env" else f"PIPEGEN_SECRET_{part.name.upper().replace('-', '_')}"
-                if var not in self.environ:
-                    raise StepFailed(f"{part} needs the environment variable {var}, which is not set")
-                out.append(self.environ[var])
-        return "".join(out)
-
-    def string(self, text: str) -> str:
-        """Render a spec string."""
-        return self.text(parse_template(text))
-
-
-def _param_text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
 
 
 def coerce_param(name: str, raw: str, default: Any) -> Any:

@@ -12,8 +12,9 @@ import mlflow
 import pytest
 
 from pipegen.expr import parse_template
-from pipegen.localrun import Values, coerce_param, retry_delays
+from pipegen.localrun import coerce_param, retry_delays
 from pipegen.resolve import RetryPolicy
+from pipegen.runtime.templating import Values
 from tests.cases import REPO
 
 pytestmark = pytest.mark.xdist_group("local_run")

@@ -60,6 +60,10 @@ class Target(ABC):
                     f"{self.title} supports gate checks: {', '.join(self.support.gates)}",
                 )
 
+    def finish(self, outputs: list[Output], flags: frozenset[str]) -> list[Output]:
+        """A last pass over the rendered files for command-line flags (e.g. kfp's --ir); none by default."""
+        return outputs
+
     @abstractmethod
     def render(self, pipeline: Pipeline, options: BaseModel) -> list[Output]:
         """The files for this pipeline, as paths relative to the output directory."""

@@ -1,0 +1,164 @@
+"""One pipeline step described as JSON, run where the orchestrator runs it (KFP components call this)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from pipegen.runtime.errors import RuntimeFailure
+from pipegen.runtime.templating import Values
+
+
+def decode(spec_json: str) -> dict[str, Any]:
+    """The step spec from its JSON text (targets escape braces as \\u007b so no launcher rewrites them)."""
+    value = json.loads(spec_json)
+    assert isinstance(value, dict)
+    return value
+
+
+def run_date_from(schedule_time: str) -> str:
+    """The logical date: the scheduled time's date for a scheduled run, else today (UTC)."""
+    text = schedule_time.strip()
+    if len(text) >= 10 and text[:4].isdigit() and not text.startswith("{{") and not text.startswith("1970"):
+        return text[:10]
+    return datetime.now(UTC).date().isoformat()
+
+
+def run_step(
+    kind: str,
+    spec_json: str,
+    *,
+    params: dict[str, Any],
+    run_id: str,
+    run_date: str = "",
+    mlflow_run: dict[str, str] | None = None,
+    target: str = "kfp",
+) -> dict[str, Any]:
+    """Run one step; returns {"passed": bool, ...} (evaluate may return passed False; other failures raise)."""
+    spec = decode(spec_json)
+    values = Values(params, run_id, run_date or run_date_from(""))
+    tracking_uri = values.string(spec.get("tracking_uri", "")) or None
+    if kind == "start_run":
+        from pipegen.runtime.start_run import start_run
+
+        run = start_run(
+            pipeline=spec["pipeline"],
+            step=spec["step"],
+            spec_sha256=spec["spec_sha256"],
+            target=target,
+            run_key=run_id,
+            experiment=spec["experiment"],
+            tracking_uri=tracking_uri,
+            params=params,
+        )
+        return {"passed": True, **{k: str(v) for k, v in run.items()}}
+    if kind == "gate":
+        from pipegen.runtime.gates import run_gate
+
+        result = run_gate(values.deep(spec["gate"]))
+        if not result["passed"]:
+            raise RuntimeFailure(str(result["reason"]))
+        return result
+    if kind in ("local", "aws_batch", "sagemaker"):
+        env = {k: values.string(v) for k, v in sorted(spec.get("env", {}).items())}
+        if mlflow_run:
+            env.update(training_env(mlflow_run))
+        command = [values.string(a) for a in spec["command"]]
+        return _command(kind, spec, values, command, env)
+    if kind == "evaluate":
+        from pipegen.runtime.evaluate import evaluate
+
+        assert mlflow_run is not None
+        result = evaluate(
+            run_id=mlflow_run["run_id"],
+            thresholds=spec["thresholds"],
+            champion=spec.get("champion"),
+            tracking_uri=tracking_uri,
+        )
+        print("\n".join(result["reasons"]))
+        if not result["passed"] and spec.get("on_fail") == "fail":
+            raise RuntimeFailure("; ".join(result["reasons"]))
+        return result
+    if kind == "promote":
+        from pipegen.runtime.notify import notify
+        from pipegen.runtime.promote import promote
+
+        assert mlflow_run is not None
+        result = promote(
+            run_id=mlflow_run["run_id"],
+            model=spec["model"],
+            alias=spec["alias"],
+            artifact=values.string(spec["artifact"]),
+            champion=spec.get("champion"),
+            thresholds=spec.get("thresholds", []),
+            tracking_uri=tracking_uri,
+        )
+        webhooks = [values.string(w) for w in spec.get("webhooks", [])]
+        if webhooks:
+            notify(webhooks=webhooks, message={"pipeline": spec["pipeline"], "event": "promoted", **result})
+        return {"passed": True, **result}
+    raise ValueError(f"unknown step kind '{kind}'")
+
+
+def training_env(mlflow_run: dict[str, str]) -> dict[str, str]:
+    """MLFLOW_* variables so that plain `mlflow.start_run()` in the job logs into the pipeline's run."""
+    return {
+        "MLFLOW_TRACKING_URI": mlflow_run["tracking_uri"],
+        "MLFLOW_EXPERIMENT_ID": mlflow_run["experiment_id"],
+        "MLFLOW_RUN_ID": mlflow_run["run_id"],
+    }
+
+
+def _command(
+    kind: str, spec: dict[str, Any], values: Values, command: list[str], env: dict[str, str]
+) -> dict[str, Any]:
+    if kind == "local":
+        full = {
+            **os.environ,
+            "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]),
+            **env,
+        }
+        cwd = values.string(spec["working_dir"]) if spec.get("working_dir") else None
+        proc = subprocess.run(command, env=full, cwd=cwd, check=False)
+        if proc.returncode != 0:
+            raise RuntimeFailure(f"command exited with {proc.returncode}: {command[0]}")
+        return {"passed": True}
+    if kind == "aws_batch":
+        from pipegen.runtime.aws_jobs import batch_job
+
+        job = spec["job"]
+        return {
+            "passed": True,
+            **batch_job(
+                job_name=job["job_name"],
+                job_queue=job["job_queue"],
+                job_definition=job["job_definition"],
+                command=command,
+                environment=env,
+                resources=job.get("resources"),
+                region=job.get("region"),
+            ),
+        }
+    from pipegen.runtime.aws_jobs import sagemaker_training
+
+    job = spec["job"]
+    name = f"{job['job_name'][:40]}-{values.run_id[-20:]}".replace("_", "-")
+    return {
+        "passed": True,
+        **sagemaker_training(
+            job_name=name,
+            image=values.string(job["image"]),
+            role_arn=job["role_arn"],
+            instance_type=job["instance_type"],
+            instance_count=job["instance_count"],
+            output_path=values.string(job["output_path"]),
+            command=command,
+            environment=env,
+            max_runtime_seconds=job.get("max_runtime_seconds", 86400),
+            region=job.get("region"),
+        ),
+    }

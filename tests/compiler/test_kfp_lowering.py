@@ -1,0 +1,63 @@
+"""KFP lowering: user strings never become code, and never form `{{$...}}` placeholders in component source."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pipegen.targets.kfp import escaped_json
+from tests.compiler.test_airflow_lowering import shape
+from tests.conftest import CliResult
+from tests.hostile import BENIGN, HOSTILE, spec_text
+
+Cli = Callable[..., CliResult]
+
+
+def compile_kfp(cli: Cli, tmp_path: Path, text: str, name: str) -> str:
+    spec = tmp_path / f"{name}.yaml"
+    spec.write_text(text, encoding="utf-8")
+    result = cli("compile", str(spec), "-t", "kfp", "-o", str(tmp_path / name))
+    assert result.code == 0, result.err
+    return (tmp_path / name / "kfp" / "hostile.py").read_text(encoding="utf-8")
+
+
+def test_hostile_strings_do_not_change_the_code(cli: Cli, tmp_path: Path) -> None:
+    single_line = HOSTILE.replace("\n", " ")
+    hostile_shape, constants = shape(compile_kfp(cli, tmp_path, spec_text(HOSTILE, param=single_line), "h"))
+    benign_shape, _ = shape(compile_kfp(cli, tmp_path, spec_text(BENIGN), "b"))
+    assert hostile_shape == benign_shape
+    # Component sources embed step specs as JSON in which braces are escaped.
+    for constant in constants:
+        if constant.startswith("{") and "pipegen" not in constant:
+            assert "{{" not in constant
+
+
+@given(
+    st.recursive(
+        st.one_of(st.text(), st.integers(), st.booleans(), st.none()),
+        lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=5), inner, max_size=3)),
+        max_leaves=10,
+    )
+)
+def test_escaped_json_round_trips_without_double_braces(value: object) -> None:
+    text = escaped_json(value)
+    assert json.loads(text) == value
+    assert not re.search(r"\{\{", text)
+
+
+def test_line_break_in_a_parameter_default_is_a_located_diagnostic(cli: Cli, tmp_path: Path) -> None:
+    spec = tmp_path / "nl.yaml"
+    spec.write_text(
+        'pipegen: 1\nname: nl\nparams:\n  note: "a\\nb"\nsteps:\n  - {name: a, task: {command: [echo, "${params.note}"]}}\n'
+    )
+    result = cli("compile", str(spec), "-t", "kfp", "-o", str(tmp_path / "out"))
+    assert result.code == 1
+    assert (
+        f"{spec}:4:9: error[PG602]: target 'kfp' cannot take a line break in the default of parameter 'note'"
+        in result.err
+    )

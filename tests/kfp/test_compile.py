@@ -1,0 +1,107 @@
+"""Every golden KFP pipeline compiles with the real kfp compiler; literal text stays data in the IR."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+import yaml
+
+from pipegen.compiler import compile_checked
+from pipegen.frontend import check_source
+from pipegen.loader import Source
+from tests.cases import GOLDEN, REPO
+
+GOLDEN_MODULES = sorted((GOLDEN / "kfp").glob("*.py"))
+
+
+def load(path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"pipegen_golden_{path.stem.replace('-', '_')}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def compile_ir(path: Path, out: Path) -> dict[str, object]:
+    from kfp import compiler
+
+    compiler.Compiler().compile(load(path).pipeline, package_path=str(out))
+    if out.suffix == ".json":
+        return dict(json.loads(out.read_text()))
+    return dict(next(yaml.safe_load_all(out.read_text())))
+
+
+@pytest.mark.parametrize("path", GOLDEN_MODULES, ids=lambda p: p.stem)
+def test_golden_pipeline_compiles(path: Path, tmp_path: Path) -> None:
+    ir = compile_ir(path, tmp_path / "pipeline.yaml")
+    assert ir["pipelineInfo"]["name"] == path.stem  # type: ignore[index]
+    tasks = dict(ir["root"]["dag"]["tasks"])  # type: ignore[index]
+    for name, component in ir["components"].items():  # type: ignore[index]
+        if name.startswith("comp-condition"):
+            tasks.update(component["dag"]["tasks"])
+    for name, task in tasks.items():
+        if not task["componentRef"]["name"].startswith("comp-condition"):
+            assert task.get("cachingOptions") == {}, f"caching must be off for {name}"
+
+
+def test_goldens_cover_every_spec() -> None:
+    assert [p.stem for p in GOLDEN_MODULES] == ["demo", "feed-ranking", "pricing"]
+
+
+def test_ir_flag_writes_compiled_yaml(tmp_path: Path) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "pipegen", "compile", "specs/demo.yaml", "-t", "kfp", "-o", str(tmp_path), "--ir"],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+    )
+    ir = next(yaml.safe_load_all((tmp_path / "kfp" / "demo.yaml").read_text()))
+    assert ir["pipelineInfo"]["name"] == "demo"
+
+
+def test_placeholder_lookalikes_stay_data(tmp_path: Path) -> None:
+    """A spec string that looks like a KFP placeholder never lands in a command template."""
+    # It even names an input of the generated container component.
+    lookalike = "{{$.inputs.parameters['arg_2']}}"
+    text = (
+        "pipegen: 1\nname: lookalike\nbackends:\n  pods: {type: kubernetes, image: img}\nsteps:\n"
+        f'  - name: job\n    task:\n      backend: pods\n      command: [echo, "{lookalike}", x]\n'
+        f'      env: {{LOOK: "{lookalike}"}}\n'
+        f'  - name: ready\n    gate: {{check: partition_exists, path: "/data/{lookalike}/"}}\n'
+    )
+    result = compile_checked(check_source(Source("lookalike.yaml", text)), ["kfp"])
+    assert result.ok, [d.format() for d in result.diagnostics]
+    module = tmp_path / "lookalike.py"
+    module.write_text(result.outputs[0].text)
+    ir = compile_ir(module, tmp_path / "lookalike.yaml")
+    executors = ir["deploymentSpec"]["executors"]  # type: ignore[index]
+    for executor in executors.values():
+        container = executor["container"]
+        # Input names avoid any the spec's text mentions, so substitution cannot reach into a value.
+        assert lookalike not in " ".join(container.get("command", []) + container.get("args", []))
+    job_inputs = ir["root"]["dag"]["tasks"]["job"]["inputs"]["parameters"]  # type: ignore[index]
+    constants = [v["runtimeValue"]["constant"] for v in job_inputs.values() if "runtimeValue" in v]
+    assert constants.count(lookalike) == 2  # the argument and the env value, as data
+
+
+def test_hostile_spec_compiles_with_kfp(tmp_path: Path) -> None:
+    from tests.hostile import HOSTILE, spec_text
+
+    single_line = HOSTILE.replace("\n", " ").replace("\t", " ")
+    result = compile_checked(check_source(Source("hostile.yaml", spec_text(HOSTILE, param=single_line))), ["kfp"])
+    assert result.ok, [d.format() for d in result.diagnostics]
+    module = tmp_path / "hostile.py"
+    module.write_text(result.outputs[0].text, encoding="utf-8")
+    ir = compile_ir(module, tmp_path / "hostile.yaml")
+    constants = [
+        v["runtimeValue"]["constant"]
+        for v in ir["root"]["dag"]["tasks"]["prep"]["inputs"]["parameters"].values()  # type: ignore[index]
+        if "runtimeValue" in v
+    ]
+    assert HOSTILE.replace("$${", "${") in constants
