@@ -18,7 +18,7 @@ from pipegen.render import py, render
 from pipegen.resolve import Pipeline, ResolvedStep, RetryPolicy, resolve_policy_defaults
 from pipegen.spec import AwsBatchBackend, KubernetesBackend, SageMakerBackend
 from pipegen.targets.airflow_expr import templated, uses_literal
-from pipegen.targets.base import Support, Target
+from pipegen.targets.base import Support, Target, kubernetes_name
 
 # Names the generated module defines or imports; a step with one of these names gets a '_' suffix.
 _TAKEN = {
@@ -443,7 +443,7 @@ class _Lowering:
             ref = parse_template(value).single_ref
             if ref is not None and ref.namespace == "secret":
                 self.imports.add("from airflow.providers.cncf.kubernetes.secret import Secret")
-                secrets.append(f"Secret({py('env')}, {py(key)}, {py(_k8s_name(ref.name))}, {py(ref.name)})")
+                secrets.append(f"Secret({py('env')}, {py(key)}, {py(kubernetes_name(ref.name))}, {py(ref.name)})")
             else:
                 env.append((py(key), self.value(value)))
         env = [(py(k), v) for k, v in self._mlflow_env(run)] + env
@@ -624,11 +624,6 @@ def _vcpu(cpu: float | str) -> str:
     if isinstance(cpu, str):
         return str(int(cpu[:-1]) / 1000) if cpu.endswith("m") else cpu
     return str(int(cpu)) if float(cpu).is_integer() else str(cpu)
-
-
-def _k8s_name(name: str) -> str:
-    """A Kubernetes object name (DNS-1123) for a secret reference."""
-    return re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-") or "secret"
 
 
 def _sorted_imports(lines: set[str]) -> list[str]:

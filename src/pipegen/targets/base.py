@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -12,6 +13,11 @@ from pydantic import BaseModel, ConfigDict
 from pipegen.diagnostics import Diagnostic, diag
 from pipegen.emit import Output
 from pipegen.resolve import Pipeline
+
+
+def kubernetes_name(name: str) -> str:
+    """A Kubernetes object name (DNS-1123) for a secret reference: lowercase, '-' for anything else."""
+    return re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-") or "secret"
 
 
 class NoOptions(BaseModel):

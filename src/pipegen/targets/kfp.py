@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import keyword
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -18,8 +17,9 @@ from pipegen.emit import Output
 from pipegen.expr import Lit, Ref, parse_template
 from pipegen.render import py, render
 from pipegen.resolve import Pipeline, ResolvedStep
+from pipegen.runtime.templating import secret_env_name
 from pipegen.spec import AwsBatchBackend, KubernetesBackend, LocalBackend, SageMakerBackend
-from pipegen.targets.base import Support, Target
+from pipegen.targets.base import Support, Target, kubernetes_name
 
 # Inputs every generated component takes; user parameter names may not collide with them.
 RUN_KEY, RUN_DATE = "pipegen_run_key", "pipegen_run_date"
@@ -59,14 +59,6 @@ def ident(name: str) -> str:
     if keyword.iskeyword(name) or keyword.issoftkeyword(name) or name in _TAKEN:
         return name + "_"
     return name
-
-
-def _k8s_name(name: str) -> str:
-    return re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-") or "secret"
-
-
-def _secret_env(name: str) -> str:
-    return "PIPEGEN_SECRET_" + name.upper().replace("-", "_")
 
 
 @dataclass
@@ -397,8 +389,8 @@ class _Lowering:
         for name in sorted(runtime_secrets):
             self.uses_kubernetes = True
             out.append(
-                f"kubernetes.use_secret_as_env({var}, secret_name={py(_k8s_name(name))}, "
-                f"secret_key_to_env={{{py(name)}: {py(_secret_env(name))}}})"
+                f"kubernetes.use_secret_as_env({var}, secret_name={py(kubernetes_name(name))}, "
+                f"secret_key_to_env={{{py(name)}: {py(secret_env_name(name))}}})"
             )
         return out
 
@@ -655,7 +647,7 @@ class _Lowering:
             if ref is not None and ref.namespace == "secret":
                 self.uses_kubernetes = True
                 out.append(
-                    f"kubernetes.use_secret_as_env({var}, secret_name={py(_k8s_name(ref.name))}, "
+                    f"kubernetes.use_secret_as_env({var}, secret_name={py(kubernetes_name(ref.name))}, "
                     f"secret_key_to_env={{{py(ref.name)}: {py(key)}}})"
                 )
         for key, value in sorted(backend.node_selector.items()):
