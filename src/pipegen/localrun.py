@@ -148,26 +148,9 @@ class LocalRun:
         return handler(step)
 
     def _gate(self, step: ResolvedStep) -> tuple[str, str, dict[str, Any]]:
-        from pipegen.durations import parse_duration
         from pipegen.runtime.gates import run_gate
 
-        body = step.body
-        gate: dict[str, Any] = {"check": body.check}
-        for key in ("path", "connection", "query"):
-            if getattr(body, key, None) is not None:
-                gate[key] = self.values.string(getattr(body, key))
-        if getattr(body, "table", None) is not None:
-            gate["table"] = body.table
-        if body.check == "row_count":
-            gate["min_rows"] = body.min_rows
-        if body.check == "freshness":
-            gate["max_age_seconds"] = parse_duration(body.max_age)
-        if body.wait is not None:
-            gate["wait"] = {
-                "timeout_seconds": parse_duration(body.wait.timeout),
-                "interval_seconds": parse_duration(body.wait.interval),
-            }
-        result = run_gate(gate)
+        result = run_gate(self.values.deep(step.gate))
         if not result["passed"]:
             raise StepFailed(str(result["reason"]))
         return "passed", str(result["reason"]), result
@@ -230,19 +213,10 @@ class LocalRun:
         from pipegen.runtime.evaluate import evaluate
 
         body = step.body
-        champion = None
-        if body.champion is not None:
-            champion = {
-                "metric": body.champion.metric,
-                "mode": body.champion.mode,
-                "min_delta": body.champion.min_delta,
-                "model": step.champion_model,
-                "alias": step.champion_alias,
-            }
         result = evaluate(
             run_id=self.outcomes[body.run_of].result["run_id"],
             thresholds=list(body.thresholds),
-            champion=champion,
+            champion=step.champion,
             tracking_uri=self.tracking_uri,
         )
         summary = "; ".join(result["reasons"])
@@ -257,17 +231,13 @@ class LocalRun:
         from pipegen.runtime.promote import promote
 
         body = step.body
-        judge = next(s for s in self.pipeline.steps if s.kind == "evaluate" and s.body.run_of == body.run_of)
-        champion = None
-        if judge.body.champion is not None:
-            champion = {"metric": judge.body.champion.metric, "mode": judge.body.champion.mode}
         result = promote(
             run_id=self.outcomes[body.run_of].result["run_id"],
             model=body.model,
             alias=body.alias,
             artifact=body.artifact,
-            champion=champion,
-            thresholds=list(judge.body.thresholds),
+            champion=step.champion,
+            thresholds=list(step.judged_by),
             tracking_uri=self.tracking_uri,
         )
         if body.notify:

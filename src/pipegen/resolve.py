@@ -11,7 +11,19 @@ from pipegen.durations import parse_duration
 from pipegen.expr import Template, parse_template
 from pipegen.loader import SourceMap
 from pipegen.schedule import PRESETS, normalize_cron
-from pipegen.spec import Backend, Evaluate, LocalBackend, Policy, Promote, Spec, Step, Task
+from pipegen.spec import (
+    Backend,
+    Evaluate,
+    FreshnessGate,
+    Gate,
+    LocalBackend,
+    Policy,
+    Promote,
+    RowCountGate,
+    Spec,
+    Step,
+    Task,
+)
 from pipegen.thresholds import Threshold, parse_threshold
 
 if TYPE_CHECKING:
@@ -58,8 +70,13 @@ class ResolvedStep:
     backend_name: str | None = None
     backend: Backend | None = None
     thresholds: tuple[Threshold, ...] = ()
-    champion_model: str | None = None
-    champion_alias: str | None = None
+    # evaluate: {metric, mode, min_delta, model, alias} to compare with the alias holder;
+    # promote: {metric, mode} to rank racing promotions (None: the newest version wins).
+    champion: dict[str, Any] | None = None
+    # promote: the thresholds of the evaluate step that judged its run (recorded on the version).
+    judged_by: tuple[str, ...] = ()
+    # gate: the runtime's gate request; strings are spec templates, durations are seconds.
+    gate: dict[str, Any] | None = None
 
     @property
     def body(self) -> Any:
@@ -140,8 +157,22 @@ def resolve(checked: Checked, spec_path: str | None = None) -> Pipeline:
         if isinstance(step.evaluate, Evaluate):
             extra["thresholds"] = tuple(parse_threshold(t) for t in step.evaluate.thresholds)
             promote = _promote_of(spec, step.evaluate.run_of)
-            if step.evaluate.champion is not None and promote is not None:
-                extra["champion_model"], extra["champion_alias"] = promote.model, promote.alias
+            ch = step.evaluate.champion
+            if ch is not None and promote is not None:
+                extra["champion"] = {
+                    "metric": ch.metric,
+                    "mode": ch.mode,
+                    "min_delta": ch.min_delta,
+                    "model": promote.model,
+                    "alias": promote.alias,
+                }
+        if isinstance(step.promote, Promote):
+            judge = _evaluate_of(spec, step.promote.run_of)
+            extra["judged_by"] = tuple(judge.thresholds)
+            if judge.champion is not None:
+                extra["champion"] = {"metric": judge.champion.metric, "mode": judge.champion.mode}
+        if step.gate is not None:
+            extra["gate"] = gate_request(step.gate)
         steps.append(
             ResolvedStep(
                 name=name,
@@ -174,6 +205,32 @@ def resolve(checked: Checked, spec_path: str | None = None) -> Pipeline:
         tracking_uri=template(spec.mlflow.tracking_uri) if spec.mlflow.tracking_uri else None,
         source_map=checked.smap,
     )
+
+
+def gate_request(gate: Gate) -> dict[str, Any]:
+    """The runtime's request for a gate: every string a spec template, durations in seconds."""
+    request: dict[str, Any] = {"check": gate.check}
+    for key in ("path", "connection", "query"):
+        if getattr(gate, key, None) is not None:
+            request[key] = getattr(gate, key)
+    if isinstance(gate, RowCountGate):
+        if gate.table is not None:
+            # A table name is plain text, not a template: escape it so rendering keeps it as written.
+            request["table"] = gate.table.replace("${", "$${")
+        request["min_rows"] = gate.min_rows
+    if isinstance(gate, FreshnessGate):
+        request["max_age_seconds"] = parse_duration(gate.max_age)
+    if gate.wait is not None:
+        request["wait"] = {
+            "timeout_seconds": parse_duration(gate.wait.timeout),
+            "interval_seconds": parse_duration(gate.wait.interval),
+        }
+    return request
+
+
+def _evaluate_of(spec: Spec, run_of: str) -> Evaluate:
+    # The checks guarantee a promote has an evaluate of the same run upstream.
+    return next(s.evaluate for s in spec.steps if s.evaluate is not None and s.evaluate.run_of == run_of)
 
 
 def _promote_of(spec: Spec, run_of: str) -> Promote | None:

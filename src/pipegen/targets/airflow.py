@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import keyword
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -19,6 +18,7 @@ from pipegen.resolve import Pipeline, ResolvedStep, RetryPolicy, resolve_policy_
 from pipegen.spec import AwsBatchBackend, KubernetesBackend, SageMakerBackend
 from pipegen.targets.airflow_expr import templated, uses_literal
 from pipegen.targets.base import Support, Target, kubernetes_name
+from pipegen.targets.resources import batch_resources, kubernetes_cpu
 
 # Names the generated module defines or imports; a step with one of these names gets a '_' suffix.
 _TAKEN = {
@@ -90,25 +90,6 @@ def var_name(step: str) -> str:
 
 def _timedelta(seconds: int) -> str:
     return f"timedelta(seconds={seconds})"
-
-
-def _quantity_mib(quantity: str) -> int:
-    """Kubernetes memory quantity to MiB, as AWS Batch wants it."""
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)(Ki|Mi|Gi|Ti|k|M|G|T)?", quantity)
-    assert match, quantity
-    number, unit = float(match[1]), match[2] or ""
-    factor = {
-        "": 1 / 2**20,
-        "Ki": 1 / 1024,
-        "Mi": 1,
-        "Gi": 1024,
-        "Ti": 1024**2,
-        "k": 1000 / 2**20,
-        "M": 10**6 / 2**20,
-        "G": 10**9 / 2**20,
-        "T": 10**12 / 2**20,
-    }[unit]
-    return max(1, round(number * factor))
 
 
 class AirflowTarget(Target):
@@ -336,27 +317,15 @@ class _Lowering:
         return self.policy_kwargs(step.policy, self.default_policy)
 
     def _gate(self, step: ResolvedStep) -> list[Task]:
-        from pipegen.durations import parse_duration
-
-        body = step.body
-        gate: list[tuple[str, str]] = [("check", py(body.check))]
-        for key in ("path", "connection", "query"):
-            if getattr(body, key, None) is not None:
-                gate.append((key, self.value(getattr(body, key))))
-        if getattr(body, "table", None) is not None:
-            gate.append(("table", self.lit(body.table)))
-        if body.check == "row_count":
-            gate.append(("min_rows", py(body.min_rows)))
-        if body.check == "freshness":
-            gate.append(("max_age_seconds", py(parse_duration(body.max_age))))
-        gate_dict = "{" + ", ".join(f"{py(k)}: {v}" for k, v in gate) + "}"
+        assert step.gate is not None
+        request = {k: v for k, v in step.gate.items() if k != "wait"}
+        values = [(k, self.value(v) if isinstance(v, str) else py(v)) for k, v in request.items()]
+        gate_dict = "{" + ", ".join(f"{py(k)}: {v}" for k, v in values) + "}"
         kwargs = [("task_id", py(step.name)), *self._policy(step)]
-        if body.wait is not None:
+        wait = step.gate.get("wait")
+        if wait is not None:
             self.helpers.add("wait_for_gate")
-            kwargs += [
-                ("poke_interval", py(parse_duration(body.wait.interval))),
-                ("timeout", py(parse_duration(body.wait.timeout))),
-            ]
+            kwargs += [("poke_interval", py(wait["interval_seconds"])), ("timeout", py(wait["timeout_seconds"]))]
             call = "_wait_for_gate.override"
         else:
             self.helpers.add("check_gate")
@@ -461,7 +430,7 @@ class _Lowering:
             requests: dict[str, str] = {}
             limits: dict[str, str] = {}
             if resources.cpu is not None:
-                requests["cpu"] = _cpu(resources.cpu)
+                requests["cpu"] = kubernetes_cpu(resources.cpu)
             if resources.memory is not None:
                 requests["memory"] = limits["memory"] = resources.memory
             if resources.gpu:
@@ -485,17 +454,11 @@ class _Lowering:
             overrides.append(
                 f"{py('environment')}: [" + ", ".join(f"{{'name': {k}, 'value': {v}}}" for k, v in env) + "]"
             )
-        requirements = []
-        resources = body.resources
-        if resources is not None:
-            if resources.cpu is not None:
-                requirements.append(("VCPU", _vcpu(resources.cpu)))
-            if resources.memory is not None:
-                requirements.append(("MEMORY", str(_quantity_mib(resources.memory))))
-            if resources.gpu:
-                requirements.append(("GPU", str(resources.gpu)))
+        requirements = batch_resources(body.resources)
         if requirements:
-            overrides.append(f"{py('resourceRequirements')}: " + py([{"type": t, "value": v} for t, v in requirements]))
+            overrides.append(
+                f"{py('resourceRequirements')}: " + py([{"type": t, "value": v} for t, v in requirements.items()])
+            )
         kwargs = [
             ("task_id", py(step.name)),
             ("job_name", py(f"{self.p.name}-{step.name}")),
@@ -556,17 +519,7 @@ class _Lowering:
         body = step.body
         helper = "evaluate_or_skip" if body.on_fail == "skip" else "evaluate_or_fail"
         self.helpers.add(helper)
-        champion = "None"
-        if body.champion is not None:
-            champion = py(
-                {
-                    "metric": body.champion.metric,
-                    "mode": body.champion.mode,
-                    "min_delta": body.champion.min_delta,
-                    "model": step.champion_model,
-                    "alias": step.champion_alias,
-                }
-            )
+        champion = py(step.champion)
         kwargs = [
             ("run", var_name(f"pipegen_start_run_{body.run_of}")),
             ("thresholds", py(list(body.thresholds))),
@@ -584,17 +537,14 @@ class _Lowering:
     def _promote(self, step: ResolvedStep) -> list[Task]:
         self.helpers.add("promote")
         body = step.body
-        judge = next(s for s in self.p.steps if s.kind == "evaluate" and s.body.run_of == body.run_of)
-        champion = "None"
-        if judge.body.champion is not None:
-            champion = py({"metric": judge.body.champion.metric, "mode": judge.body.champion.mode})
+        champion = py(step.champion)
         kwargs = [
             ("run", var_name(f"pipegen_start_run_{body.run_of}")),
             ("model", py(body.model)),
             ("alias", py(body.alias)),
             ("artifact", self.lit(body.artifact)),
             ("champion", champion),
-            ("thresholds", py(list(judge.body.thresholds))),
+            ("thresholds", py(list(step.judged_by))),
             ("webhooks", "[" + ", ".join(self.value(n.webhook) for n in body.notify) + "]"),
             ("tracking_uri", "TRACKING_URI"),
         ]
@@ -612,18 +562,6 @@ class _Lowering:
 
 def _kw(pairs: list[tuple[str, str]]) -> str:
     return ", ".join(f"{k}={v}" for k, v in pairs)
-
-
-def _cpu(cpu: float | str) -> str:
-    if isinstance(cpu, str):
-        return cpu
-    return str(int(cpu)) if float(cpu).is_integer() else f"{int(cpu * 1000)}m"
-
-
-def _vcpu(cpu: float | str) -> str:
-    if isinstance(cpu, str):
-        return str(int(cpu[:-1]) / 1000) if cpu.endswith("m") else cpu
-    return str(int(cpu)) if float(cpu).is_integer() else str(cpu)
 
 
 def _sorted_imports(lines: set[str]) -> list[str]:

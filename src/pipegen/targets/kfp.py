@@ -12,7 +12,6 @@ from pydantic import BaseModel, ConfigDict
 
 from pipegen import __version__
 from pipegen.diagnostics import Diagnostic, diag
-from pipegen.durations import parse_duration
 from pipegen.emit import Output
 from pipegen.expr import Lit, Ref, parse_template
 from pipegen.render import py, render
@@ -20,6 +19,7 @@ from pipegen.resolve import Pipeline, ResolvedStep
 from pipegen.runtime.templating import secret_env_name
 from pipegen.spec import AwsBatchBackend, KubernetesBackend, LocalBackend, SageMakerBackend
 from pipegen.targets.base import Support, Target, kubernetes_name
+from pipegen.targets.resources import batch_resources
 
 # Inputs every generated component takes; user parameter names may not collide with them.
 RUN_KEY, RUN_DATE = "pipegen_run_key", "pipegen_run_date"
@@ -443,17 +443,7 @@ class _Lowering:
     def _step(self, step: ResolvedStep) -> tuple[list[Call], list[Component]]:
         body = step.body
         if step.kind == "gate":
-            gate = {k: v for k, v in body.model_dump(exclude_none=True).items() if k != "wait"}
-            if body.check == "freshness":
-                gate["max_age_seconds"] = parse_duration(gate.pop("max_age"))
-            if body.wait is not None:
-                gate["wait"] = {
-                    "timeout_seconds": parse_duration(body.wait.timeout),
-                    "interval_seconds": parse_duration(body.wait.interval),
-                }
-            if "table" in gate:
-                gate["table"] = str(gate["table"]).replace("${", "$${")
-            component = self._runtime_component(step, "gate", {"gate": gate}, mlflow=False)
+            component = self._runtime_component(step, "gate", {"gate": step.gate}, mlflow=False)
             return [self._call(step, None)], [component]
         if step.kind == "evaluate":
             spec: dict[str, object] = {
@@ -461,29 +451,22 @@ class _Lowering:
                 "on_fail": body.on_fail,
                 "tracking_uri": self._tracking(),
             }
-            if body.champion is not None:
-                spec["champion"] = {
-                    "metric": body.champion.metric,
-                    "mode": body.champion.mode,
-                    "min_delta": body.champion.min_delta,
-                    "model": step.champion_model,
-                    "alias": step.champion_alias,
-                }
+            if step.champion is not None:
+                spec["champion"] = step.champion
             component = self._runtime_component(step, "evaluate", spec, mlflow=True)
             return [self._call(step, f"{ident(body.run_of)}_run")], [component]
         if step.kind == "promote":
-            judge = next(s for s in self.p.steps if s.kind == "evaluate" and s.body.run_of == body.run_of)
             spec = {
                 "pipeline": self.p.name,
                 "model": body.model,
                 "alias": body.alias,
                 "artifact": body.artifact.replace("${", "$${"),
-                "thresholds": list(judge.body.thresholds),
+                "thresholds": list(step.judged_by),
                 "webhooks": [n.webhook for n in body.notify],
                 "tracking_uri": self._tracking(),
             }
-            if judge.body.champion is not None:
-                spec["champion"] = {"metric": judge.body.champion.metric, "mode": judge.body.champion.mode}
+            if step.champion is not None:
+                spec["champion"] = step.champion
             component = self._runtime_component(step, "promote", spec, mlflow=True)
             return [self._call(step, f"{ident(body.run_of)}_run")], [component]
         return self._command_step(step)
@@ -572,7 +555,7 @@ class _Lowering:
                 "job_queue": backend.job_queue,
                 "job_definition": backend.job_definition,
                 "region": backend.region,
-                "resources": _batch_resources(body.resources),
+                "resources": batch_resources(body.resources) or None,
             }
         else:
             assert isinstance(backend, SageMakerBackend)
@@ -711,21 +694,3 @@ def _step_refs(step: ResolvedStep) -> list[Ref]:
     if step.backend is not None:
         walk(step.backend.model_dump())
     return refs
-
-
-def _batch_resources(resources: object) -> dict[str, str] | None:
-    from pipegen.targets.airflow import _quantity_mib, _vcpu
-
-    if resources is None:
-        return None
-    out: dict[str, str] = {}
-    cpu = getattr(resources, "cpu", None)
-    memory = getattr(resources, "memory", None)
-    gpu = getattr(resources, "gpu", None)
-    if cpu is not None:
-        out["VCPU"] = _vcpu(cpu)
-    if memory is not None:
-        out["MEMORY"] = str(_quantity_mib(memory))
-    if gpu:
-        out["GPU"] = str(gpu)
-    return out or None
