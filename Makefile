@@ -12,6 +12,8 @@ CORE := .venv
 AIRFLOW := .venv-airflow
 KFP := .venv-kfp
 SPECS := $(sort $(wildcard specs/*.yaml))
+# Step Functions has no local backend: the demo spec (local training) compiles for Airflow and KFP only.
+AWS_SPECS := $(filter-out specs/demo.yaml,$(SPECS))
 OUT := build
 
 .PHONY: help uv env-core env-airflow env-kfp envs node demo test lint test-core test-airflow test-kfp golden clean
@@ -43,7 +45,8 @@ tools/node/node_modules/.package-lock.json: tools/node/package-lock.json
 demo: env-core
 	$(CORE)/bin/pipegen validate $(SPECS)
 	@for spec in $(SPECS); do echo "--- $$spec"; $(CORE)/bin/pipegen graph $$spec; done
-	$(CORE)/bin/pipegen compile $(SPECS) -t all -o $(OUT)
+	$(CORE)/bin/pipegen compile $(SPECS) -t airflow,kfp -o $(OUT)
+	$(CORE)/bin/pipegen compile $(AWS_SPECS) -t stepfunctions -o $(OUT)
 	$(CORE)/bin/pipegen run specs/demo.yaml
 
 lint: env-core

@@ -86,6 +86,7 @@ CODES: dict[str, CodeInfo] = {
     "PG601": CodeInfo("reserved name", "rename the step: the 'pipegen' prefix is reserved for generated tasks"),
     "PG602": CodeInfo("not supported by target", "see 'pipegen targets' for what each target supports"),
     "PG603": CodeInfo("unknown target", "see 'pipegen targets' for the targets this pipegen has"),
+    "PG604": CodeInfo("target option required", "set it under 'targets:' in the spec"),
     "PG700": CodeInfo("unused backend", "remove the backend or use it from a step", Severity.WARNING),
     "PG701": CodeInfo("unused parameter", "remove the parameter or reference it as ${params.X}", Severity.WARNING),
     "PG702": CodeInfo("setting not applied by target", "see the message", Severity.WARNING),

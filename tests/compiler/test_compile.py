@@ -132,7 +132,8 @@ def test_target_options_are_validated(cli: Cli, tmp_path: Path) -> None:
 
 def test_compile_is_deterministic(cli: Cli, tmp_path: Path) -> None:
     for out in ("a", "b"):
-        assert cli("compile", *supported_specs(), "-t", "all", "-o", str(tmp_path / out)).code == 0
+        # demo trains on the local backend, which Step Functions cannot run.
+        assert cli("compile", *supported_specs(), "-t", "airflow,kfp,manifest", "-o", str(tmp_path / out)).code == 0
     a = sorted((tmp_path / "a").rglob("*"))
     assert [p.relative_to(tmp_path / "a") for p in a] == [
         p.relative_to(tmp_path / "b") for p in sorted((tmp_path / "b").rglob("*"))

@@ -28,7 +28,11 @@ def action(name: str) -> Callable[..., dict[str, Any]]:
         from pipegen.runtime.notify import notify
 
         return notify
+    if name == "step":
+        from pipegen.runtime.step import step_action
+
+        return step_action
     raise ValueError(f"unknown runtime action '{name}' (expected one of: {', '.join(ACTIONS)})")
 
 
-ACTIONS = ("start_run", "gate", "evaluate", "promote", "notify")
+ACTIONS = ("start_run", "gate", "evaluate", "promote", "notify", "step")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -49,6 +50,12 @@ def batch_job(
                 f"AWS Batch job {job_name} ({job_id}) failed: {job.get('statusReason', 'no reason given')}"
             )
         sleep(poll_seconds)
+
+
+def sagemaker_job_name(base: str, run_id: str) -> str:
+    """A training job name unique to the run: SageMaker names are at most 63 of [a-zA-Z0-9-] and never reused."""
+    name = re.sub(r"[^A-Za-z0-9]+", "-", f"{base[:40]}-{run_id[-20:]}").strip("-")
+    return name[:63] or "pipegen"
 
 
 def sagemaker_training(

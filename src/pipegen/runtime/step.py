@@ -1,4 +1,4 @@
-"""One pipeline step described as JSON, run where the orchestrator runs it (KFP components call this)."""
+"""One pipeline step described as JSON, run where the orchestrator runs it (KFP components, the Lambda handler)."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def run_date_from(schedule_time: str) -> str:
 
 def run_step(
     kind: str,
-    spec_json: str,
+    spec_json: str | dict[str, Any],
     *,
     params: dict[str, Any],
     run_id: str,
@@ -39,7 +39,7 @@ def run_step(
     target: str = "kfp",
 ) -> dict[str, Any]:
     """Run one step; returns {"passed": bool, ...} (evaluate may return passed False; other failures raise)."""
-    spec = decode(spec_json)
+    spec = decode(spec_json) if isinstance(spec_json, str) else spec_json
     values = Values(params, run_id, run_date or run_date_from(""))
     tracking_uri = values.string(spec.get("tracking_uri", "")) or None
     if kind == "start_run":
@@ -63,6 +63,20 @@ def run_step(
         if not result["passed"]:
             raise RuntimeFailure(str(result["reason"]))
         return result
+    if kind == "gate_check":
+        # One check of a waiting gate: the orchestrator owns the waiting (Step Functions' Wait loop).
+        from pipegen.runtime.gates import check_gate
+
+        return check_gate(values.deep(spec["gate"]))
+    if kind == "prepare":
+        from pipegen.runtime.prepare import prepare
+
+        return prepare(spec, values, target=target, tracking_uri=tracking_uri)
+    if kind == "notify":
+        from pipegen.runtime.notify import notify
+
+        webhooks = [values.string(w) for w in spec["webhooks"]]
+        return {"passed": True, **notify(webhooks=webhooks, message=spec["message"])}
     if kind in ("local", "aws_batch", "sagemaker"):
         env = {k: values.string(v) for k, v in sorted(spec.get("env", {}).items())}
         if mlflow_run:
@@ -104,6 +118,34 @@ def run_step(
     raise ValueError(f"unknown step kind '{kind}'")
 
 
+def step_action(
+    *,
+    kind: str,
+    spec: dict[str, Any],
+    context: dict[str, Any],
+    mlflow_run: dict[str, str] | None = None,
+    failure: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The Lambda handler's `step` action: one step of a Step Functions execution.
+
+    context is the execution's {"params", "run_id", "run_date"}, built by the state machine's first states;
+    failure is what a Catch recorded ({"Error", "Cause"}), told to the failure notification.
+    """
+    if failure is not None:
+        message = {**spec["message"], "run_id": context["run_id"]}
+        message |= {"error": str(failure.get("Error", "")), "cause": str(failure.get("Cause", ""))}
+        spec = {**spec, "message": message}
+    return run_step(
+        kind,
+        spec,
+        params=dict(context["params"]),
+        run_id=str(context["run_id"]),
+        run_date=str(context["run_date"]),
+        mlflow_run=mlflow_run,
+        target="stepfunctions",
+    )
+
+
 def training_env(mlflow_run: dict[str, str]) -> dict[str, str]:
     """MLFLOW_* variables so that plain `mlflow.start_run()` in the job logs into the pipeline's run."""
     return {
@@ -143,10 +185,10 @@ def _command(
                 region=job.get("region"),
             ),
         }
-    from pipegen.runtime.aws_jobs import sagemaker_training
+    from pipegen.runtime.aws_jobs import sagemaker_job_name, sagemaker_training
 
     job = spec["job"]
-    name = f"{job['job_name'][:40]}-{values.run_id[-20:]}".replace("_", "-")
+    name = sagemaker_job_name(job["job_name"], values.run_id)
     return {
         "passed": True,
         **sagemaker_training(

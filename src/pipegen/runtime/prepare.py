@@ -1,0 +1,62 @@
+"""prepare: render a job step's command and environment for the service that runs it (Step Functions).
+
+Step Functions passes literal values through untouched, so pipegen leaves every `${...}` to this one
+renderer, the same one Airflow and KFP steps use: a value reads the same on every engine.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipegen.runtime.aws_jobs import sagemaker_job_name
+from pipegen.runtime.start_run import start_run, training_env
+from pipegen.runtime.templating import Values
+
+
+def prepare(spec: dict[str, Any], values: Values, *, target: str, tracking_uri: str | None) -> dict[str, Any]:
+    """The service-shaped command and environment of a job; a train step also starts its MLflow run."""
+    env = {key: values.string(value) for key, value in sorted(spec.get("env", {}).items())}
+    out: dict[str, Any] = {"passed": True}
+    start = spec.get("start_run")
+    if start is not None:
+        run = start_run(
+            pipeline=start["pipeline"],
+            step=start["step"],
+            spec_sha256=start["spec_sha256"],
+            target=target,
+            run_key=values.run_id,
+            experiment=start["experiment"],
+            tracking_uri=tracking_uri,
+            params=dict(values.params),
+        )
+        env.update(training_env(run))
+        out["run"] = {key: str(value) for key, value in run.items()}
+    command = [values.string(arg) for arg in spec["command"]]
+    service = spec["service"]
+    if service == "batch":
+        out["job"] = {"Command": command, "Environment": [{"Name": k, "Value": v} for k, v in sorted(env.items())]}
+    elif service == "eks":
+        plain = [{"name": k, "value": v} for k, v in sorted(env.items())]
+        # Secrets stay references the kubelet resolves; their values never pass through the state machine.
+        secrets = [
+            {"name": k, "valueFrom": {"secretKeyRef": {"name": ref["secret"], "key": ref["key"]}}}
+            for k, ref in sorted(spec.get("secret_env", {}).items())
+        ]
+        out["job"] = {"command": command, "env": plain + secrets}
+    elif service == "sagemaker":
+        algorithm: dict[str, Any] = {
+            "TrainingImage": values.string(spec["image"]),
+            "TrainingInputMode": "File",
+            "ContainerEntrypoint": command[:1],
+        }
+        if command[1:]:
+            algorithm["ContainerArguments"] = command[1:]
+        out["job"] = {
+            "TrainingJobName": sagemaker_job_name(spec["job_name"], values.run_id),
+            "AlgorithmSpecification": algorithm,
+            "Environment": env,
+            "OutputDataConfig": {"S3OutputPath": values.string(spec["output_path"])},
+        }
+    else:
+        raise ValueError(f"unknown job service '{service}'")
+    return out

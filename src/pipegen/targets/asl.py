@@ -1,0 +1,332 @@
+"""How a state machine moves data, in each Amazon States Language query language.
+
+The Step Functions lowering decides which states exist; a Dialect decides how they read and store
+values. Data lives in named slots: ("pipegen",) for the run's context, (kind, step) for what a step
+left behind. JSONPath keeps slots in the state data (`$.runs.train`); JSONata keeps them in variables
+(`$runs_train`). Literal strings stay literal in both: JSONPath evaluates only keys ending in `.$`,
+and a JSONata literal that could read as an expression is written as a JSONata string literal.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any
+
+# The execution input's keys: {"params": {...}, "scheduled_time": "<ISO time>"}, both optional.
+SCHEDULED_TIME = "scheduled_time"
+
+
+@dataclass(frozen=True)
+class Slot:
+    """A value the state machine holds: a stored slot (one or two names), optionally a field inside it."""
+
+    path: tuple[str, ...]
+
+    def field(self, *names: str) -> Slot:
+        """A value inside this slot."""
+        return Slot((*self.path, *names))
+
+
+Condition = Any
+
+
+class Dialect(ABC):
+    """The data plumbing of one query language."""
+
+    name: str
+
+    # ---- values ------------------------------------------------------------------------------
+    def template(self, value: Any) -> Any:
+        """A Parameters/Arguments template: literals stay literal, Slots become reads."""
+        if isinstance(value, dict):
+            out: dict[str, Any] = {}
+            for key, item in value.items():
+                out.update(self._entry(key, item))
+            return out
+        if isinstance(value, list):
+            return [self.template(v) for v in value]
+        if isinstance(value, Slot):
+            raise TypeError("a Slot can only be the value of an object key")
+        return self.literal(value)
+
+    def _entry(self, key: str, item: Any) -> dict[str, Any]:
+        if isinstance(item, Slot):
+            return self.read_entry(key, item)
+        return {key: self.template(item)}
+
+    @abstractmethod
+    def literal(self, value: Any) -> Any:
+        """A scalar that must reach the service exactly as written."""
+
+    @abstractmethod
+    def read_entry(self, key: str, slot: Slot) -> dict[str, Any]:
+        """An object entry whose value is read from a slot."""
+
+    # ---- states ------------------------------------------------------------------------------
+    @abstractmethod
+    def context_states(
+        self, defaults: dict[str, Any], evaluations: list[str], next_state: str
+    ) -> dict[str, dict[str, Any]]:
+        """The first states: params (input over defaults), run id and run date into ("pipegen",)."""
+
+    @abstractmethod
+    def task_io(
+        self, arguments: dict[str, Any], select: dict[str, tuple[str, ...]], store: Slot | None
+    ) -> dict[str, Any]:
+        """A Task's request, and which fields of its result it keeps in a slot (none: keep nothing)."""
+
+    @abstractmethod
+    def set_value(self, store: Slot, value: dict[str, Any], comment: str, next_state: str) -> dict[str, Any]:
+        """A Pass state that puts a constant into a slot."""
+
+    @abstractmethod
+    def increment(self, store: Slot, key: str, next_state: str) -> dict[str, Any]:
+        """A Pass state that adds one to a counter {key: n} in a slot."""
+
+    @abstractmethod
+    def failure(self, error: str, cause: Slot, next_state: str, as_json: bool = False) -> dict[str, Any]:
+        """A Pass state that records a failure {Error, Cause} like a Catch does."""
+
+    @abstractmethod
+    def catch(self, next_state: str, keep_failure: bool = False) -> dict[str, Any]:
+        """A catcher for every error, recording it as the failure (unless one is recorded already)."""
+
+    @abstractmethod
+    def fail_state(self) -> dict[str, Any]:
+        """The Fail state, carrying the recorded failure's cause."""
+
+    @abstractmethod
+    def is_true(self, slot: Slot) -> Condition:
+        """A Choice condition: the boolean at slot is true."""
+
+    @abstractmethod
+    def at_least(self, slot: Slot, number: int) -> Condition:
+        """A Choice condition: the number at slot is at least number."""
+
+    @abstractmethod
+    def all_of(self, conditions: list[Condition]) -> Condition:
+        """A Choice condition: every condition holds."""
+
+    @abstractmethod
+    def choice(self, rules: list[tuple[Condition, str]], default: str, comment: str) -> dict[str, Any]:
+        """A Choice state: the first rule that holds names the next state."""
+
+
+class JsonPath(Dialect):
+    """QueryLanguage JSONPath: slots are paths in the state data."""
+
+    name = "JSONPath"
+
+    def path(self, slot: Slot) -> str:
+        return "$." + ".".join(slot.path)
+
+    def literal(self, value: Any) -> Any:
+        return value
+
+    def read_entry(self, key: str, slot: Slot) -> dict[str, Any]:
+        return {f"{key}.$": self.path(slot)}
+
+    def context_states(
+        self, defaults: dict[str, Any], evaluations: list[str], next_state: str
+    ) -> dict[str, dict[str, Any]]:
+        # Intrinsics cannot default a missing input field, so the defaults are merged under the input:
+        # first the whole input (its params replace the defaults' params), then the params themselves.
+        # $$.State.EnteredTime of the first state is the execution's start, as an ISO string.
+        context: dict[str, Any] = {
+            "pipegen": {
+                "params.$": "States.JsonMerge($.defaults.params, $.merged.params, false)",
+                "run_id.$": "$$.Execution.Name",
+                "run_date.$": f"States.ArrayGetItem(States.StringSplit($.merged.{SCHEDULED_TIME}, 'T'), 0)",
+            }
+        }
+        if evaluations:
+            context["evaluations"] = {e: {"passed": False} for e in evaluations}
+        return {
+            "pipegen.input": {
+                "Type": "Pass",
+                "Comment": 'Execution input: {"params": {...}, "scheduled_time": "<ISO time>"}, both optional.',
+                "Parameters": {
+                    "defaults": {"params": defaults, f"{SCHEDULED_TIME}.$": "$$.State.EnteredTime"},
+                    "input.$": "$",
+                },
+                "Next": "pipegen.merge",
+            },
+            "pipegen.merge": {
+                "Type": "Pass",
+                "Parameters": {"defaults.$": "$.defaults", "merged.$": "States.JsonMerge($.defaults, $.input, false)"},
+                "Next": "pipegen.context",
+            },
+            "pipegen.context": {
+                "Type": "Pass",
+                "Comment": "The run's params, id (${run.id}) and logical date (${run.date}).",
+                "Parameters": context,
+                "Next": next_state,
+            },
+        }
+
+    def task_io(
+        self, arguments: dict[str, Any], select: dict[str, tuple[str, ...]], store: Slot | None
+    ) -> dict[str, Any]:
+        out: dict[str, Any] = {"Parameters": self.template(arguments)}
+        if select:
+            out["ResultSelector"] = {f"{k}.$": "$." + ".".join(p) for k, p in select.items()}
+        out["ResultPath"] = self.path(store) if store is not None else None
+        return out
+
+    def set_value(self, store: Slot, value: dict[str, Any], comment: str, next_state: str) -> dict[str, Any]:
+        return {"Type": "Pass", "Comment": comment, "Result": value, "ResultPath": self.path(store), "Next": next_state}
+
+    def increment(self, store: Slot, key: str, next_state: str) -> dict[str, Any]:
+        return {
+            "Type": "Pass",
+            "Parameters": {f"{key}.$": f"States.MathAdd({self.path(store.field(key))}, 1)"},
+            "ResultPath": self.path(store),
+            "Next": next_state,
+        }
+
+    def failure(self, error: str, cause: Slot, next_state: str, as_json: bool = False) -> dict[str, Any]:
+        read = f"States.JsonToString({self.path(cause)})" if as_json else self.path(cause)
+        return {
+            "Type": "Pass",
+            "Parameters": {"Error": error, "Cause.$": read},
+            "ResultPath": "$.failure",
+            "Next": next_state,
+        }
+
+    def catch(self, next_state: str, keep_failure: bool = False) -> dict[str, Any]:
+        where = "$.notification_failure" if keep_failure else "$.failure"
+        return {"ErrorEquals": ["States.ALL"], "ResultPath": where, "Next": next_state}
+
+    def fail_state(self) -> dict[str, Any]:
+        return {"Type": "Fail", "Error": "pipegen.PipelineFailed", "CausePath": "$.failure.Cause"}
+
+    def is_true(self, slot: Slot) -> Condition:
+        return {"Variable": self.path(slot), "BooleanEquals": True}
+
+    def at_least(self, slot: Slot, number: int) -> Condition:
+        return {"Variable": self.path(slot), "NumericGreaterThanEquals": number}
+
+    def all_of(self, conditions: list[Condition]) -> Condition:
+        return conditions[0] if len(conditions) == 1 else {"And": conditions}
+
+    def choice(self, rules: list[tuple[Condition, str]], default: str, comment: str) -> dict[str, Any]:
+        return {
+            "Type": "Choice",
+            "Comment": comment,
+            "Choices": [{**condition, "Next": target} for condition, target in rules],
+            "Default": default,
+        }
+
+
+class Jsonata(Dialect):
+    """QueryLanguage JSONata: slots are variables ($runs_train), set with Assign."""
+
+    name = "JSONata"
+
+    def var(self, slot: Slot) -> str:
+        stored, rest = slot.path[:2], slot.path[2:]
+        if stored[0] in ("pipegen", "failure"):
+            stored, rest = slot.path[:1], slot.path[1:]
+        return "$" + "_".join(stored) + "".join(f".{name}" for name in rest)
+
+    def stored(self, slot: Slot) -> str:
+        return self.var(slot)[1:]
+
+    def literal(self, value: Any) -> Any:
+        # The service evaluates a string that starts with '{%' and ends with '%}'; any string holding
+        # '{%' is written as a JSONata string literal instead (JSON string syntax is valid JSONata).
+        if isinstance(value, str) and "{%" in value:
+            return "{% " + json.dumps(value, ensure_ascii=False) + " %}"
+        return value
+
+    def read_entry(self, key: str, slot: Slot) -> dict[str, Any]:
+        return {key: "{% " + self.var(slot) + " %}"}
+
+    def context_states(
+        self, defaults: dict[str, Any], evaluations: list[str], next_state: str
+    ) -> dict[str, dict[str, Any]]:
+        given = "$states.input"
+        params = (
+            f"{{% $merge([{json.dumps(defaults, ensure_ascii=False)}, "
+            f"$exists({given}.params) ? {given}.params : {{}}]) %}}"
+        )
+        when = f"$exists({given}.{SCHEDULED_TIME}) ? {given}.{SCHEDULED_TIME} : $states.context.Execution.StartTime"
+        assign: dict[str, Any] = {
+            "pipegen": {
+                "params": params,
+                "run_id": "{% $states.context.Execution.Name %}",
+                "run_date": f"{{% $substringBefore({when}, 'T') %}}",
+            }
+        }
+        for e in evaluations:
+            assign[f"evaluations_{e}"] = {"passed": False}
+        return {
+            "pipegen.context": {
+                "Type": "Pass",
+                "Comment": 'Execution input: {"params": {...}, "scheduled_time": "<ISO time>"}, both optional.',
+                "Assign": assign,
+                "Next": next_state,
+            }
+        }
+
+    def task_io(
+        self, arguments: dict[str, Any], select: dict[str, tuple[str, ...]], store: Slot | None
+    ) -> dict[str, Any]:
+        out: dict[str, Any] = {"Arguments": self.template(arguments)}
+        if store is not None:
+            picked = {k: "{% $states.result." + ".".join(p) + " %}" for k, p in select.items()}
+            out["Assign"] = {self.stored(store): picked}
+        # Each state's output is its input: results live in variables, so payloads stay small.
+        out["Output"] = "{% $states.input %}"
+        return out
+
+    def set_value(self, store: Slot, value: dict[str, Any], comment: str, next_state: str) -> dict[str, Any]:
+        return {"Type": "Pass", "Comment": comment, "Assign": {self.stored(store): value}, "Next": next_state}
+
+    def increment(self, store: Slot, key: str, next_state: str) -> dict[str, Any]:
+        return {
+            "Type": "Pass",
+            "Assign": {self.stored(store): {key: "{% " + self.var(store.field(key)) + " + 1 %}"}},
+            "Next": next_state,
+        }
+
+    def failure(self, error: str, cause: Slot, next_state: str, as_json: bool = False) -> dict[str, Any]:
+        read = f"$string({self.var(cause)})" if as_json else self.var(cause)
+        return {
+            "Type": "Pass",
+            "Assign": {"failure": {"Error": error, "Cause": "{% " + read + " %}"}},
+            "Next": next_state,
+        }
+
+    def catch(self, next_state: str, keep_failure: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {"ErrorEquals": ["States.ALL"]}
+        if not keep_failure:
+            out["Assign"] = {"failure": "{% $states.errorOutput %}"}
+        return out | {"Next": next_state}
+
+    def fail_state(self) -> dict[str, Any]:
+        return {"Type": "Fail", "Error": "pipegen.PipelineFailed", "Cause": "{% $failure.Cause %}"}
+
+    def is_true(self, slot: Slot) -> Condition:
+        return f"{self.var(slot)} = true"
+
+    def at_least(self, slot: Slot, number: int) -> Condition:
+        return f"{self.var(slot)} >= {number}"
+
+    def all_of(self, conditions: list[Condition]) -> Condition:
+        return " and ".join(f"({c})" if len(conditions) > 1 else c for c in conditions)
+
+    def choice(self, rules: list[tuple[Condition, str]], default: str, comment: str) -> dict[str, Any]:
+        return {
+            "Type": "Choice",
+            "Comment": comment,
+            "Choices": [{"Condition": "{% " + condition + " %}", "Next": target} for condition, target in rules],
+            "Default": default,
+        }
+
+
+def dialect_for(query_language: str) -> Dialect:
+    """The dialect for a QueryLanguage value."""
+    return Jsonata() if query_language == "JSONata" else JsonPath()

@@ -1,0 +1,613 @@
+"""The AWS Step Functions target: an Amazon States Language definition per spec (+ an EventBridge schedule).
+
+Steps run one after another in the spec's dependency order. Runtime steps (gates, evaluate, promote,
+notifications) are `lambda:invoke` Tasks calling pipegen's Lambda handler; jobs use the services'
+`.sync` integrations. The state machine's data is small and fixed: `$.pipegen` (params, run id, run
+date), then one small entry per step under `$.runs`, `$.jobs`, `$.gates`, `$.evaluations`, `$.promotions`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from pipegen import __version__
+from pipegen.diagnostics import Diagnostic, diag
+from pipegen.emit import Output
+from pipegen.expr import parse_template
+from pipegen.resolve import Pipeline, ResolvedStep
+from pipegen.spec import AwsBatchBackend, KubernetesBackend, SageMakerBackend
+from pipegen.targets.asl import Dialect, Slot, dialect_for
+from pipegen.targets.base import Support, Target, kubernetes_name
+from pipegen.targets.eventbridge import schedule_problems, scheduler_schedule
+from pipegen.targets.resources import batch_resources, kubernetes_cpu
+
+# The service caps a state machine definition at 1 MiB (and the API request that carries it).
+MAX_DEFINITION_BYTES = 1_048_576
+LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
+LAMBDA_MAX_SECONDS = 900
+# Errors a Lambda invocation raises on service-side trouble: always worth a quick retry (AWS's advice).
+LAMBDA_TRANSIENT = [
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+]
+NOTIFY_FAILURE, FAILED, DONE = "pipegen.notify_failure", "pipegen.failed", "pipegen.done"
+
+
+class EksCluster(BaseModel):
+    """The EKS cluster that `kubernetes` steps run on (eks:runJob needs its endpoint and CA)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    name: str
+    endpoint: str
+    certificate_authority: str
+
+
+class StepFunctionsOptions(BaseModel):
+    """`targets: {stepfunctions: {...}}` in a spec."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    # JSONPath by default: literal values can never be evaluated (only keys ending in `.$` are), and
+    # it runs unchanged in local ASL interpreters; JSONata is the service's newer alternative.
+    query_language: Literal["JSONPath", "JSONata"] = "JSONPath"
+    # The Lambda function (name, ARN or alias ARN) that runs pipegen.runtime.lambda_handler.handler.
+    runtime_function: str = "pipegen-runtime"
+    eks_cluster: EksCluster | None = None
+    # Filled into <name>.schedule.json; placeholders when not given.
+    state_machine_arn: str | None = None
+    scheduler_role_arn: str | None = None
+
+
+class StepFunctionsTarget(Target):
+    """AWS Step Functions state machines (Amazon States Language)."""
+
+    name = "stepfunctions"
+    title = "AWS Step Functions"
+    support = Support(
+        backends={
+            "aws_batch": "batch:submitJob.sync",
+            "sagemaker": "sagemaker:createTrainingJob.sync",
+            "kubernetes": "eks:runJob.sync (targets.stepfunctions.eks_cluster names the cluster)",
+        },
+        gates={
+            "partition_exists": "runtime Lambda (a wait is a Wait/Choice loop)",
+            "freshness": "runtime Lambda (a wait is a Wait/Choice loop)",
+            "row_count": "runtime Lambda (a wait is a Wait/Choice loop)",
+            "sql": "runtime Lambda (a wait is a Wait/Choice loop)",
+        },
+        features={
+            "query language": "JSONPath (default) or JSONata: targets.stepfunctions.query_language",
+            "schedule": "EventBridge Scheduler schedule beside the definition (<name>.schedule.json)",
+            "params": 'execution input {"params": {...}} merged over the spec\'s defaults',
+            "step order": "one step at a time in dependency order (independent steps do not run in parallel)",
+            "retries/backoff": "Retry (IntervalSeconds, MaxAttempts, BackoffRate, MaxDelaySeconds)",
+            "timeout": "TimeoutSeconds",
+            "evaluate": "runtime Lambda + Choice (skip: later steps skipped, run succeeds; fail: Fail state)",
+            "promote": "runtime Lambda",
+            "notify.on_failure": "Catch on every task -> runtime Lambda notification -> Fail",
+            "${run.id} / ${run.date}": "execution name / scheduled time's date (start date for manual runs)",
+            "${params.X} / ${env.X}": "rendered by the runtime Lambda (env: the Lambda's environment)",
+            "${secret.X}": "runtime Lambda: PIPEGEN_SECRET_<X> in its environment; kubernetes: secret as a whole env value",
+        },
+    )
+    options_model = StepFunctionsOptions
+
+    def check(self, pipeline: Pipeline, options: BaseModel) -> list[Diagnostic]:
+        """Shared checks plus what Step Functions cannot express."""
+        assert isinstance(options, StepFunctionsOptions)
+        return [*super().check(pipeline, options), *_limits(pipeline, options)]
+
+    def render(self, pipeline: Pipeline, options: BaseModel) -> list[Output]:
+        """The state machine definition, and the EventBridge schedule when the spec has one."""
+        assert isinstance(options, StepFunctionsOptions)
+        definition = _Lowering(pipeline, options, dialect_for(options.query_language)).definition()
+        outputs = [Output(f"stepfunctions/{pipeline.name}.asl.json", _json(definition))]
+        if pipeline.schedule is not None:
+            schedule = scheduler_schedule(pipeline, options.state_machine_arn, options.scheduler_role_arn)
+            outputs.append(Output(f"stepfunctions/{pipeline.name}.schedule.json", _json(schedule)))
+        return outputs
+
+
+TARGET = StepFunctionsTarget()
+
+
+def _json(value: Any) -> str:
+    """Pretty, deterministic JSON: key order is the order the lowering builds (the order AWS documents)."""
+    return json.dumps(value, indent=2, ensure_ascii=False) + "\n"
+
+
+# ---- checks --------------------------------------------------------------------------------------
+
+
+def _limits(pipeline: Pipeline, options: StepFunctionsOptions) -> Iterator[Diagnostic]:
+    yield from schedule_problems(pipeline)
+    for step in pipeline.steps:
+        backend = step.backend
+        if not isinstance(backend, AwsBatchBackend | SageMakerBackend | KubernetesBackend):
+            continue
+        body = step.body
+        for i, arg in enumerate(body.command):
+            secrets = [r for r in parse_template(arg).refs if r.namespace == "secret"]
+            if secrets:
+                yield diag(
+                    "PG602",
+                    f"target 'stepfunctions' cannot put {secrets[0]} in the command of job step '{step.name}'",
+                    pipeline.locate(step, step.kind, "command", i),
+                    "a job's command travels through the execution history; read the secret inside the job",
+                )
+        env = {**getattr(backend, "env", {}), **body.env}
+        for key, value in env.items():
+            template = parse_template(value)
+            secrets = [r for r in template.refs if r.namespace == "secret"]
+            whole = template.single_ref is not None and template.single_ref.namespace == "secret"
+            if secrets and not (isinstance(backend, KubernetesBackend) and whole):
+                where = (step.kind, "env", key) if key in body.env else ()
+                yield diag(
+                    "PG602",
+                    f"target 'stepfunctions' cannot set {secrets[0]} in job step '{step.name}'"
+                    + (" except as a whole environment value" if isinstance(backend, KubernetesBackend) else ""),
+                    pipeline.locate(step, *where) if where else step.location,
+                    "environment values travel through the execution history; use the job definition's secrets"
+                    if not isinstance(backend, KubernetesBackend)
+                    else "write the value as exactly ${secret.NAME}",
+                )
+        if isinstance(backend, KubernetesBackend):
+            if options.eks_cluster is None:
+                yield diag(
+                    "PG604",
+                    f"target 'stepfunctions' needs the EKS cluster to run kubernetes step '{step.name}'",
+                    pipeline.locate(step, step.kind, "backend"),
+                    "set targets: {stepfunctions: {eks_cluster: {name: ..., endpoint: ..., certificate_authority: ...}}}",
+                )
+            for key in backend.node_selector:
+                if key.endswith(".$"):
+                    yield diag(
+                        "PG602",
+                        f"target 'stepfunctions' cannot take node selector key '{key}' (a key ending in '.$' is a path)",
+                        pipeline.source_map.key(("backends", str(step.backend_name), "node_selector", key)),
+                    )
+        for field in ("image", "output_path"):
+            value = getattr(backend, field, None)
+            if isinstance(value, str) and parse_template(value).refs and not isinstance(backend, SageMakerBackend):
+                yield diag(
+                    "PG602",
+                    f"target 'stepfunctions' cannot render ${{...}} in the {field} of backend '{step.backend_name}'",
+                    pipeline.source_map.value(("backends", str(step.backend_name), field)),
+                    "write the image in full",
+                )
+
+
+# ---- lowering ------------------------------------------------------------------------------------
+
+
+def _descendants(pipeline: Pipeline) -> dict[str, set[str]]:
+    down: dict[str, set[str]] = {s.name: set() for s in pipeline.steps}
+    for step in reversed(pipeline.steps):
+        for up in step.upstream:
+            down[up] |= {step.name} | down[step.name]
+    return down
+
+
+class _Lowering:
+    """Builds the definition as plain dicts; user strings only ever become JSON string values."""
+
+    def __init__(self, pipeline: Pipeline, options: StepFunctionsOptions, dialect: Dialect) -> None:
+        self.p = pipeline
+        self.o = options
+        self.d = dialect
+        self.order = [s.name for s in pipeline.steps]
+        self.down = _descendants(pipeline)
+        skips = [s.name for s in pipeline.steps if s.kind == "evaluate" and s.body.on_fail == "skip"]
+        self.skip_ancestors = {s.name: [e for e in skips if s.name in self.down[e]] for s in pipeline.steps}
+        self.guarded = {name for name in self.order if self._needs_guard(name)}
+        self.fail_entry = NOTIFY_FAILURE if pipeline.spec.notify.on_failure else FAILED
+        self.states: dict[str, dict[str, Any]] = {}
+        self.uses_done = False
+
+    def _needs_guard(self, name: str) -> bool:
+        """A step under a skip-evaluate needs its own check when some step between them is not under it."""
+        i = self.order.index(name)
+        for e in self.skip_ancestors[name]:
+            between = self.order[self.order.index(e) + 1 : i]
+            if any(b not in self.down[e] for b in between):
+                return True
+        return False
+
+    # ---- the definition ---------------------------------------------------------------------
+    def definition(self) -> dict[str, Any]:
+        spec = self.p.spec
+        comment = (spec.description + " " if spec.description else "") + (
+            f"Generated by pipegen {'.'.join(__version__.split('.')[:2])} from {self.p.spec_path}"
+            f" (sha256 {self.p.spec_sha256}); do not edit."
+        )
+        evaluations = sorted({e for name in self.guarded for e in self.skip_ancestors[name]}, key=self.order.index)
+        context = self.d.context_states(dict(sorted(spec.params.items())), evaluations, self._entry(0))
+        self.states.update(context)
+        for i, step in enumerate(self.p.steps):
+            self._step(i, step)
+        self._failure_states()
+        if self.uses_done:
+            self.states[DONE] = {"Type": "Succeed", "Comment": "Ends the run without the steps an evaluation skipped."}
+        return {
+            "Comment": comment,
+            "QueryLanguage": self.d.name,
+            "StartAt": next(iter(context)),
+            "States": self.states,
+        }
+
+    def _entry(self, i: int) -> str:
+        """The first state of the i-th step (its guard when it has one); DONE past the last step."""
+        if i >= len(self.order):
+            self.uses_done = True
+            return DONE
+        name = self.order[i]
+        return f"{name}.enabled" if name in self.guarded else name
+
+    def _after(self, i: int) -> dict[str, Any]:
+        """How the i-th step's last state goes on: to the next step, or the end."""
+        return {"Next": self._entry(i + 1)} if i + 1 < len(self.order) else {"End": True}
+
+    def _skip_to(self, i: int, evaluation: str) -> str:
+        """Where a failed skip-evaluation (or a skipped step) goes: the next step not under it."""
+        for j in range(i + 1, len(self.order)):
+            if self.order[j] not in self.down[evaluation]:
+                return self._entry(j)
+        self.uses_done = True
+        return DONE
+
+    # ---- shared state parts -----------------------------------------------------------------
+    def _policy(self, step: ResolvedStep, lambda_task: bool) -> dict[str, Any]:
+        policy = step.policy
+        retry: list[dict[str, Any]] = []
+        if lambda_task:
+            retry.append({"ErrorEquals": LAMBDA_TRANSIENT, "IntervalSeconds": 1, "MaxAttempts": 3, "BackoffRate": 2.0})
+        if policy.retries:
+            retrier: dict[str, Any] = {
+                "ErrorEquals": ["States.ALL"],
+                "IntervalSeconds": max(1, policy.retry_delay),
+                "MaxAttempts": policy.retries,
+                "BackoffRate": 2.0 if policy.backoff == "exponential" else 1.0,
+            }
+            if policy.max_retry_delay is not None and policy.backoff == "exponential":
+                retrier["MaxDelaySeconds"] = max(1, policy.max_retry_delay)
+            retry.append(retrier)
+        out: dict[str, Any] = {}
+        if policy.timeout is not None:
+            # A Lambda invocation ends within 15 minutes whatever the step allows.
+            out["TimeoutSeconds"] = min(policy.timeout, LAMBDA_MAX_SECONDS) if lambda_task else policy.timeout
+        if retry:
+            out["Retry"] = retry
+        out["Catch"] = [self.d.catch(self.fail_entry)]
+        return out
+
+    def _runtime_task(
+        self,
+        step: ResolvedStep,
+        kind: str,
+        spec: dict[str, Any],
+        select: dict[str, str],
+        store: Slot | None,
+        comment: str,
+        mlflow_run: str | None = None,
+        policy: bool = True,
+    ) -> dict[str, Any]:
+        args: dict[str, Any] = {"kind": kind, "spec": spec, "context": Slot(("pipegen",))}
+        if mlflow_run is not None:
+            args["mlflow_run"] = Slot(("prepared", mlflow_run, "run"))
+        state: dict[str, Any] = {"Type": "Task", "Comment": comment, "Resource": LAMBDA_INVOKE}
+        state |= self.d.task_io(
+            {"FunctionName": self.o.runtime_function, "Payload": {"action": "step", "args": args}},
+            {key: ("Payload", field) for key, field in select.items()},
+            store,
+        )
+        if policy:
+            state |= self._policy(step, lambda_task=True)
+        return state
+
+    # ---- per step ---------------------------------------------------------------------------
+    def _step(self, i: int, step: ResolvedStep) -> None:
+        if step.name in self.guarded:
+            evaluations = self.skip_ancestors[step.name]
+            condition = self.d.all_of([self.d.is_true(Slot(("evaluations", e, "passed"))) for e in evaluations])
+            self.states[f"{step.name}.enabled"] = self.d.choice(
+                [(condition, step.name)],
+                default=self._skip_to(i, evaluations[-1]) if i + 1 < len(self.order) else self._done(),
+                comment=f"Run step '{step.name}' only when the evaluations it depends on passed.",
+            )
+        if step.kind == "gate":
+            self._gate(i, step)
+        elif step.kind == "evaluate":
+            self._evaluate(i, step)
+        elif step.kind == "promote":
+            self._promote(i, step)
+        else:
+            self._job(i, step)
+
+    def _done(self) -> str:
+        self.uses_done = True
+        return DONE
+
+    def _gate(self, i: int, step: ResolvedStep) -> None:
+        request = {k: v for k, v in (step.gate or {}).items() if k != "wait"}
+        wait = (step.gate or {}).get("wait")
+        name = step.name
+        if wait is None:
+            state = self._runtime_task(
+                step,
+                "gate",
+                {"gate": request},
+                {"passed": "passed", "reason": "reason"},
+                Slot(("gates", name)),
+                f"Gate '{name}': check once (a failed check fails the step).",
+            )
+            self.states[name] = state | self._after(i)
+            return
+        interval, timeout = wait["interval_seconds"], wait["timeout_seconds"]
+        attempts = timeout // interval + 1
+        self.states[name] = self.d.set_value(
+            Slot(("attempts", name)),
+            {"count": 1},
+            f"Gate '{name}': wait up to {timeout}s, checking every {interval}s ({attempts} checks).",
+            f"{name}.check",
+        )
+        check = self._runtime_task(
+            step,
+            "gate_check",
+            {"gate": request},
+            {"passed": "passed", "reason": "reason"},
+            Slot(("gates", name)),
+            f"Gate '{name}': one check.",
+        )
+        self.states[f"{name}.check"] = check | {"Next": f"{name}.ready"}
+        self.states[f"{name}.ready"] = self.d.choice(
+            [
+                (self.d.is_true(Slot(("gates", name, "passed"))), self._after(i).get("Next") or self._done()),
+                (self.d.at_least(Slot(("attempts", name, "count")), attempts), f"{name}.timed_out"),
+            ],
+            default=f"{name}.wait",
+            comment=f"Gate '{name}': go on when ready, give up after {attempts} checks.",
+        )
+        self.states[f"{name}.wait"] = {"Type": "Wait", "Seconds": interval, "Next": f"{name}.next_attempt"}
+        self.states[f"{name}.next_attempt"] = self.d.increment(Slot(("attempts", name)), "count", f"{name}.check")
+        self.states[f"{name}.timed_out"] = self.d.failure(
+            "pipegen.GateTimeout", Slot(("gates", name, "reason")), self.fail_entry
+        )
+
+    def _evaluate(self, i: int, step: ResolvedStep) -> None:
+        body = step.body
+        spec: dict[str, Any] = {"thresholds": list(body.thresholds), "tracking_uri": self._tracking()}
+        if step.champion is not None:
+            spec["champion"] = step.champion
+        name = step.name
+        self.states[name] = self._runtime_task(
+            step,
+            "evaluate",
+            spec,
+            {"passed": "passed", "reasons": "reasons"},
+            Slot(("evaluations", name)),
+            f"Evaluate the run of '{body.run_of}' against its thresholds.",
+            mlflow_run=body.run_of,
+        ) | {"Next": f"{name}.passed"}
+        # A Choice cannot end a run: after the last step it goes to the Succeed state.
+        on_pass = self._after(i).get("Next") or self._done()
+        if body.on_fail == "skip":
+            default = self._skip_to(i, name)
+            comment = "Thresholds not met: skip the steps that depend on this evaluation."
+        else:
+            default = f"{name}.failed"
+            comment = "Thresholds not met: the run fails."
+            self.states[f"{name}.failed"] = self.d.failure(
+                "pipegen.ThresholdsNotMet", Slot(("evaluations", name, "reasons")), self.fail_entry, as_json=True
+            )
+        self.states[f"{name}.passed"] = self.d.choice(
+            [(self.d.is_true(Slot(("evaluations", name, "passed"))), on_pass)], default=default, comment=comment
+        )
+        # Keep the failure state after the choice that leads to it, for reading order.
+        if f"{name}.failed" in self.states:
+            self.states[f"{name}.failed"] = self.states.pop(f"{name}.failed")
+
+    def _promote(self, i: int, step: ResolvedStep) -> None:
+        body = step.body
+        spec: dict[str, Any] = {
+            "pipeline": self.p.name,
+            "model": body.model,
+            "alias": body.alias,
+            "artifact": body.artifact.replace("${", "$${"),
+            "thresholds": list(step.judged_by),
+            "webhooks": [n.webhook for n in body.notify],
+            "tracking_uri": self._tracking(),
+        }
+        if step.champion is not None:
+            spec["champion"] = step.champion
+        self.states[step.name] = self._runtime_task(
+            step,
+            "promote",
+            spec,
+            {"version": "version", "alias_moved": "alias_moved"},
+            Slot(("promotions", step.name)),
+            f"Register the run of '{body.run_of}' as model '{body.model}' and move alias '{body.alias}'.",
+            mlflow_run=body.run_of,
+        ) | self._after(i)
+
+    def _tracking(self) -> str:
+        return self.p.spec.mlflow.tracking_uri or ""
+
+    # ---- jobs -------------------------------------------------------------------------------
+    def _job(self, i: int, step: ResolvedStep) -> None:
+        backend = step.backend
+        body = step.body
+        name = step.name
+        env = {**getattr(backend, "env", {}), **body.env}
+        secret_env = {}
+        if isinstance(backend, KubernetesBackend):
+            for key, value in list(env.items()):
+                ref = parse_template(value).single_ref
+                if ref is not None and ref.namespace == "secret":
+                    secret_env[key] = {"secret": kubernetes_name(ref.name), "key": ref.name}
+                    del env[key]
+        service = (
+            "batch"
+            if isinstance(backend, AwsBatchBackend)
+            else "eks"
+            if isinstance(backend, KubernetesBackend)
+            else "sagemaker"
+        )
+        dynamic = (
+            step.kind == "train"
+            or service == "sagemaker"
+            or any(parse_template(v).refs for v in [*body.command, *env.values()])
+        )
+        request: dict[str, Any] = {"service": service, "command": list(body.command), "env": dict(sorted(env.items()))}
+        if secret_env:
+            request["secret_env"] = secret_env
+        if isinstance(backend, SageMakerBackend):
+            request |= {"image": backend.image, "output_path": backend.output_path, "job_name": f"{self.p.name}-{name}"}
+        if step.kind == "train":
+            request["start_run"] = {
+                "pipeline": self.p.name,
+                "step": name,
+                "spec_sha256": self.p.spec_sha256,
+                "experiment": self.p.experiment,
+            }
+            request["tracking_uri"] = self._tracking()
+        job_state = name
+        if dynamic:
+            what = "start its MLflow run and render" if step.kind == "train" else "render"
+            select = {"job": "job", "run": "run"} if step.kind == "train" else {"job": "job"}
+            prepare = self._runtime_task(
+                step, "prepare", request, select, Slot(("prepared", name)), f"Step '{name}': {what} the job's command."
+            )
+            self.states[name] = prepare | {"Next": f"{name}.job"}
+            job_state = f"{name}.job"
+        job = self._job_state(step, service, dynamic, request)
+        self.states[job_state] = job | self._policy(step, lambda_task=False) | self._after(i)
+
+    def _job_state(self, step: ResolvedStep, service: str, dynamic: bool, request: dict[str, Any]) -> dict[str, Any]:
+        backend = step.backend
+        name = step.name
+        rendered = Slot(("prepared", name, "job"))
+        params: dict[str, Any]
+        comment = f"Step '{name}' on backend '{step.backend_name}'."
+        if isinstance(backend, AwsBatchBackend):
+            overrides: dict[str, Any]
+            if dynamic:
+                overrides = {"Command": rendered.field("Command"), "Environment": rendered.field("Environment")}
+            else:
+                overrides = {
+                    "Command": request["command"],
+                    "Environment": [{"Name": k, "Value": v} for k, v in request["env"].items()],
+                }
+            resources = batch_resources(step.body.resources)
+            if resources:
+                overrides["ResourceRequirements"] = [{"Type": k, "Value": v} for k, v in resources.items()]
+            params = {
+                "JobName": f"{self.p.name}-{name}",
+                "JobQueue": backend.job_queue,
+                "JobDefinition": backend.job_definition,
+                "ContainerOverrides": overrides,
+            }
+            return {"Type": "Task", "Comment": comment, "Resource": "arn:aws:states:::batch:submitJob.sync"} | (
+                self.d.task_io(params, {"JobId": ("JobId",), "Status": ("Status",)}, Slot(("jobs", name)))
+            )
+        if isinstance(backend, SageMakerBackend):
+            params = {
+                "TrainingJobName": rendered.field("TrainingJobName"),
+                "AlgorithmSpecification": rendered.field("AlgorithmSpecification"),
+                "Environment": rendered.field("Environment"),
+                "RoleArn": backend.role_arn,
+                "ResourceConfig": {
+                    "InstanceType": backend.instance_type,
+                    "InstanceCount": backend.instance_count,
+                    "VolumeSizeInGB": 30,
+                },
+                "OutputDataConfig": rendered.field("OutputDataConfig"),
+                "StoppingCondition": {"MaxRuntimeInSeconds": step.policy.timeout or 86400},
+            }
+            return {
+                "Type": "Task",
+                "Comment": comment,
+                "Resource": "arn:aws:states:::sagemaker:createTrainingJob.sync",
+            } | self.d.task_io(
+                params,
+                {"TrainingJobArn": ("TrainingJobArn",), "TrainingJobStatus": ("TrainingJobStatus",)},
+                Slot(("jobs", name)),
+            )
+        assert isinstance(backend, KubernetesBackend) and self.o.eks_cluster is not None
+        container: dict[str, Any] = {"name": "main", "image": parse_template(backend.image).literal_text()}
+        if dynamic:
+            container |= {"command": rendered.field("command"), "env": rendered.field("env")}
+        else:
+            container |= {
+                "command": request["command"],
+                "env": [{"name": k, "value": v} for k, v in request["env"].items()],
+            }
+        resources = step.body.resources
+        if resources is not None:
+            quantities: dict[str, str] = {}
+            if resources.cpu is not None:
+                quantities["cpu"] = kubernetes_cpu(resources.cpu)
+            if resources.memory is not None:
+                quantities["memory"] = resources.memory
+            if resources.gpu:
+                quantities["nvidia.com/gpu"] = str(resources.gpu)
+            container["resources"] = {"requests": quantities, "limits": quantities}
+        pod: dict[str, Any] = {"restartPolicy": "Never", "containers": [container]}
+        if backend.service_account:
+            pod["serviceAccountName"] = backend.service_account
+        if backend.node_selector:
+            pod["nodeSelector"] = dict(sorted(backend.node_selector.items()))
+        job_name = kubernetes_name(f"{self.p.name}-{name}")[:57]
+        params = {
+            "ClusterName": self.o.eks_cluster.name,
+            "CertificateAuthority": self.o.eks_cluster.certificate_authority,
+            "Endpoint": self.o.eks_cluster.endpoint,
+            "Namespace": backend.namespace,
+            "LogOptions": {"RetrieveLogs": False},
+            "Job": {
+                "apiVersion": "batch/v1",
+                "kind": "Job",
+                "metadata": {"generateName": f"{job_name}-"},
+                # Step Functions retries the step; the Job itself does not retry.
+                "spec": {"backoffLimit": 0, "template": {"spec": pod}},
+            },
+        }
+        return {"Type": "Task", "Comment": comment, "Resource": "arn:aws:states:::eks:runJob.sync"} | self.d.task_io(
+            params, {}, None
+        )
+
+    # ---- failure ----------------------------------------------------------------------------
+    def _failure_states(self) -> None:
+        hooks = self.p.spec.notify.on_failure
+        if hooks:
+            spec = {
+                "webhooks": [n.webhook for n in hooks],
+                "message": {"pipeline": self.p.name, "event": "failed"},
+            }
+            args: dict[str, Any] = {
+                "kind": "notify",
+                "spec": spec,
+                "context": Slot(("pipegen",)),
+                "failure": Slot(("failure",)),
+            }
+            state: dict[str, Any] = {
+                "Type": "Task",
+                "Comment": "Tell notify.on_failure that the run failed, then fail.",
+                "Resource": LAMBDA_INVOKE,
+            }
+            state |= self.d.task_io(
+                {"FunctionName": self.o.runtime_function, "Payload": {"action": "step", "args": args}}, {}, None
+            )
+            state["Retry"] = [
+                {"ErrorEquals": LAMBDA_TRANSIENT, "IntervalSeconds": 1, "MaxAttempts": 3, "BackoffRate": 2.0}
+            ]
+            state["Catch"] = [self.d.catch(FAILED, keep_failure=True)]
+            state["Next"] = FAILED
+            self.states[NOTIFY_FAILURE] = state
+        self.states[FAILED] = self.d.fail_state()
