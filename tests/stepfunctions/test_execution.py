@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import http.server
 import json
+import threading
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 
 from tests.cases import GOLDEN
+from tests.hostile import HOSTILE, literal_value
+from tests.stepfunctions.asl import compile_text
 from tests.stepfunctions.support import batch_queue, history, play_batch_jobs, run_state_machine
 from tests.support_mlflow import MlflowServer, play_training
 
@@ -87,3 +92,86 @@ def test_pricing_failing_thresholds_end_without_promotion(
     (job,) = jobs
     assert _versions_of(mlflow_server, job["environment"]["MLFLOW_RUN_ID"]) == []
     assert [e["args"]["kind"] for e in sfn] == ["gate_check", "prepare", "evaluate"]
+
+
+# ---- literal text, waiting gates and failure notifications, executed ------------------------------
+
+JOBS = "backends:\n  jobs: {type: aws_batch, job_queue: ml-cpu-64, job_definition: pricing-train:3}\n"
+
+
+def _compile(text: str, tmp_path: Path, name: str) -> str:
+    outputs, diags = compile_text(text, tmp_path, f"{name}.yaml")
+    assert outputs, diags
+    return outputs[f"stepfunctions/{name}.asl.json"]
+
+
+def test_user_text_reaches_the_job_as_written(
+    sfn: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, name: str
+) -> None:
+    """Hostile text, and text that looks like JSONPath, intrinsics or JSONata, arrives literally."""
+    batch_queue("ml-cpu-64", "pricing-train:3")
+    jobs = play_batch_jobs(monkeypatch, lambda env: None)
+    q = json.dumps(HOSTILE, ensure_ascii=False)
+    lookalikes = ["$.pipegen.run_id", "States.Format('{}', $.x)", "{% $states.input %}", "$$.Execution.Name"]
+    text = (
+        f"pipegen: 1\nname: literal\nparams: {{p: 7}}\n{JOBS}steps:\n"
+        f"  - name: templated\n    task:\n      backend: jobs\n"
+        f"      command: [{q}, '${{run.date}}', {json.dumps(HOSTILE + '${params.p}', ensure_ascii=False)}]\n"
+        f"      env: {{B_VAR: {q}, C_VAR: '${{run.id}}'}}\n"
+        f"  - name: literal\n    task:\n      backend: jobs\n"
+        f"      command: {json.dumps([*lookalikes, HOSTILE], ensure_ascii=False)}\n"
+        f"      env: {{D_VAR: '$$.Execution.Name'}}\n"
+    )
+    result = run_state_machine(_compile(text, tmp_path, "literal"), name, {})
+    assert result["status"] == "SUCCEEDED", _explain(result)
+    today = datetime.now(UTC).date().isoformat()
+    meant = literal_value(HOSTILE)
+    templated, literal = jobs
+    assert templated["command"] == [meant, today, meant + "7"]
+    assert templated["environment"]["B_VAR"] == meant
+    assert templated["environment"]["C_VAR"] == f"{name}-run"
+    # No ${...} in this step: the definition carries the strings themselves, and the service passes them on.
+    assert literal["command"] == [*lookalikes, meant]
+    assert literal["environment"]["D_VAR"] == "$$.Execution.Name"
+
+
+class _Receiver(http.server.BaseHTTPRequestHandler):
+    received: list[dict[str, Any]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).received.append(json.loads(body))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_waiting_gate_times_out_notifies_and_fails(
+    sfn: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, name: str
+) -> None:
+    server = http.server.HTTPServer(("127.0.0.1", 0), _Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    hook = f"http://127.0.0.1:{server.server_port}/hook"
+    boto3.client("s3").create_bucket(Bucket="waiting-data")
+    text = (
+        f"pipegen: 1\nname: waiting\n{JOBS}steps:\n"
+        "  - name: ready\n    gate:\n      check: partition_exists\n"
+        "      path: s3://waiting-data/quotes/dt=${run.date}/\n      wait: {timeout: 2s, interval: 1s}\n"
+        "  - name: after\n    task: {backend: jobs, command: [x]}\n"
+        f"notify:\n  on_failure: [{{webhook: '{hook}'}}]\n"
+    )
+    try:
+        result = run_state_machine(_compile(text, tmp_path, "waiting"), name, {})
+    finally:
+        server.shutdown()
+    assert result["status"] == "FAILED", _explain(result)
+    assert result["error"] == "pipegen.PipelineFailed"
+    assert "quotes/dt=" in result["cause"]
+    # Checks at 0 s, 1 s and 2 s (timeout // interval + 1), then the notification.
+    assert [e["args"]["kind"] for e in sfn] == ["gate_check", "gate_check", "gate_check", "notify"]
+    (message,) = _Receiver.received
+    assert message["pipeline"] == "waiting" and message["event"] == "failed"
+    assert message["error"] == "pipegen.GateTimeout"
+    assert message["run_id"] == f"{name}-run"

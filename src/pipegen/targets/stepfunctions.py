@@ -187,6 +187,13 @@ def _limits(pipeline: Pipeline, options: StepFunctionsOptions) -> Iterator[Diagn
 # ---- lowering ------------------------------------------------------------------------------------
 
 
+def _literal(value: Any) -> Any:
+    """What spec strings without references mean (`$${` is a literal `${`), for the definition itself."""
+    if isinstance(value, list):
+        return [_literal(v) for v in value]
+    return parse_template(value).literal_text()
+
+
 def _descendants(pipeline: Pipeline) -> dict[str, set[str]]:
     down: dict[str, set[str]] = {s.name: set() for s in pipeline.steps}
     for step in reversed(pipeline.steps):
@@ -501,8 +508,8 @@ class _Lowering:
                 overrides = {"Command": rendered.field("Command"), "Environment": rendered.field("Environment")}
             else:
                 overrides = {
-                    "Command": request["command"],
-                    "Environment": [{"Name": k, "Value": v} for k, v in request["env"].items()],
+                    "Command": _literal(request["command"]),
+                    "Environment": [{"Name": k, "Value": _literal(v)} for k, v in request["env"].items()],
                 }
             resources = batch_resources(step.body.resources)
             if resources:
@@ -545,8 +552,8 @@ class _Lowering:
             container |= {"command": rendered.field("command"), "env": rendered.field("env")}
         else:
             container |= {
-                "command": request["command"],
-                "env": [{"name": k, "value": v} for k, v in request["env"].items()],
+                "command": _literal(request["command"]),
+                "env": [{"name": k, "value": _literal(v)} for k, v in request["env"].items()],
             }
         resources = step.body.resources
         if resources is not None:

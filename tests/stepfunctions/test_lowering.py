@@ -1,0 +1,197 @@
+"""Step Functions lowering: diagnostics, schedules, literal text, and the shape of the definition."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.hostile import BENIGN, HOSTILE, literal_value, spec_text
+from tests.stepfunctions.asl import compile_text, load, strings, validate
+
+EKS = {"name": "ml", "endpoint": "https://eks.example.com", "certificate_authority": "Q0E="}
+
+
+def _with_targets(text: str, **options: Any) -> str:
+    return text + "targets:\n  stepfunctions: " + json.dumps(options, ensure_ascii=False) + "\n"
+
+
+# ---- diagnostics -----------------------------------------------------------------------------------
+
+
+def test_local_backend_is_located(cli: Any, tmp_path: Path) -> None:
+    result = cli("compile", "specs/demo.yaml", "-t", "stepfunctions", "-o", str(tmp_path))
+    assert result.code == 1
+    assert (
+        "specs/demo.yaml:31:16: error[PG602]: target 'stepfunctions' cannot run step 'train' on backend type 'local'"
+        in result.err
+    )
+    assert "hint: AWS Step Functions supports backend types: aws_batch, sagemaker, kubernetes" in result.err
+    assert not any(tmp_path.iterdir())
+
+
+def test_secret_in_a_batch_command_is_located(tmp_path: Path) -> None:
+    text = Path("specs/pricing.yaml").read_text().replace('"${params.max_depth}"', '"${secret.token}"')
+    outputs, diags = compile_text(text, tmp_path)
+    assert outputs == {}
+    assert any(
+        re.search(r"spec\.yaml:\d+:\d+: error\[PG602\]: target 'stepfunctions' cannot put \$\{secret\.token\}", d)
+        for d in diags
+    ), diags
+
+
+def test_kubernetes_needs_the_eks_cluster(tmp_path: Path) -> None:
+    text = re.sub(r"targets:\n(  .*\n|\n)*?(?=notify:)", "", Path("specs/feed-ranking.yaml").read_text())
+    assert "eks_cluster" not in text
+    _, diags = compile_text(text, tmp_path)
+    assert any("error[PG604]: target 'stepfunctions' needs the EKS cluster" in d for d in diags), diags
+
+
+@pytest.mark.parametrize(
+    ("cron", "expected"),
+    [
+        ("0 2 * * *", "cron(0 2 * * ? *)"),
+        ("30 6 * * 1-5", "cron(30 6 ? * MON,TUE,WED,THU,FRI *)"),
+        ("0 0 * * 0", "cron(0 0 ? * SUN *)"),
+        ("0 0 * * 7", "cron(0 0 ? * SUN *)"),
+        ("*/15 * 1 * *", "cron(*/15 * 1 * ? *)"),
+        ("0 0 1 * 1", None),
+    ],
+)
+def test_cron_becomes_eventbridge_cron(cron: str, expected: str | None) -> None:
+    from pipegen.targets.eventbridge import aws_cron
+
+    assert aws_cron(cron) == expected
+
+
+def test_unexpressible_schedule_and_catchup(tmp_path: Path) -> None:
+    base = Path("specs/pricing.yaml").read_text()
+    _, diags = compile_text(base.replace('schedule: "@daily"', 'schedule: "0 0 1 * 1"'), tmp_path)
+    assert any("error[PG602]: target 'stepfunctions' cannot schedule '0 0 1 * 1'" in d for d in diags), diags
+    outputs, diags = compile_text(
+        base.replace('schedule: "@daily"', "schedule: {cron: '@daily', catchup: true}"), tmp_path
+    )
+    assert outputs, diags
+    assert any("warning[PG702]: target 'stepfunctions' does not backfill" in d for d in diags), diags
+
+
+def test_schedule_starts_the_state_machine_with_the_scheduled_time(tmp_path: Path) -> None:
+    text = _with_targets(
+        Path("specs/pricing.yaml").read_text(),
+        state_machine_arn="arn:aws:states:us-east-1:111122223333:stateMachine:pricing",
+        scheduler_role_arn="arn:aws:iam::111122223333:role/scheduler",
+    )
+    outputs, diags = compile_text(text, tmp_path)
+    schedule = json.loads(outputs["stepfunctions/pricing.schedule.json"])
+    assert schedule["ScheduleExpression"] == "cron(0 0 * * ? *)"
+    assert schedule["Target"]["Arn"] == "arn:aws:states:us-east-1:111122223333:stateMachine:pricing"
+    assert schedule["Target"]["RoleArn"] == "arn:aws:iam::111122223333:role/scheduler"
+    assert json.loads(schedule["Target"]["Input"]) == {"scheduled_time": "<aws.scheduler.scheduled-time>"}
+
+
+def test_targets_lists_step_functions(cli: Any) -> None:
+    result = cli("targets")
+    assert result.code == 0
+    assert "stepfunctions" in result.out
+    assert "batch:submitJob.sync" in result.out and "eks:runJob.sync" in result.out
+
+
+# ---- literal text ----------------------------------------------------------------------------------
+
+
+def _hostile(s: str, language: str) -> str:
+    options = {
+        "query_language": language,
+        "runtime_function": s,
+        "eks_cluster": {"name": s, "endpoint": s, "certificate_authority": s},
+    }
+    return _with_targets(spec_text(s), **options)
+
+
+def _blank(doc: Any, s: str) -> Any:
+    """The definition with every string that holds s (JSON-escaped or not) replaced by a marker."""
+    # As written, as meant ($${ read as ${), as plain text escaped for the runtime (${ as $${), JSON-escaped.
+    forms = {s, literal_value(s), s.replace("${", "$${")}
+    forms |= {json.dumps(f, ensure_ascii=False)[1:-1] for f in forms}
+    if isinstance(doc, dict):
+        return {k: _blank(v, s) for k, v in doc.items()}
+    if isinstance(doc, list):
+        return [_blank(v, s) for v in doc]
+    if isinstance(doc, str) and any(f in doc for f in forms):
+        return "<user text>"
+    if isinstance(doc, str) and re.fullmatch(r"[0-9a-f]{64}", doc):
+        return "<spec sha256>"
+    return doc
+
+
+@pytest.mark.parametrize("language", ["JSONPath", "JSONata"])
+def test_hostile_strings_stay_string_values(language: str, tmp_path: Path) -> None:
+    hostile, diags = compile_text(_hostile(HOSTILE, language), tmp_path, "hostile.yaml")
+    assert hostile, diags
+    doc = load(hostile["stepfunctions/hostile.asl.json"])
+    # asl-validator's string patterns use '.', which stops at a line break (the service has no such
+    # limit), so the validator sees the one-line variant; the structure check below ties the two.
+    one_line = HOSTILE.replace("\n", " ")
+    validated, _ = compile_text(_hostile(one_line, language), tmp_path, "one-line.yaml")
+    path = tmp_path / "one-line.asl.json"
+    path.write_text(validated["stepfunctions/hostile.asl.json"], encoding="utf-8")
+    result = validate(path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    benign, _ = compile_text(_hostile(BENIGN, language), tmp_path, "benign.yaml")
+    # Same structure whatever the user text: no user text became a key, a path or a state.
+    blank = _blank(doc, HOSTILE)
+    assert blank == _blank(load(benign["stepfunctions/hostile.asl.json"]), BENIGN)
+    assert blank == _blank(load(validated["stepfunctions/hostile.asl.json"]), one_line)
+
+    pairs = strings(doc)
+    if language == "JSONPath":
+        # Only our own paths and intrinsics sit under keys ending in '.$'; user text never does.
+        evaluated = [v for k, v in pairs if k.endswith(".$")]
+        assert evaluated
+        for value in evaluated:
+            assert value.startswith(("$", "States.")) and "{" not in value and 'h"' not in value, value
+    else:
+        # A string holding '{%' is written as a JSONata string literal that reads back as the text.
+        wrapped = [v for _, v in pairs if v.startswith('{% "')]
+        assert wrapped
+        written = {v for _, v in strings(yaml.safe_load(_hostile(HOSTILE, language)))}
+        written |= {w.replace("${", "$${") for w in written} | {literal_value(w) for w in written}
+        for value in wrapped:
+            assert value.endswith(" %}")
+            assert json.loads(value[3:-3]) in written, value
+        plain = [v for _, v in pairs if "{%" in v and not v.startswith("{% ")]
+        assert plain == [] or all(k == "Comment" for k, v in pairs if v in plain)
+    # The user's strings are there, equal to what the spec says.
+    values = {v for _, v in pairs}
+    assert HOSTILE in values or "{% " + json.dumps(HOSTILE, ensure_ascii=False) + " %}" in values
+    assert doc["Comment"].startswith(HOSTILE)
+
+
+def test_guard_when_an_independent_step_runs_between(tmp_path: Path) -> None:
+    """A step under a skip-evaluation, run after an independent step, checks the evaluation itself."""
+    text = Path("specs/pricing.yaml").read_text().replace("on_fail: fail", "on_fail: skip")
+    # Steps run in lexicographic topological order: train, quality, report (independent of quality), ship.
+    text = text.replace(
+        "  - name: promote\n",
+        "  - name: report\n    after: [train]\n    task: {backend: batch-cpu, command: [report]}\n"
+        "  - name: ship\n    after: [quality]\n",
+    )
+    outputs, diags = compile_text(text, tmp_path)
+    assert outputs, diags
+    doc = load(outputs["stepfunctions/pricing.asl.json"])
+    states = doc["States"]
+    order = [n for n in states if "." not in n]
+    assert order == ["partition_ready", "train", "quality", "report", "ship"]
+    # quality failing skips to report (not under it); ship then checks quality itself.
+    assert states["quality.passed"]["Default"] == "report"
+    assert states["report"]["Next"] == "ship.enabled"
+    assert states["ship.enabled"]["Choices"][0]["Variable"] == "$.evaluations.quality.passed"
+    assert states["ship.enabled"]["Default"] == "pipegen.done"
+    assert states["pipegen.context"]["Parameters"]["evaluations"] == {"quality": {"passed": False}}
+    path = tmp_path / "guard.asl.json"
+    path.write_text(outputs["stepfunctions/pricing.asl.json"])
+    assert validate(path).returncode == 0
