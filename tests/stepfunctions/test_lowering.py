@@ -85,7 +85,7 @@ def test_schedule_starts_the_state_machine_with_the_scheduled_time(tmp_path: Pat
         state_machine_arn="arn:aws:states:us-east-1:111122223333:stateMachine:pricing",
         scheduler_role_arn="arn:aws:iam::111122223333:role/scheduler",
     )
-    outputs, diags = compile_text(text, tmp_path)
+    outputs, _ = compile_text(text, tmp_path)
     schedule = json.loads(outputs["stepfunctions/pricing.schedule.json"])
     assert schedule["ScheduleExpression"] == "cron(0 0 * * ? *)"
     assert schedule["Target"]["Arn"] == "arn:aws:states:us-east-1:111122223333:stateMachine:pricing"
