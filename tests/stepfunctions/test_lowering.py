@@ -9,7 +9,10 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from pipegen.targets.asl import Jsonata
 from tests.hostile import BENIGN, HOSTILE, literal_value, spec_text
 from tests.stepfunctions.asl import compile_text, load, strings, validate
 
@@ -195,3 +198,53 @@ def test_guard_when_an_independent_step_runs_between(tmp_path: Path) -> None:
     path = tmp_path / "guard.asl.json"
     path.write_text(outputs["stepfunctions/pricing.asl.json"])
     assert validate(path).returncode == 0
+
+
+def _many_jobs(n: int) -> str:
+    steps = "".join(
+        f"  - name: s{i}\n    task: {{backend: jobs, command: [run, '${{params.p}}', part-{i}]}}\n" for i in range(n)
+    )
+    return (
+        "pipegen: 1\nname: big\nparams: {p: 1}\n"
+        "backends:\n  jobs: {type: aws_batch, job_queue: q, job_definition: d}\n"
+        f"defaults: {{retries: 2, retry_delay: 1m, backoff: exponential, max_retry_delay: 10m, timeout: 1h}}\nsteps:\n{steps}"
+    )
+
+
+def test_a_definition_over_the_service_limit_is_a_diagnostic(tmp_path: Path) -> None:
+    outputs, diags = compile_text(_many_jobs(800), tmp_path)
+    assert outputs == {}
+    assert any(
+        re.search(r"spec\.yaml:2:7: error\[PG602\]: .* the definition takes \d+ bytes, over the service's 1048576", d)
+        for d in diags
+    ), diags
+    outputs, diags = compile_text(_many_jobs(50), tmp_path)
+    assert outputs, diags
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    text=st.text(st.characters(blacklist_categories=["Cs"]), max_size=40),
+    language=st.sampled_from(["JSONPath", "JSONata"]),
+)
+def test_any_text_stays_the_same_string(text: str, language: str, tmp_path: Path) -> None:
+    """Whatever the text, the definition is JSON that holds it as one string value (or a JSONata literal of it)."""
+    # YAML double-quoted: \u escapes for what YAML may not hold raw or reads as a line break (NEL, LS, PS).
+    q = re.sub(
+        "[\x7f-\x9f\u2028\u2029\ufffe\uffff]",
+        lambda m: f"\\u{ord(m[0]):04x}",
+        json.dumps(text.replace("${", "$${"), ensure_ascii=False),
+    )
+    spec = (
+        "pipegen: 1\nname: anytext\n"
+        "backends:\n  jobs: {type: aws_batch, job_queue: q, job_definition: d}\n"
+        f"steps:\n  - name: t\n    task: {{backend: jobs, command: [x, {q}], env: {{A: {q}}}}}\n"
+        f"targets:\n  stepfunctions: {{query_language: {language}}}\n"
+    )
+    outputs, diags = compile_text(spec, tmp_path)
+    assert outputs, diags
+    doc = load(outputs["stepfunctions/anytext.asl.json"])
+    job = doc["States"]["t"][{"JSONPath": "Parameters", "JSONata": "Arguments"}[language]]["ContainerOverrides"]
+    expected = Jsonata().literal(text) if language == "JSONata" else text
+    assert job["Command"] == ["x", expected]
+    assert job["Environment"] == [{"Name": "A", "Value": expected}]

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from pipegen import __version__
-from pipegen.diagnostics import Diagnostic, diag
+from pipegen.diagnostics import Diagnostic, diag, has_errors
 from pipegen.emit import Output
 from pipegen.expr import parse_template
 from pipegen.resolve import Pipeline, ResolvedStep
@@ -102,7 +102,10 @@ class StepFunctionsTarget(Target):
     def check(self, pipeline: Pipeline, options: BaseModel) -> list[Diagnostic]:
         """Shared checks plus what Step Functions cannot express."""
         assert isinstance(options, StepFunctionsOptions)
-        return [*super().check(pipeline, options), *_limits(pipeline, options)]
+        problems = [*super().check(pipeline, options), *_limits(pipeline, options)]
+        if not has_errors(problems):
+            problems.extend(_size(pipeline, options))
+        return problems
 
     def render(self, pipeline: Pipeline, options: BaseModel) -> list[Output]:
         """The state machine definition, and the EventBridge schedule when the spec has one."""
@@ -182,6 +185,21 @@ def _limits(pipeline: Pipeline, options: StepFunctionsOptions) -> Iterator[Diagn
                     pipeline.source_map.value(("backends", str(step.backend_name), field)),
                     "write the image in full",
                 )
+
+
+def _size(pipeline: Pipeline, options: StepFunctionsOptions) -> Iterator[Diagnostic]:
+    """A definition the service would refuse is a diagnostic, never an output."""
+    definition = _Lowering(pipeline, options, dialect_for(options.query_language)).definition()
+    # The service measures the definition as uploaded; whitespace is the uploader's choice, so count compact.
+    size = len(json.dumps(definition, separators=(",", ":"), ensure_ascii=False).encode())
+    if size > MAX_DEFINITION_BYTES:
+        yield diag(
+            "PG602",
+            f"target 'stepfunctions' cannot hold pipeline '{pipeline.name}' in one state machine: the definition "
+            f"takes {size} bytes, over the service's {MAX_DEFINITION_BYTES}",
+            pipeline.source_map.value(("name",)),
+            "split the pipeline into smaller specs",
+        )
 
 
 # ---- lowering ------------------------------------------------------------------------------------
