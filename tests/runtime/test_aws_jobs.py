@@ -13,6 +13,7 @@ import pytest
 from pipegen.runtime.aws_jobs import batch_job, sagemaker_training
 from pipegen.runtime.errors import RuntimeFailure
 from pipegen.runtime.values import resolve_env_refs
+from tests.support_aws import batch_queue as make_batch_queue
 
 
 @pytest.fixture
@@ -23,36 +24,7 @@ def batch_queue(aws: str) -> dict[str, str]:
     )
     urllib.request.urlopen(request).close()
     name = f"q{uuid.uuid4().hex[:8]}"
-    iam = boto3.client("iam")
-    role = iam.create_role(RoleName=name, AssumeRolePolicyDocument="{}")["Role"]["Arn"]
-    ec2 = boto3.client("ec2")
-    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
-    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.0.0/24")["Subnet"]["SubnetId"]
-    group = ec2.create_security_group(GroupName=name, Description="x", VpcId=vpc)["GroupId"]
-    batch = boto3.client("batch")
-    env = batch.create_compute_environment(
-        computeEnvironmentName=name,
-        type="MANAGED",
-        state="ENABLED",
-        serviceRole=role,
-        computeResources={"type": "FARGATE", "maxvCpus": 64, "subnets": [subnet], "securityGroupIds": [group]},
-    )["computeEnvironmentArn"]
-    queue = batch.create_job_queue(
-        jobQueueName=name,
-        state="ENABLED",
-        priority=1,
-        computeEnvironmentOrder=[{"order": 1, "computeEnvironment": env}],
-    )["jobQueueArn"]
-    definition = batch.register_job_definition(
-        jobDefinitionName=name,
-        type="container",
-        containerProperties={
-            "image": "train:1",
-            "command": ["true"],
-            "resourceRequirements": [{"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "2048"}],
-        },
-    )["jobDefinitionArn"]
-    return {"queue": queue, "definition": definition}
+    return make_batch_queue(name, name)
 
 
 def test_batch_job_submits_and_waits(batch_queue: dict[str, str]) -> None:

@@ -31,6 +31,23 @@ def compile_text(text: str, tmp_path: Path, name: str = "spec.yaml") -> tuple[di
     return {o.path: o.text for o in result.outputs}, [d.format() for d in result.diagnostics]
 
 
+def with_targets(text: str, **options: Any) -> str:
+    """The spec text with `targets: {stepfunctions: options}` appended."""
+    return text + "targets:\n  stepfunctions: " + json.dumps(options, ensure_ascii=False) + "\n"
+
+
+def hostile_spec(s: str, language: str) -> str:
+    """tests.hostile's spec with s also in every Step Functions option, in the given query language."""
+    from tests.hostile import spec_text
+
+    options = {
+        "query_language": language,
+        "runtime_function": s,
+        "eks_cluster": {"name": s, "endpoint": s, "certificate_authority": s},
+    }
+    return with_targets(spec_text(s), **options)
+
+
 def strings(value: Any, key: str = "") -> list[tuple[str, str]]:
     """Every (object key, string value) pair in a JSON document, list items under their list's key."""
     if isinstance(value, dict):

@@ -114,43 +114,6 @@ def play_batch_jobs(monkeypatch: pytest.MonkeyPatch, player: JobPlayer) -> list[
     return submitted
 
 
-def batch_queue(queue: str, definition: str) -> None:
-    """A Fargate compute environment with the named queue, and job definition NAME:REVISION."""
-    name, _, revision = definition.partition(":")
-    batch = boto3.client("batch")
-    if batch.describe_job_queues(jobQueues=[queue])["jobQueues"]:
-        return
-    iam = boto3.client("iam")
-    role = iam.create_role(RoleName=f"{queue}-role", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
-    ec2 = boto3.client("ec2")
-    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
-    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.0.0/24")["Subnet"]["SubnetId"]
-    group = ec2.create_security_group(GroupName=queue, Description="x", VpcId=vpc)["GroupId"]
-    env = batch.create_compute_environment(
-        computeEnvironmentName=queue,
-        type="MANAGED",
-        state="ENABLED",
-        serviceRole=role,
-        computeResources={"type": "FARGATE", "maxvCpus": 256, "subnets": [subnet], "securityGroupIds": [group]},
-    )["computeEnvironmentArn"]
-    batch.create_job_queue(
-        jobQueueName=queue,
-        state="ENABLED",
-        priority=1,
-        computeEnvironmentOrder=[{"order": 1, "computeEnvironment": env}],
-    )
-    for _ in range(int(revision or 1)):
-        batch.register_job_definition(
-            jobDefinitionName=name,
-            type="container",
-            containerProperties={
-                "image": "train:1",
-                "command": ["true"],
-                "resourceRequirements": [{"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "2048"}],
-            },
-        )
-
-
 def run_state_machine(
     definition: str, name: str, execution_input: dict[str, Any], timeout: float = 120
 ) -> dict[str, Any]:

@@ -15,7 +15,8 @@ import pytest
 from tests.cases import GOLDEN
 from tests.hostile import HOSTILE, literal_value
 from tests.stepfunctions.asl import compile_text
-from tests.stepfunctions.support import batch_queue, history, play_batch_jobs, run_state_machine
+from tests.stepfunctions.support import history, play_batch_jobs, run_state_machine
+from tests.support_aws import batch_queue
 from tests.support_mlflow import MlflowServer, play_training
 
 PRICING = GOLDEN / "stepfunctions" / "pricing.asl.json"

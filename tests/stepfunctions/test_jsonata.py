@@ -16,8 +16,7 @@ import yaml
 
 from tests.cases import GOLDEN, REPO
 from tests.hostile import HOSTILE, literal_value
-from tests.stepfunctions.asl import compile_text, load, strings
-from tests.stepfunctions.test_lowering import _hostile
+from tests.stepfunctions.asl import compile_text, hostile_spec, load, strings
 
 EVALUATOR = REPO / "tools" / "node" / "jsonata-eval.mjs"
 FEED = GOLDEN / "stepfunctions" / "feed-ranking.asl.json"
@@ -83,7 +82,7 @@ def test_run_context_merges_params_and_dates_the_run() -> None:
 
 
 def test_hostile_literals_read_back_as_written(tmp_path: Path) -> None:
-    text = _hostile(HOSTILE, "JSONata")
+    text = hostile_spec(HOSTILE, "JSONata")
     outputs, diags = compile_text(text, tmp_path, "hostile.yaml")
     assert outputs, diags
     doc = load(outputs["stepfunctions/hostile.asl.json"])

@@ -13,14 +13,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipegen.targets.asl import Jsonata
-from tests.hostile import BENIGN, HOSTILE, literal_value, spec_text
-from tests.stepfunctions.asl import compile_text, load, strings, validate
+from tests.hostile import BENIGN, HOSTILE, literal_value
+from tests.stepfunctions.asl import compile_text, hostile_spec, load, strings, validate, with_targets
 
 EKS = {"name": "ml", "endpoint": "https://eks.example.com", "certificate_authority": "Q0E="}
-
-
-def _with_targets(text: str, **options: Any) -> str:
-    return text + "targets:\n  stepfunctions: " + json.dumps(options, ensure_ascii=False) + "\n"
 
 
 # ---- diagnostics -----------------------------------------------------------------------------------
@@ -83,7 +79,7 @@ def test_unexpressible_schedule_and_catchup(tmp_path: Path) -> None:
 
 
 def test_schedule_starts_the_state_machine_with_the_scheduled_time(tmp_path: Path) -> None:
-    text = _with_targets(
+    text = with_targets(
         Path("specs/pricing.yaml").read_text(),
         state_machine_arn="arn:aws:states:us-east-1:111122223333:stateMachine:pricing",
         scheduler_role_arn="arn:aws:iam::111122223333:role/scheduler",
@@ -106,15 +102,6 @@ def test_targets_lists_step_functions(cli: Any) -> None:
 # ---- literal text ----------------------------------------------------------------------------------
 
 
-def _hostile(s: str, language: str) -> str:
-    options = {
-        "query_language": language,
-        "runtime_function": s,
-        "eks_cluster": {"name": s, "endpoint": s, "certificate_authority": s},
-    }
-    return _with_targets(spec_text(s), **options)
-
-
 def _blank(doc: Any, s: str) -> Any:
     """The definition with every string that holds s (JSON-escaped or not) replaced by a marker."""
     # As written, as meant ($${ read as ${), as plain text escaped for the runtime (${ as $${), JSON-escaped.
@@ -133,18 +120,18 @@ def _blank(doc: Any, s: str) -> Any:
 
 @pytest.mark.parametrize("language", ["JSONPath", "JSONata"])
 def test_hostile_strings_stay_string_values(language: str, tmp_path: Path) -> None:
-    hostile, diags = compile_text(_hostile(HOSTILE, language), tmp_path, "hostile.yaml")
+    hostile, diags = compile_text(hostile_spec(HOSTILE, language), tmp_path, "hostile.yaml")
     assert hostile, diags
     doc = load(hostile["stepfunctions/hostile.asl.json"])
     # asl-validator's string patterns use '.', which stops at a line break (the service has no such
     # limit), so the validator sees the one-line variant; the structure check below ties the two.
     one_line = HOSTILE.replace("\n", " ")
-    validated, _ = compile_text(_hostile(one_line, language), tmp_path, "one-line.yaml")
+    validated, _ = compile_text(hostile_spec(one_line, language), tmp_path, "one-line.yaml")
     path = tmp_path / "one-line.asl.json"
     path.write_text(validated["stepfunctions/hostile.asl.json"], encoding="utf-8")
     result = validate(path)
     assert result.returncode == 0, result.stdout + result.stderr
-    benign, _ = compile_text(_hostile(BENIGN, language), tmp_path, "benign.yaml")
+    benign, _ = compile_text(hostile_spec(BENIGN, language), tmp_path, "benign.yaml")
     # Same structure whatever the user text: no user text became a key, a path or a state.
     blank = _blank(doc, HOSTILE)
     assert blank == _blank(load(benign["stepfunctions/hostile.asl.json"]), BENIGN)
@@ -161,7 +148,7 @@ def test_hostile_strings_stay_string_values(language: str, tmp_path: Path) -> No
         # A string holding '{%' is written as a JSONata string literal that reads back as the text.
         wrapped = [v for _, v in pairs if v.startswith('{% "')]
         assert wrapped
-        written = {v for _, v in strings(yaml.safe_load(_hostile(HOSTILE, language)))}
+        written = {v for _, v in strings(yaml.safe_load(hostile_spec(HOSTILE, language)))}
         written |= {w.replace("${", "$${") for w in written} | {literal_value(w) for w in written}
         for value in wrapped:
             assert value.endswith(" %}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from pipegen.runtime.aws_jobs import sagemaker_job_name
-from pipegen.runtime.start_run import start_run, training_env
+from pipegen.runtime.start_run import start_step_run, training_env
 from pipegen.runtime.templating import Values
 
 
@@ -19,15 +19,8 @@ def prepare(spec: dict[str, Any], values: Values, *, target: str, tracking_uri: 
     out: dict[str, Any] = {"passed": True}
     start = spec.get("start_run")
     if start is not None:
-        run = start_run(
-            pipeline=start["pipeline"],
-            step=start["step"],
-            spec_sha256=start["spec_sha256"],
-            target=target,
-            run_key=values.run_id,
-            experiment=start["experiment"],
-            tracking_uri=tracking_uri,
-            params=dict(values.params),
+        run = start_step_run(
+            start, target=target, run_key=values.run_id, tracking_uri=tracking_uri, params=dict(values.params)
         )
         env.update(training_env(run))
         out["run"] = {key: str(value) for key, value in run.items()}

@@ -55,6 +55,22 @@ def start_run(
     return {"run_id": run_id, "experiment_id": experiment_id, "tracking_uri": uri}
 
 
+def start_step_run(
+    start: dict[str, Any], *, target: str, run_key: str, tracking_uri: str | None, params: dict[str, Any]
+) -> dict[str, Any]:
+    """start_run for a step spec's {"pipeline", "step", "spec_sha256", "experiment"}, as targets write it."""
+    return start_run(
+        pipeline=start["pipeline"],
+        step=start["step"],
+        spec_sha256=start["spec_sha256"],
+        target=target,
+        run_key=run_key,
+        experiment=start["experiment"],
+        tracking_uri=tracking_uri,
+        params=params,
+    )
+
+
 def training_env(run: dict[str, Any]) -> dict[str, str]:
     """The environment a training process needs so that plain `mlflow.start_run()` logs into the run."""
     return {

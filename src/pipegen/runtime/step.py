@@ -43,18 +43,9 @@ def run_step(
     values = Values(params, run_id, run_date or run_date_from(""))
     tracking_uri = values.string(spec.get("tracking_uri", "")) or None
     if kind == "start_run":
-        from pipegen.runtime.start_run import start_run
+        from pipegen.runtime.start_run import start_step_run
 
-        run = start_run(
-            pipeline=spec["pipeline"],
-            step=spec["step"],
-            spec_sha256=spec["spec_sha256"],
-            target=target,
-            run_key=run_id,
-            experiment=spec["experiment"],
-            tracking_uri=tracking_uri,
-            params=params,
-        )
+        run = start_step_run(spec, target=target, run_key=run_id, tracking_uri=tracking_uri, params=params)
         return {"passed": True, **{k: str(v) for k, v in run.items()}}
     if kind == "gate":
         from pipegen.runtime.gates import run_gate
@@ -80,6 +71,8 @@ def run_step(
     if kind in ("local", "aws_batch", "sagemaker"):
         env = {k: values.string(v) for k, v in sorted(spec.get("env", {}).items())}
         if mlflow_run:
+            from pipegen.runtime.start_run import training_env
+
             env.update(training_env(mlflow_run))
         command = [values.string(a) for a in spec["command"]]
         return _command(kind, spec, values, command, env)
@@ -144,15 +137,6 @@ def step_action(
         mlflow_run=mlflow_run,
         target="stepfunctions",
     )
-
-
-def training_env(mlflow_run: dict[str, str]) -> dict[str, str]:
-    """MLFLOW_* variables so that plain `mlflow.start_run()` in the job logs into the pipeline's run."""
-    return {
-        "MLFLOW_TRACKING_URI": mlflow_run["tracking_uri"],
-        "MLFLOW_EXPERIMENT_ID": mlflow_run["experiment_id"],
-        "MLFLOW_RUN_ID": mlflow_run["run_id"],
-    }
 
 
 def _command(

@@ -30,12 +30,17 @@ MAX_DEFINITION_BYTES = 1_048_576
 LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
 LAMBDA_MAX_SECONDS = 900
 # Errors a Lambda invocation raises on service-side trouble: always worth a quick retry (AWS's advice).
-LAMBDA_TRANSIENT = [
-    "Lambda.ServiceException",
-    "Lambda.AWSLambdaException",
-    "Lambda.SdkClientException",
-    "Lambda.TooManyRequestsException",
-]
+LAMBDA_RETRIER = {
+    "ErrorEquals": [
+        "Lambda.ServiceException",
+        "Lambda.AWSLambdaException",
+        "Lambda.SdkClientException",
+        "Lambda.TooManyRequestsException",
+    ],
+    "IntervalSeconds": 1,
+    "MaxAttempts": 3,
+    "BackoffRate": 2.0,
+}
 NOTIFY_FAILURE, FAILED, DONE = "pipegen.notify_failure", "pipegen.failed", "pipegen.done"
 
 
@@ -176,15 +181,14 @@ def _limits(pipeline: Pipeline, options: StepFunctionsOptions) -> Iterator[Diagn
                         f"target 'stepfunctions' cannot take node selector key '{key}' (a key ending in '.$' is a path)",
                         pipeline.source_map.key(("backends", str(step.backend_name), "node_selector", key)),
                     )
-        for field in ("image", "output_path"):
-            value = getattr(backend, field, None)
-            if isinstance(value, str) and parse_template(value).refs and not isinstance(backend, SageMakerBackend):
-                yield diag(
-                    "PG602",
-                    f"target 'stepfunctions' cannot render ${{...}} in the {field} of backend '{step.backend_name}'",
-                    pipeline.source_map.value(("backends", str(step.backend_name), field)),
-                    "write the image in full",
-                )
+        # A pod's image sits in the eks:runJob request as written (SageMaker's goes through prepare).
+        if isinstance(backend, KubernetesBackend) and parse_template(backend.image).refs:
+            yield diag(
+                "PG602",
+                f"target 'stepfunctions' cannot render ${{...}} in the image of backend '{step.backend_name}'",
+                pipeline.source_map.value(("backends", str(step.backend_name), "image")),
+                "write the image in full",
+            )
 
 
 def _size(pipeline: Pipeline, options: StepFunctionsOptions) -> Iterator[Diagnostic]:
@@ -290,9 +294,7 @@ class _Lowering:
     # ---- shared state parts -----------------------------------------------------------------
     def _policy(self, step: ResolvedStep, lambda_task: bool) -> dict[str, Any]:
         policy = step.policy
-        retry: list[dict[str, Any]] = []
-        if lambda_task:
-            retry.append({"ErrorEquals": LAMBDA_TRANSIENT, "IntervalSeconds": 1, "MaxAttempts": 3, "BackoffRate": 2.0})
+        retry: list[dict[str, Any]] = [LAMBDA_RETRIER] if lambda_task else []
         if policy.retries:
             retrier: dict[str, Any] = {
                 "ErrorEquals": ["States.ALL"],
@@ -321,20 +323,20 @@ class _Lowering:
         store: Slot | None,
         comment: str,
         mlflow_run: str | None = None,
-        policy: bool = True,
     ) -> dict[str, Any]:
         args: dict[str, Any] = {"kind": kind, "spec": spec, "context": Slot(("pipegen",))}
         if mlflow_run is not None:
             args["mlflow_run"] = Slot(("prepared", mlflow_run, "run"))
+        return self._lambda(comment, args, select, store) | self._policy(step, lambda_task=True)
+
+    def _lambda(self, comment: str, args: dict[str, Any], select: dict[str, str], store: Slot | None) -> dict[str, Any]:
+        """A Task invoking the runtime's `step` action, keeping the selected Payload fields in store."""
         state: dict[str, Any] = {"Type": "Task", "Comment": comment, "Resource": LAMBDA_INVOKE}
-        state |= self.d.task_io(
+        return state | self.d.task_io(
             {"FunctionName": self.o.runtime_function, "Payload": {"action": "step", "args": args}},
             {key: ("Payload", field) for key, field in select.items()},
             store,
         )
-        if policy:
-            state |= self._policy(step, lambda_task=True)
-        return state
 
     # ---- per step ---------------------------------------------------------------------------
     def _step(self, i: int, step: ResolvedStep) -> None:
@@ -343,7 +345,7 @@ class _Lowering:
             condition = self.d.all_of([self.d.is_true(Slot(("evaluations", e, "passed"))) for e in evaluations])
             self.states[f"{step.name}.enabled"] = self.d.choice(
                 [(condition, step.name)],
-                default=self._skip_to(i, evaluations[-1]) if i + 1 < len(self.order) else self._done(),
+                default=self._skip_to(i, evaluations[-1]),
                 comment=f"Run step '{step.name}' only when the evaluations it depends on passed.",
             )
         if step.kind == "gate":
@@ -354,10 +356,6 @@ class _Lowering:
             self._promote(i, step)
         else:
             self._job(i, step)
-
-    def _done(self) -> str:
-        self.uses_done = True
-        return DONE
 
     def _gate(self, i: int, step: ResolvedStep) -> None:
         request = {k: v for k, v in (step.gate or {}).items() if k != "wait"}
@@ -393,7 +391,7 @@ class _Lowering:
         self.states[f"{name}.check"] = check | {"Next": f"{name}.ready"}
         self.states[f"{name}.ready"] = self.d.choice(
             [
-                (self.d.is_true(Slot(("gates", name, "passed"))), self._after(i).get("Next") or self._done()),
+                (self.d.is_true(Slot(("gates", name, "passed"))), self._entry(i + 1)),
                 (self.d.at_least(Slot(("attempts", name, "count")), attempts), f"{name}.timed_out"),
             ],
             default=f"{name}.wait",
@@ -420,23 +418,18 @@ class _Lowering:
             f"Evaluate the run of '{body.run_of}' against its thresholds.",
             mlflow_run=body.run_of,
         ) | {"Next": f"{name}.passed"}
-        # A Choice cannot end a run: after the last step it goes to the Succeed state.
-        on_pass = self._after(i).get("Next") or self._done()
-        if body.on_fail == "skip":
-            default = self._skip_to(i, name)
-            comment = "Thresholds not met: skip the steps that depend on this evaluation."
-        else:
-            default = f"{name}.failed"
-            comment = "Thresholds not met: the run fails."
+        skip = body.on_fail == "skip"
+        # A Choice cannot end a run: past the last step, _entry gives the Succeed state.
+        self.states[f"{name}.passed"] = self.d.choice(
+            [(self.d.is_true(Slot(("evaluations", name, "passed"))), self._entry(i + 1))],
+            default=self._skip_to(i, name) if skip else f"{name}.failed",
+            comment="Thresholds not met: "
+            + ("skip the steps that depend on this evaluation." if skip else "the run fails."),
+        )
+        if not skip:
             self.states[f"{name}.failed"] = self.d.failure(
                 "pipegen.ThresholdsNotMet", Slot(("evaluations", name, "reasons")), self.fail_entry, as_json=True
             )
-        self.states[f"{name}.passed"] = self.d.choice(
-            [(self.d.is_true(Slot(("evaluations", name, "passed"))), on_pass)], default=default, comment=comment
-        )
-        # Keep the failure state after the choice that leads to it, for reading order.
-        if f"{name}.failed" in self.states:
-            self.states[f"{name}.failed"] = self.states.pop(f"{name}.failed")
 
     def _promote(self, i: int, step: ResolvedStep) -> None:
         body = step.body
@@ -511,10 +504,10 @@ class _Lowering:
             )
             self.states[name] = prepare | {"Next": f"{name}.job"}
             job_state = f"{name}.job"
-        job = self._job_state(step, service, dynamic, request)
+        job = self._job_state(step, dynamic, request)
         self.states[job_state] = job | self._policy(step, lambda_task=False) | self._after(i)
 
-    def _job_state(self, step: ResolvedStep, service: str, dynamic: bool, request: dict[str, Any]) -> dict[str, Any]:
+    def _job_state(self, step: ResolvedStep, dynamic: bool, request: dict[str, Any]) -> dict[str, Any]:
         backend = step.backend
         name = step.name
         rendered = Slot(("prepared", name, "job"))
@@ -621,17 +614,8 @@ class _Lowering:
                 "context": Slot(("pipegen",)),
                 "failure": Slot(("failure",)),
             }
-            state: dict[str, Any] = {
-                "Type": "Task",
-                "Comment": "Tell notify.on_failure that the run failed, then fail.",
-                "Resource": LAMBDA_INVOKE,
-            }
-            state |= self.d.task_io(
-                {"FunctionName": self.o.runtime_function, "Payload": {"action": "step", "args": args}}, {}, None
-            )
-            state["Retry"] = [
-                {"ErrorEquals": LAMBDA_TRANSIENT, "IntervalSeconds": 1, "MaxAttempts": 3, "BackoffRate": 2.0}
-            ]
+            state = self._lambda("Tell notify.on_failure that the run failed, then fail.", args, {}, None)
+            state["Retry"] = [LAMBDA_RETRIER]
             state["Catch"] = [self.d.catch(FAILED, keep_failure=True)]
             state["Next"] = FAILED
             self.states[NOTIFY_FAILURE] = state

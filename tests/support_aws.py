@@ -1,0 +1,52 @@
+"""AWS resources on moto's server that tests need before they submit work."""
+
+from __future__ import annotations
+
+import boto3
+
+
+def batch_queue(queue: str, definition: str) -> dict[str, str]:
+    """A Fargate compute environment serving the named queue, and job definition NAME[:REVISION].
+
+    Idempotent within one moto server: an existing queue is reused, and revisions are registered
+    until NAME:REVISION exists. Returns {"queue": ARN, "definition": ARN of the newest revision}.
+    """
+    name, _, revision = definition.partition(":")
+    batch = boto3.client("batch")
+    found = batch.describe_job_queues(jobQueues=[queue])["jobQueues"]
+    if found:
+        queue_arn = found[0]["jobQueueArn"]
+    else:
+        role = boto3.client("iam").create_role(RoleName=f"{queue}-role", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+        ec2 = boto3.client("ec2")
+        vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+        subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.0.0/24")["Subnet"]["SubnetId"]
+        group = ec2.create_security_group(GroupName=queue, Description="x", VpcId=vpc)["GroupId"]
+        env = batch.create_compute_environment(
+            computeEnvironmentName=queue,
+            type="MANAGED",
+            state="ENABLED",
+            serviceRole=role,
+            computeResources={"type": "FARGATE", "maxvCpus": 256, "subnets": [subnet], "securityGroupIds": [group]},
+        )["computeEnvironmentArn"]
+        queue_arn = batch.create_job_queue(
+            jobQueueName=queue,
+            state="ENABLED",
+            priority=1,
+            computeEnvironmentOrder=[{"order": 1, "computeEnvironment": env}],
+        )["jobQueueArn"]
+    registered = batch.describe_job_definitions(jobDefinitionName=name, status="ACTIVE")["jobDefinitions"]
+    arns = [d["jobDefinitionArn"] for d in sorted(registered, key=lambda d: d["revision"])]
+    while len(arns) < int(revision or 1):
+        arns.append(
+            batch.register_job_definition(
+                jobDefinitionName=name,
+                type="container",
+                containerProperties={
+                    "image": "train:1",
+                    "command": ["true"],
+                    "resourceRequirements": [{"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "2048"}],
+                },
+            )["jobDefinitionArn"]
+        )
+    return {"queue": queue_arn, "definition": arns[-1]}
