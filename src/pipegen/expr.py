@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Literal
@@ -44,7 +45,7 @@ class Template:
 
     parts: tuple[Part, ...]
 
-    @property
+    @functools.cached_property
     def refs(self) -> tuple[Ref, ...]:
         """The references in order of appearance."""
         return tuple(p for p in self.parts if isinstance(p, Ref))
@@ -74,32 +75,35 @@ class ExpressionError(ValueError):
         self.offset = offset
 
 
+_OPEN = re.compile(r"\$\$\{|\$\{")
+
+
+@functools.lru_cache(maxsize=4096)
 def parse_template(text: str) -> Template:
     """Split text into literals and references; `$${` stands for a literal `${`."""
+    # Cached: checks and every target parse the same strings again; Template is immutable.
     parts: list[Part] = []
     buf: list[str] = []
     i = 0
-    n = len(text)
-    while i < n:
-        if text.startswith("$${", i):
+    while (found := _OPEN.search(text, i)) is not None:
+        buf.append(text[i : found.start()])
+        if found.group() == "$${":
             buf.append("${")
-            i += 3
+            i = found.end()
             continue
-        if text.startswith("${", i):
-            end = text.find("}", i + 2)
-            if end < 0:
-                raise ExpressionError("unclosed '${' (missing '}')", i)
-            ref = _parse_ref(text[i + 2 : end].strip(), i)
-            if buf:
-                parts.append(Lit("".join(buf)))
-                buf = []
-            parts.append(ref)
-            i = end + 1
-            continue
-        buf.append(text[i])
-        i += 1
-    if buf:
-        parts.append(Lit("".join(buf)))
+        start = found.start()
+        end = text.find("}", start + 2)
+        if end < 0:
+            raise ExpressionError("unclosed '${' (missing '}')", start)
+        ref = _parse_ref(text[start + 2 : end].strip(), start)
+        if literal := "".join(buf):
+            parts.append(Lit(literal))
+        buf = []
+        parts.append(ref)
+        i = end + 1
+    buf.append(text[i:])
+    if literal := "".join(buf):
+        parts.append(Lit(literal))
     return Template(tuple(parts))
 
 
