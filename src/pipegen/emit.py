@@ -17,14 +17,23 @@ class Output:
     text: str
 
 
+def _file_mode() -> int:
+    """The mode a plain open() would give a new file (mkstemp's is 0600, unreadable to a DAG processor user)."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def write_outputs(outdir: Path, outputs: list[Output]) -> list[Path]:
     """Write every output, each through a temporary file and a rename, so no file is ever half-written."""
     staged: list[tuple[str, Path]] = []
+    mode = _file_mode()
     try:
         for out in outputs:
             dest = outdir / out.path
             dest.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+            os.fchmod(fd, mode)
             with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
                 handle.write(out.text)
             staged.append((tmp, dest))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -76,6 +78,17 @@ def test_compile_writes_outputs(cli: Cli, tmp_path: Path) -> None:
     # defaults apply: feed-ranking sets retries: 3 for every step.
     assert {s["retries"] for s in doc["steps"]} == {3}
     assert sorted(p.name for p in (tmp_path / "manifest").iterdir()) == ["demo.json", "feed-ranking.json"]
+
+
+def test_written_files_get_the_usual_mode(cli: Cli, tmp_path: Path) -> None:
+    """Outputs are readable like any new file (the DAG processor may run as another user), not 0600."""
+    old = os.umask(0o022)
+    try:
+        result = cli("compile", *supported_specs(), "-t", "manifest", "-o", str(tmp_path))
+    finally:
+        os.umask(old)
+    assert result.code == 0, result.err
+    assert stat.S_IMODE((tmp_path / "manifest" / "demo.json").stat().st_mode) == 0o644
 
 
 def test_check_reports_stale_outputs(cli: Cli, tmp_path: Path) -> None:

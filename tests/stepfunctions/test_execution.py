@@ -114,26 +114,33 @@ def test_user_text_reaches_the_job_as_written(
     jobs = play_batch_jobs(monkeypatch, lambda env: None)
     q = json.dumps(HOSTILE, ensure_ascii=False)
     lookalikes = ["$.pipegen.run_id", "States.Format('{}', $.x)", "{% $states.input %}", "$$.Execution.Name"]
+    native_lookalikes = ["$.pipegen.run_id", "States.Format(x, $.y)", "States.Array(1), $.x", "$$.Execution.Name"]
     text = (
-        f"pipegen: 1\nname: literal\nparams: {{p: 7}}\n{JOBS}steps:\n"
+        f"pipegen: 1\nname: literal\nparams: {{p: 7, flag: true}}\n{JOBS}steps:\n"
         f"  - name: templated\n    task:\n      backend: jobs\n"
         f"      command: [{q}, '${{run.date}}', {json.dumps(HOSTILE + '${params.p}', ensure_ascii=False)}]\n"
         f"      env: {{B_VAR: {q}, C_VAR: '${{run.id}}'}}\n"
         f"  - name: literal\n    task:\n      backend: jobs\n"
         f"      command: {json.dumps([*lookalikes, HOSTILE], ensure_ascii=False)}\n"
         f"      env: {{D_VAR: '$$.Execution.Name'}}\n"
+        f"  - name: native\n    task:\n      backend: jobs\n"
+        f"      command: {json.dumps([*native_lookalikes, '--date=${run.date}', '${params.p}', 'run ${run.id}, ${params.flag}'])}\n"
     )
-    result = run_state_machine(_compile(text, tmp_path, "literal"), name, {})
+    definition = _compile(text, tmp_path, "literal")
+    # Text without ' { } \\ rides inside the state machine's own States.Array: no Lambda renders it.
+    assert json.loads(definition)["States"]["native"]["Resource"] == "arn:aws:states:::batch:submitJob.sync"
+    result = run_state_machine(definition, name, {})
     assert result["status"] == "SUCCEEDED", _explain(result)
     today = datetime.now(UTC).date().isoformat()
     meant = literal_value(HOSTILE)
-    templated, literal = jobs
+    templated, literal, native = jobs
     assert templated["command"] == [meant, today, meant + "7"]
     assert templated["environment"]["B_VAR"] == meant
     assert templated["environment"]["C_VAR"] == f"{name}-run"
     # No ${...} in this step: the definition carries the strings themselves, and the service passes them on.
     assert literal["command"] == [*lookalikes, meant]
     assert literal["environment"]["D_VAR"] == "$$.Execution.Name"
+    assert native["command"] == [*native_lookalikes, f"--date={today}", "7", f"run {name}-run, true"]
 
 
 class _Receiver(http.server.BaseHTTPRequestHandler):

@@ -99,3 +99,22 @@ def test_hostile_literals_read_back_as_written(tmp_path: Path) -> None:
     start = {"Execution": {"Name": "x", "StartTime": "2026-11-22T00:00:00Z"}}
     (merged,) = evaluate([{"expr": context, "bindings": {"states": {"input": {}, "context": start}}}])
     assert merged == {"value": {"p": HOSTILE}}
+
+
+def test_a_batch_command_is_built_in_jsonata(tmp_path: Path) -> None:
+    """${run.*} and ${params.X} in a Batch command: one JSONata array, any literal text as a string literal."""
+    command = [HOSTILE, "--date=${run.date}", "${params.p}", "${run.id}/${params.flag}"]
+    text = (
+        "pipegen: 1\nname: native\nparams: {p: 7, flag: true}\n"
+        "backends:\n  jobs: {type: aws_batch, job_queue: q, job_definition: d}\n"
+        f"steps:\n  - name: t\n    task: {{backend: jobs, command: {json.dumps(command, ensure_ascii=False)}}}\n"
+        "targets:\n  stepfunctions: {query_language: JSONata}\n"
+    )
+    outputs, diags = compile_text(text, tmp_path, "native.yaml")
+    assert outputs, diags
+    state = load(outputs["stepfunctions/native.asl.json"])["States"]["t"]
+    assert state["Resource"] == "arn:aws:states:::batch:submitJob.sync"
+    expr = state["Arguments"]["ContainerOverrides"]["Command"][2:-2].strip()
+    context = {"params": {"p": 7, "flag": True}, "run_id": "run-1", "run_date": "2026-11-22"}
+    (result,) = evaluate([{"expr": expr, "bindings": {"pipegen": context}}])
+    assert result == {"value": [literal_value(HOSTILE), "--date=2026-11-22", "7", "run-1/true"]}

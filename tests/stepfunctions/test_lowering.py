@@ -187,9 +187,10 @@ def test_guard_when_an_independent_step_runs_between(tmp_path: Path) -> None:
     assert validate(path).returncode == 0
 
 
-def _many_jobs(n: int) -> str:
+def _many_jobs(n: int, arg: str = "${params.p}") -> str:
     steps = "".join(
-        f"  - name: s{i}\n    task: {{backend: jobs, command: [run, '${{params.p}}', part-{i}]}}\n" for i in range(n)
+        f"  - name: s{i}\n    task: {{backend: jobs, command: [run, {json.dumps(arg)}, part-{i}, '${{run.date}}']}}\n"
+        for i in range(n)
     )
     return (
         "pipegen: 1\nname: big\nparams: {p: 1}\n"
@@ -198,13 +199,33 @@ def _many_jobs(n: int) -> str:
     )
 
 
+def test_a_thousand_batch_steps_fit_in_one_upload(tmp_path: Path) -> None:
+    """Commands with ${run.*} and ${params.X} are built by the state machine: no Lambda hop, small states."""
+    outputs, diags = compile_text(_many_jobs(1000), tmp_path)
+    assert outputs, diags
+    text = outputs["stepfunctions/big.asl.json"]
+    assert len(json.dumps(text).encode()) < 1_048_576 - 8_192
+    states = load(text)["States"]
+    assert len(states) == 1000 + 4  # three context states and Fail
+    assert states["s7"]["Parameters"]["ContainerOverrides"]["Command.$"] == (
+        "States.Array('run', States.Format('{}', $.pipegen.params.p), 'part-7', $.pipegen.run_date)"
+    )
+    assert states["s7"]["ResultPath"] is None
+
+
 def test_a_definition_over_the_service_limit_is_a_diagnostic(tmp_path: Path) -> None:
-    outputs, diags = compile_text(_many_jobs(800), tmp_path)
+    outputs, diags = compile_text(_many_jobs(2000), tmp_path)
     assert outputs == {}
     assert any(
         re.search(r"spec\.yaml:2:7: error\[PG602\]: .* the definition takes \d+ bytes, over the service's 1048576", d)
         for d in diags
     ), diags
+    # Quotes double when the definition travels inside the request: under 1 MiB as a file, over as an upload.
+    outputs, diags = compile_text(_many_jobs(1000, '"' * 150), tmp_path)
+    assert outputs == {}
+    assert any(
+        re.search(r"the request that uploads it takes about \d+ bytes, over the service's 1048576", d) for d in diags
+    )
     outputs, diags = compile_text(_many_jobs(50), tmp_path)
     assert outputs, diags
 

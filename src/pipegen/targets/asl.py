@@ -29,6 +29,28 @@ class Slot:
         return Slot((*self.path, *names))
 
 
+@dataclass(frozen=True)
+class Read:
+    """A slot's value inside run-time text; as_text writes a number or boolean the way the runtime does."""
+
+    slot: Slot
+    as_text: bool = False
+
+
+@dataclass(frozen=True)
+class Text:
+    """A string the state machine builds at run time from literal pieces and reads."""
+
+    parts: tuple[str | Read, ...]
+
+
+@dataclass(frozen=True)
+class TextList:
+    """A list of strings built at run time (a job's command)."""
+
+    items: tuple[Text, ...]
+
+
 Condition = Any
 
 
@@ -54,6 +76,8 @@ class Dialect(ABC):
     def _entry(self, key: str, item: Any) -> dict[str, Any]:
         if isinstance(item, Slot):
             return self.read_entry(key, item)
+        if isinstance(item, TextList):
+            return self.text_list_entry(key, item)
         return {key: self.template(item)}
 
     @abstractmethod
@@ -63,6 +87,14 @@ class Dialect(ABC):
     @abstractmethod
     def read_entry(self, key: str, slot: Slot) -> dict[str, Any]:
         """An object entry whose value is read from a slot."""
+
+    @abstractmethod
+    def holds_literal(self, text: str) -> bool:
+        """Whether literal text can sit inside a run-time expression of this language, unescaped."""
+
+    @abstractmethod
+    def text_list_entry(self, key: str, value: TextList) -> dict[str, Any]:
+        """An object entry whose value is a list of strings built at run time."""
 
     # ---- states ------------------------------------------------------------------------------
     @abstractmethod
@@ -127,6 +159,26 @@ class JsonPath(Dialect):
 
     def read_entry(self, key: str, slot: Slot) -> dict[str, Any]:
         return {f"{key}.$": self.path(slot)}
+
+    def holds_literal(self, text: str) -> bool:
+        # In an intrinsic's string literal the service wants a backslash before each of ' { } and the
+        # backslash itself, which local interpreters do not undo the same way: text holding them is
+        # rendered by the runtime Lambda instead, as plain JSON.
+        return text.isprintable() and not any(c in text for c in "'{}\\")
+
+    def text_list_entry(self, key: str, value: TextList) -> dict[str, Any]:
+        return {f"{key}.$": "States.Array(" + ", ".join(self._text(t) for t in value.items) + ")"}
+
+    def _text(self, text: Text) -> str:
+        for piece in text.parts:
+            assert not isinstance(piece, str) or self.holds_literal(piece), piece
+        if all(isinstance(p, str) for p in text.parts):
+            return "'" + "".join(p for p in text.parts if isinstance(p, str)) + "'"
+        if len(text.parts) == 1 and isinstance(text.parts[0], Read) and not text.parts[0].as_text:
+            return self.path(text.parts[0].slot)
+        pattern = "".join(p if isinstance(p, str) else "{}" for p in text.parts)
+        reads = [self.path(p.slot) for p in text.parts if isinstance(p, Read)]
+        return f"States.Format('{pattern}', {', '.join(reads)})"
 
     def context_states(
         self, defaults: dict[str, Any], evaluations: list[str], next_state: str
@@ -243,6 +295,24 @@ class Jsonata(Dialect):
 
     def read_entry(self, key: str, slot: Slot) -> dict[str, Any]:
         return {key: "{% " + self.var(slot) + " %}"}
+
+    def holds_literal(self, text: str) -> bool:
+        # Literal pieces are written as JSON strings, which are JSONata string literals.
+        return True
+
+    def text_list_entry(self, key: str, value: TextList) -> dict[str, Any]:
+        return {key: "{% [" + ", ".join(self._text(t) for t in value.items) + "] %}"}
+
+    def _text(self, text: Text) -> str:
+        pieces = [
+            json.dumps(p, ensure_ascii=False)
+            if isinstance(p, str)
+            else f"$string({self.var(p.slot)})"
+            if p.as_text
+            else self.var(p.slot)
+            for p in text.parts
+        ]
+        return " & ".join(pieces) if pieces else '""'
 
     def context_states(
         self, defaults: dict[str, Any], evaluations: list[str], next_state: str

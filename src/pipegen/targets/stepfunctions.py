@@ -3,7 +3,9 @@
 Steps run one after another in the spec's dependency order. Runtime steps (gates, evaluate, promote,
 notifications) are `lambda:invoke` Tasks calling pipegen's Lambda handler; jobs use the services'
 `.sync` integrations. The state machine's data is small and fixed: `$.pipegen` (params, run id, run
-date), then one small entry per step under `$.runs`, `$.jobs`, `$.gates`, `$.evaluations`, `$.promotions`.
+date), then per step only what a later state reads: `$.prepared`, `$.gates`, `$.evaluations`, `$.promotions`.
+A job's result is dropped (`ResultPath: null`; its id is in the execution history), so a long pipeline's
+state data stays far below the service's 256 KiB.
 """
 
 from __future__ import annotations
@@ -17,16 +19,19 @@ from pydantic import BaseModel, ConfigDict
 from pipegen import __version__
 from pipegen.diagnostics import Diagnostic, diag, has_errors
 from pipegen.emit import Output
-from pipegen.expr import parse_template
+from pipegen.expr import Lit, parse_template
 from pipegen.resolve import Pipeline, ResolvedStep
 from pipegen.spec import AwsBatchBackend, KubernetesBackend, SageMakerBackend
-from pipegen.targets.asl import Dialect, Slot, dialect_for
+from pipegen.targets.asl import Dialect, Read, Slot, Text, TextList, dialect_for
 from pipegen.targets.base import Support, Target, kubernetes_name
 from pipegen.targets.eventbridge import schedule_problems, scheduler_schedule
 from pipegen.targets.resources import batch_resources, kubernetes_cpu
 
-# The service caps a state machine definition at 1 MiB (and the API request that carries it).
+# The service caps a definition at 1 MiB, and the API request carrying it (as an escaped JSON string,
+# beside the name, role, logging and tags, for which some room is kept) at 1 MiB too.
 MAX_DEFINITION_BYTES = 1_048_576
+MAX_REQUEST_BYTES = 1_048_576
+REQUEST_ROOM = 8_192
 LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
 LAMBDA_MAX_SECONDS = 900
 # Errors a Lambda invocation raises on service-side trouble: always worth a quick retry (AWS's advice).
@@ -115,8 +120,7 @@ class StepFunctionsTarget(Target):
     def render(self, pipeline: Pipeline, options: BaseModel) -> list[Output]:
         """The state machine definition, and the EventBridge schedule when the spec has one."""
         assert isinstance(options, StepFunctionsOptions)
-        definition = _Lowering(pipeline, options, dialect_for(options.query_language)).definition()
-        outputs = [Output(f"stepfunctions/{pipeline.name}.asl.json", _json(definition))]
+        outputs = [Output(f"stepfunctions/{pipeline.name}.asl.json", _definition_text(pipeline, options))]
         if pipeline.schedule is not None:
             schedule = scheduler_schedule(pipeline, options.state_machine_arn, options.scheduler_role_arn)
             outputs.append(Output(f"stepfunctions/{pipeline.name}.schedule.json", _json(schedule)))
@@ -129,6 +133,26 @@ TARGET = StepFunctionsTarget()
 def _json(value: Any) -> str:
     """Pretty, deterministic JSON: key order is the order the lowering builds (the order AWS documents)."""
     return json.dumps(value, indent=2, ensure_ascii=False) + "\n"
+
+
+_rendered: dict[tuple[str, str, StepFunctionsOptions], str] = {}
+
+
+def _definition_text(pipeline: Pipeline, options: StepFunctionsOptions) -> str:
+    """The definition as uploaded: one compact line per state, so it stays small and diffs per state."""
+    # check() measures what render() writes: build it once per spec content, path and options.
+    key = (pipeline.spec_sha256, pipeline.spec_path, options)
+    if key not in _rendered:
+        _rendered.clear()
+        definition = _Lowering(pipeline, options, dialect_for(options.query_language)).definition()
+        states = definition.pop("States")
+        lines = [f"  {json.dumps(k)}: {json.dumps(v, ensure_ascii=False)}," for k, v in definition.items()]
+        body = ",\n".join(
+            f"    {json.dumps(name, ensure_ascii=False)}: {json.dumps(state, ensure_ascii=False, separators=(',', ':'))}"
+            for name, state in states.items()
+        )
+        _rendered[key] = "{\n" + "\n".join(lines) + '\n  "States": {\n' + body + "\n  }\n}\n"
+    return _rendered[key]
 
 
 # ---- checks --------------------------------------------------------------------------------------
@@ -193,14 +217,19 @@ def _limits(pipeline: Pipeline, options: StepFunctionsOptions) -> Iterator[Diagn
 
 def _size(pipeline: Pipeline, options: StepFunctionsOptions) -> Iterator[Diagnostic]:
     """A definition the service would refuse is a diagnostic, never an output."""
-    definition = _Lowering(pipeline, options, dialect_for(options.query_language)).definition()
-    # The service measures the definition as uploaded; whitespace is the uploader's choice, so count compact.
-    size = len(json.dumps(definition, separators=(",", ":"), ensure_ascii=False).encode())
-    if size > MAX_DEFINITION_BYTES:
+    text = _definition_text(pipeline, options)
+    size = len(text.encode())
+    request = len(json.dumps(text, ensure_ascii=False).encode()) + REQUEST_ROOM
+    if size > MAX_DEFINITION_BYTES or request > MAX_REQUEST_BYTES:
+        what, limit = (
+            (f"the definition takes {size} bytes", MAX_DEFINITION_BYTES)
+            if size > MAX_DEFINITION_BYTES
+            else (f"the request that uploads it takes about {request} bytes", MAX_REQUEST_BYTES)
+        )
         yield diag(
             "PG602",
-            f"target 'stepfunctions' cannot hold pipeline '{pipeline.name}' in one state machine: the definition "
-            f"takes {size} bytes, over the service's {MAX_DEFINITION_BYTES}",
+            f"target 'stepfunctions' cannot hold pipeline '{pipeline.name}' in one state machine: {what}, "
+            f"over the service's {limit}",
             pipeline.source_map.value(("name",)),
             "split the pipeline into smaller specs",
         )
@@ -477,10 +506,12 @@ class _Lowering:
             if isinstance(backend, KubernetesBackend)
             else "sagemaker"
         )
+        # A Batch command the state machine can build itself needs no Lambda hop (and its bytes).
+        native = self._native_command(step, env) if service == "batch" and step.kind != "train" else None
         dynamic = (
             step.kind == "train"
             or service == "sagemaker"
-            or any(parse_template(v).refs for v in [*body.command, *env.values()])
+            or (native is None and any(parse_template(v).refs for v in [*body.command, *env.values()]))
         )
         request: dict[str, Any] = {"service": service, "command": list(body.command), "env": dict(sorted(env.items()))}
         if secret_env:
@@ -504,10 +535,35 @@ class _Lowering:
             )
             self.states[name] = prepare | {"Next": f"{name}.job"}
             job_state = f"{name}.job"
-        job = self._job_state(step, dynamic, request)
+        job = self._job_state(step, dynamic, request, native)
         self.states[job_state] = job | self._policy(step, lambda_task=False) | self._after(i)
 
-    def _job_state(self, step: ResolvedStep, dynamic: bool, request: dict[str, Any]) -> dict[str, Any]:
+    def _native_command(self, step: ResolvedStep, env: dict[str, str]) -> TextList | None:
+        """The command as run-time text when the query language can build it, else None (the Lambda renders)."""
+        if any(parse_template(v).refs for v in env.values()):
+            return None
+        items = [self._text(arg) for arg in step.body.command]
+        return TextList(tuple(t for t in items if t is not None)) if None not in items else None
+
+    def _text(self, value: str) -> Text | None:
+        """${run.*} and ${params.X} (not floats, whose text the languages write differently) inside literal text."""
+        parts: list[str | Read] = []
+        for part in parse_template(value).parts:
+            if isinstance(part, Lit):
+                if not self.d.holds_literal(part.text):
+                    return None
+                parts.append(part.text)
+            elif part.namespace == "run":
+                parts.append(Read(Slot(("pipegen", "run_date" if part.name == "date" else "run_id"))))
+            elif part.namespace == "params" and not isinstance(self.p.spec.params.get(part.name), float):
+                parts.append(Read(Slot(("pipegen", "params", part.name)), as_text=True))
+            else:
+                return None
+        return Text(tuple(parts))
+
+    def _job_state(
+        self, step: ResolvedStep, dynamic: bool, request: dict[str, Any], native: TextList | None
+    ) -> dict[str, Any]:
         backend = step.backend
         name = step.name
         rendered = Slot(("prepared", name, "job"))
@@ -518,10 +574,12 @@ class _Lowering:
             if dynamic:
                 overrides = {"Command": rendered.field("Command"), "Environment": rendered.field("Environment")}
             else:
+                has_refs = any(parse_template(v).refs for v in request["command"])
                 overrides = {
-                    "Command": _literal(request["command"]),
-                    "Environment": [{"Name": k, "Value": _literal(v)} for k, v in request["env"].items()],
+                    "Command": native if has_refs and native is not None else _literal(request["command"]),
                 }
+                if request["env"]:
+                    overrides["Environment"] = [{"Name": k, "Value": _literal(v)} for k, v in request["env"].items()]
             resources = batch_resources(step.body.resources)
             if resources:
                 overrides["ResourceRequirements"] = [{"Type": k, "Value": v} for k, v in resources.items()]
@@ -532,7 +590,7 @@ class _Lowering:
                 "ContainerOverrides": overrides,
             }
             return {"Type": "Task", "Comment": comment, "Resource": "arn:aws:states:::batch:submitJob.sync"} | (
-                self.d.task_io(params, {"JobId": ("JobId",), "Status": ("Status",)}, Slot(("jobs", name)))
+                self.d.task_io(params, {}, None)
             )
         if isinstance(backend, SageMakerBackend):
             params = {
@@ -552,11 +610,7 @@ class _Lowering:
                 "Type": "Task",
                 "Comment": comment,
                 "Resource": "arn:aws:states:::sagemaker:createTrainingJob.sync",
-            } | self.d.task_io(
-                params,
-                {"TrainingJobArn": ("TrainingJobArn",), "TrainingJobStatus": ("TrainingJobStatus",)},
-                Slot(("jobs", name)),
-            )
+            } | self.d.task_io(params, {}, None)
         assert isinstance(backend, KubernetesBackend) and self.o.eks_cluster is not None
         container: dict[str, Any] = {"name": "main", "image": parse_template(backend.image).literal_text()}
         if dynamic:
