@@ -9,7 +9,7 @@ the dag-factory YAML and the hand-written kfp pipeline describe the same pipelin
 Every step submits one Batch job whose command carries the run's date and a run parameter, with
 the spec's retry policy and timeout, which is what a feature or training fan-out looks like.
 
-    python benchmarks/synth.py OUT_DIR [--sizes 10,100,1000] [--shapes chain,fanout]
+    python -m benchmarks.synth OUT_DIR [--sizes 10,100,1000] [--shapes chain,fanout]
 """
 
 from __future__ import annotations
@@ -100,6 +100,11 @@ with DAG(
     return head + "".join(body) + "".join(edges)
 
 
+def _timedelta(seconds: int) -> dict[str, object]:
+    # dag-factory 1.x builds objects from `__type__` (its `*_sec` keys are gone).
+    return {"__type__": "datetime.timedelta", "seconds": seconds}
+
+
 def dagfactory_yaml(shape: str, n: int) -> str:
     """The same pipeline as a dag-factory 1.x YAML config."""
     name = name_of(shape, n)
@@ -134,10 +139,10 @@ def dagfactory_yaml(shape: str, n: int) -> str:
             "params": {"shards": 64},
             "default_args": {
                 "retries": 2,
-                "retry_delay_sec": 60,
+                "retry_delay": _timedelta(60),
                 "retry_exponential_backoff": 2.0,
-                "max_retry_delay": 600,
-                "execution_timeout": 3600,
+                "max_retry_delay": _timedelta(600),
+                "execution_timeout": _timedelta(3600),
             },
             "tasks": tasks,
         }

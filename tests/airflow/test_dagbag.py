@@ -55,3 +55,25 @@ def test_dag_files_import_only_airflow_at_top_level() -> None:
         if "airflow.providers.amazon" in path.read_text():
             loaded.discard("boto3")
         assert loaded == set(), f"{path.name} imports {sorted(loaded)} at module level"
+
+
+def test_a_dag_of_jobs_only_loads_without_the_task_decorator(dags_folder: Path) -> None:
+    """`task` is imported only when a runtime task uses it (its first use costs every forked parse)."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    from benchmarks.synth import spec_text
+    from pipegen.compiler import compile_checked
+    from pipegen.frontend import check_source
+    from pipegen.loader import Source
+
+    result = compile_checked(check_source(Source("synth.yaml", spec_text("fanout", 25))), ["airflow"])
+    assert result.ok, [d.format() for d in result.diagnostics]
+    text = result.outputs[0].text
+    assert "from airflow.sdk import DAG, Param\n" in text
+    (dags_folder / "synth.py").write_text(text, encoding="utf-8")
+    bag = DagBag(dag_folder=str(dags_folder))
+    assert bag.import_errors == {}
+    dag = bag.dags["synth-fanout-25"]
+    assert len(dag.tasks) == 25
+    assert dag.get_task("s11").upstream_task_ids == {"s1"}
+    assert dag.get_task("s11").container_overrides["command"][-3:] == ["{{ ds }}", "--shards", "{{ params['shards'] }}"]

@@ -182,7 +182,7 @@ class _Lowering:
     def __init__(self, pipeline: Pipeline, options: AirflowOptions) -> None:
         self.p = pipeline
         self.options = options
-        self.imports: set[str] = {"from airflow.sdk import DAG, task", "from datetime import timedelta"}
+        self.imports: set[str] = {"from airflow.sdk import DAG", "from datetime import timedelta"}
         self.helpers: set[str] = set()
         self.default_policy = resolve_policy_defaults(pipeline.spec)
 
@@ -225,6 +225,10 @@ class _Lowering:
         if self.p.spec.notify.on_failure:
             constants.append(("FAILURE_WEBHOOKS", self.failure_webhooks()))
         dag_kwargs = self.dag_kwargs()
+        if self.helpers - {"notify_failure"}:
+            # Only when used: `task` is lazy in airflow.sdk and its first use imports ~25 modules, which
+            # every forked parse of the DAG processor would pay (see BENCHMARKS.md).
+            self.imports.add("from airflow.sdk import task")
         return View(
             header=header,
             docstring=py(spec.description or f"The {self.p.name} pipeline."),

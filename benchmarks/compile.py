@@ -1,0 +1,97 @@
+"""Compile cost and artifact size: whole-process `pipegen compile -t all` of synthetic specs.
+
+    .venv/bin/python -m benchmarks.compile [--sizes 10,100,1000] [--shapes chain,fanout] [--repeat N] [--json FILE]
+
+Reports, per shape and size: the whole process's median time, the marginal cost per step between
+sizes (linear growth keeps it flat), bytes per step of each target's output, and whether the Step
+Functions definition fits the service's 1 MiB definition and request limits. Floors: an empty
+Python, and a Python that imports the compiler's four libraries.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+from benchmarks.common import CORE, python, time_command, write_results
+from benchmarks.synth import SHAPES, SIZES, name_of, write_specs
+
+MIB = 1_048_576
+REQUEST_ROOM = 8_192  # what pipegen keeps for the rest of the CreateStateMachine request
+
+
+def pipegen() -> str:
+    """The installed command, as a user runs it."""
+    return str(CORE / "bin" / "pipegen")
+
+
+def artifact_sizes(outdir: Path, name: str, n: int) -> dict[str, object]:
+    """Bytes (and bytes per step) of each target's output; the ASL as written, compact and as uploaded."""
+    airflow = (outdir / "airflow" / f"{name}.py").read_bytes()
+    kfp = (outdir / "kfp" / f"{name}.py").read_bytes()
+    asl_text = (outdir / "stepfunctions" / f"{name}.asl.json").read_text()
+    compact = json.dumps(json.loads(asl_text), separators=(",", ":"), ensure_ascii=False).encode()
+    pretty = json.dumps(json.loads(asl_text), indent=2, ensure_ascii=False).encode()
+    upload = len(json.dumps(asl_text, ensure_ascii=False).encode())
+    return {
+        "airflow_bytes": len(airflow),
+        "airflow_per_step": round(len(airflow) / n),
+        "kfp_py_bytes": len(kfp),
+        "kfp_py_per_step": round(len(kfp) / n),
+        "asl_bytes": len(asl_text.encode()),
+        "asl_per_step": round(len(asl_text.encode()) / n),
+        "asl_compact_bytes": len(compact),
+        "asl_pretty_bytes": len(pretty),
+        "asl_upload_bytes": upload,
+        "asl_fits": len(asl_text.encode()) <= MIB and upload + REQUEST_ROOM <= MIB,
+    }
+
+
+def main() -> None:
+    """Measure and report."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default=",".join(map(str, SIZES)))
+    parser.add_argument("--shapes", default=",".join(SHAPES))
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    sizes = tuple(int(s) for s in args.sizes.split(","))
+    shapes = tuple(args.shapes.split(","))
+
+    py = python(CORE)
+    floors = {
+        "python_s": time_command([py, "-c", "pass"], args.repeat),
+        "libraries_s": time_command([py, "-c", "import pydantic, jinja2, yaml, networkx"], args.repeat),
+        "pipegen_version_s": time_command([pipegen(), "--version"], args.repeat),
+    }
+    rows: list[dict[str, object]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        specs = write_specs(Path(tmp) / "specs", shapes, sizes)
+        for spec in specs:
+            shape, n = spec.stem.split("-")[1], int(spec.stem.split("-")[2])
+            out = Path(tmp) / "out"
+            cmd = [pipegen(), "compile", str(spec), "-t", "all", "-o", str(out)]
+            row: dict[str, object] = {"shape": shape, "n": n}
+            row["all_targets_s"] = time_command(cmd, args.repeat)
+            for target in ("airflow", "kfp", "stepfunctions"):
+                single = [pipegen(), "compile", str(spec), "-t", target, "-o", str(out)]
+                row[f"{target}_s"] = time_command(single, max(1, args.repeat // 2))
+            row |= artifact_sizes(out, name_of(shape, n), n)
+            rows.append(row)
+            print(f"{shape:7} {n:5}  all targets {row['all_targets_s']:.3f}s", file=sys.stderr)
+    growth: dict[str, object] = {}
+    for shape in shapes:
+        times = {r["n"]: r["all_targets_s"] for r in rows if r["shape"] == shape}
+        ordered = sorted(times)
+        for lo, hi in itertools.pairwise(ordered):
+            t_lo, t_hi = float(times[lo]), float(times[hi])  # type: ignore[arg-type]
+            growth[f"{shape}_{lo}_to_{hi}_ms_per_step"] = round((t_hi - t_lo) / (hi - lo) * 1000, 3)
+    write_results(args.json, "compile", {"floors": floors, "rows": rows, "growth": growth})
+
+
+if __name__ == "__main__":
+    main()
