@@ -11,17 +11,19 @@ UV := $(PYTHON) -m uv
 CORE := .venv
 AIRFLOW := .venv-airflow
 KFP := .venv-kfp
+BENCH := .venv-bench
 SPECS := $(sort $(wildcard specs/*.yaml))
 # Step Functions has no local backend: the demo spec (local training) compiles for Airflow and KFP only.
 AWS_SPECS := $(filter-out specs/demo.yaml,$(SPECS))
 OUT := build
 
-.PHONY: help uv env-core env-airflow env-kfp envs node demo test lint test-core test-airflow test-kfp golden clean
+.PHONY: help uv env-core env-airflow env-kfp env-bench envs node demo test lint test-core test-airflow test-kfp golden bench clean
 
 help:
 	@echo "make demo    set up, then validate, draw and compile the example specs (and run the demo)"
 	@echo "make test    set up every environment, then lint, type-check and run all tests"
 	@echo "make golden  regenerate golden files (review the diff before committing)"
+	@echo "make bench   run the benchmarks and rewrite BENCHMARKS.md's figures"
 
 uv:
 	@$(UV) --version 2>/dev/null | grep -qF "$(UV_VERSION)" || $(PYTHON) -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
@@ -34,6 +36,9 @@ env-airflow: uv
 
 env-kfp: uv
 	@UV_PROJECT_ENVIRONMENT=$(KFP) $(UV) sync --frozen --quiet --group kfp
+
+env-bench: uv
+	@UV_PROJECT_ENVIRONMENT=$(BENCH) $(UV) sync --frozen --quiet --group bench
 
 envs: env-core env-airflow env-kfp
 
@@ -67,6 +72,10 @@ test: lint test-core test-airflow test-kfp
 
 golden: env-core
 	$(CORE)/bin/python -m tests.regen
+
+# Timings only: nothing here is pass/fail. One benchmark at a time, so they do not disturb each other.
+bench: env-core env-kfp env-bench
+	$(CORE)/bin/python -m benchmarks.run_all
 
 clean:
 	rm -rf $(OUT) .pytest_cache .mypy_cache .ruff_cache
