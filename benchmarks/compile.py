@@ -2,7 +2,7 @@
 
     .venv/bin/python -m benchmarks.compile [--sizes 10,100,1000] [--shapes chain,fanout] [--repeat N] [--json FILE]
 
-Reports, per shape and size: the whole process's median time, the marginal cost per step between
+Reports, per shape and size: the whole process's best time, the marginal cost per step between
 sizes (linear growth keeps it flat), bytes per step of each target's output, and whether the Step
 Functions definition fits the service's 1 MiB definition and request limits. Floors: an empty
 Python, and a Python that imports the compiler's four libraries.

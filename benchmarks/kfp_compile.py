@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import ast
 import json
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -30,7 +29,7 @@ from typing import Any
 
 import yaml
 
-from benchmarks.common import CORE, KFP, ROOT, child_env, python, time_command, write_results
+from benchmarks.common import CORE, KFP, ROOT, best, child_env, python, time_command, write_results
 from benchmarks.synth import SHAPES, SIZES, kfp_pipeline_text, name_of, spec_text
 
 ETCD_LIMIT = 1536 * 1024  # Kubernetes' default etcd request size limit, 1.5 MiB
@@ -113,7 +112,7 @@ def check_ir(path: Path, n: int, extra_tasks: set[str]) -> dict[str, object]:
 
 
 def measure_compile(module: Path, out: Path, repeat: int, env: dict[str, str]) -> dict[str, float]:
-    """Whole-process time of importing and compiling module, and the child's own phase times (medians)."""
+    """Whole-process time of importing and compiling module, and the child's own phase times (best of the repeats)."""
     samples_file = out.with_suffix(".samples")
     samples_file.unlink(missing_ok=True)
     child = out.parent / "_compile_child.py"
@@ -128,7 +127,7 @@ def measure_compile(module: Path, out: Path, repeat: int, env: dict[str, str]) -
     lines = samples_file.read_text().splitlines()
     assert len(lines) == repeat + 1, f"expected {repeat + 1} samples, got {len(lines)}"
     samples = [json.loads(line) for line in lines[1:]]  # the first is time_command's warm-up
-    phases = {key: statistics.median(s[key] for s in samples) for key in ("import_s", "load_s", "compile_s")}
+    phases = {key: best(s[key] for s in samples) for key in ("import_s", "load_s", "compile_s")}
     return {"process_s": process_s, **phases}
 
 
@@ -193,9 +192,9 @@ def fmt_bytes(b: float) -> str:
 def table(results: dict[str, Any], cases: list[dict[str, Any]]) -> str:
     out = [
         f"python -c pass          {results['python_startup_s'] * 1000:8.0f} ms   (.venv-kfp interpreter start)",
-        f"python -c 'import kfp'  {results['import_kfp_s'] * 1000:8.0f} ms   (median of {results['repeat']})",
+        f"python -c 'import kfp'  {results['import_kfp_s'] * 1000:8.0f} ms   (best of {results['repeat']})",
         "",
-        "kfp compile, whole process and the child's own phases (medians, ms); sizes in bytes",
+        "kfp compile, whole process and the child's own phases (best of the repeats, ms); sizes in bytes",
     ]
     head = (
         f"{'shape':<7}{'n':>5} {'pipeline':<8}{'rep':>4}{'process':>9}{'import':>8}{'load':>8}{'compile':>9}"

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import statistics
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import CORE, ROOT, child_env, write_results
+from benchmarks.common import CORE, ROOT, best, child_env, write_results
 
 
 def _copy(into: Path) -> Path:
@@ -54,7 +53,7 @@ def main() -> None:
     write_results(
         args.json,
         "loop",
-        {"first_run_s": statistics.median(first), "next_run_s": statistics.median(following), "runs": args.repeat},
+        {"first_run_s": best(first), "next_run_s": best(following), "runs": args.repeat},
     )
 
 

@@ -74,7 +74,8 @@ def report() -> str:
         f"Machine: {m['processor']}, {m['cpus']} CPUs, {m['platform']}, Python {m['python']}; "
         f"apache-airflow {parse['results']['config']['versions']['apache-airflow']}, dag-factory "
         f"{parse['results']['config']['versions']['dag-factory']}, kfp {kfp['results']['kfp_version']}. "
-        "Times are medians of whole runs after a discarded warm-up, bytecode caches on.",
+        "Times are the best of several runs after a discarded warm-up (slower runs are other processes "
+        "interfering), bytecode caches on.",
         "",
     ]
     goals: list[tuple[str, str, str]] = []

@@ -57,7 +57,7 @@ def to_mermaid(spec: Spec, graph: StepGraph) -> str:
         # Node ids are prefixed: bare words such as 'end' or 'graph' are Mermaid keywords.
         label = f"{mermaid_text(name)}<br/>{mermaid_text(detail(step))}"
         lines.append(f'    s_{name}{left}"{label}"{right}')
-    for u, v in sorted(graph.graph.edges, key=lambda e: (order.index(e[1]), order.index(e[0]))):
+    for u, v in sorted(graph.edges(), key=lambda e: (order.index(e[1]), order.index(e[0]))):
         lines.append(f"    s_{u} --> s_{v}")
     for kind, style in _MERMAID_STYLES.items():
         members = [f"s_{n}" for n in order if steps[n].kind == kind]
@@ -79,7 +79,7 @@ def to_dot(spec: Spec, graph: StepGraph) -> str:
     for name in order:
         label = _dot_string(f"{name}\n{detail(steps[name])}")
         lines.append(f"    {_dot_string(name)} [label={label}];")
-    for u, v in sorted(graph.graph.edges, key=lambda e: (order.index(e[1]), order.index(e[0]))):
+    for u, v in sorted(graph.edges(), key=lambda e: (order.index(e[1]), order.index(e[0]))):
         lines.append(f"    {_dot_string(u)} -> {_dot_string(v)};")
     lines.append("}")
     return "\n".join(lines) + "\n"

@@ -2,31 +2,54 @@
 
 from __future__ import annotations
 
+import heapq
+from collections import deque
 from dataclasses import dataclass
-
-import networkx as nx
+from graphlib import CycleError, TopologicalSorter
 
 from pipegen.spec import Spec, Step
 
 
 @dataclass(frozen=True)
 class StepGraph:
-    """Steps as a DiGraph (edge u -> v: v runs after u) with cycles found up front."""
+    """Steps and their direct dependencies (edge u -> v: v runs after u), with cycles found up front."""
 
-    graph: nx.DiGraph[str]
+    preds: dict[str, tuple[str, ...]]
     cycles: tuple[tuple[str, ...], ...]
 
     def order(self) -> list[str]:
         """Steps in topological order, ties broken by name (needs an acyclic graph)."""
-        return list(nx.lexicographical_topological_sort(self.graph))
+        sorter = TopologicalSorter(self.preds)
+        sorter.prepare()
+        ready = list(sorter.get_ready())
+        heapq.heapify(ready)
+        out = []
+        while ready:
+            name = heapq.heappop(ready)
+            out.append(name)
+            sorter.done(name)
+            for nxt in sorter.get_ready():
+                heapq.heappush(ready, nxt)
+        return out
+
+    def edges(self) -> list[tuple[str, str]]:
+        """Every (dependency, step) pair."""
+        return [(dep, name) for name, deps in self.preds.items() for dep in deps]
 
     def upstream(self, name: str) -> list[str]:
         """Direct dependencies of a step, sorted."""
-        return sorted(self.graph.predecessors(name))
+        return sorted(self.preds[name])
 
     def ancestors(self, name: str) -> set[str]:
         """Every step that must finish before this one."""
-        return set(nx.ancestors(self.graph, name))
+        seen: set[str] = set()
+        queue = deque(self.preds[name])
+        while queue:
+            dep = queue.popleft()
+            if dep not in seen:
+                seen.add(dep)
+                queue.extend(self.preds[dep])
+        return seen
 
 
 def dependencies(steps: list[Step], index: int) -> list[str]:
@@ -39,27 +62,35 @@ def dependencies(steps: list[Step], index: int) -> list[str]:
 
 def build_graph(spec: Spec) -> StepGraph:
     """Build the step graph; unknown names in 'after' are left to the checks."""
-    graph: nx.DiGraph[str] = nx.DiGraph()
     first: dict[str, int] = {}
     for i, step in enumerate(spec.steps):
         first.setdefault(step.name, i)
-    for name in first:
-        graph.add_node(name)
-    for name, i in first.items():
-        for dep in dependencies(list(spec.steps), i):
-            if dep in first:
-                graph.add_edge(dep, name)
-    return StepGraph(graph, _cycles(graph))
+    steps = list(spec.steps)
+    preds = {name: tuple(dict.fromkeys(d for d in dependencies(steps, i) if d in first)) for name, i in first.items()}
+    return StepGraph(preds, _cycles(preds))
 
 
-def _cycles(graph: nx.DiGraph[str]) -> tuple[tuple[str, ...], ...]:
+def _cycles(preds: dict[str, tuple[str, ...]]) -> tuple[tuple[str, ...], ...]:
     """One cycle per strongly connected component, starting at its smallest name."""
+    try:
+        TopologicalSorter(preds).prepare()
+    except CycleError:
+        # Only a spec with a cycle pays for networkx (~0.1 s to import), which reports every cycle.
+        return _all_cycles(preds)
+    return ()
+
+
+def _all_cycles(preds: dict[str, tuple[str, ...]]) -> tuple[tuple[str, ...], ...]:
+    import networkx as nx
+
+    graph: nx.DiGraph[str] = nx.DiGraph()
+    graph.add_nodes_from(preds)
+    graph.add_edges_from((dep, name) for name, deps in preds.items() for dep in deps)
     found = []
     for component in nx.strongly_connected_components(graph):
         start = min(component)
         if len(component) == 1 and not graph.has_edge(start, start):
             continue
-        sub = graph.subgraph(component)
-        edges = nx.find_cycle(sub, source=start)
+        edges = nx.find_cycle(graph.subgraph(component), source=start)
         found.append(tuple([edges[0][0], *(v for _, v in edges)]))
     return tuple(sorted(found))
