@@ -5,9 +5,14 @@ from __future__ import annotations
 import heapq
 from collections import deque
 from dataclasses import dataclass
+from functools import cached_property
 from graphlib import CycleError, TopologicalSorter
+from typing import TYPE_CHECKING
 
 from pipegen.spec import Spec, Step
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,11 @@ class StepGraph:
             for nxt in sorter.get_ready():
                 heapq.heappush(ready, nxt)
         return out
+
+    @cached_property
+    def graph(self) -> nx.DiGraph[str]:
+        """The graph as a networkx DiGraph, for tools that want graph algorithms (imports networkx)."""
+        return _digraph(self.preds)
 
     def edges(self) -> list[tuple[str, str]]:
         """Every (dependency, step) pair."""
@@ -80,12 +90,19 @@ def _cycles(preds: dict[str, tuple[str, ...]]) -> tuple[tuple[str, ...], ...]:
     return ()
 
 
-def _all_cycles(preds: dict[str, tuple[str, ...]]) -> tuple[tuple[str, ...], ...]:
+def _digraph(preds: dict[str, tuple[str, ...]]) -> nx.DiGraph[str]:
     import networkx as nx
 
     graph: nx.DiGraph[str] = nx.DiGraph()
     graph.add_nodes_from(preds)
     graph.add_edges_from((dep, name) for name, deps in preds.items() for dep in deps)
+    return graph
+
+
+def _all_cycles(preds: dict[str, tuple[str, ...]]) -> tuple[tuple[str, ...], ...]:
+    import networkx as nx
+
+    graph = _digraph(preds)
     found = []
     for component in nx.strongly_connected_components(graph):
         start = min(component)

@@ -98,3 +98,25 @@ def test_cron_presets_and_expressions() -> None:
 def test_cron_rejects(text: str) -> None:
     with pytest.raises(ValueError):
         normalize_cron(text)
+
+
+def test_step_graph_order_ancestors_and_networkx_view() -> None:
+    """Lexicographic topological order as networkx gives it; `.graph` is the same graph for networkx users."""
+    import networkx as nx
+
+    from pipegen.frontend import check_source
+    from pipegen.loader import Source
+
+    text = (
+        "pipegen: 1\nname: g\nbackends: {b: {type: local}}\nsteps:\n"
+        "  - {name: c, task: {backend: b, command: [x]}}\n"
+        "  - {name: a, after: [], task: {backend: b, command: [x]}}\n"
+        "  - {name: d, after: [a, c], task: {backend: b, command: [x]}}\n"
+        "  - {name: b2, after: [a], task: {backend: b, command: [x]}}\n"
+    )
+    graph = check_source(Source("g.yaml", text)).graph
+    assert graph is not None and graph.cycles == ()
+    assert graph.order() == ["a", "b2", "c", "d"]
+    assert graph.order() == list(nx.lexicographical_topological_sort(graph.graph))
+    assert graph.ancestors("d") == {"a", "c"} == nx.ancestors(graph.graph, "d")
+    assert sorted(graph.edges()) == sorted(graph.graph.edges)
