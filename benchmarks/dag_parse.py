@@ -285,10 +285,10 @@ class Worker:
 
 
 def repeats_for(way: str, n: int, repeat: int) -> int:
-    """Fewer repeats where one parse takes seconds: the biggest DAGs and mlflow's forked import."""
+    """Fewer repeats for mlflow's forked import (a second each); the best of fewer samples is too noisy elsewhere."""
     if way == "mlflow":
         return min(repeat, MLFLOW_REPEAT)
-    return max(1, (repeat + 1) // 2) if n >= 1000 else repeat
+    return repeat
 
 
 def measure(
@@ -427,7 +427,7 @@ def main() -> None:
         "--repeat",
         type=int,
         default=7,
-        help=f"timed parses per figure (about half for n >= 1000, at most {MLFLOW_REPEAT} for mlflow)",
+        help=f"timed parses per figure (at most {MLFLOW_REPEAT} for mlflow)",
     )
     parser.add_argument("--json", type=Path, default=None, help="also store the results here")
     parser.add_argument("--worker", choices=WAYS, help=argparse.SUPPRESS)
