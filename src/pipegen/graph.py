@@ -44,7 +44,7 @@ class StepGraph:
 
     def edges(self) -> list[tuple[str, str]]:
         """Every (dependency, step) pair."""
-        return [(dep, name) for name, deps in self.preds.items() for dep in deps]
+        return _edges(self.preds)
 
     def upstream(self, name: str) -> list[str]:
         """Direct dependencies of a step, sorted."""
@@ -95,8 +95,12 @@ def _digraph(preds: dict[str, tuple[str, ...]]) -> nx.DiGraph[str]:
 
     graph: nx.DiGraph[str] = nx.DiGraph()
     graph.add_nodes_from(preds)
-    graph.add_edges_from((dep, name) for name, deps in preds.items() for dep in deps)
+    graph.add_edges_from(_edges(preds))
     return graph
+
+
+def _edges(preds: dict[str, tuple[str, ...]]) -> list[tuple[str, str]]:
+    return [(dep, name) for name, deps in preds.items() for dep in deps]
 
 
 def _all_cycles(preds: dict[str, tuple[str, ...]]) -> tuple[tuple[str, ...], ...]:

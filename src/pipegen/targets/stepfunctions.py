@@ -539,11 +539,17 @@ class _Lowering:
         self.states[job_state] = job | self._policy(step, lambda_task=False) | self._after(i)
 
     def _native_command(self, step: ResolvedStep, env: dict[str, str]) -> TextList | None:
-        """The command as run-time text when the query language can build it, else None (the Lambda renders)."""
-        if any(parse_template(v).refs for v in env.values()):
+        """A command with ${...} as run-time text, when the query language can build it; else None."""
+        command = step.body.command
+        if any(parse_template(v).refs for v in env.values()) or not any(parse_template(a).refs for a in command):
             return None
-        items = [self._text(arg) for arg in step.body.command]
-        return TextList(tuple(t for t in items if t is not None)) if None not in items else None
+        items = []
+        for arg in command:
+            text = self._text(arg)
+            if text is None:
+                return None  # the prepare Lambda renders it
+            items.append(text)
+        return TextList(tuple(items))
 
     def _text(self, value: str) -> Text | None:
         """${run.*} and ${params.X} (not floats, whose text the languages write differently) inside literal text."""
@@ -574,10 +580,7 @@ class _Lowering:
             if dynamic:
                 overrides = {"Command": rendered.field("Command"), "Environment": rendered.field("Environment")}
             else:
-                has_refs = any(parse_template(v).refs for v in request["command"])
-                overrides = {
-                    "Command": native if has_refs and native is not None else _literal(request["command"]),
-                }
+                overrides = {"Command": native if native is not None else _literal(request["command"])}
                 if request["env"]:
                     overrides["Environment"] = [{"Name": k, "Value": _literal(v)} for k, v in request["env"].items()]
             resources = batch_resources(step.body.resources)
