@@ -9,11 +9,10 @@ their outputs for all three targets are compiled first, so --check finds them cu
 from __future__ import annotations
 
 import argparse
-import subprocess
 import tempfile
 from pathlib import Path
 
-from benchmarks.common import CORE, child_env, time_command, write_results
+from benchmarks.common import PIPEGEN, run_pipegen, time_command, write_results
 from benchmarks.synth import name_of, spec_text
 
 SIZES = (5, 10, 20, 40)
@@ -39,15 +38,12 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    pipegen = str(CORE / "bin" / "pipegen")
     with tempfile.TemporaryDirectory() as tmp:
         specs = [str(p) for p in write_repo(Path(tmp) / "specs", args.specs)]
         out = str(Path(tmp) / "build")
-        subprocess.run(
-            [pipegen, "compile", *specs, "-t", "all", "-o", out], check=True, env=child_env(), capture_output=True
-        )
-        check = time_command([pipegen, "compile", *specs, "-t", "all", "-o", out, "--check"], args.repeat)
-        validate = time_command([pipegen, "validate", *specs], args.repeat)
+        run_pipegen("compile", *specs, "-t", "all", "-o", out)
+        check = time_command([PIPEGEN, "compile", *specs, "-t", "all", "-o", out, "--check"], args.repeat)
+        validate = time_command([PIPEGEN, "validate", *specs], args.repeat)
         steps = sum(SIZES[k % len(SIZES)] for k in range(args.specs))
     write_results(
         args.json,

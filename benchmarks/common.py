@@ -18,6 +18,10 @@ BENCH = ROOT / ".venv-bench"
 KFP = ROOT / ".venv-kfp"
 
 
+# The installed command, as a user runs it.
+PIPEGEN = str(CORE / "bin" / "pipegen")
+
+
 def python(venv: Path) -> str:
     """The interpreter of an environment."""
     return str(venv / "bin" / "python")
@@ -37,6 +41,11 @@ def best(samples: Iterable[float]) -> float:
     half between two runs while the minimum held); the minimum is what the code itself costs.
     """
     return min(samples)
+
+
+def run_pipegen(*args: str, cwd: Path = ROOT) -> None:
+    """Run the pipegen command once (outside any timing), failing loudly."""
+    subprocess.run([PIPEGEN, *args], check=True, env=child_env(), cwd=cwd, capture_output=True)
 
 
 def time_command(cmd: Sequence[str], repeat: int = 5, env: dict[str, str] | None = None, cwd: Path = ROOT) -> float:

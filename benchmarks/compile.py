@@ -17,16 +17,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-from benchmarks.common import CORE, best, child_env, python, time_command, write_results
+from benchmarks.common import CORE, PIPEGEN, best, child_env, python, time_command, write_results
 from benchmarks.synth import SHAPES, SIZES, name_of, write_specs
 
 MIB = 1_048_576
 REQUEST_ROOM = 8_192  # what pipegen keeps for the rest of the CreateStateMachine request
-
-
-def pipegen() -> str:
-    """The installed command, as a user runs it."""
-    return str(CORE / "bin" / "pipegen")
 
 
 # Times the compiler's own work inside one fresh process, after its imports: no startup noise.
@@ -57,8 +52,9 @@ def artifact_sizes(outdir: Path, name: str, n: int) -> dict[str, object]:
     airflow = (outdir / "airflow" / f"{name}.py").read_bytes()
     kfp = (outdir / "kfp" / f"{name}.py").read_bytes()
     asl_text = (outdir / "stepfunctions" / f"{name}.asl.json").read_text()
-    compact = json.dumps(json.loads(asl_text), separators=(",", ":"), ensure_ascii=False).encode()
-    pretty = json.dumps(json.loads(asl_text), indent=2, ensure_ascii=False).encode()
+    asl = json.loads(asl_text)
+    compact = json.dumps(asl, separators=(",", ":"), ensure_ascii=False).encode()
+    pretty = json.dumps(asl, indent=2, ensure_ascii=False).encode()
     upload = len(json.dumps(asl_text, ensure_ascii=False).encode())
     return {
         "airflow_bytes": len(airflow),
@@ -89,7 +85,7 @@ def main() -> None:
     floors = {
         "python_s": time_command([py, "-c", "pass"], args.repeat),
         "libraries_s": time_command([py, "-c", "import pydantic, jinja2, yaml, networkx"], args.repeat),
-        "pipegen_version_s": time_command([pipegen(), "--version"], args.repeat),
+        "pipegen_version_s": time_command([PIPEGEN, "--version"], args.repeat),
     }
     rows: list[dict[str, object]] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -97,13 +93,13 @@ def main() -> None:
         for spec in specs:
             shape, n = spec.stem.split("-")[1], int(spec.stem.split("-")[2])
             out = Path(tmp) / "out"
-            cmd = [pipegen(), "compile", str(spec), "-t", "all", "-o", str(out)]
+            cmd = [PIPEGEN, "compile", str(spec), "-t", "all", "-o", str(out)]
             row: dict[str, object] = {"shape": shape, "n": n}
             row["all_targets_s"] = time_command(cmd, args.repeat)
             row["work_s"] = work_time(spec, args.repeat)
             row["work_us_per_step"] = round(row["work_s"] / n * 1e6, 1)
             for target in ("airflow", "kfp", "stepfunctions"):
-                single = [pipegen(), "compile", str(spec), "-t", target, "-o", str(out)]
+                single = [PIPEGEN, "compile", str(spec), "-t", target, "-o", str(out)]
                 row[f"{target}_s"] = time_command(single, max(1, args.repeat // 2))
             row |= artifact_sizes(out, name_of(shape, n), n)
             rows.append(row)

@@ -47,7 +47,7 @@ import time
 import traceback
 from pathlib import Path
 
-from benchmarks.common import BENCH, CORE, ROOT, best, child_env, python, write_results
+from benchmarks.common import BENCH, ROOT, best, child_env, python, run_pipegen, write_results
 from benchmarks.synth import SHAPES, SIZES, airflow_dag_text, dagfactory_yaml, name_of, write_specs
 
 WAYS = ("pipegen", "hand", "dagfactory", "mlflow")
@@ -116,13 +116,7 @@ def write_dags(tmp: Path, shapes: tuple[str, ...], sizes: tuple[int, ...]) -> di
     dags = tmp / "dags"
     specs = write_specs(tmp / "specs", shapes, sizes)
     out = tmp / "pipegen"
-    subprocess.run(
-        [str(CORE / "bin" / "pipegen"), "compile", *map(str, specs), "-t", "airflow", "-o", str(out)],
-        check=True,
-        capture_output=True,
-        env=child_env(),
-        cwd=ROOT,
-    )
+    run_pipegen("compile", *map(str, specs), "-t", "airflow", "-o", str(out))
     plan: dict[str, list[dict[str, object]]] = {way: [] for way in WAYS}
     for way in WAYS:
         (dags / way).mkdir(parents=True, exist_ok=True)

@@ -29,7 +29,7 @@ from typing import Any
 
 import yaml
 
-from benchmarks.common import CORE, KFP, ROOT, best, child_env, python, time_command, write_results
+from benchmarks.common import KFP, ROOT, best, child_env, python, run_pipegen, time_command, write_results
 from benchmarks.synth import SHAPES, SIZES, kfp_pipeline_text, name_of, spec_text
 
 ETCD_LIMIT = 1536 * 1024  # Kubernetes' default etcd request size limit, 1.5 MiB
@@ -134,13 +134,7 @@ def measure_compile(module: Path, out: Path, repeat: int, env: dict[str, str]) -
 def generate(spec: Path, out: Path) -> tuple[Path, float]:
     """Run `pipegen compile SPEC -t kfp -o out` once; returns the generated file and the wall time."""
     start = time.perf_counter()
-    subprocess.run(
-        [str(CORE / "bin" / "pipegen"), "compile", str(spec), "-t", "kfp", "-o", str(out)],
-        check=True,
-        env=child_env(),
-        cwd=ROOT,
-        capture_output=True,
-    )
+    run_pipegen("compile", str(spec), "-t", "kfp", "-o", str(out))
     elapsed = time.perf_counter() - start
     generated = out / "kfp" / f"{spec.stem}.py"
     assert generated.exists(), f"pipegen wrote no {generated}"

@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import CORE, ROOT, best, child_env, write_results
+from benchmarks.common import PIPEGEN, ROOT, best, child_env, write_results
 
 
 def _copy(into: Path) -> Path:
@@ -28,7 +28,7 @@ def _copy(into: Path) -> Path:
 def _run(where: Path) -> float:
     start = time.perf_counter()
     subprocess.run(
-        [str(CORE / "bin" / "pipegen"), "run", "specs/demo.yaml"],
+        [PIPEGEN, "run", "specs/demo.yaml"],
         check=True,
         cwd=where,
         env=child_env(),
