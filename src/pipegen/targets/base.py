@@ -6,18 +6,36 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
 from pipegen.diagnostics import Diagnostic, diag
 from pipegen.emit import Output
-from pipegen.resolve import Pipeline
+from pipegen.resolve import Pipeline, ResolvedStep
 
 
 def kubernetes_name(name: str) -> str:
     """A Kubernetes object name (DNS-1123) for a secret reference: lowercase, '-' for anything else."""
     return re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-") or "secret"
+
+
+def promote_request(pipeline: Pipeline, step: ResolvedStep) -> dict[str, Any]:
+    """What the runtime's promote step is given, by every target that calls it with a spec."""
+    body = step.body
+    spec: dict[str, Any] = {
+        "pipeline": pipeline.name,
+        "model": body.model,
+        "alias": body.alias,
+        # The runtime renders its spec strings; the artifact path is literal text.
+        "artifact": body.artifact.replace("${", "$${"),
+        "thresholds": list(step.judged_by),
+        "webhooks": [n.webhook for n in body.notify],
+        "tracking_uri": pipeline.spec.mlflow.tracking_uri or "",
+    }
+    if step.champion is not None:
+        spec["champion"] = step.champion
+    return spec
 
 
 class NoOptions(BaseModel):

@@ -18,7 +18,7 @@ from pipegen.render import py, render
 from pipegen.resolve import Pipeline, ResolvedStep
 from pipegen.runtime.templating import secret_env_name
 from pipegen.spec import AwsBatchBackend, KubernetesBackend, LocalBackend, SageMakerBackend
-from pipegen.targets.base import Support, Target, kubernetes_name
+from pipegen.targets.base import Support, Target, kubernetes_name, promote_request
 from pipegen.targets.resources import batch_resources
 
 # Inputs every generated component takes; user parameter names may not collide with them.
@@ -456,18 +456,7 @@ class _Lowering:
             component = self._runtime_component(step, "evaluate", spec, mlflow=True)
             return [self._call(step, f"{ident(body.run_of)}_run")], [component]
         if step.kind == "promote":
-            spec = {
-                "pipeline": self.p.name,
-                "model": body.model,
-                "alias": body.alias,
-                "artifact": body.artifact.replace("${", "$${"),
-                "thresholds": list(step.judged_by),
-                "webhooks": [n.webhook for n in body.notify],
-                "tracking_uri": self._tracking(),
-            }
-            if step.champion is not None:
-                spec["champion"] = step.champion
-            component = self._runtime_component(step, "promote", spec, mlflow=True)
+            component = self._runtime_component(step, "promote", promote_request(self.p, step), mlflow=True)
             return [self._call(step, f"{ident(body.run_of)}_run")], [component]
         return self._command_step(step)
 

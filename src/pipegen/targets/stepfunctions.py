@@ -23,7 +23,7 @@ from pipegen.expr import Lit, parse_template
 from pipegen.resolve import Pipeline, ResolvedStep
 from pipegen.spec import AwsBatchBackend, KubernetesBackend, SageMakerBackend
 from pipegen.targets.asl import Dialect, Read, Slot, Text, TextList, dialect_for
-from pipegen.targets.base import Support, Target, kubernetes_name
+from pipegen.targets.base import Support, Target, kubernetes_name, promote_request
 from pipegen.targets.eventbridge import schedule_problems, scheduler_schedule
 from pipegen.targets.resources import batch_resources, kubernetes_cpu
 
@@ -462,21 +462,10 @@ class _Lowering:
 
     def _promote(self, i: int, step: ResolvedStep) -> None:
         body = step.body
-        spec: dict[str, Any] = {
-            "pipeline": self.p.name,
-            "model": body.model,
-            "alias": body.alias,
-            "artifact": body.artifact.replace("${", "$${"),
-            "thresholds": list(step.judged_by),
-            "webhooks": [n.webhook for n in body.notify],
-            "tracking_uri": self._tracking(),
-        }
-        if step.champion is not None:
-            spec["champion"] = step.champion
         self.states[step.name] = self._runtime_task(
             step,
             "promote",
-            spec,
+            promote_request(self.p, step),
             {"version": "version", "alias_moved": "alias_moved"},
             Slot(("promotions", step.name)),
             f"Register the run of '{body.run_of}' as model '{body.model}' and move alias '{body.alias}'.",
