@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import TextIO
 
 from pipegen import __version__
-from pipegen.diagnostics import Diagnostic, has_errors, render_json, render_text
+from pipegen.diagnostics import Diagnostic, has_errors
 from pipegen.emit import Output
+from pipegen.report import FORMATS
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -23,23 +24,38 @@ class UsageError(Exception):
 
 
 def _emit_diagnostics(diags: Sequence[Diagnostic], fmt: str, stream: TextIO) -> None:
-    stream.write(render_json(diags) if fmt == "json" else render_text(diags))
+    from pipegen.report import render
+
+    stream.write(render(diags, fmt))
+
+
+def spec_paths(args: Sequence[str]) -> list[str]:
+    """The spec files named on the command line: a directory stands for the *.yaml and *.yml files in it."""
+    paths: list[str] = []
+    for arg in args:
+        if not os.path.isdir(arg):
+            paths.append(arg)
+            continue
+        found = sorted(
+            entry.path for entry in os.scandir(arg) if entry.name.endswith((".yaml", ".yml")) and entry.is_file()
+        )
+        if not found:
+            raise UsageError(f"no specs (*.yaml, *.yml) in directory '{arg}'")
+        paths.extend(found)
+    return list(dict.fromkeys(paths))
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
     """Check specs and print every diagnostic."""
     from pipegen.frontend import check_file
 
+    specs = spec_paths(args.specs)
     diags: list[Diagnostic] = []
-    for path in args.specs:
+    for path in specs:
         diags.extend(check_file(path).diagnostics)
-    if args.format == "json":
-        _emit_diagnostics(diags, "json", sys.stdout)
-    else:
-        _emit_diagnostics(diags, "text", sys.stdout)
-        if not diags:
-            count = len(args.specs)
-            print(f"{count} spec{'s' if count != 1 else ''} valid")
+    _emit_diagnostics(diags, args.format, sys.stdout)
+    if not diags and args.format in ("text", "github"):
+        print(f"{len(specs)} spec{'s' if len(specs) != 1 else ''} valid")
     return EXIT_ERRORS if has_errors(diags) else EXIT_OK
 
 
@@ -70,7 +86,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
     targets = _target_names(args.target)
     outputs: list[Output] = []
     diags: list[Diagnostic] = []
-    for path in args.specs:
+    for path in spec_paths(args.specs):
         result = compile_checked(check_file(path), targets, frozenset({"ir"}) if args.ir else frozenset())
         diags.extend(result.diagnostics)
         outputs.extend(result.outputs)
@@ -169,6 +185,48 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_ERRORS if any(o.status == "failed" for o in outcomes) else EXIT_OK
 
 
+def cmd_init(args: argparse.Namespace) -> int:
+    """Write a starter spec for one backend type, checked before it is written."""
+    from pipegen.compiler import compile_checked
+    from pipegen.emit import write_outputs
+    from pipegen.frontend import check_source
+    from pipegen.loader import Source
+    from pipegen.starter import SCHEMA_FILE, check_name, check_schema_reference, schema_reference, starter_spec
+    from pipegen.targets import available
+
+    problem = check_name(args.name) or (check_schema_reference(args.schema) if args.schema else None)
+    if problem:
+        raise UsageError(problem)
+    dest = Path(args.output or f"specs/{args.name}.yaml")
+    if dest.exists() and not args.force:
+        raise UsageError(f"'{dest}' exists; pass --force to overwrite it")
+    text = starter_spec(args.name, args.backend, schema_reference(dest, args.schema))
+    checked = check_source(Source(dest.as_posix(), text))
+    compiles: list[str] = []
+    refused: list[str] = []
+    for name, target in available().items():
+        if args.backend not in target.support.backends:
+            continue
+        result = compile_checked(checked, [name])
+        (compiles if result.ok else refused).append(name)
+        _emit_diagnostics([d for d in result.diagnostics if d not in checked.diagnostics], "text", sys.stderr)
+    if not checked.ok:
+        # A starter that does not validate is pipegen's bug, not the user's: nothing is written.
+        _emit_diagnostics(checked.diagnostics, "text", sys.stderr)
+        return EXIT_INTERNAL
+    write_outputs(dest.parent, [Output(dest.name, text)])
+    print(f"wrote {dest}", file=sys.stderr)
+    if compiles:
+        print(f"it compiles for: {', '.join(compiles)} (pipegen compile {dest} -t TARGET -o DIR)", file=sys.stderr)
+    if not compiles and not refused:
+        print(f"no target runs backend type '{args.backend}' yet: see `pipegen targets`", file=sys.stderr)
+    if args.schema == SCHEMA_FILE and not Path(SCHEMA_FILE).is_file():
+        print(
+            f"for editor checks, write the schema its first line names: pipegen schema > {SCHEMA_FILE}", file=sys.stderr
+        )
+    return EXIT_ERRORS if refused else EXIT_OK
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     """Print the JSON Schema of the spec format."""
     from pipegen.schema import schema_text
@@ -219,12 +277,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("validate", help="check specs and print diagnostics")
-    p.add_argument("specs", nargs="+", metavar="SPEC")
-    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("specs", nargs="+", metavar="SPEC", help="a spec file, or a directory of them")
+    p.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="text",
+        help="json for tools, sarif for code scanning, github for GitHub Actions annotations",
+    )
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("compile", help="write the pipeline for a target")
-    p.add_argument("specs", nargs="+", metavar="SPEC")
+    p.add_argument("specs", nargs="+", metavar="SPEC", help="a spec file, or a directory of them")
     p.add_argument(
         "-t",
         "--target",
@@ -251,6 +314,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tracking-uri", metavar="URI", help="MLflow tracking URI (default: sqlite:///mlflow.db here)")
     p.add_argument("--date", metavar="YYYY-MM-DD", help="the run's logical date, ${run.date} (default: today)")
     p.set_defaults(func=cmd_run)
+
+    from pipegen.starter import SCHEMA_FILE, backend_types
+
+    p = sub.add_parser("init", help="write a starter spec for a backend type")
+    p.add_argument("name", metavar="NAME", help="the pipeline's name: [a-z][a-z0-9-]*")
+    p.add_argument(
+        "--backend", required=True, choices=backend_types(), metavar="TYPE", help="the training backend type"
+    )
+    p.add_argument("-o", "--output", metavar="FILE", help="where to write it (default: specs/NAME.yaml)")
+    p.add_argument(
+        "--schema",
+        default=SCHEMA_FILE,
+        metavar="PATH|URL",
+        help=f"the JSON Schema its yaml-language-server modeline names (default: {SCHEMA_FILE}; '' for none)",
+    )
+    p.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
+    p.set_defaults(func=cmd_init)
 
     p = sub.add_parser("schema", help="print the JSON Schema of the spec format")
     p.set_defaults(func=cmd_schema)

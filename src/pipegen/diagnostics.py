@@ -119,8 +119,9 @@ class Diagnostic:
 
     def format(self) -> str:
         """Render as one compiler-style line (control characters from user text are escaped)."""
-        text = f"{self.location}: {self.severity.value}[{self.code}]: {self.message}; hint: {self.effective_hint}"
-        return text.translate(_ONE_LINE)
+        return one_line(
+            f"{self.location}: {self.severity.value}[{self.code}]: {self.message}; hint: {self.effective_hint}"
+        )
 
     def to_json(self) -> dict[str, object]:
         """Render as a JSON-able mapping."""
@@ -133,6 +134,11 @@ class Diagnostic:
             "message": self.message,
             "hint": self.effective_hint,
         }
+
+
+def one_line(text: str) -> str:
+    """Text with control characters escaped, so a message quoting user text stays on one line."""
+    return text.translate(_ONE_LINE)
 
 
 def diag(code: str, message: str, location: Location, hint: str = "") -> Diagnostic:
