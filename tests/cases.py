@@ -9,6 +9,8 @@ SPECS = sorted((REPO / "specs").glob("*.yaml"))
 INVALID = sorted((REPO / "tests" / "invalid").glob("*.yaml"))
 GOLDEN = REPO / "golden"
 SCHEMA = REPO / "schema" / "pipegen-v1.schema.json"
+# The support matrix in the docs is `pipegen targets --format markdown`, regenerated with the goldens.
+SUPPORT_DOC = REPO / "docs" / "targets.md"
 REGEN_COMMAND = "make golden"
 # (spec stem, target) pairs a target rejects with a located diagnostic instead of output:
 # Step Functions has no `local` backend (tests/compiler/test_stepfunctions_lowering.py checks the message).
@@ -20,6 +22,14 @@ def targets_for(spec: Path) -> list[str]:
     from pipegen.targets import available
 
     return [t for t in available() if (spec.stem, t) not in UNSUPPORTED]
+
+
+def support_doc_text() -> str:
+    """What docs/targets.md must hold."""
+    from pipegen.matrix import support_markdown
+    from pipegen.targets import available
+
+    return support_markdown(available())
 
 
 def rel(path: Path) -> str:

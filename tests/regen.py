@@ -4,16 +4,29 @@ from __future__ import annotations
 
 import os
 
-from tests.cases import GOLDEN, INVALID, REPO, SCHEMA, compiled_goldens, diagnostics_text, expected_path, rel
+from tests.cases import (
+    GOLDEN,
+    INVALID,
+    REPO,
+    SCHEMA,
+    SUPPORT_DOC,
+    compiled_goldens,
+    diagnostics_text,
+    expected_path,
+    rel,
+    support_doc_text,
+)
 
 
 def main() -> None:
-    """Rewrite schema/, golden/ and tests/invalid/*.expected."""
+    """Rewrite schema/, golden/, tests/invalid/*.expected and docs/targets.md."""
     os.chdir(REPO)
     from pipegen.schema import schema_text
 
     SCHEMA.write_text(schema_text(), encoding="utf-8")
     print(f"wrote {rel(SCHEMA)}")
+    SUPPORT_DOC.write_text(support_doc_text(), encoding="utf-8")
+    print(f"wrote {rel(SUPPORT_DOC)}")
     # golden/ holds exactly what the compiler writes today: stale files are removed.
     outputs = compiled_goldens()
     for old in sorted(GOLDEN.rglob("*")):

@@ -240,6 +240,11 @@ def cmd_targets(args: argparse.Namespace) -> int:
     from pipegen.targets import available
 
     targets = available()
+    if args.format == "markdown":
+        from pipegen.matrix import support_markdown
+
+        sys.stdout.write(support_markdown(targets))
+        return EXIT_OK
     if args.format == "json":
         doc = {
             name: {
@@ -336,7 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_schema)
 
     p = sub.add_parser("targets", help="list what each target supports")
-    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--format", choices=("text", "json", "markdown"), default="text")
     p.set_defaults(func=cmd_targets)
     return parser
 

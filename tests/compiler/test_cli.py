@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from pipegen.draw import mermaid_text
-from tests.cases import INVALID, REPO, SCHEMA, SPECS, rel
+from tests.cases import INVALID, REPO, SCHEMA, SPECS, SUPPORT_DOC, rel, support_doc_text
 from tests.conftest import CliResult
 
 Cli = Callable[..., CliResult]
@@ -123,6 +123,16 @@ def test_mermaid_parses_with_real_mermaid(cli: Cli, tmp_path: Path) -> None:
     proc = subprocess.run(["node", str(checker), str(broken)], capture_output=True, text=True, check=False)
     assert proc.returncode == 1
     assert "broken.mmd" in proc.stderr
+
+
+def test_support_matrix_in_docs_is_current(cli: Cli) -> None:
+    result = cli("targets", "--format", "markdown")
+    assert result.code == 0
+    assert result.out == support_doc_text()
+    assert SUPPORT_DOC.read_text(encoding="utf-8") == result.out, "docs/targets.md is stale: run `make golden`"
+    # Every backend type and gate check has a row, and every target a column.
+    for name in ("aws_batch", "spark", "partition_exists", "sql", "stepfunctions (AWS Step Functions)"):
+        assert name in result.out
 
 
 def test_schema_command_matches_committed_file(cli: Cli) -> None:
