@@ -3,19 +3,151 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from typing import Any
 
-from pipegen.spec import Spec
+from pydantic import BaseModel
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
+from pydantic_core import core_schema
+
+from pipegen import spec
+from pipegen.diagnostics import CODES
+from pipegen.schedule import PRESETS
+from pipegen.spec import STEP_KINDS, Spec
 
 SCHEMA_ID = "https://pipegen.dev/schema/pipegen-v1.schema.json"
+
+# The patterns below are read by two regex engines: ECMA-262 with the u flag (editors, as JSON Schema says)
+# and Python's re (jsonschema in the tests). They stick to syntax both read alike, and never reject a value
+# pipegen accepts. Whitespace is what Python's str.split() and str.strip() skip; JavaScript's \s lacks a few.
+_WS = r"[\s\x1c-\x1f\x85]"
+_NOT_WS = r"[^\s\x1c-\x1f\x85]"
+# A ${...} reference as pipegen.expr reads it: the text up to the first '}', stripped, is namespace.name.
+_REF = (
+    rf"\$\{{{_WS}*(?:params\.[a-z_][a-z0-9_]*|run\.(?:date|id)|env\.[A-Za-z_][A-Za-z0-9_]*"
+    rf"|secret\.[A-Za-z][A-Za-z0-9_-]*){_WS}*\}}"
+)
+# Any text; each '$' is literal, or starts '$${' (a literal '${'), or starts a reference.
+_TEMPLATE = rf"^(?:[^$]|\$(?!\$?\{{)|\$\$\{{|{_REF})*$"
+# A preset, or five fields (croniter judges the fields themselves: ranges, names, steps).
+_CRON = rf"^{_WS}*(?:(?:{'|'.join(PRESETS)})|(?!@){_NOT_WS}+(?:{_WS}+{_NOT_WS}+){{4}}){_WS}*$"
+_THRESHOLD = (
+    rf"^{_WS}*[A-Za-z_][A-Za-z0-9_./-]*{_WS}*(?:>=|<=|==|!=|>|<){_WS}*"
+    rf"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?{_WS}*$"
+)
+
+
+def _hint(code: str) -> str:
+    return CODES[code].hint
+
+
+# What each custom validator of the spec models checks, said in JSON Schema as far as JSON Schema can.
+# (Timezones are left out: the IANA list is data of the machine's tzdata, not structure.)
+_VALIDATORS: dict[Callable[..., Any], JsonSchemaValue] = {
+    spec._check_template: {"pattern": _TEMPLATE, "patternErrorMessage": "invalid ${...} expression; " + _hint("PG208")},
+    spec._check_duration: {"minLength": 1, "patternErrorMessage": _hint("PG205")},
+    spec._check_cron: {"pattern": _CRON, "patternErrorMessage": _hint("PG206")},
+    spec._check_threshold: {"pattern": _THRESHOLD, "patternErrorMessage": _hint("PG207")},
+    spec._check_alias: {
+        "pattern": r"^(?!latest$)(?![vV]\d+$)[A-Za-z_][A-Za-z0-9_-]*$",
+        "patternErrorMessage": "an MLflow alias: a letter or '_', then letters, digits, '_' or '-'; not 'latest' or 'v<N>'",
+    },
+    spec._check_url: {"pattern": r"^(?:https?://|\$\{)", "patternErrorMessage": "an http(s) URL"},
+}
+
+# Durations that must be longer than zero (pipegen.checks.structure.durations_positive); retry delays may be 0s.
+_POSITIVE = {"pattern": "^(?![0dhms]*$)", "patternErrorMessage": "a duration longer than zero; " + _hint("PG205")}
+_POSITIVE_DURATIONS: dict[type[BaseModel], tuple[str, ...]] = {
+    spec.Policy: ("timeout",),
+    spec.FreshnessGate: ("max_age",),
+    spec.Wait: ("timeout", "interval"),
+}
+
+
+def _present(key: str, kind: str) -> JsonSchemaValue:
+    """Key is there and not null (a JSON Schema `required` alone would let `key: null` count)."""
+    return {"required": [key], "properties": {key: {"type": kind}}}
+
+
+# The models' own validators (model_validator), said in JSON Schema.
+_MODEL_RULES: dict[type[BaseModel], JsonSchemaValue] = {
+    spec.Step: {"oneOf": [_present(kind, "object") for kind in STEP_KINDS]},
+    spec.RowCountGate: {"oneOf": [_present("table", "string"), _present("query", "string")]},
+    spec.Evaluate: {
+        "anyOf": [
+            {"required": ["thresholds"], "properties": {"thresholds": {"minItems": 1}}},
+            _present("champion", "object"),
+        ]
+    },
+}
+
+
+def _conjoin(schemas: list[JsonSchemaValue]) -> JsonSchemaValue:
+    """One schema that holds where all of them hold: merged, and a part whose keywords clash goes under allOf."""
+    out: JsonSchemaValue = {}
+    clashing: list[JsonSchemaValue] = []
+    for part in schemas:
+        if any(key in out and out[key] != value for key, value in part.items()):
+            clashing.append(part)
+        else:
+            out.update(part)
+    if clashing:
+        out["allOf"] = [*out.get("allOf", []), *clashing]
+    return out
+
+
+def _on_strings(schema: JsonSchemaValue, extra: JsonSchemaValue) -> JsonSchemaValue:
+    """Schema with extra applied to its string form (the string branch of an optional field)."""
+    if "anyOf" in schema:
+        return {**schema, "anyOf": [_on_strings(s, extra) if s.get("type") == "string" else s for s in schema["anyOf"]]}
+    return _conjoin([schema, extra])
+
+
+class _Generator(GenerateJsonSchema):
+    """pydantic's generator, plus the checks pydantic cannot see inside validator functions."""
+
+    def chain_schema(self, schema: core_schema.ChainSchema) -> JsonSchemaValue:
+        # pydantic keeps only the first step; every step validates, so the schema is all of them
+        # (this keeps the name and duration patterns that follow a validator function).
+        if self.mode != "validation":
+            return super().chain_schema(schema)
+        return _conjoin([self.generate_inner(step) for step in schema["steps"]])
+
+    def dict_schema(self, schema: core_schema.DictSchema) -> JsonSchemaValue:
+        out = super().dict_schema(schema)
+        # pydantic writes a key pattern as patternProperties, which lets any other key through with any value.
+        if "patternProperties" in out:
+            ((pattern, values),) = out.pop("patternProperties").items()
+            out["propertyNames"] = {**out.get("propertyNames", {}), "pattern": pattern}
+            out["additionalProperties"] = values
+        return out
+
+    def function_after_schema(self, schema: core_schema.AfterValidatorFunctionSchema) -> JsonSchemaValue:
+        out = super().function_after_schema(schema)
+        extra = _VALIDATORS.get(schema["function"]["function"])
+        return _conjoin([out, extra]) if extra else out
+
+    def model_schema(self, schema: core_schema.ModelSchema) -> JsonSchemaValue:
+        out = super().model_schema(schema)
+        cls = schema["cls"]
+        for model, fields in _POSITIVE_DURATIONS.items():
+            if issubclass(cls, model):
+                for name in fields:
+                    out["properties"][name] = _on_strings(out["properties"][name], _POSITIVE)
+        rule = _MODEL_RULES.get(cls)
+        return _conjoin([out, rule]) if rule else out
 
 
 def json_schema() -> dict[str, object]:
     """The JSON Schema (draft 2020-12) generated from the spec models."""
-    schema = Spec.model_json_schema()
+    schema = Spec.model_json_schema(schema_generator=_Generator)
     # `schedule: "0 2 * * *"` is shorthand for the mapping form; the models accept it before validation.
     properties = schema["properties"]
     properties["schedule"] = {
-        "anyOf": [{"type": "string", "description": "cron expression or preset"}, {"$ref": "#/$defs/Schedule"}],
+        "anyOf": [
+            {"type": "string", "description": "cron expression or preset", **_VALIDATORS[spec._check_cron]},
+            {"$ref": "#/$defs/Schedule"},
+        ],
         "description": "When the pipeline runs; omitted means manual trigger only.",
     }
     return {

@@ -6,13 +6,9 @@ import json
 import subprocess
 import sys
 from collections.abc import Callable
-from datetime import date
 from pathlib import Path
-from typing import Any
 
-import jsonschema
 import pytest
-import yaml
 
 from pipegen.draw import mermaid_text
 from tests.cases import INVALID, REPO, SCHEMA, SPECS, SUPPORT_DOC, rel, support_doc_text
@@ -139,27 +135,3 @@ def test_schema_command_matches_committed_file(cli: Cli) -> None:
     result = cli("schema")
     assert result.code == 0
     assert result.out == SCHEMA.read_text(), "schema/ is stale: run `make golden`"
-
-
-def _as_json(value: Any) -> Any:
-    """YAML data as JSON would carry it (dates become strings), for JSON Schema validation."""
-    if isinstance(value, dict):
-        return {k: _as_json(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_as_json(v) for v in value]
-    return value.isoformat() if isinstance(value, date) else value
-
-
-@pytest.mark.parametrize("spec", SPECS, ids=lambda p: p.name)
-def test_examples_validate_against_json_schema(spec: Path) -> None:
-    schema = json.loads(SCHEMA.read_text())
-    jsonschema.Draft202012Validator.check_schema(schema)
-    jsonschema.validate(_as_json(yaml.safe_load(spec.read_text())), schema, cls=jsonschema.Draft202012Validator)
-
-
-def test_json_schema_rejects_structural_errors() -> None:
-    schema = json.loads(SCHEMA.read_text())
-    data = _as_json(yaml.safe_load((REPO / "specs" / "pricing.yaml").read_text()))
-    data["steps"][1]["train"]["comand"] = data["steps"][1]["train"].pop("command")
-    with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate(data, schema, cls=jsonschema.Draft202012Validator)
