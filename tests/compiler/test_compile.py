@@ -116,7 +116,7 @@ def test_unsupported_backend_is_located_and_nothing_is_written(cli: Cli, tmp_pat
     assert "error[PG602]: target 'manifest' cannot run step 'train' on backend type 'aws_batch'" in result.err
     assert "hint: JSON manifest supports backend types: kubernetes, local" in result.err
     # Located at the step's backend reference.
-    assert "specs/pricing.yaml:40:16: error[PG602]" in result.err
+    assert "specs/pricing.yaml:41:16: error[PG602]" in result.err
     assert not tmp_path.joinpath("manifest").exists()
 
 

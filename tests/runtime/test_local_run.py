@@ -107,7 +107,7 @@ def test_other_backends_are_refused_with_a_located_diagnostic() -> None:
     )
     assert proc.returncode == 1
     assert (
-        "specs/pricing.yaml:40:16: error[PG602]: `pipegen run` cannot run step 'train' on backend 'batch-cpu' (aws_batch)"
+        "specs/pricing.yaml:41:16: error[PG602]: `pipegen run` cannot run step 'train' on backend 'batch-cpu' (aws_batch)"
         in proc.stderr
     )
     assert "Traceback" not in proc.stderr

@@ -26,7 +26,7 @@ def test_local_backend_is_located(cli: Any, tmp_path: Path) -> None:
     result = cli("compile", "specs/demo.yaml", "-t", "stepfunctions", "-o", str(tmp_path))
     assert result.code == 1
     assert (
-        "specs/demo.yaml:31:16: error[PG602]: target 'stepfunctions' cannot run step 'train' on backend type 'local'"
+        "specs/demo.yaml:32:16: error[PG602]: target 'stepfunctions' cannot run step 'train' on backend type 'local'"
         in result.err
     )
     assert "hint: AWS Step Functions supports backend types: aws_batch, sagemaker, kubernetes" in result.err
