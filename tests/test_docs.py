@@ -1,0 +1,162 @@
+"""The docs hold: CI configurations pass their own schemas, and every pipegen command shown runs as shown."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.cases import REPO, SPECS
+
+DOCS = REPO / "docs"
+BIN = Path(sys.executable).parent
+# The documented CI files, by the path their first line names, and the schema check-jsonschema vendors for each.
+CI_SCHEMAS = {".github/workflows/pipegen.yml": "vendor.github-workflows", ".gitlab-ci.yml": "vendor.gitlab-ci"}
+# Examples that compile for every target (the demo trains on `local`, which Step Functions cannot run).
+ALL_TARGET_SPECS = [s for s in SPECS if s.stem != "demo"]
+
+
+def _blocks(doc: Path, lang: str) -> list[str]:
+    """The fenced code blocks of one language in a Markdown file."""
+    return re.findall(rf"^```{lang}\n(.*?)^```$", doc.read_text(encoding="utf-8"), flags=re.M | re.S)
+
+
+def _named_block(name: str) -> str:
+    """The YAML block of docs/ci.md whose first line is `# <name>`."""
+    found = [b for b in _blocks(DOCS / "ci.md", "yaml") if b.startswith(f"# {name}\n")]
+    assert len(found) == 1, f"docs/ci.md should show {name} once"
+    return found[0]
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
+def _run(command: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", "-eo", "pipefail", "-c", command], cwd=cwd, env=_env(), capture_output=True, text=True, check=False
+    )
+
+
+@pytest.fixture
+def user_repo(tmp_path: Path) -> Path:
+    """A repository laid out as the docs assume: specs/ and the outputs compiled into build/."""
+    (tmp_path / "specs").mkdir()
+    for spec in ALL_TARGET_SPECS:
+        shutil.copy2(spec, tmp_path / "specs" / spec.name)
+    assert _run("pipegen compile specs --target all --output build", tmp_path).returncode == 0
+    return tmp_path
+
+
+def _check_jsonschema(schema: str, text: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    path = tmp_path / "config.yml"
+    path.write_text(text, encoding="utf-8")
+    return subprocess.run(
+        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", schema, str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("name", sorted(CI_SCHEMAS))
+def test_ci_configuration_passes_its_schema(name: str, tmp_path: Path) -> None:
+    text = _named_block(name)
+    proc = _check_jsonschema(CI_SCHEMAS[name], text, tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    # The check can fail: a misspelt key in the same file is rejected.
+    broken = text.replace("runs-on:", "run-on:") if "github" in name else text.replace("script:", "scripts:")
+    assert broken != text
+    assert _check_jsonschema(CI_SCHEMAS[name], broken, tmp_path).returncode != 0
+
+
+def test_pre_commit_config_passes_pre_commit(tmp_path: Path) -> None:
+    config = tmp_path / ".pre-commit-config.yaml"
+    config.write_text(_named_block(".pre-commit-config.yaml"), encoding="utf-8")
+    proc = subprocess.run(
+        [str(BIN / "pre-commit"), "validate-config", str(config)], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    hooks = {h["id"] for h in yaml.safe_load(config.read_text(encoding="utf-8"))["repos"][0]["hooks"]}
+    manifest = {h["id"] for h in yaml.safe_load((REPO / ".pre-commit-hooks.yaml").read_text(encoding="utf-8"))}
+    assert hooks == manifest == {"pipegen-validate", "pipegen-check"}
+
+
+def test_hooks_manifest_passes_pre_commit() -> None:
+    proc = subprocess.run(
+        [str(BIN / "pre-commit"), "validate-manifest", str(REPO / ".pre-commit-hooks.yaml")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def _ci_commands() -> list[str]:
+    """The pipegen commands the documented CI jobs run, in order (installing pipegen is this test's job)."""
+    workflow = yaml.safe_load(_named_block(".github/workflows/pipegen.yml"))
+    gitlab = yaml.safe_load(_named_block(".gitlab-ci.yml"))
+    commands = [step["run"] for step in workflow["jobs"]["pipegen"]["steps"] if "run" in step]
+    commands += gitlab["pipegen"]["script"]
+    return [c for c in commands if not c.startswith("pip install")]
+
+
+def test_ci_commands_pass_on_fresh_outputs_and_fail_on_stale(user_repo: Path) -> None:
+    commands = _ci_commands()
+    assert any("--check" in c for c in commands) and any("--format sarif" in c for c in commands)
+    for command in commands:
+        proc = _run(command, user_repo)
+        assert proc.returncode == 0, f"{command}: {proc.stdout}{proc.stderr}"
+    sarif = json.loads((user_repo / "pipegen.sarif").read_text(encoding="utf-8"))
+    assert sarif["version"] == "2.1.0"
+    dag = user_repo / "build" / "airflow" / "pricing.py"
+    dag.write_text(dag.read_text(encoding="utf-8") + "# edited by hand\n", encoding="utf-8")
+    failed = [c for c in commands if _run(c, user_repo).returncode != 0]
+    assert failed and all("--check" in c for c in failed)
+    assert len(failed) == sum("--check" in c for c in commands)
+
+
+def test_a_bad_spec_fails_the_ci_commands_with_annotations(user_repo: Path) -> None:
+    spec = user_repo / "specs" / "pricing.yaml"
+    spec.write_text(spec.read_text(encoding="utf-8").replace("job_queue:", "job_queu:"), encoding="utf-8")
+    github = [c for c in _ci_commands() if "--format github" in c]
+    assert len(github) == 1
+    proc = _run(github[0], user_repo)
+    assert proc.returncode == 1
+    assert "::error title=pipegen PG200,file=specs/pricing.yaml,line=" in proc.stdout
+
+
+@pytest.mark.parametrize("doc", sorted(DOCS.glob("*.md")), ids=lambda p: p.name)
+def test_shell_examples_run(doc: Path, user_repo: Path) -> None:
+    """Every `pipegen ...` line in a sh block runs, in order, in a repository laid out as the docs assume."""
+    (user_repo / "schema").mkdir()
+    lines = [line for block in _blocks(doc, "sh") for line in block.splitlines() if line.startswith("pipegen ")]
+    for line in lines:
+        proc = _run(line, user_repo)
+        assert proc.returncode == 0, f"{doc.name}: {line}: {proc.stdout}{proc.stderr}"
+
+
+def test_editor_settings_and_modeline() -> None:
+    settings = json.loads(_blocks(DOCS / "editor.md", "json")[0])
+    assert settings["yaml.schemas"] == {"./schema/pipegen-v1.schema.json": ["specs/*.yaml", "specs/*.yml"]}
+    modeline = _blocks(DOCS / "editor.md", "yaml")[0].splitlines()[0]
+    assert modeline == "# yaml-language-server: $schema=../schema/pipegen-v1.schema.json"
+    # The repository's own specs use the same line.
+    for spec in SPECS:
+        assert spec.read_text(encoding="utf-8").splitlines()[0] == modeline, spec.name
+
+
+def test_links_between_docs_resolve() -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    for doc in sorted(DOCS.glob("*.md")):
+        assert f"docs/{doc.name}" in readme, f"README.md does not link docs/{doc.name}"
+    for source in [REPO / "README.md", *DOCS.glob("*.md")]:
+        for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", source.read_text(encoding="utf-8")):
+            assert (source.parent / target).exists(), f"{source.name} links to missing {target}"
