@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -102,3 +103,24 @@ def test_starter_is_deterministic(cli: Cli, tmp_path: Path) -> None:
         assert cli("init", "x", "--backend", "kubernetes", "-o", str(spec), "--schema", "https://e.x/s.json").code == 0
         texts.add(spec.read_text(encoding="utf-8"))
     assert len(texts) == 1
+
+
+def test_starters_are_clean_in_the_editor(cli: Cli, tmp_path: Path) -> None:
+    """Opened in a yaml-language-server editor, each starter finds the schema through its modeline and shows nothing."""
+    from tests.compiler.test_editor_schema import _require_node, layout, run_checker
+
+    _require_node()
+    root = layout(tmp_path)
+    files = []
+    for backend in sorted(BACKEND_TYPES):
+        spec = root / "specs" / f"{backend.replace('_', '-')}.yaml"
+        schema = root / "schema" / SCHEMA.name
+        assert cli("init", spec.stem, "--backend", backend, "-o", str(spec), "--schema", str(schema)).code == 0
+        files.append(spec)
+    proc = run_checker(*files)
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads(proc.stdout)
+    assert len(results) == len(files)
+    for result in results:
+        assert result["documents"] == [{"schema": (root / "schema" / SCHEMA.name).as_uri(), "draft": "2020-12"}]
+        assert result["diagnostics"] == [], result

@@ -50,10 +50,11 @@ class Repo:
 
 def _git_env(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "PRE_COMMIT"))}
+    # HOME stays: pip, inside pre-commit's environment, reads the machine's index settings from it.
     env.update(
-        HOME=str(home),
         PRE_COMMIT_HOME=str(home / "pre-commit-cache"),
         GIT_CONFIG_NOSYSTEM="1",
+        GIT_CONFIG_GLOBAL=os.devnull,
         GIT_AUTHOR_NAME="t",
         GIT_AUTHOR_EMAIL="t@example.com",
         GIT_COMMITTER_NAME="t",
@@ -75,7 +76,7 @@ def _commit_all(path: Path, env: dict[str, str], message: str) -> str:
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One HOME and pre-commit cache for the module, so pipegen's hook environment is built once."""
+    """One pre-commit cache for the module, so pipegen's hook environment is built once (per xdist worker)."""
     return tmp_path_factory.mktemp("home")
 
 
