@@ -127,10 +127,11 @@ def test_a_bad_spec_fails_the_ci_commands_with_annotations(user_repo: Path) -> N
     spec = user_repo / "specs" / "pricing.yaml"
     spec.write_text(spec.read_text(encoding="utf-8").replace("job_queue:", "job_queu:"), encoding="utf-8")
     github = [c for c in _ci_commands() if "--format github" in c]
-    assert len(github) == 1
-    proc = _run(github[0], user_repo)
-    assert proc.returncode == 1
-    assert "::error title=pipegen PG200,file=specs/pricing.yaml,line=" in proc.stdout
+    assert len(github) == 2  # validate, and compile --check
+    for command in github:
+        proc = _run(command, user_repo)
+        assert proc.returncode == 1
+        assert "::error title=pipegen PG200,file=specs/pricing.yaml,line=" in proc.stdout + proc.stderr
 
 
 @pytest.mark.parametrize("doc", sorted(DOCS.glob("*.md")), ids=lambda p: p.name)

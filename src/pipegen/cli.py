@@ -90,7 +90,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
         result = compile_checked(check_file(path), targets, frozenset({"ir"}) if args.ir else frozenset())
         diags.extend(result.diagnostics)
         outputs.extend(result.outputs)
-    _emit_diagnostics(diags, "text", sys.stderr)
+    # Diagnostics go to stderr (stdout carries --check's diff); the Actions runner reads commands on both.
+    _emit_diagnostics(diags, args.format, sys.stderr)
     if has_errors(diags):
         return EXIT_ERRORS
     _refuse_collisions(outputs)
@@ -303,6 +304,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-o", "--output", required=True, metavar="DIR")
     p.add_argument("--check", action="store_true", help="write nothing; exit 1 with a diff when DIR is stale")
+    p.add_argument(
+        "--format",
+        choices=("text", "github"),
+        default="text",
+        help="how diagnostics are printed: github for GitHub Actions annotations",
+    )
     p.add_argument(
         "--ir", action="store_true", help="kfp: also write the IR YAML compiled by kfp (needs kfp installed)"
     )

@@ -173,3 +173,13 @@ def test_a_directory_stands_for_its_specs(cli: Cli, tmp_path: Path) -> None:
     result = cli("validate", str(empty))
     assert result.code == 2
     assert "no specs (*.yaml, *.yml) in directory" in result.err
+
+
+def test_compile_annotates_target_errors_for_github(cli: Cli, tmp_path: Path) -> None:
+    """What only a target can refuse (here: `local` on Step Functions) reaches GitHub as an annotation too."""
+    result = cli("compile", "specs/demo.yaml", "-t", "stepfunctions", "-o", str(tmp_path), "--format", "github")
+    assert result.code == 1
+    commands = [line for line in result.err.splitlines() if line.startswith("::")]
+    assert len(commands) == 1, result.err
+    assert commands[0].startswith("::error title=pipegen PG602,file=specs/demo.yaml,line=32,col=16::")
+    assert not any(tmp_path.iterdir())
