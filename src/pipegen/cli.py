@@ -14,7 +14,7 @@ from typing import TextIO
 from pipegen import __version__
 from pipegen.diagnostics import Diagnostic, has_errors
 from pipegen.emit import Output
-from pipegen.report import FORMATS
+from pipegen.report import FORMATS, render
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -24,8 +24,6 @@ class UsageError(Exception):
 
 
 def _emit_diagnostics(diags: Sequence[Diagnostic], fmt: str, stream: TextIO) -> None:
-    from pipegen.report import render
-
     stream.write(render(diags, fmt))
 
 
@@ -192,17 +190,21 @@ def cmd_init(args: argparse.Namespace) -> int:
     from pipegen.emit import write_outputs
     from pipegen.frontend import check_source
     from pipegen.loader import Source
-    from pipegen.starter import SCHEMA_FILE, check_name, check_schema_reference, schema_reference, starter_spec
+    from pipegen.starter import SCHEMA_FILE, schema_reference, starter_spec
     from pipegen.targets import available
 
-    problem = check_name(args.name) or (check_schema_reference(args.schema) if args.schema else None)
-    if problem:
-        raise UsageError(problem)
     dest = Path(args.output or f"specs/{args.name}.yaml")
+    try:
+        text = starter_spec(args.name, args.backend, schema_reference(dest, args.schema))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     if dest.exists() and not args.force:
         raise UsageError(f"'{dest}' exists; pass --force to overwrite it")
-    text = starter_spec(args.name, args.backend, schema_reference(dest, args.schema))
     checked = check_source(Source(dest.as_posix(), text))
+    if not checked.ok:
+        # A starter that does not validate is pipegen's bug, not the user's: nothing is written.
+        _emit_diagnostics(checked.diagnostics, "text", sys.stderr)
+        return EXIT_INTERNAL
     compiles: list[str] = []
     refused: list[str] = []
     for name, target in available().items():
@@ -211,10 +213,6 @@ def cmd_init(args: argparse.Namespace) -> int:
         result = compile_checked(checked, [name])
         (compiles if result.ok else refused).append(name)
         _emit_diagnostics([d for d in result.diagnostics if d not in checked.diagnostics], "text", sys.stderr)
-    if not checked.ok:
-        # A starter that does not validate is pipegen's bug, not the user's: nothing is written.
-        _emit_diagnostics(checked.diagnostics, "text", sys.stderr)
-        return EXIT_INTERNAL
     write_outputs(dest.parent, [Output(dest.name, text)])
     print(f"wrote {dest}", file=sys.stderr)
     if compiles:

@@ -8,9 +8,10 @@ import keyword
 import re
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jinja2
+if TYPE_CHECKING:
+    import jinja2
 
 
 def templates_dir() -> Path:
@@ -57,6 +58,10 @@ def to_json(value: Any, indent: int | None = None) -> str:
 @functools.lru_cache(maxsize=1)
 def environment() -> jinja2.Environment:
     """The shared environment, built once per process (templates compile once)."""
+    # Imported here: the filters above serve every target, and commands that render nothing
+    # (validate, init's argument parsing) should not pay for Jinja at start-up.
+    import jinja2
+
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(templates_dir())),
         undefined=jinja2.StrictUndefined,

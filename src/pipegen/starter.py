@@ -9,7 +9,6 @@ from pathlib import Path
 from pipegen.render import render, templates_dir
 
 SCHEMA_FILE = "schema/pipegen-v1.schema.json"
-_NAME = re.compile(r"[a-z][a-z0-9-]{0,62}\Z")
 # The modeline is a YAML comment: anything that could end it or the line is refused.
 _SCHEMA_REF = re.compile(r"[^\s#]+\Z")
 
@@ -19,11 +18,15 @@ def backend_types() -> list[str]:
     return sorted(p.name.removesuffix(".yaml.j2") for p in (templates_dir() / "init" / "backends").glob("*.yaml.j2"))
 
 
-def check_name(name: str) -> str | None:
-    """Why name cannot name a pipeline, or None when it can."""
-    if _NAME.match(name):
-        return None
-    return f"'{name}' is not a pipeline name: use [a-z][a-z0-9-]*, at most 63 characters"
+def _problem(name: str, schema: str) -> str | None:
+    """Why name or the modeline's schema reference cannot go into a starter, or None when both can."""
+    from pipegen.spec import MAX_NAME, PIPELINE_NAME
+
+    if not re.fullmatch(PIPELINE_NAME, name) or len(name) > MAX_NAME:
+        return f"'{name}' is not a pipeline name: use {PIPELINE_NAME}, at most {MAX_NAME} characters"
+    if schema and not _SCHEMA_REF.match(schema):
+        return f"'{schema}' cannot go in a yaml-language-server modeline: give a path or URL without spaces or '#'"
+    return None
 
 
 def schema_reference(spec_path: Path, schema: str) -> str:
@@ -35,14 +38,8 @@ def schema_reference(spec_path: Path, schema: str) -> str:
 
 
 def starter_spec(name: str, backend: str, schema: str = "") -> str:
-    """The text of a starter spec; name and schema are checked by the caller (check_name, _SCHEMA_REF)."""
-    if check_name(name) is not None or (schema and not _SCHEMA_REF.match(schema)):
-        raise ValueError(f"unsafe starter values: {name!r}, {schema!r}")
+    """The text of a starter spec; ValueError says why name or schema (as the modeline holds it) cannot be used."""
+    problem = _problem(name, schema)
+    if problem:
+        raise ValueError(problem)
     return render("init/spec.yaml.j2", name=name, backend=backend, schema=schema)
-
-
-def check_schema_reference(schema: str) -> str | None:
-    """Why schema cannot go in a modeline, or None when it can."""
-    if _SCHEMA_REF.match(schema):
-        return None
-    return f"'{schema}' cannot go in a yaml-language-server modeline: give a path or URL without spaces or '#'"
