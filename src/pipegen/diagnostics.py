@@ -162,15 +162,18 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
+def summary_line(diags: Sequence[Diagnostic]) -> str:
+    """'N errors, M warnings'."""
+    errors = sum(d.severity is Severity.ERROR for d in diags)
+    warnings = len(diags) - errors
+    return f"{errors} error{'s' if errors != 1 else ''}, {warnings} warning{'s' if warnings != 1 else ''}"
+
+
 def render_text(diags: Sequence[Diagnostic]) -> str:
     """All diagnostics, one line each, followed by a summary line when there are any."""
     if not diags:
         return ""
-    errors = sum(d.severity is Severity.ERROR for d in diags)
-    warnings = len(diags) - errors
-    lines = [d.format() for d in diags]
-    lines.append(f"{errors} error{'s' if errors != 1 else ''}, {warnings} warning{'s' if warnings != 1 else ''}")
-    return "\n".join(lines) + "\n"
+    return "\n".join([*(d.format() for d in diags), summary_line(diags)]) + "\n"
 
 
 def render_json(diags: Sequence[Diagnostic]) -> str:

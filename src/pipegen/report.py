@@ -9,7 +9,7 @@ from pathlib import PurePosixPath
 from urllib.parse import quote
 
 from pipegen import __version__
-from pipegen.diagnostics import CODES, Diagnostic, Severity, one_line, render_json, render_text
+from pipegen.diagnostics import CODES, Diagnostic, Severity, one_line, render_json, render_text, summary_line
 
 FORMATS = ("text", "json", "sarif", "github")
 
@@ -132,5 +132,4 @@ def render_github(diags: Sequence[Diagnostic]) -> str:
             )
         )
         lines.append(f"::{_level(d.severity)} {props}::{_escape_data(f'{d.message}; hint: {d.effective_hint}')}")
-    text = render_text(diags).splitlines()[-1:] if diags else []
-    return "\n".join([*lines, *text]) + ("\n" if lines else "")
+    return "\n".join([*lines, summary_line(diags)]) + "\n" if diags else ""
