@@ -390,16 +390,19 @@ class _Lowering:
         request = {k: v for k, v in (step.gate or {}).items() if k != "wait"}
         wait = (step.gate or {}).get("wait")
         name = step.name
+        # Checked once, the runtime fails a failed check; in a wait loop it reports it for the Choice.
+        check = self._runtime_task(
+            step,
+            "gate" if wait is None else "gate_check",
+            {"gate": request},
+            {"passed": "passed", "reason": "reason"},
+            Slot(("gates", name)),
+            f"Gate '{name}': check once (a failed check fails the step)."
+            if wait is None
+            else f"Gate '{name}': one check.",
+        )
         if wait is None:
-            state = self._runtime_task(
-                step,
-                "gate",
-                {"gate": request},
-                {"passed": "passed", "reason": "reason"},
-                Slot(("gates", name)),
-                f"Gate '{name}': check once (a failed check fails the step).",
-            )
-            self.states[name] = state | self._after(i)
+            self.states[name] = check | self._after(i)
             return
         interval, timeout = wait["interval_seconds"], wait["timeout_seconds"]
         attempts = timeout // interval + 1
@@ -408,14 +411,6 @@ class _Lowering:
             {"count": 1},
             f"Gate '{name}': wait up to {timeout}s, checking every {interval}s ({attempts} checks).",
             f"{name}.check",
-        )
-        check = self._runtime_task(
-            step,
-            "gate_check",
-            {"gate": request},
-            {"passed": "passed", "reason": "reason"},
-            Slot(("gates", name)),
-            f"Gate '{name}': one check.",
         )
         self.states[f"{name}.check"] = check | {"Next": f"{name}.ready"}
         self.states[f"{name}.ready"] = self.d.choice(
