@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,15 @@ def _in_repo() -> Iterator[None]:
         yield
     finally:
         os.chdir(before)
+
+
+@pytest.fixture
+def demo_workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The demo's example folder in a scratch directory, run from there, with an sqlite MLflow store there."""
+    shutil.copytree(REPO / "examples", tmp_path / "examples")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    return tmp_path
 
 
 @pytest.fixture

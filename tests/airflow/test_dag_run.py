@@ -7,18 +7,8 @@ import shutil
 from pathlib import Path
 
 import mlflow
-import pytest
 
-from tests.cases import GOLDEN, REPO
-
-
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The demo's example folder in a scratch directory, with an sqlite MLflow store there."""
-    shutil.copytree(REPO / "examples", tmp_path / "examples")
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
-    return tmp_path
+from tests.cases import GOLDEN
 
 
 def load_demo(dags_folder: Path) -> object:
@@ -35,7 +25,7 @@ def states(run: object) -> dict[str, str]:
 
 
 def test_demo_promotes_then_failing_thresholds_promote_nothing(
-    airflow_db: Path, dags_folder: Path, workdir: Path
+    airflow_db: Path, dags_folder: Path, demo_workdir: Path
 ) -> None:
     dag = load_demo(dags_folder)
     first = dag.test()  # type: ignore[attr-defined]
@@ -56,4 +46,4 @@ def test_demo_promotes_then_failing_thresholds_promote_nothing(
     # sqlite stores return versions as int, HTTP as str: compare as strings.
     assert [str(v.version) for v in client.search_model_versions("name = 'pipegen-demo'")] == ["1"]
     assert str(client.get_model_version_by_alias("pipegen-demo", "champion").version) == "1"
-    assert os.path.exists(workdir / "mlflow.db")
+    assert os.path.exists(demo_workdir / "mlflow.db")

@@ -10,7 +10,6 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,9 +64,8 @@ def _git_env(home: Path) -> dict[str, str]:
 
 
 def _commit_all(path: Path, env: dict[str, str], message: str) -> str:
+    """A new repository at path holding everything in it, committed; its commit id."""
     for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "--no-verify", "-m", message]):
-        if args[0] == "init" and (path / ".git").exists():
-            continue
         subprocess.run(["git", *args], cwd=path, env=env, check=True)
     return subprocess.run(
         ["git", "rev-parse", "HEAD"], cwd=path, env=env, check=True, capture_output=True, text=True
@@ -95,7 +93,7 @@ def hook_repo(home: Path) -> tuple[Path, str]:
 
 
 @pytest.fixture
-def repo(tmp_path: Path, home: Path, hook_repo: tuple[Path, str]) -> Iterator[Repo]:
+def repo(tmp_path: Path, home: Path, hook_repo: tuple[Path, str]) -> Repo:
     """A user's repository: one spec, its compiled outputs, and a config that uses both hooks."""
     hooks, rev = hook_repo
     user = Repo(tmp_path / "user", _git_env(home))
@@ -111,7 +109,7 @@ def repo(tmp_path: Path, home: Path, hook_repo: tuple[Path, str]) -> Iterator[Re
     )
     user.pipegen("compile", "specs", "-t", "all", "-o", "build")
     _commit_all(user.path, user.env, "pipeline")
-    yield user
+    return user
 
 
 def _output(proc: subprocess.CompletedProcess[str]) -> str:

@@ -2,31 +2,21 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import mlflow
-import pytest
 
-from tests.cases import GOLDEN, REPO
+from tests.cases import GOLDEN
 from tests.kfp.test_compile import load
 
 
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    shutil.copytree(REPO / "examples", tmp_path / "examples")
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
-    return tmp_path
-
-
-def test_demo_promotes_then_failing_thresholds_promote_nothing(workdir: Path) -> None:
+def test_demo_promotes_then_failing_thresholds_promote_nothing(demo_workdir: Path) -> None:
     from kfp import compiler, components, local
 
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(workdir / "kfp-root"))
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(demo_workdir / "kfp-root"))
     # Run the pipeline as KFP stores it: compiled to IR, then loaded back.
-    compiler.Compiler().compile(load(GOLDEN / "kfp" / "demo.py").pipeline, package_path=str(workdir / "demo.yaml"))
-    pipeline = components.load_component_from_file(str(workdir / "demo.yaml"))
+    compiler.Compiler().compile(load(GOLDEN / "kfp" / "demo.py").pipeline, package_path=str(demo_workdir / "demo.yaml"))
+    pipeline = components.load_component_from_file(str(demo_workdir / "demo.yaml"))
 
     pipeline()
     client = mlflow.MlflowClient()
