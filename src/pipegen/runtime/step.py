@@ -8,6 +8,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from pipegen.runtime.errors import RuntimeFailure
 from pipegen.runtime.templating import Values
@@ -20,12 +21,23 @@ def decode(spec_json: str) -> dict[str, Any]:
     return value
 
 
-def run_date_from(schedule_time: str) -> str:
-    """The logical date: the scheduled time's date for a scheduled run, else today (UTC)."""
+def run_date_from(schedule_time: str, timezone: str = "UTC") -> str:
+    """The logical date (${run.date}): the scheduled time's date in the schedule's timezone, else today there.
+
+    schedule_time is an ISO time (orchestrators pass UTC, e.g. `2026-03-08T10:00:00Z`); a placeholder
+    that was not substituted, an empty string or the epoch (KFP's value for a manual run) means "now".
+    """
+    zone = ZoneInfo(timezone)
     text = schedule_time.strip()
-    if len(text) >= 10 and text[:4].isdigit() and not text.startswith("{{") and not text.startswith("1970"):
-        return text[:10]
-    return datetime.now(UTC).date().isoformat()
+    when = datetime.now(UTC)
+    if len(text) >= 10 and text[:4].isdigit() and not text.startswith("1970"):
+        try:
+            when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            return text[:10]
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+    return when.astimezone(zone).date().isoformat()
 
 
 def run_step(
