@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 import mlflow
@@ -204,10 +205,77 @@ def test_thresholds_only_promotion_moves_alias_to_newest(mlflow_server: MlflowSe
     assert result["alias_moved"] and holder(mlflow_server, name) == "2"
 
 
+def _registered(server: MlflowServer, model: str) -> list[str]:
+    return [m.name for m in mlflow.MlflowClient(server.uri).search_registered_models(f"name = '{model}'")]
+
+
 def test_missing_model_artifact_is_a_clear_failure(mlflow_server: MlflowServer, name: str) -> None:
     run_id = trained(mlflow_server, name, {"auc": 0.9})
-    with pytest.raises(RuntimeFailure, match=re.escape(f"run {run_id} has no model at artifact path 'weights'")):
+    with pytest.raises(RuntimeFailure, match=re.escape(f"run {run_id} has no MLflow Model named 'weights'")):
         promote(run_id=run_id, model=name, artifact="weights", tracking_uri=mlflow_server.uri)
+    assert _registered(mlflow_server, name) == [], "a failed promotion left a registered model behind"
+
+
+def test_files_logged_with_log_artifact_are_not_a_model(mlflow_server: MlflowServer, name: str, tmp_path: Path) -> None:
+    """mlflow.log_artifact(path, "model") is not an MLflow Model: say what to log, before touching the registry."""
+    run = start_run(
+        pipeline="demo", step="train", spec_sha256="a" * 64, target="local", run_key=name, experiment=name,
+        tracking_uri=mlflow_server.uri,
+    )  # fmt: skip
+    weights = tmp_path / "weights.pkl"
+    weights.write_bytes(b"not a model")
+    mlflow.MlflowClient(mlflow_server.uri).log_artifact(run["run_id"], str(weights), "model")
+    with pytest.raises(RuntimeFailure) as failure:
+        promote(run_id=run["run_id"], model=name, tracking_uri=mlflow_server.uri)
+    message = str(failure.value)
+    assert "model/weights.pkl" in message and "log_model(" in message and "not mlflow.log_artifact" in message
+    assert _registered(mlflow_server, name) == []
+
+
+def test_a_model_logged_by_name_registers_quietly(
+    mlflow_server: MlflowServer, name: str, capfd: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """MLflow 3's log_model(name=...) makes a LoggedModel; registering it prints none of MLflow's console lines."""
+    run = start_run(
+        pipeline="demo", step="train", spec_sha256="a" * 64, target="local", run_key=name, experiment=name,
+        tracking_uri=mlflow_server.uri,
+    )  # fmt: skip
+    script = (
+        "import mlflow, mlflow.pyfunc\n"
+        "class M(mlflow.pyfunc.PythonModel):\n"
+        "    def predict(self, context, model_input):\n"
+        "        return model_input\n"
+        "with mlflow.start_run():\n"
+        "    mlflow.log_metric('auc', 0.9)\n"
+        "    mlflow.pyfunc.log_model(name='model', python_model=M(), pip_requirements=[])\n"
+    )
+    env = {**training_env(run), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    subprocess.run([sys.executable, "-c", script], env=env, check=True, capture_output=True, timeout=300)
+    capfd.readouterr()
+    result = promote(run_id=run["run_id"], model=name, tracking_uri=mlflow_server.uri)
+    assert result["version"] == "1" and holder(mlflow_server, name) == "1"
+    version = mlflow.MlflowClient(mlflow_server.uri).get_model_version(name, "1")
+    # Where MLflow put the model depends on the store (run artifacts or a LoggedModel): the version has the run.
+    assert version.run_id == run["run_id"]
+    assert version.source.startswith("models:/m-") or version.source.endswith(f"{run['run_id']}/artifacts/model")
+    out, err = capfd.readouterr()
+    assert "Registered model" not in out + err and "Created version" not in out + err
+    assert "no artifacts at artifact path" not in out + err
+
+
+def test_no_tracking_uri_is_a_failure_not_a_local_mlruns(monkeypatch: pytest.MonkeyPatch, tmp_path, name: str) -> None:
+    """With neither the spec's URI nor MLFLOW_TRACKING_URI, MLflow would log into ./mlruns inside the worker."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path)
+    for uri in (None, "", "  "):
+        with pytest.raises(RuntimeFailure, match="no MLflow tracking server is configured"):
+            start_run(
+                pipeline="demo", step="train", spec_sha256="a" * 64, target="kfp", run_key=name, experiment=name,
+                tracking_uri=uri,
+            )  # fmt: skip
+        with pytest.raises(RuntimeFailure, match="no MLflow tracking server is configured"):
+            evaluate(run_id="0" * 32, thresholds=["auc > 0.5"], tracking_uri=uri)
+    assert list(tmp_path.iterdir()) == [], "something was written to a local store"
 
 
 def test_server_stopped_mid_promotion(tmp_path_factory: pytest.TempPathFactory, name: str) -> None:

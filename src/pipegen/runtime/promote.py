@@ -13,6 +13,7 @@ from pipegen.runtime.tracking import client, reaching
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
+    from mlflow.entities import LoggedModel
     from mlflow.entities.model_registry import ModelVersion
 
 # Promotions whose attempts are this recent are treated as racing with ours (see _settle_alias).
@@ -57,9 +58,10 @@ def promote(
 
 
 def _register_once(c: MlflowClient, run_id: str, model: str, artifact: str) -> ModelVersion:
-    import mlflow
     from mlflow.exceptions import MlflowException
 
+    # Look before registering: a run without a model must leave no registry object behind.
+    source, model_id = _model_source(c, run_id, artifact)
     try:
         c.create_registered_model(model)
     except MlflowException as exc:
@@ -68,14 +70,43 @@ def _register_once(c: MlflowClient, run_id: str, model: str, artifact: str) -> M
     existing = c.search_model_versions(f"name = '{_quote(model)}' and run_id = '{_quote(run_id)}'")
     if existing:
         return min(existing, key=lambda v: int(v.version))
-    try:
-        registered = mlflow.register_model(f"runs:/{run_id}/{artifact}", model)
-    except MlflowException as exc:
-        # MLflow raises this one with a generic error code, so the message is what identifies it.
-        if exc.error_code in ("NOT_FOUND", "RESOURCE_DOES_NOT_EXIST") or "Unable to find" in exc.message:
-            raise RuntimeFailure(f"run {run_id} has no model at artifact path '{artifact}': {exc.message}") from exc
-        raise
-    return c.get_model_version(model, registered.version)
+    # The client call, not mlflow.register_model: the same version, without the fluent API's console lines.
+    created = c.create_model_version(model, source, run_id=run_id, model_id=model_id)
+    return c.get_model_version(model, created.version)
+
+
+def _model_source(c: MlflowClient, run_id: str, artifact: str) -> tuple[str, str | None]:
+    """Where the run's MLflow Model is, as mlflow.register_model finds it for `runs:/<run_id>/<artifact>`.
+
+    An MLmodel file under the run's artifact path (MLflow 2, or `log_model(artifact_path=...)`), else a
+    LoggedModel of that name whose source is the run (MLflow 3's `log_model(name=...)`). Anything else,
+    e.g. files logged with `mlflow.log_artifact`, is not a model MLflow can register or serve.
+    """
+    artifacts = {a.path for a in c.list_artifacts(run_id, artifact)}
+    run = c.get_run(run_id)
+    if f"{artifact}/MLmodel" in artifacts:
+        return f"{run.info.artifact_uri.rstrip('/')}/{artifact}", None
+    models: list[LoggedModel] = []
+    page_token = None
+    while True:
+        page = c.search_logged_models(
+            experiment_ids=[run.info.experiment_id], filter_string=f"name = '{_quote(artifact)}'", page_token=page_token
+        )
+        models.extend(m for m in page if m.source_run_id == run_id)
+        page_token = page.token
+        if not page_token:
+            break
+    if models:
+        # As mlflow.register_model does: of several, the one logged at the largest step.
+        steps = {o.model_id: o.step for o in (run.outputs.model_outputs if run.outputs else [])}
+        chosen = max(models, key=lambda m: (steps.get(m.model_id, -1), m.creation_timestamp or 0))
+        return f"models:/{chosen.model_id}", chosen.model_id
+    found = ", ".join(sorted(artifacts)) or "nothing"
+    raise RuntimeFailure(
+        f"run {run_id} has no MLflow Model named '{artifact}' to register (found at '{artifact}': {found}); "
+        f"log it from the training script with mlflow.<flavor>.log_model(model, name='{artifact}') or "
+        f"mlflow.pyfunc.log_model(name='{artifact}', ...), not mlflow.log_artifact"
+    )
 
 
 def _tag_version(c: MlflowClient, version: ModelVersion, run_id: str, thresholds: list[str]) -> None:

@@ -22,15 +22,21 @@ RETRY_DEFAULTS = {
 
 
 def resolve_tracking_uri(tracking_uri: str | None) -> str:
-    """The tracking URI to use: the argument, else MLFLOW_TRACKING_URI, else MLflow's own default."""
-    if tracking_uri:
-        return tracking_uri
-    env = os.environ.get("MLFLOW_TRACKING_URI")
+    """The tracking URI to use: the argument, else MLFLOW_TRACKING_URI; neither is a RuntimeFailure.
+
+    MLflow's own fallback is a `./mlruns` directory inside the worker (a pod, a Lambda): runs and models
+    logged there vanish with it, so a step that is not told where the tracking server is fails instead.
+    """
+    if tracking_uri and tracking_uri.strip():
+        return tracking_uri.strip()
+    env = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
     if env:
         return env
-    import mlflow
-
-    return str(mlflow.get_tracking_uri())
+    raise RuntimeFailure(
+        "no MLflow tracking server is configured for this step: the spec's mlflow.tracking_uri is empty here "
+        "and MLFLOW_TRACKING_URI is not set; set it in the worker's environment (MLflow would otherwise log "
+        "into a throwaway ./mlruns directory)"
+    )
 
 
 def client(tracking_uri: str | None) -> MlflowClient:
