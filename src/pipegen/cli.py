@@ -142,6 +142,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from pipegen.localrun import LocalRun, coerce_param, default_tracking_uri, run_key_for, unsupported_backends
     from pipegen.progress import Progress, summary
     from pipegen.resolve import resolve
+    from pipegen.runtime.step import run_date_from
     from pipegen.runtime.templating import Values
 
     checked = check_file(args.spec)
@@ -164,9 +165,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise UsageError(str(exc)) from None
     try:
-        run_date = date.fromisoformat(args.date) if args.date else date.today()
+        # Today in the schedule's timezone (UTC without one), as a manual run on every target takes it.
+        zone = pipeline.schedule.timezone if pipeline.schedule is not None else "UTC"
+        run_date = date.fromisoformat(args.date) if args.date else date.fromisoformat(run_date_from("", zone))
     except ValueError:
         raise UsageError(f"--date takes YYYY-MM-DD; got '{args.date}'") from None
+    # MLflow's INFO lines (store migrations, registry waits) are not pipegen's to print; warnings still are.
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     values = Values(params, run_key_for(run_date), run_date.isoformat(), dict(os.environ))
     tracking_uri = args.tracking_uri
     if not tracking_uri and pipeline.tracking_uri is not None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -10,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from pipegen.diagnostics import Diagnostic, diag
 from pipegen.progress import Progress
@@ -23,6 +25,14 @@ LOG_DIR = Path(".pipegen") / "logs"
 
 class StepFailed(Exception):
     """A step could not complete; the message is the reason shown in the summary."""
+
+
+class FinalFailure(StepFailed):
+    """A failure a retry cannot change: a failed judgement, a gate whose wait ran out. Never retried.
+
+    Every target treats these the same way: Airflow fails the evaluation without retrying and does not
+    retry a sensor's timeout, Step Functions ends in its Fail state, KFP retries only errors.
+    """
 
 
 @dataclass
@@ -129,6 +139,9 @@ class LocalRun:
             try:
                 outcome.status, outcome.detail, outcome.result = self._run_step(step)
                 return
+            except FinalFailure as exc:
+                outcome.status, outcome.detail = "failed", str(exc)
+                return
             except StepFailed as exc:
                 outcome.status, outcome.detail = "failed", str(exc)
             except Exception as exc:  # noqa: BLE001 - any error in a step is that step's failure, retried like one
@@ -150,9 +163,11 @@ class LocalRun:
     def _gate(self, step: ResolvedStep) -> tuple[str, str, dict[str, Any]]:
         from pipegen.runtime.gates import run_gate
 
-        result = run_gate(self.values.deep(step.gate))
+        gate = self.values.deep(step.gate)
+        result = run_gate(gate)
         if not result["passed"]:
-            raise StepFailed(str(result["reason"]))
+            # A wait that ran out is final (as an Airflow sensor's timeout is); a single check is retried.
+            raise (FinalFailure if gate.get("wait") else StepFailed)(str(result["reason"]))
         return "passed", str(result["reason"]), result
 
     def _command(self, step: ResolvedStep, extra_env: Mapping[str, str]) -> str:
@@ -170,22 +185,14 @@ class LocalRun:
         log_path = self.logs / f"{step.name}.log"
         with log_path.open("ab") as log:
             try:
-                proc = subprocess.run(
-                    argv,
-                    cwd=cwd,
-                    env=env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    timeout=step.policy.timeout,
-                    check=False,
-                )
+                returncode = run_process(argv, cwd=cwd, env=env, log=log, timeout=step.policy.timeout)
             except FileNotFoundError:
                 raise StepFailed(f"command not found: {argv[0]}") from None
             except subprocess.TimeoutExpired:
                 raise StepFailed(f"timed out after {step.policy.timeout}s (log: {log_path})") from None
-        if proc.returncode != 0:
+        if returncode != 0:
             tail = log_path.read_text(errors="replace").strip().splitlines()[-1:] or [""]
-            raise StepFailed(f"exit code {proc.returncode}: {tail[0][:200]} (log: {log_path})")
+            raise StepFailed(f"exit code {returncode}: {tail[0][:200]} (log: {log_path})")
         return str(log_path)
 
     def _task(self, step: ResolvedStep) -> tuple[str, str, dict[str, Any]]:
@@ -224,7 +231,8 @@ class LocalRun:
             return "passed", summary, result
         if body.on_fail == "skip":
             return "skipped", summary, result
-        raise StepFailed(summary)
+        # The metrics will not change on a second look: only errors reaching MLflow are retried.
+        raise FinalFailure(summary)
 
     def _promote(self, step: ResolvedStep) -> tuple[str, str, dict[str, Any]]:
         from pipegen.runtime.notify import notify
@@ -263,6 +271,31 @@ class LocalRun:
             notify(webhooks=[self.values.string(n.webhook) for n in targets], message=message)
         except Exception as exc:  # noqa: BLE001 - a failed alert must not hide the run's own result
             self.progress.note(f"pipeline notification failed: {exc}")
+
+
+def run_process(argv: list[str], *, cwd: str | None, env: dict[str, str], log: BinaryIO, timeout: float | None) -> int:
+    """Run a job's command in its own process group; on a timeout or an interrupt, end the whole group.
+
+    subprocess.run kills only the direct child, so workers a training script started (data loaders,
+    `torchrun` ranks) would outlive the step and keep its GPU or port.
+    """
+    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        return proc.wait(timeout=timeout)
+    except BaseException:
+        _end_group(proc)
+        raise
+
+
+def _end_group(proc: subprocess.Popen[bytes], grace: float = 10.0) -> None:
+    """SIGTERM the process group, give it a grace period to save its work, then SIGKILL what is left."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=grace)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
 def git_commit(where: Path) -> str | None:

@@ -55,6 +55,9 @@ def test_demo_promotion_sequence(workdir: Path) -> None:
     assert "pipeline demo: succeeded" in first.stdout
     assert "model pipegen-demo: version 1 holds alias 'champion'" in first.stdout
     assert "[4/4] promote (promote) ok" in first.stderr
+    # Only pipegen's own lines: none of MLflow's console output (store migrations, registry chatter).
+    for noise in ("Registered model", "Created version", "no artifacts at artifact path", "INFO mlflow"):
+        assert noise not in first.stdout + first.stderr, noise
     assert champion_version(workdir) == "1"
 
     not_better = pipegen_run(workdir, "--param", "alpha=120")
