@@ -36,8 +36,11 @@ class Threshold:
     value: float
 
     def holds(self, observed: float) -> bool:
-        """True when the observed metric value meets the threshold."""
-        return OPS[self.op](observed, self.value)
+        """True when the observed metric value meets the threshold; NaN and infinities meet none.
+
+        A diverged run logs NaN or an infinite loss: `loss != 0` or `rmse < 1` must not pass it.
+        """
+        return math.isfinite(observed) and OPS[self.op](observed, self.value)
 
     def __str__(self) -> str:
         return f"{self.metric} {self.op} {self.value:g}"

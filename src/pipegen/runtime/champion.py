@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 from pipegen.runtime import tags
@@ -26,14 +27,25 @@ def current_holder(c: MlflowClient, model: str, alias: str) -> ModelVersion | No
 
 
 def version_metric(c: MlflowClient, version: ModelVersion, metric: str) -> float | None:
-    """A version's metric: from the tag pipegen wrote at promotion, else from its source run."""
-    tagged = (version.tags or {}).get(tags.METRIC_PREFIX + metric)
-    if tagged is not None:
-        return float(tagged)
+    """A version's metric at full precision: from its source run, else from the tag pipegen wrote at promotion.
+
+    The run's value is what training logged; the tag is for people reading the registry (and holds the
+    full value too, but versions registered by other tools may carry rounded ones).
+    """
     if version.run_id:
-        value = c.get_run(version.run_id).data.metrics.get(metric)
-        return None if value is None else float(value)
-    return None
+        from mlflow.exceptions import MlflowException
+
+        try:
+            value = c.get_run(version.run_id).data.metrics.get(metric)
+        except MlflowException as exc:
+            # A deleted source run leaves the version; its tag is then the only record of the metric.
+            if exc.error_code not in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"):
+                raise
+        else:
+            if value is not None:
+                return float(value)
+    tagged = (version.tags or {}).get(tags.METRIC_PREFIX + metric)
+    return None if tagged is None else float(tagged)
 
 
 def improvement(ours: float, theirs: float, mode: str) -> float:
@@ -41,6 +53,27 @@ def improvement(ours: float, theirs: float, mode: str) -> float:
     return ours - theirs if mode == "max" else theirs - ours
 
 
+def meets_delta(gain: float, min_delta: float) -> bool:
+    """True when a gain beats the champion by at least min_delta.
+
+    A gain equal to min_delta up to floating-point rounding counts as meeting it (0.3 - 0.1 against
+    min_delta 0.2); with min_delta 0 the gain must still be positive, so a tie never moves the alias.
+    """
+    if not gain > 0:
+        return False
+    return gain >= min_delta or math.isclose(gain, min_delta, rel_tol=1e-9, abs_tol=1e-12)
+
+
+def usable(value: float | None) -> bool:
+    """A metric value that can decide anything: logged, and neither NaN nor infinite."""
+    return value is not None and math.isfinite(value)
+
+
 def describe(value: Any) -> str:
-    """A metric value for messages and tags, stable across engines."""
+    """A metric value for messages, stable across engines (comparisons never use this text)."""
     return f"{float(value):.6g}"
+
+
+def exact(value: Any) -> str:
+    """A metric value for tags: the shortest text that reads back as the same float."""
+    return repr(float(value))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pipegen.runtime import tags
-from pipegen.runtime.champion import current_holder, describe, improvement, version_metric
+from pipegen.runtime.champion import current_holder, describe, improvement, meets_delta, usable, version_metric
 from pipegen.runtime.tracking import client, reaching
 from pipegen.thresholds import parse_threshold
 
@@ -50,6 +50,8 @@ def _against_champion(c: Any, run_id: str, metrics: dict[str, float], champion: 
     ours = metrics.get(metric)
     if ours is None:
         return False, f"champion: metric '{metric}' was not logged by run {run_id}"
+    if not usable(ours):
+        return False, f"champion: {metric} = {describe(ours)} cannot be compared (NaN and infinities never win)"
     holder = current_holder(c, model, alias)
     if holder is None:
         return True, f"champion: {model}@{alias} has no holder yet; thresholds alone decide"
@@ -58,8 +60,14 @@ def _against_champion(c: Any, run_id: str, metrics: dict[str, float], champion: 
     theirs = version_metric(c, holder, metric)
     if theirs is None:
         return True, f"champion: version {holder.version} of {model}@{alias} has no '{metric}'; thresholds alone decide"
+    if not usable(theirs):
+        # A champion whose metric is NaN or infinite could never be beaten: it does not count as one.
+        return True, (
+            f"champion: version {holder.version} of {model}@{alias} has {metric} = {describe(theirs)}, "
+            "which cannot be compared; thresholds alone decide"
+        )
     gain = improvement(ours, theirs, mode)
-    beats = gain > 0 and gain >= min_delta
+    beats = meets_delta(gain, min_delta)
     verdict = "beats" if beats else "does not beat"
     return beats, (
         f"champion: {metric} = {describe(ours)} {verdict} version {holder.version} of {model}@{alias} "

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from pipegen.runtime import tags
-from pipegen.runtime.champion import current_holder, describe, improvement, version_metric
+from pipegen.runtime.champion import current_holder, exact, improvement, usable, version_metric
 from pipegen.runtime.errors import RuntimeFailure
 from pipegen.runtime.tracking import client, reaching
 
@@ -67,12 +68,25 @@ def _register_once(c: MlflowClient, run_id: str, model: str, artifact: str) -> M
     except MlflowException as exc:
         if exc.error_code not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
             raise
-    existing = c.search_model_versions(f"name = '{_quote(model)}' and run_id = '{_quote(run_id)}'")
+    existing = _versions_of_run(c, model, run_id)
     if existing:
-        return min(existing, key=lambda v: int(v.version))
+        return existing[0]
     # The client call, not mlflow.register_model: the same version, without the fluent API's console lines.
     created = c.create_model_version(model, source, run_id=run_id, model_id=model_id)
-    return c.get_model_version(model, created.version)
+    # Retries of one promotion racing each other can each find nothing and register: the registry has no
+    # unique key to stop them. Every racer then keeps the run's lowest version and deletes its own if it
+    # is not that one, so the run ends with exactly one version whatever the interleaving.
+    versions = _versions_of_run(c, model, run_id)
+    keep = versions[0] if versions else created
+    if str(created.version) != str(keep.version):
+        c.delete_model_version(model, created.version)
+    return c.get_model_version(model, keep.version)
+
+
+def _versions_of_run(c: MlflowClient, model: str, run_id: str) -> list[ModelVersion]:
+    """The versions of model registered from run_id, lowest number first."""
+    found = c.search_model_versions(f"name = '{_quote(model)}' and run_id = '{_quote(run_id)}'")
+    return sorted(found, key=lambda v: int(v.version))
 
 
 def _model_source(c: MlflowClient, run_id: str, artifact: str) -> tuple[str, str | None]:
@@ -112,21 +126,23 @@ def _model_source(c: MlflowClient, run_id: str, artifact: str) -> tuple[str, str
 def _tag_version(c: MlflowClient, version: ModelVersion, run_id: str, thresholds: list[str]) -> None:
     run = c.get_run(run_id)
     values: dict[str, str] = {k: v for k, v in run.data.tags.items() if k in tags.LINEAGE}
-    values.update({tags.METRIC_PREFIX + k: describe(v) for k, v in run.data.metrics.items()})
+    values.update({tags.METRIC_PREFIX + k: exact(v) for k, v in run.data.metrics.items()})
     if thresholds:
         values[tags.THRESHOLDS] = "; ".join(thresholds)
     values[tags.PROMOTE_ATTEMPT] = str(int(time.time() * 1000))
     for key, value in sorted(values.items()):
-        c.set_model_version_tag(version.name, version.version, key, value)
+        _racing_write(partial(c.set_model_version_tag, version.name, version.version, key, value))
 
 
-def _rank(c: MlflowClient, version: ModelVersion, champion: dict[str, Any] | None) -> tuple[float, int]:
+def _rank(c: MlflowClient, version: ModelVersion, champion: dict[str, Any] | None) -> tuple[float, int] | None:
+    """How good a version is (larger is better, the newest breaks ties); None when it cannot be ranked."""
     number = int(version.version)
     if champion is None:
         return (0.0, number)
     value = version_metric(c, version, str(champion["metric"]))
-    if value is None:
-        return (float("-inf"), number)
+    if value is None or not usable(value):
+        # NaN or an infinity never holds the alias while a version with a real value contends.
+        return None
     # improvement(value, 0) orients the metric so that larger is always better.
     return (improvement(value, 0.0, str(champion.get("mode", "max"))), number)
 
@@ -152,15 +168,39 @@ def _settle_alias(c: MlflowClient, model: str, alias: str, ours: ModelVersion, c
     last writer therefore always writes the best, and the alias settles on it.
     """
     for _ in range(SETTLE_ROUNDS):
-        contenders = _contenders(c, model, alias, ours)
-        best = max(contenders, key=lambda v: _rank(c, v, champion))
+        ranked = [(rank, v) for v in _contenders(c, model, alias, ours) if (rank := _rank(c, v, champion)) is not None]
         holder = current_holder(c, model, alias)
+        if not ranked:
+            # Nothing here can be compared (e.g. every contender logged NaN): leave the alias where it is.
+            return "" if holder is None else str(holder.version)
+        best = max(ranked, key=lambda pair: pair[0])[1]
         if holder is not None and str(holder.version) == str(best.version):
             return str(best.version)
-        c.set_registered_model_alias(model, alias, str(best.version))
+        _racing_write(partial(c.set_registered_model_alias, model, alias, str(best.version)))
         time.sleep(0.2)
     holder = current_holder(c, model, alias)
     return "" if holder is None else str(holder.version)
+
+
+def _racing_write(write: Callable[[], object], attempts: int = 5) -> None:
+    """One registry write that concurrent promoters may make at the same moment.
+
+    MLflow's SQL store writes a tag or an alias as select-then-insert: two writers of the same key can
+    both insert, and the loser gets a unique-constraint error although the row now exists. Writing again
+    then updates it; any other error is raised at once.
+    """
+    from mlflow.exceptions import MlflowException
+
+    for attempt in range(attempts):
+        try:
+            write()
+            return
+        except MlflowException as exc:
+            if (
+                "UNIQUE constraint" not in exc.message and "IntegrityError" not in exc.message
+            ) or attempt + 1 == attempts:
+                raise
+            time.sleep(0.05 * (attempt + 1))
 
 
 def _quote(text: str) -> str:
