@@ -12,13 +12,32 @@ from pipegen.runtime.errors import RuntimeFailure
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
-# MLflow retries HTTP requests itself (urllib3 Retry with exponential backoff); these bound it so an
-# unreachable server fails in about a minute instead of MLflow's default of several minutes.
+# MLflow retries HTTP requests itself (urllib3 Retry with exponential backoff). Its defaults hold one
+# call to a server that accepts connections and never answers for over ten minutes; these bound every
+# call, connect and read, to under a minute (call_bound_seconds). A worker's own settings win.
 RETRY_DEFAULTS = {
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "5",
-    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "2",
-    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
 }
+# urllib3's cap on one backoff sleep (Retry.DEFAULT_BACKOFF_MAX).
+_BACKOFF_MAX = 120.0
+
+
+def call_bound_seconds(environ: dict[str, str] | None = None) -> float:
+    """The longest one MLflow HTTP call can take under the retry settings in force.
+
+    Every attempt waits at most MLFLOW_HTTP_REQUEST_TIMEOUT for the connection and for each read;
+    urllib3 sleeps nothing before the first retry and factor * 2**(n-1) (+ jitter, capped) before the n-th.
+    """
+    env = {**RETRY_DEFAULTS, **(os.environ if environ is None else environ)}
+    retries = int(env["MLFLOW_HTTP_REQUEST_MAX_RETRIES"])
+    timeout = float(env["MLFLOW_HTTP_REQUEST_TIMEOUT"])
+    factor = float(env["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"])
+    jitter = float(env.get("MLFLOW_HTTP_REQUEST_BACKOFF_JITTER", "1"))
+    sleeps = sum(min(_BACKOFF_MAX, factor * 2.0 ** (n - 1) + jitter) for n in range(2, retries + 1))
+    return (retries + 1) * timeout + sleeps
 
 
 def resolve_tracking_uri(tracking_uri: str | None) -> str:
@@ -65,9 +84,12 @@ def reaching(uri: str | None, doing: str) -> Iterator[None]:
         text = str(exc)
         if "Max retries exceeded" in text or "Connection" in text or "timed out" in text.lower():
             retries = os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES")
+            timeout = os.environ.get("MLFLOW_HTTP_REQUEST_TIMEOUT")
             raise RuntimeFailure(
                 f"cannot reach the MLflow tracking server at {resolve_tracking_uri(uri)} while {doing}: "
-                f"gave up after {retries} retries with backoff ({_first_line(text)})"
+                f"gave up after {retries} retries with backoff, each attempt bounded by {timeout} s "
+                f"(at most {call_bound_seconds():.0f} s per call; MLFLOW_HTTP_REQUEST_* set these) "
+                f"({_first_line(text)})"
             ) from exc
         raise
     except OSError as exc:
