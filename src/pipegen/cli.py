@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Sequence
@@ -17,6 +18,8 @@ from pipegen.emit import Output
 from pipegen.report import FORMATS, render
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+# 128 + SIGINT, as shells report a command ended by Ctrl-C.
+EXIT_INTERRUPTED = 130
 
 
 class UsageError(Exception):
@@ -184,9 +187,21 @@ def cmd_run(args: argparse.Namespace) -> int:
         f"running {pipeline.name} ({len(pipeline.steps)} steps) as {values.run_id}; MLflow: {tracking_uri}",
         file=sys.stderr,
     )
-    outcomes = LocalRun(pipeline, values, tracking_uri, Progress(sys.stderr)).execute()
+    run = LocalRun(pipeline, values, tracking_uri, Progress(sys.stderr))
+    # SIGTERM (a CI job cancelled, `kill`) ends the run as Ctrl-C does: steps stopped, runs closed, a summary.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        outcomes = run.execute()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     sys.stdout.write(summary(pipeline.name, outcomes, tracking_uri))
+    if run.interrupted:
+        return EXIT_INTERRUPTED
     return EXIT_ERRORS if any(o.status == "failed" for o in outcomes) else EXIT_OK
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def cmd_init(args: argparse.Namespace) -> int:

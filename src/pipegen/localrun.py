@@ -111,12 +111,23 @@ class LocalRun:
         self.sleep = sleep
         self.outcomes = {s.name: Outcome(s.name, s.kind) for s in pipeline.steps}
         self.logs = LOG_DIR / values.run_id.replace(":", "-")
+        self.interrupted = False
+        # The training run of the step now running, so an interrupt can close it.
+        self._open_run: dict[str, Any] | None = None
 
     def execute(self) -> list[Outcome]:
-        """Run every step whose upstream steps passed; return the outcomes in order."""
+        """Run every step whose upstream steps passed; return the outcomes in order.
+
+        An interrupt (Ctrl-C, SIGTERM) ends the running step's processes, closes the MLflow run it had
+        open as KILLED, and leaves the rest not run; the caller still gets every outcome to report.
+        """
         total = len(self.pipeline.steps)
         for index, step in enumerate(self.pipeline.steps, 1):
             outcome = self.outcomes[step.name]
+            if self.interrupted:
+                outcome.detail = "the run was interrupted"
+                self.progress.finish(index, total, outcome)
+                continue
             blocked = [u for u in step.upstream if self.outcomes[u].status != "passed"]
             if blocked:
                 upstream = self.outcomes[blocked[0]]
@@ -126,11 +137,29 @@ class LocalRun:
                 continue
             self.progress.start(index, total, step.name, step.kind)
             started = time.monotonic()
-            self._attempt(step, outcome)
+            try:
+                self._attempt(step, outcome)
+            except KeyboardInterrupt:
+                self.interrupted = True
+                outcome.status, outcome.detail = "failed", "interrupted"
+                self._close_open_run(outcome, "KILLED")
             outcome.seconds = time.monotonic() - started
             self.progress.finish(index, total, outcome)
-        self._notify_pipeline()
+        if not self.interrupted:
+            self._notify_pipeline()
         return [self.outcomes[s.name] for s in self.pipeline.steps]
+
+    def _close_open_run(self, outcome: Outcome, status: str) -> None:
+        """Close the training run a step opened if its job left it RUNNING; a failure to do so is reported."""
+        run = outcome.result if outcome.result.get("run_id") else self._open_run
+        if run is None:
+            return
+        from pipegen.runtime.start_run import close_run
+
+        try:
+            close_run(run, status)
+        except Exception as exc:  # noqa: BLE001 - the step's own outcome matters more than this bookkeeping
+            self.progress.note(f"could not close MLflow run {run['run_id']}: {exc}")
 
     def _attempt(self, step: ResolvedStep, outcome: Outcome) -> None:
         delays = retry_delays(step.policy)
@@ -191,8 +220,7 @@ class LocalRun:
             except subprocess.TimeoutExpired:
                 raise StepFailed(f"timed out after {step.policy.timeout}s (log: {log_path})") from None
         if returncode != 0:
-            tail = log_path.read_text(errors="replace").strip().splitlines()[-1:] or [""]
-            raise StepFailed(f"exit code {returncode}: {tail[0][:200]} (log: {log_path})")
+            raise StepFailed(f"exit code {returncode}: {last_line(log_path)[:200]} (log: {log_path})")
         return str(log_path)
 
     def _task(self, step: ResolvedStep) -> tuple[str, str, dict[str, Any]]:
@@ -213,7 +241,15 @@ class LocalRun:
             git_commit=git_commit(Path(self.pipeline.spec_path).parent),
             params=dict(self.values.params),
         )
-        log = self._command(step, training_env(run))
+        self._open_run = run
+        try:
+            log = self._command(step, training_env(run))
+        except StepFailed:
+            # A job that failed or timed out leaves its run RUNNING: mark it as the job ended.
+            self._close_open_run(Outcome(step.name, step.kind, result=run), "FAILED")
+            raise
+        self._close_open_run(Outcome(step.name, step.kind, result=run), "FINISHED")
+        self._open_run = None
         return "passed", f"MLflow run {run['run_id']} (log: {log})", run
 
     def _evaluate(self, step: ResolvedStep) -> tuple[str, str, dict[str, Any]]:
@@ -271,6 +307,15 @@ class LocalRun:
             notify(webhooks=[self.values.string(n.webhook) for n in targets], message=message)
         except Exception as exc:  # noqa: BLE001 - a failed alert must not hide the run's own result
             self.progress.note(f"pipeline notification failed: {exc}")
+
+
+def last_line(path: Path, window: int = 4096) -> str:
+    """The last non-empty line of a log, reading only its end (a failed job's log may be gigabytes)."""
+    with path.open("rb") as handle:
+        size = handle.seek(0, os.SEEK_END)
+        handle.seek(max(0, size - window))
+        lines = handle.read().decode(errors="replace").strip().splitlines()
+    return lines[-1] if lines else ""
 
 
 def run_process(argv: list[str], *, cwd: str | None, env: dict[str, str], log: BinaryIO, timeout: float | None) -> int:

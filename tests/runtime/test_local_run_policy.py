@@ -8,6 +8,8 @@ every process it started.
 from __future__ import annotations
 
 import os
+import re
+import signal
 import subprocess
 import sys
 import textwrap
@@ -15,6 +17,7 @@ import threading
 import time
 from pathlib import Path
 
+import mlflow
 import pytest
 
 pytestmark = pytest.mark.xdist_group("local_run")
@@ -139,3 +142,92 @@ def _alive(pid: int) -> bool:
     # A zombie has ended: only its parent has not collected it.
     stat = Path(f"/proc/{pid}/stat")
     return stat.exists() and stat.read_text().split()[2] != "Z"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupt_stops_the_step_closes_its_run_and_reports(tmp_path: Path, sig: signal.Signals) -> None:
+    """Ctrl-C (or SIGTERM): the job's processes end, its MLflow run is KILLED, the summary prints, exit 130."""
+    pid_file = tmp_path / "grandchild.pid"
+    script = (
+        "import subprocess, time, mlflow; mlflow.start_run(); "
+        f"p = subprocess.Popen(['sleep', '300']); open({str(pid_file)!r}, 'w').write(str(p.pid)); time.sleep(300)"
+    )
+    spec = tmp_path / "policy.yaml"
+    spec.write_text(
+        HEADER.format(timeout="10m")
+        + textwrap.indent(
+            textwrap.dedent(
+                f"""\
+                - name: train
+                  train: {{backend: here, command: [python, -c, {script!r}], metrics: [auc]}}
+                - name: quality
+                  evaluate: {{run_of: train, thresholds: ["auc > 0.5"]}}
+                """
+            ),
+            "  ",
+        )
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipegen", "run", str(spec)],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "MLFLOW_TRACKING_URI": ""},
+    )
+    deadline = time.monotonic() + 240
+    while not pid_file.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert pid_file.exists(), proc.communicate(timeout=60)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "pipeline policy: FAILED" in out, out
+    assert re.search(r"train +failed +interrupted", out) and re.search(
+        r"quality +not run +the run was interrupted", out
+    )
+    assert "Traceback" not in err
+    grandchild = int(pid_file.read_text())
+    assert not _alive(grandchild), "the job's child process outlived the interrupt"
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    assert [r.info.status for r in runs] == ["KILLED"]
+
+
+def test_a_run_its_job_never_ended_is_closed(tmp_path: Path) -> None:
+    """A training script that never calls mlflow.end_run (os._exit) still leaves a finished run."""
+    proc = run(
+        tmp_path,
+        """\
+        - name: train
+          train:
+            backend: here
+            command: [python, -c, "import os, mlflow; mlflow.start_run(); mlflow.log_metric('auc', 0.9); os._exit(0)"]
+            metrics: [auc]
+        - name: crash
+          after: []
+          retries: 0
+          train:
+            backend: here
+            command: [python, -c, "import os, mlflow; mlflow.start_run(); os._exit(3)"]
+        """,
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "crash (train) FAILED" in proc.stderr
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    assert sorted((r.data.tags["pipegen.step"], r.info.status) for r in runs) == [
+        ("crash", "FAILED"),
+        ("train", "FINISHED"),
+    ]
+
+
+def test_the_failure_line_reads_only_the_end_of_a_large_log(tmp_path: Path) -> None:
+    from pipegen.localrun import last_line
+
+    log = tmp_path / "big.log"
+    with log.open("wb") as handle:
+        handle.write(b"x" * 50_000_000 + b"\nTraceback...\nValueError: bad input\n\n")
+    assert last_line(log) == "ValueError: bad input"
+    (tmp_path / "empty.log").write_bytes(b"")
+    assert last_line(tmp_path / "empty.log") == ""

@@ -71,6 +71,20 @@ def start_step_run(
     )
 
 
+def close_run(run: dict[str, Any], status: str) -> bool:
+    """End a training run its job left RUNNING (the job crashed, was killed, or never called end_run).
+
+    status is FINISHED, FAILED or KILLED; a run the job ended itself keeps its own status. True when
+    this call ended it.
+    """
+    c = client(str(run["tracking_uri"]))
+    with reaching(str(run["tracking_uri"]), f"closing run {run['run_id']}"):
+        if c.get_run(str(run["run_id"])).info.status != "RUNNING":
+            return False
+        c.set_terminated(str(run["run_id"]), status)
+    return True
+
+
 def training_env(run: dict[str, Any]) -> dict[str, str]:
     """The environment a training process needs so that plain `mlflow.start_run()` logs into the run."""
     return {
