@@ -81,7 +81,7 @@ def _target_names(requested: list[str]) -> list[str]:
 def cmd_compile(args: argparse.Namespace) -> int:
     """Compile specs for targets; write all outputs or none, or compare them with --check."""
     from pipegen.compiler import compile_checked
-    from pipegen.emit import stale_outputs, write_outputs
+    from pipegen.emit import WriteError, stale_outputs, write_outputs
     from pipegen.frontend import check_file
 
     targets = _target_names(args.target)
@@ -109,7 +109,11 @@ def cmd_compile(args: argparse.Namespace) -> int:
             return EXIT_ERRORS
         print(f"{len(outputs)} outputs up to date", file=sys.stderr)
         return EXIT_OK
-    written = write_outputs(outdir, outputs)
+    try:
+        written = write_outputs(outdir, outputs)
+    except WriteError as exc:
+        print(f"pipegen: error: {exc}", file=sys.stderr)
+        return EXIT_ERRORS
     for dest in written:
         print(f"wrote {dest}", file=sys.stderr)
     return EXIT_OK
@@ -207,7 +211,7 @@ def _interrupt(signum: int, frame: object) -> None:
 def cmd_init(args: argparse.Namespace) -> int:
     """Write a starter spec for one backend type, checked before it is written."""
     from pipegen.compiler import compile_checked
-    from pipegen.emit import write_outputs
+    from pipegen.emit import WriteError, write_outputs
     from pipegen.frontend import check_source
     from pipegen.loader import Source
     from pipegen.starter import SCHEMA_FILE, schema_reference, starter_spec
@@ -233,7 +237,11 @@ def cmd_init(args: argparse.Namespace) -> int:
         result = compile_checked(checked, [name])
         (compiles if result.ok else refused).append(name)
         _emit_diagnostics([d for d in result.diagnostics if d not in checked.diagnostics], "text", sys.stderr)
-    write_outputs(dest.parent, [Output(dest.name, text)])
+    try:
+        write_outputs(dest.parent, [Output(dest.name, text)])
+    except WriteError as exc:
+        print(f"pipegen: error: {exc}", file=sys.stderr)
+        return EXIT_ERRORS
     print(f"wrote {dest}", file=sys.stderr)
     if compiles:
         print(f"it compiles for: {', '.join(compiles)} (pipegen compile {dest} -t TARGET -o DIR)", file=sys.stderr)
