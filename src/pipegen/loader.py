@@ -20,6 +20,8 @@ _PLAIN_TAGS = {
 }
 # Aliases can make a small file expand exponentially ("billion laughs"); no real spec comes near this.
 MAX_VALUES = 100_000
+# The deepest nesting of mappings and sequences a spec may have; real specs use under ten levels.
+MAX_DEPTH = 64
 
 PathKey = tuple[str | int, ...]
 
@@ -90,6 +92,9 @@ def read_source(path: str) -> Source | Diagnostic:
 def load_text(source: Source) -> Loaded:
     """Parse YAML text into data, a source map and load diagnostics."""
     smap = SourceMap(source.path)
+    too_deep = _too_deep(source)
+    if too_deep is not None:
+        return Loaded(source, None, smap, [too_deep])
     loader = _Loader(source.text)
     try:
         node = loader.get_single_node()
@@ -136,6 +141,34 @@ def load_file(path: str) -> Loaded:
     if isinstance(read, Diagnostic):
         return Loaded(Source(path, ""), None, SourceMap(path), [read])
     return load_text(read)
+
+
+def _too_deep(source: Source) -> Diagnostic | None:
+    """The first collection nested deeper than MAX_DEPTH, found from the parser's events.
+
+    libyaml's composer builds nodes recursively in C: a few kilobytes of `[[[[...` overflow its stack
+    and kill the process (exit 139) before any Python code can catch it. The event stream is flat, so
+    counting depth there is safe at any nesting; a syntax error is left for the composer to report.
+    """
+    depth = 0
+    try:
+        for event in yaml.parse(source.text, Loader=_Loader):
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    mark = event.start_mark
+                    where = Location(source.path, mark.line + 1, mark.column + 1) if mark else Location(source.path)
+                    return diag(
+                        "PG107",
+                        f"spec nests collections more than {MAX_DEPTH} deep",
+                        where,
+                        "a pipeline spec needs a handful of levels: flatten this value",
+                    )
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+    except yaml.YAMLError:
+        return None
+    return None
 
 
 def _mark(file: str, node: yaml.Node) -> Location:
