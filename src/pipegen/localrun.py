@@ -191,8 +191,9 @@ class LocalRun:
 
     def _gate(self, step: ResolvedStep) -> tuple[str, str, dict[str, Any]]:
         from pipegen.runtime.gates import run_gate
+        from pipegen.runtime.sqlparams import render_gate
 
-        gate = self.values.deep(step.gate)
+        gate = render_gate(step.gate or {}, self.values)
         result = run_gate(gate)
         if not result["passed"]:
             # A wait that ran out is final (as an Airflow sensor's timeout is); a single check is retried.

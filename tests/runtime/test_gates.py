@@ -386,7 +386,9 @@ def test_row_count_query_pass_and_fail(tmp_path: Path) -> None:
     [
         ("SELECT 1", True, "returned 1"),
         ("SELECT COUNT(*) > 5 FROM events", True, "returned 1"),
-        ("SELECT 'ready'", True, "returned 'ready'"),
+        ("SELECT 'ready'", True, "returned text (5 characters)"),
+        ("SELECT ''", False, "returned empty text (0 characters), which is not true"),
+        ("SELECT 2.5", True, "returned 2.5"),
         ("SELECT 0", False, "returned 0, which is not true"),
         ("SELECT NULL", False, "returned None, which is not true"),
         ("SELECT COUNT(*) > 50 FROM events", False, "returned 0, which is not true"),

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from decimal import Decimal
 from stat import S_ISDIR
 from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import quote, unquote
@@ -126,13 +127,22 @@ def _prepare(gate: dict[str, Any]) -> _Prepared:
         if table is not None:
             name = _text(gate, "table")
             return _Prepared(f"table {name} on {shown}", secrets, lambda: _count_table(connection, name, min_rows))
-        sql = _text(gate, "query")
-        return _Prepared(f"query on {shown}", secrets, lambda: _count_query(connection, sql, min_rows))
+        sql, binds = _text(gate, "query"), _binds(gate)
+        return _Prepared(f"query on {shown}", secrets, lambda: _count_query(connection, sql, binds, min_rows))
     if check == "sql":
         connection = _text(gate, "connection")
-        sql = _text(gate, "query")
-        return _Prepared(f"query on {_mask_url(connection)}", _secrets(connection), lambda: _sql(connection, sql))
+        sql, binds = _text(gate, "query"), _binds(gate)
+        return _Prepared(
+            f"query on {_mask_url(connection)}", _secrets(connection), lambda: _sql(connection, sql, binds)
+        )
     raise ValueError(f"unknown gate check {check!r} (expected one of: {', '.join(CHECKS)})")
+
+
+def _binds(gate: dict[str, Any]) -> dict[str, Any] | None:
+    binds = gate.get("query_params")
+    if binds is not None and not isinstance(binds, dict):
+        raise ValueError("a gate's 'query_params' must be a mapping of bind names to values")
+    return binds
 
 
 def _wait(gate: dict[str, Any]) -> tuple[float, float] | None:
@@ -390,27 +400,42 @@ def _count_table(connection: str, table: str, min_rows: int) -> dict[str, Any]:
     return _count_result(f"table {table} on {_mask_url(connection)}", count, min_rows)
 
 
-def _count_query(connection: str, query: str, min_rows: int) -> dict[str, Any]:
+def _count_query(connection: str, query: str, binds: dict[str, Any] | None, min_rows: int) -> dict[str, Any]:
     with _connect(connection) as conn:
         # Oracle rejects AS before a table alias; every other dialect accepts it.
         alias = "pipegen_q" if conn.dialect.name == "oracle" else "AS pipegen_q"
-        count = int(_raw_scalar(conn, f"SELECT COUNT(*) FROM ({_strip_sql(query)}) {alias}", "a count"))
+        count = int(_raw_scalar(conn, f"SELECT COUNT(*) FROM ({_strip_sql(query)}) {alias}", "a count", binds))
     return _count_result(f"query on {_mask_url(connection)}", count, min_rows)
 
 
-def _sql(connection: str, query: str) -> dict[str, Any]:
+def _sql(connection: str, query: str, binds: dict[str, Any] | None) -> dict[str, Any]:
     with _connect(connection) as conn:
-        row = _raw(conn, _strip_sql(query)).first()
+        row = _raw(conn, _strip_sql(query), binds).first()
     where = f"query on {_mask_url(connection)}"
     if row is None:
         return _result(False, f"{where} returned no rows")
     value = row[0]
-    shown = repr(value)
-    if len(shown) > _MAX_VALUE_CHARS:
-        shown = shown[: _MAX_VALUE_CHARS - 3] + "..."
+    shown = _shown(value)
     if value:
         return _result(True, f"{where} returned {shown}")
     return _result(False, f"{where} returned {shown}, which is not true")
+
+
+def _shown(value: Any) -> str:
+    """What a gate's reason may echo of the database: booleans, numbers and NULL, never text or bytes.
+
+    The reason lands in task logs and Step Functions' execution history; a query that selects a column
+    of text could otherwise copy data (or a secret) there. Text is described by its length only.
+    """
+    if value is None or isinstance(value, bool | int | float | Decimal):
+        shown = repr(value) if not isinstance(value, Decimal) else str(value)
+        return shown if len(shown) <= _MAX_VALUE_CHARS else shown[: _MAX_VALUE_CHARS - 3] + "..."
+    if isinstance(value, str | bytes | bytearray | memoryview):
+        kind = "text" if isinstance(value, str) else "bytes"
+        return (
+            f"{'empty ' if not len(value) else ''}{kind} ({len(value)} {'characters' if kind == 'text' else 'bytes'})"
+        )
+    return f"a {type(value).__name__} value"
 
 
 def _count_result(where: str, count: int, min_rows: int) -> dict[str, Any]:
@@ -436,15 +461,21 @@ def _connect(connection: str) -> Iterator[Connection]:
         engine.dispose()
 
 
-def _raw(conn: Connection, sql: str) -> CursorResult[Any]:
-    # The user's SQL goes to the driver as written: through text() a literal such as ':30' or
-    # '%' would be taken for a bind parameter. no_parameters stops drivers with %-style
+def _raw(conn: Connection, sql: str, binds: dict[str, Any] | None = None) -> CursorResult[Any]:
+    if binds:
+        # The query held references: runtime.sqlparams made them bind parameters and escaped every
+        # literal colon, so text() binds exactly those and SQLAlchemy writes them in the driver's style.
+        from sqlalchemy import text
+
+        return conn.execute(text(sql), binds)
+    # Without references the user's SQL goes to the driver as written: through text() a literal such as
+    # ':30' or '%' would be taken for a bind parameter. no_parameters stops drivers with %-style
     # paramstyles (psycopg, pymysql) from interpreting '%' when no parameters are passed.
     return conn.execution_options(no_parameters=True).exec_driver_sql(sql)
 
 
-def _raw_scalar(conn: Connection, sql: str, what: str) -> Any:
-    row = _raw(conn, sql).first()
+def _raw_scalar(conn: Connection, sql: str, what: str, binds: dict[str, Any] | None = None) -> Any:
+    row = _raw(conn, sql, binds).first()
     if row is None:
         raise RuntimeError(f"expected {what}, the query returned no rows")
     return row[0]

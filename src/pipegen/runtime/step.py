@@ -61,16 +61,18 @@ def run_step(
         return {"passed": True, **{k: str(v) for k, v in run.items()}}
     if kind == "gate":
         from pipegen.runtime.gates import run_gate
+        from pipegen.runtime.sqlparams import render_gate
 
-        result = run_gate(values.deep(spec["gate"]))
+        result = run_gate(render_gate(spec["gate"], values))
         if not result["passed"]:
             raise RuntimeFailure(str(result["reason"]))
         return result
     if kind == "gate_check":
         # One check of a waiting gate: the orchestrator owns the waiting (Step Functions' Wait loop).
         from pipegen.runtime.gates import check_gate
+        from pipegen.runtime.sqlparams import render_gate
 
-        return check_gate(values.deep(spec["gate"]))
+        return check_gate(render_gate(spec["gate"], values))
     if kind == "prepare":
         from pipegen.runtime.prepare import prepare
 
