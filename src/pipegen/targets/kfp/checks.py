@@ -1,0 +1,96 @@
+"""What KFP cannot express: located diagnostics for a spec compiled with `-t kfp`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from pipegen.diagnostics import Diagnostic, diag
+from pipegen.expr import parse_template
+from pipegen.resolve import Pipeline
+from pipegen.spec import KubernetesBackend
+
+
+def limits(pipeline: Pipeline) -> Iterator[Diagnostic]:
+    """Every KFP-specific problem of a pipeline."""
+    for name, value in pipeline.spec.params.items():
+        if isinstance(value, str) and ("\n" in value or "\r" in value):
+            yield diag(
+                "PG602",
+                f"target 'kfp' cannot take a line break in the default of parameter '{name}'",
+                pipeline.source_map.value(("params", name)),
+                "kfp copies defaults into the IR's comment header, where a line break ends the comment",
+            )
+        if name.startswith("pipegen"):
+            yield diag(
+                "PG601",
+                f"parameter name '{name}' uses the reserved prefix 'pipegen'",
+                pipeline.source_map.key(("params", name)),
+            )
+    for step in pipeline.steps:
+        backend = step.backend
+        if not isinstance(backend, KubernetesBackend):
+            continue
+        body = step.body
+        for i, arg in enumerate(body.command):
+            bad = [r for r in parse_template(arg).refs if r.namespace in ("secret", "env")]
+            if bad:
+                yield diag(
+                    "PG602",
+                    f"target 'kfp' cannot put {bad[0]} in the command of container step '{step.name}'",
+                    pipeline.locate(step, step.kind, "command", i),
+                    "pass it as an environment variable whose whole value is ${secret.NAME}",
+                )
+        for key, value in {**backend.env, **body.env}.items():
+            template = parse_template(value)
+            refs = [r for r in template.refs if r.namespace in ("secret", "env")]
+            if refs and not (template.single_ref is not None and template.single_ref.namespace == "secret"):
+                where = (step.kind, "env", key) if key in body.env else ()
+                yield diag(
+                    "PG602",
+                    f"target 'kfp' can set {refs[0]} in container step '{step.name}' only as a whole "
+                    "secret environment value",
+                    pipeline.locate(step, *where) if where else step.location,
+                    "write the value as exactly ${secret.NAME}",
+                )
+        if backend.service_account:
+            yield diag(
+                "PG702",
+                f"target 'kfp' sets the service account per run, not per step: 'service_account' of "
+                f"step '{step.name}' is not applied",
+                pipeline.source_map.value(("backends", str(step.backend_name), "service_account")),
+                "pass the service account when submitting the run",
+            )
+    yield from condition_nesting(pipeline)
+
+
+def skip_conditions(pipeline: Pipeline) -> dict[str, list[str]]:
+    """For each step, the skip-on-fail evaluate steps it runs under, outermost first."""
+    order = [s.name for s in pipeline.steps]
+    ancestors: dict[str, set[str]] = {}
+    for step in pipeline.steps:
+        ancestors[step.name] = set(step.upstream).union(*(ancestors[u] for u in step.upstream))
+    skips = {s.name for s in pipeline.steps if s.kind == "evaluate" and s.body.on_fail == "skip"}
+    return {name: sorted(ancestors[name] & skips, key=order.index) for name in order}
+
+
+def condition_nesting(pipeline: Pipeline) -> Iterator[Diagnostic]:
+    """KFP tasks may read tasks of their own or enclosing dsl.If blocks only; emitting in order must keep blocks open."""
+    conditions = skip_conditions(pipeline)
+    open_blocks: list[str] = []
+    block_of: dict[str, tuple[str, ...]] = {}
+    closed: set[tuple[str, ...]] = set()
+    for step in pipeline.steps:
+        wanted = conditions[step.name]
+        while open_blocks and open_blocks != wanted[: len(open_blocks)]:
+            closed.add(tuple(open_blocks))
+            open_blocks.pop()
+        open_blocks.extend(wanted[len(open_blocks) :])
+        block_of[step.name] = tuple(open_blocks)
+        for up in step.upstream:
+            if block_of[up] in closed or block_of[up] != block_of[step.name][: len(block_of[up])]:
+                yield diag(
+                    "PG602",
+                    f"target 'kfp' cannot express step '{step.name}': it reads '{up}' across dsl.If blocks",
+                    step.location,
+                    "make steps that depend on an evaluate's outcome run after it, one branch at a time",
+                )
