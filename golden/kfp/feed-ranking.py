@@ -24,6 +24,14 @@ def pipegen_context(
 
 
 @dsl.component(base_image=BASE_IMAGE)
+def pipegen_clock() -> str:
+    "When a waiting gate's wait begins (epoch seconds): the anchor its retries resume from."
+    import time
+
+    return repr(time.time())
+
+
+@dsl.component(base_image=BASE_IMAGE)
 def pipegen_start_run(
     spec: str,
     pipegen_run_key: str,
@@ -48,6 +56,7 @@ def engagement_ready(
     pipegen_run_date: str,
     epochs: int,
     learning_rate: float,
+    pipegen_wait_started: str,
 ) -> str:
     "gate step 'engagement_ready' of pipeline 'feed-ranking', run by pipegen.runtime."
     import json
@@ -60,6 +69,7 @@ def engagement_ready(
         params={'epochs': epochs, 'learning_rate': learning_rate},
         run_id=pipegen_run_key,
         run_date=pipegen_run_date,
+        wait_started=pipegen_wait_started,
     )
     return json.dumps(result, sort_keys=True)
 
@@ -147,15 +157,18 @@ def pipeline(
     context = pipegen_context(pipegen_run_key=dsl.PIPELINE_JOB_ID_PLACEHOLDER, pipegen_schedule_time=dsl.PIPELINE_JOB_SCHEDULE_TIME_UTC_PLACEHOLDER)
     context.set_caching_options(False)
     run_key, run_date = context.outputs['run_id'], context.outputs['run_date']
+    engagement_ready_clock = pipegen_clock()
+    engagement_ready_clock.set_caching_options(False)
     engagement_ready_task = engagement_ready(
         pipegen_run_key=run_key,
         pipegen_run_date=run_date,
         epochs=epochs,
         learning_rate=learning_rate,
+        pipegen_wait_started=engagement_ready_clock.output,
     )
     engagement_ready_task.set_caching_options(False)
     engagement_ready_task.set_retry(num_retries=3, backoff_duration='300s', backoff_factor=2.0, backoff_max_duration='3600s')
-    kubernetes.set_timeout(engagement_ready_task, 7200)
+    kubernetes.set_timeout(engagement_ready_task, 22200)
     kubernetes.use_secret_as_env(engagement_ready_task, secret_name='warehouse-url', secret_key_to_env={'warehouse_url': 'PIPEGEN_SECRET_WAREHOUSE_URL'})
     train_run = pipegen_start_run(
         spec='{"experiment": "feed-ranking", "pipeline": "feed-ranking", "spec_sha256": "65a2815b7f61008dd60dbc7a0e24f5d80893b0f6f72d3fbf32b71960779b45cb", "step": "train", "tracking_uri": "$\\u007benv.MLFLOW_TRACKING_URI\\u007d"}',

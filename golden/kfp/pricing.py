@@ -24,6 +24,14 @@ def pipegen_context(
 
 
 @dsl.component(base_image=BASE_IMAGE)
+def pipegen_clock() -> str:
+    "When a waiting gate's wait begins (epoch seconds): the anchor its retries resume from."
+    import time
+
+    return repr(time.time())
+
+
+@dsl.component(base_image=BASE_IMAGE)
 def pipegen_start_run(
     spec: str,
     pipegen_run_key: str,
@@ -46,6 +54,7 @@ def partition_ready(
     pipegen_run_key: str,
     pipegen_run_date: str,
     max_depth: int,
+    pipegen_wait_started: str,
 ) -> str:
     "gate step 'partition_ready' of pipeline 'pricing', run by pipegen.runtime."
     import json
@@ -58,6 +67,7 @@ def partition_ready(
         params={'max_depth': max_depth},
         run_id=pipegen_run_key,
         run_date=pipegen_run_date,
+        wait_started=pipegen_wait_started,
     )
     return json.dumps(result, sort_keys=True)
 
@@ -145,14 +155,17 @@ def pipeline(
     context = pipegen_context(pipegen_run_key=dsl.PIPELINE_JOB_ID_PLACEHOLDER, pipegen_schedule_time=dsl.PIPELINE_JOB_SCHEDULE_TIME_UTC_PLACEHOLDER)
     context.set_caching_options(False)
     run_key, run_date = context.outputs['run_id'], context.outputs['run_date']
+    partition_ready_clock = pipegen_clock()
+    partition_ready_clock.set_caching_options(False)
     partition_ready_task = partition_ready(
         pipegen_run_key=run_key,
         pipegen_run_date=run_date,
         max_depth=max_depth,
+        pipegen_wait_started=partition_ready_clock.output,
     )
     partition_ready_task.set_caching_options(False)
     partition_ready_task.set_retry(num_retries=2, backoff_duration='120s', backoff_factor=2.0, backoff_max_duration='1800s')
-    kubernetes.set_timeout(partition_ready_task, 14400)
+    kubernetes.set_timeout(partition_ready_task, 29400)
     train_run = pipegen_start_run(
         spec='{"experiment": "pricing", "pipeline": "pricing", "spec_sha256": "a2e6cba7384646a0e06e742d08206b74d5ab4562f16bd2316f17e6b59f7116db", "step": "train", "tracking_uri": "$\\u007benv.MLFLOW_TRACKING_URI\\u007d"}',
         pipegen_run_key=run_key,

@@ -49,8 +49,13 @@ def run_step(
     run_date: str = "",
     mlflow_run: dict[str, str] | None = None,
     target: str = "kfp",
+    wait_started: str = "",
 ) -> dict[str, Any]:
-    """Run one step; returns {"passed": bool, ...} (evaluate may return passed False; other failures raise)."""
+    """Run one step; returns {"passed": bool, ...} (evaluate may return passed False; other failures raise).
+
+    wait_started: for a waiting gate, when its wait began (epoch seconds, taken before the first attempt), so
+    that a retried attempt resumes the wait instead of starting it over.
+    """
     spec = decode(spec_json) if isinstance(spec_json, str) else spec_json
     values = Values(params, run_id, run_date or run_date_from(""))
     tracking_uri = values.string(spec.get("tracking_uri", "")) or None
@@ -62,7 +67,8 @@ def run_step(
     if kind == "gate":
         from pipegen.runtime.gates import run_gate
 
-        result = run_gate(values.deep(spec["gate"]))
+        started = float(wait_started) if wait_started else None
+        result = run_gate(values.deep(spec["gate"]), started_at=started)
         if not result["passed"]:
             raise RuntimeFailure(str(result["reason"]))
         return result

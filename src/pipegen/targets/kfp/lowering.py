@@ -7,10 +7,10 @@ from pipegen.render import py
 from pipegen.resolve import Pipeline, ResolvedStep
 from pipegen.runtime.templating import secret_env_name
 from pipegen.spec import AwsBatchBackend, KubernetesBackend, LocalBackend, SageMakerBackend
-from pipegen.targets.base import kubernetes_name, promote_request
+from pipegen.targets.base import gate_deadline_seconds, kubernetes_name, promote_request
 from pipegen.targets.kfp.checks import skip_conditions
 from pipegen.targets.kfp.containers import ContainerSteps
-from pipegen.targets.kfp.names import MLFLOW_INPUTS, RUN_DATE, RUN_KEY, escaped_json, ident, step_refs
+from pipegen.targets.kfp.names import MLFLOW_INPUTS, RUN_DATE, RUN_KEY, WAIT_STARTED, escaped_json, ident, step_refs
 from pipegen.targets.kfp.options import KfpOptions
 from pipegen.targets.kfp.view import Call, Component, View
 from pipegen.targets.resources import batch_resources
@@ -23,6 +23,7 @@ class Lowering(ContainerSteps):
         self.p = pipeline
         self.options = options
         self.uses_kubernetes = False
+        self.uses_clock = False
         self.param_names = sorted(pipeline.spec.params)
         refs = [r for s in pipeline.steps for r in step_refs(s)]
         self.has_context = any(r.namespace == "run" for r in refs)
@@ -42,6 +43,8 @@ class Lowering(ContainerSteps):
             for call in made:
                 call.depth = depth
             calls.extend(made)
+        if self.uses_clock:
+            components.insert(int(self.has_context), self._clock_component())
         self._open_conditions(calls, conditions)
         kinds = {bool: "bool", int: "int", float: "float", str: "str"}
         params = [f"{name}: {kinds[type(v)]} = {py(v)}" for name, v in sorted(spec.params.items())]
@@ -110,9 +113,11 @@ class Lowering(ContainerSteps):
             if policy.max_retry_delay is not None:
                 retry += f", backoff_max_duration={py(f'{policy.max_retry_delay}s')}"
             out.append(retry + ")")
-        if policy.timeout is not None:
+        # A waiting gate's pod must outlive its whole wait, whatever the step's timeout says.
+        deadline = gate_deadline_seconds(step)
+        if deadline is not None:
             self.uses_kubernetes = True
-            out.append(f"kubernetes.set_timeout({var}, {policy.timeout})")
+            out.append(f"kubernetes.set_timeout({var}, {deadline})")
         # Runtime components read secrets as PIPEGEN_SECRET_<NAME>; container steps mount them under their own names.
         runtime_secrets = (
             set()
@@ -127,8 +132,17 @@ class Lowering(ContainerSteps):
             )
         return out
 
-    def _runtime_component(self, step: ResolvedStep, kind: str, spec: dict[str, object], mlflow: bool) -> Component:
+    def _runtime_component(
+        self,
+        step: ResolvedStep,
+        kind: str,
+        spec: dict[str, object],
+        mlflow: bool,
+        extra: tuple[tuple[str, str, str], ...] = (),
+    ) -> Component:
+        """A lightweight component calling run_step; extra = (input name, type, run_step keyword) triples."""
         inputs = self._common_inputs() + ([(n, "str") for n in MLFLOW_INPUTS] if mlflow else [])
+        inputs += [(name, kind_) for name, kind_, _ in extra]
         mlflow_arg = ""
         if mlflow:
             mlflow_arg = (
@@ -149,6 +163,7 @@ class Lowering(ContainerSteps):
             f"    params={self._params_dict()},",
             f"    run_id={RUN_KEY},",
             f"    run_date={RUN_DATE}{mlflow_arg},",
+            *(f"    {keyword}={name}," for name, _, keyword in extra),
             ")",
             ret,
         ]
@@ -176,8 +191,7 @@ class Lowering(ContainerSteps):
     def _step(self, step: ResolvedStep) -> tuple[list[Call], list[Component]]:
         body = step.body
         if step.kind == "gate":
-            component = self._runtime_component(step, "gate", {"gate": step.gate}, mlflow=False)
-            return [self._call(step, None)], [component]
+            return self._gate(step)
         if step.kind == "evaluate":
             spec: dict[str, object] = {
                 "thresholds": list(body.thresholds),
@@ -192,6 +206,32 @@ class Lowering(ContainerSteps):
             component = self._runtime_component(step, "promote", promote_request(self.p, step), mlflow=True)
             return [self._call(step, f"{ident(body.run_of)}_run")], [component]
         return self._command_step(step)
+
+    def _gate(self, step: ResolvedStep) -> tuple[list[Call], list[Component]]:
+        assert step.gate is not None
+        if "wait" not in step.gate:
+            component = self._runtime_component(step, "gate", {"gate": step.gate}, mlflow=False)
+            return [self._call(step, None)], [component]
+        # The wait's anchor: a time taken by a task of its own before the gate's first attempt. KFP passes a
+        # retried task the same inputs, so a retry resumes the wait (or fails at once past its deadline).
+        clock = Call(
+            f"{ident(step.name)}_clock",
+            "pipegen_clock",
+            [],
+            ["set_caching_options(False)", *(f"after({ident(u)}_task)" for u in step.upstream)],
+            step=step.name,
+        )
+        clock.settings = [f"{clock.var}.{s}" for s in clock.settings]
+        component = self._runtime_component(
+            step, "gate", {"gate": step.gate}, mlflow=False, extra=((WAIT_STARTED, "str", "wait_started"),)
+        )
+        self.uses_clock = True
+        return [clock, self._call(step, None, [(WAIT_STARTED, f"{clock.var}.output")])], [component]
+
+    def _clock_component(self) -> Component:
+        body = ["import time", "", "return repr(time.time())"]
+        doc = "When a waiting gate's wait begins (epoch seconds): the anchor its retries resume from."
+        return Component("pipegen_clock", "lightweight", [], "str", py(doc), body)
 
     def _start_run_component(self) -> Component:
         returns = "NamedTuple('Outputs', [('run_id', str), ('experiment_id', str), ('tracking_uri', str)])"

@@ -11,8 +11,20 @@ from pipegen.resolve import ResolvedStep
 
 # Inputs every generated component takes; user parameter names may not collide with them.
 RUN_KEY, RUN_DATE = "pipegen_run_key", "pipegen_run_date"
+# A waiting gate's anchor: when its wait began (see Lowering._gate).
+WAIT_STARTED = "pipegen_wait_started"
 MLFLOW_INPUTS = ("pipegen_mlflow_run_id", "pipegen_mlflow_experiment_id", "pipegen_mlflow_tracking_uri")
-_TAKEN = {"dsl", "kubernetes", "NamedTuple", "BASE_IMAGE", "pipeline", "pipegen_start_run", "pipegen_context", "json"}
+_TAKEN = {
+    "dsl",
+    "kubernetes",
+    "NamedTuple",
+    "BASE_IMAGE",
+    "pipeline",
+    "pipegen_start_run",
+    "pipegen_context",
+    "pipegen_clock",
+    "json",
+}
 
 
 def escaped_json(value: object) -> str:
