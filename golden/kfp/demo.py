@@ -97,6 +97,7 @@ def quality(
         run_id=pipegen_run_key,
         run_date=pipegen_run_date,
         mlflow_run={'run_id': pipegen_mlflow_run_id, 'experiment_id': pipegen_mlflow_experiment_id, 'tracking_uri': pipegen_mlflow_tracking_uri},
+        retry={'backoff': 1.0, 'delay_seconds': 1, 'max_delay_seconds': None, 'retries': 1},
     )
     return bool(result['passed'])
 
@@ -178,8 +179,7 @@ def pipeline(
         pipegen_mlflow_tracking_uri=train_run.outputs['tracking_uri'],
     )
     quality_task.set_caching_options(False)
-    quality_task.set_retry(num_retries=1, backoff_duration='1s', backoff_factor=1.0)
-    kubernetes.set_timeout(quality_task, 600)
+    kubernetes.set_timeout(quality_task, 1201)
     quality_task.after(train_task)
     with dsl.If(quality_task.output == True, name='quality-passed'):
         promote_task = promote(

@@ -116,6 +116,7 @@ def quality(
         run_id=pipegen_run_key,
         run_date=pipegen_run_date,
         mlflow_run={'run_id': pipegen_mlflow_run_id, 'experiment_id': pipegen_mlflow_experiment_id, 'tracking_uri': pipegen_mlflow_tracking_uri},
+        retry={'backoff': 2.0, 'delay_seconds': 300, 'max_delay_seconds': 3600, 'retries': 3},
     )
     return bool(result['passed'])
 
@@ -216,8 +217,7 @@ def pipeline(
         pipegen_mlflow_tracking_uri=train_run.outputs['tracking_uri'],
     )
     quality_task.set_caching_options(False)
-    quality_task.set_retry(num_retries=3, backoff_duration='300s', backoff_factor=2.0, backoff_max_duration='3600s')
-    kubernetes.set_timeout(quality_task, 7200)
+    kubernetes.set_timeout(quality_task, 30900)
     quality_task.after(train_task)
     with dsl.If(quality_task.output == True, name='quality-passed'):
         promote_task = promote(

@@ -116,6 +116,7 @@ def quality(
         run_id=pipegen_run_key,
         run_date=pipegen_run_date,
         mlflow_run={'run_id': pipegen_mlflow_run_id, 'experiment_id': pipegen_mlflow_experiment_id, 'tracking_uri': pipegen_mlflow_tracking_uri},
+        retry={'backoff': 2.0, 'delay_seconds': 120, 'max_delay_seconds': 1800, 'retries': 2},
     )
     return bool(result['passed'])
 
@@ -196,8 +197,7 @@ def pipeline(
         pipegen_mlflow_tracking_uri=train_run.outputs['tracking_uri'],
     )
     quality_task.set_caching_options(False)
-    quality_task.set_retry(num_retries=2, backoff_duration='120s', backoff_factor=2.0, backoff_max_duration='1800s')
-    kubernetes.set_timeout(quality_task, 14400)
+    kubernetes.set_timeout(quality_task, 43560)
     quality_task.after(train_task)
     promote_task = promote(
         pipegen_run_key=run_key,

@@ -105,3 +105,13 @@ def test_hostile_spec_compiles_with_kfp(tmp_path: Path) -> None:
         if "runtimeValue" in v
     ]
     assert HOSTILE.replace("$${", "${") in constants
+
+
+def test_evaluate_is_not_retried_by_kfp(tmp_path: Path) -> None:
+    """set_retry cannot tell a failed judgement from an outage: evaluate retries outages in the runtime only."""
+    ir = compile_ir(GOLDEN / "kfp" / "pricing.py", tmp_path / "pricing.yaml")
+    tasks = ir["root"]["dag"]["tasks"]  # type: ignore[index]
+    assert "retryPolicy" not in tasks["quality"]
+    assert tasks["train"]["retryPolicy"]["maxRetryCount"] == 2
+    source = " ".join(ir["deploymentSpec"]["executors"]["exec-quality"]["container"]["command"])  # type: ignore[index]
+    assert "retry={'backoff': 2.0, 'delay_seconds': 120, 'max_delay_seconds': 1800, 'retries': 2}" in source

@@ -50,13 +50,31 @@ def run_step(
     mlflow_run: dict[str, str] | None = None,
     target: str = "kfp",
     wait_started: str = "",
+    retry: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run one step; returns {"passed": bool, ...} (evaluate may return passed False; other failures raise).
 
     wait_started: for a waiting gate, when its wait began (epoch seconds, taken before the first attempt), so
-    that a retried attempt resumes the wait instead of starting it over.
+    that a retried attempt resumes the wait instead of starting it over. retry: the spec's retry policy
+    ({retries, delay_seconds, backoff, max_delay_seconds}) for steps the orchestrator must not retry (a failed
+    judgement is final): only infrastructure errors are retried, here (see runtime.retrying).
     """
+    from pipegen.runtime.retrying import with_retries
+
     spec = decode(spec_json) if isinstance(spec_json, str) else spec_json
+    return with_retries(lambda: _run(kind, spec, params, run_id, run_date, mlflow_run, target, wait_started), retry)
+
+
+def _run(
+    kind: str,
+    spec: dict[str, Any],
+    params: dict[str, Any],
+    run_id: str,
+    run_date: str,
+    mlflow_run: dict[str, str] | None,
+    target: str,
+    wait_started: str,
+) -> dict[str, Any]:
     values = Values(params, run_id, run_date or run_date_from(""))
     tracking_uri = values.string(spec.get("tracking_uri", "")) or None
     if kind == "start_run":

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pipegen import __version__
 from pipegen.render import py
 from pipegen.resolve import Pipeline, ResolvedStep
+from pipegen.runtime.retrying import retry_delays
 from pipegen.runtime.templating import secret_env_name
 from pipegen.spec import AwsBatchBackend, KubernetesBackend, LocalBackend, SageMakerBackend
 from pipegen.targets.base import gate_deadline_seconds, kubernetes_name, promote_request
@@ -107,7 +108,9 @@ class Lowering(ContainerSteps):
     def _settings(self, step: ResolvedStep, var: str) -> list[str]:
         out = [f"{var}.set_caching_options(False)"]
         policy = step.policy
-        if policy.retries:
+        # set_retry cannot tell a failed judgement (final) from an unreachable server: evaluate retries
+        # infrastructure errors inside the runtime instead (see _runtime_retry).
+        if policy.retries and step.kind != "evaluate":
             factor = "2.0" if policy.backoff == "exponential" else "1.0"
             retry = f"{var}.set_retry(num_retries={policy.retries}, backoff_duration={py(f'{policy.retry_delay}s')}, backoff_factor={factor}"
             if policy.max_retry_delay is not None:
@@ -115,6 +118,9 @@ class Lowering(ContainerSteps):
             out.append(retry + ")")
         # A waiting gate's pod must outlive its whole wait, whatever the step's timeout says.
         deadline = gate_deadline_seconds(step)
+        if step.kind == "evaluate" and deadline is not None and policy.retries:
+            # Its retries run inside one pod: each attempt keeps the step's timeout, plus the waits between them.
+            deadline = deadline * (policy.retries + 1) + int(sum(retry_delays(self._retry_policy(step))))
         if deadline is not None:
             self.uses_kubernetes = True
             out.append(f"kubernetes.set_timeout({var}, {deadline})")
@@ -139,8 +145,12 @@ class Lowering(ContainerSteps):
         spec: dict[str, object],
         mlflow: bool,
         extra: tuple[tuple[str, str, str], ...] = (),
+        literals: tuple[tuple[str, str], ...] = (),
     ) -> Component:
-        """A lightweight component calling run_step; extra = (input name, type, run_step keyword) triples."""
+        """A lightweight component calling run_step.
+
+        extra: (input name, type, run_step keyword) triples; literals: (run_step keyword, Python source) pairs.
+        """
         inputs = self._common_inputs() + ([(n, "str") for n in MLFLOW_INPUTS] if mlflow else [])
         inputs += [(name, kind_) for name, kind_, _ in extra]
         mlflow_arg = ""
@@ -164,6 +174,7 @@ class Lowering(ContainerSteps):
             f"    run_id={RUN_KEY},",
             f"    run_date={RUN_DATE}{mlflow_arg},",
             *(f"    {keyword}={name}," for name, _, keyword in extra),
+            *(f"    {keyword}={source}," for keyword, source in literals),
             ")",
             ret,
         ]
@@ -200,12 +211,25 @@ class Lowering(ContainerSteps):
             }
             if step.champion is not None:
                 spec["champion"] = step.champion
-            component = self._runtime_component(step, "evaluate", spec, mlflow=True)
+            component = self._runtime_component(step, "evaluate", spec, mlflow=True, literals=self._runtime_retry(step))
             return [self._call(step, f"{ident(body.run_of)}_run")], [component]
         if step.kind == "promote":
             component = self._runtime_component(step, "promote", promote_request(self.p, step), mlflow=True)
             return [self._call(step, f"{ident(body.run_of)}_run")], [component]
         return self._command_step(step)
+
+    def _retry_policy(self, step: ResolvedStep) -> dict[str, object]:
+        """The runtime's retry policy (runtime.retrying) for a step the orchestrator does not retry."""
+        policy = step.policy
+        return {
+            "retries": policy.retries,
+            "delay_seconds": policy.retry_delay,
+            "backoff": 2.0 if policy.backoff == "exponential" else 1.0,
+            "max_delay_seconds": policy.max_retry_delay,
+        }
+
+    def _runtime_retry(self, step: ResolvedStep) -> tuple[tuple[str, str], ...]:
+        return (("retry", py(self._retry_policy(step))),) if step.policy.retries else ()
 
     def _gate(self, step: ResolvedStep) -> tuple[list[Call], list[Component]]:
         assert step.gate is not None
