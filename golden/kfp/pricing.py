@@ -20,7 +20,9 @@ def pipegen_context(
 
     from pipegen.runtime.step import run_date_from
 
-    return namedtuple('Outputs', ['run_id', 'run_date'])(pipegen_run_key, run_date_from(pipegen_schedule_time))
+    return namedtuple('Outputs', ['run_id', 'run_date'])(
+        pipegen_run_key, run_date_from(pipegen_schedule_time, 'UTC')
+    )
 
 
 @dsl.component(base_image=BASE_IMAGE)

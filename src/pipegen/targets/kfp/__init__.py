@@ -9,12 +9,12 @@ from pipegen.emit import Output
 from pipegen.render import render
 from pipegen.resolve import Pipeline
 from pipegen.targets.base import Support, Target
+from pipegen.targets.kfp import schedule
 from pipegen.targets.kfp.checks import limits
 from pipegen.targets.kfp.ir import compile_ir
 from pipegen.targets.kfp.lowering import Lowering
 from pipegen.targets.kfp.names import MLFLOW_INPUTS, RUN_DATE, RUN_KEY, escaped_json, ident
 from pipegen.targets.kfp.options import KfpOptions
-from pipegen.targets.kfp.schedule import recurring_run
 
 __all__ = ["MLFLOW_INPUTS", "RUN_DATE", "RUN_KEY", "TARGET", "KfpOptions", "KfpTarget", "escaped_json", "ident"]
 
@@ -38,14 +38,15 @@ class KfpTarget(Target):
             "sql": "runtime component (a wait polls inside it)",
         },
         features={
-            "schedule": "recurring-run definition beside the pipeline (<name>.schedule.json)",
+            "schedule": "recurring-run body in the v2beta1 REST shape (<name>.schedule.json); the cron moved to the "
+            "scheduler's timezone, with a warning where daylight saving time makes that inexact",
             "params": "pipeline parameters",
             "retries/backoff": "set_retry(num_retries, backoff_duration, backoff_factor, backoff_max_duration)",
             "timeout": "kfp-kubernetes set_timeout (pod activeDeadlineSeconds)",
             "evaluate on_fail: skip": "dsl.If around the promotion",
             "evaluate on_fail: fail": "the evaluate component fails",
             "caching": "off for every task",
-            "${run.id} / ${run.date}": "the pipeline job id / the scheduled time's date (today for manual runs)",
+            "${run.id} / ${run.date}": "the pipeline job id / the scheduled time's date in the schedule's timezone (today there for manual runs)",
             "${secret.X}": "Kubernetes secret x mounted with kfp-kubernetes use_secret_as_env",
         },
     )
@@ -53,7 +54,8 @@ class KfpTarget(Target):
 
     def check(self, pipeline: Pipeline, options: BaseModel) -> list[Diagnostic]:
         """Shared checks plus what KFP cannot express."""
-        return [*super().check(pipeline, options), *limits(pipeline)]
+        assert isinstance(options, KfpOptions)
+        return [*super().check(pipeline, options), *limits(pipeline), *schedule.check(pipeline, options)]
 
     def finish(self, outputs: list[Output], flags: frozenset[str]) -> list[Output]:
         """With --ir, also the IR YAML compiled by kfp itself (the only time pipegen imports kfp)."""
@@ -68,7 +70,7 @@ class KfpTarget(Target):
         text = render("kfp/pipeline.py.j2", v=view, install_kfp=options.install_kfp_package)
         outputs = [Output(f"kfp/{pipeline.name}.py", text)]
         if pipeline.schedule is not None:
-            outputs.append(Output(f"kfp/{pipeline.name}.schedule.json", recurring_run(pipeline)))
+            outputs.append(Output(f"kfp/{pipeline.name}.schedule.json", schedule.recurring_run(pipeline, options)))
         return outputs
 
 

@@ -195,6 +195,10 @@ class Lowering(ContainerSteps):
         settings += [f"{var}.after({ident(u)}_task)" for u in step.upstream]
         return Call(var, ident(step.name), kwargs, settings, step=step.name)
 
+    def _timezone(self) -> str:
+        """The zone ${run.date} is a date in: the schedule's (UTC without a schedule)."""
+        return self.p.schedule.timezone if self.p.schedule is not None else "UTC"
+
     def _tracking(self) -> str:
         return self.p.spec.mlflow.tracking_uri or ""
 
@@ -286,7 +290,9 @@ class Lowering(ContainerSteps):
             "",
             "from pipegen.runtime.step import run_date_from",
             "",
-            "return namedtuple('Outputs', ['run_id', 'run_date'])(pipegen_run_key, run_date_from(pipegen_schedule_time))",
+            "return namedtuple('Outputs', ['run_id', 'run_date'])(",
+            f"    pipegen_run_key, run_date_from(pipegen_schedule_time, {py(self._timezone())})",
+            ")",
         ]
         return Component(
             "pipegen_context",
