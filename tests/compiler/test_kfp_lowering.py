@@ -61,3 +61,28 @@ def test_line_break_in_a_parameter_default_is_a_located_diagnostic(cli: Cli, tmp
         f"{spec}:4:9: error[PG602]: target 'kfp' cannot take a line break in the default of parameter 'note'"
         in result.err
     )
+
+
+def test_an_env_reference_in_a_container_command_gets_an_env_hint(cli: Cli, tmp_path: Path) -> None:
+    spec = tmp_path / "env.yaml"
+    spec.write_text(
+        "pipegen: 1\nname: env\nbackends:\n  pods: {type: kubernetes, image: img}\nsteps:\n"
+        "  - name: job\n    task:\n      backend: pods\n"
+        '      command: [aws, --region, "${env.AWS_REGION}", "${secret.token}"]\n'
+        '      env: {REGION: "${env.AWS_REGION}"}\n'
+    )
+    result = cli("compile", str(spec), "-t", "kfp", "-o", str(tmp_path / "out"))
+    assert result.code == 1
+    lines = result.err.splitlines()
+    assert (
+        f"{spec}:9:32: error[PG602]: target 'kfp' cannot put ${{env.AWS_REGION}} in the command of container step "
+        "'job'; hint: a container step's command cannot read AWS_REGION from an environment when the pipeline is "
+        "compiled or submitted: let the program read $AWS_REGION from its own environment (the image's or the "
+        "backend's `env`), or pass the value as a pipeline parameter, ${params.NAME}"
+    ) in lines
+    assert (
+        f"{spec}:9:53: error[PG602]: target 'kfp' cannot put ${{secret.token}} in the command of container step "
+        "'job'; hint: pass it as an environment variable whose whole value is ${secret.token} and let the program "
+        "read that variable"
+    ) in lines
+    assert any("only as a whole secret environment value; hint: the container does not see" in line for line in lines)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from pipegen.diagnostics import Diagnostic, diag
-from pipegen.expr import parse_template
+from pipegen.expr import Ref, parse_template
 from pipegen.resolve import Pipeline
 from pipegen.spec import KubernetesBackend
 
@@ -38,7 +38,7 @@ def limits(pipeline: Pipeline) -> Iterator[Diagnostic]:
                     "PG602",
                     f"target 'kfp' cannot put {bad[0]} in the command of container step '{step.name}'",
                     pipeline.locate(step, step.kind, "command", i),
-                    "pass it as an environment variable whose whole value is ${secret.NAME}",
+                    _command_hint(bad[0]),
                 )
         for key, value in {**backend.env, **body.env}.items():
             template = parse_template(value)
@@ -50,7 +50,7 @@ def limits(pipeline: Pipeline) -> Iterator[Diagnostic]:
                     f"target 'kfp' can set {refs[0]} in container step '{step.name}' only as a whole "
                     "secret environment value",
                     pipeline.locate(step, *where) if where else step.location,
-                    "write the value as exactly ${secret.NAME}",
+                    _env_hint(refs[0]),
                 )
         if backend.service_account:
             yield diag(
@@ -61,6 +61,25 @@ def limits(pipeline: Pipeline) -> Iterator[Diagnostic]:
                 "pass the service account when submitting the run",
             )
     yield from condition_nesting(pipeline)
+
+
+def _command_hint(ref: Ref) -> str:
+    if ref.namespace == "secret":
+        return f"pass it as an environment variable whose whole value is {ref} and let the program read that variable"
+    return (
+        f"a container step's command cannot read {ref.name} from an environment when the pipeline is compiled or "
+        f"submitted: let the program read ${ref.name} from its own environment (the image's or the backend's "
+        "`env`), or pass the value as a pipeline parameter, ${params.NAME}"
+    )
+
+
+def _env_hint(ref: Ref) -> str:
+    if ref.namespace == "secret":
+        return f"write the value as exactly {ref}, which mounts the Kubernetes secret"
+    return (
+        f"the container does not see the environment {ref} would come from: write the value literally, use a "
+        "pipeline parameter (${params.NAME}), or exactly ${secret.NAME} for a Kubernetes secret"
+    )
 
 
 def skip_conditions(pipeline: Pipeline) -> dict[str, list[str]]:
