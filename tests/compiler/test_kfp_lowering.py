@@ -16,11 +16,12 @@ from tests.conftest import CliResult
 from tests.hostile import BENIGN, HOSTILE, spec_text
 
 Cli = Callable[..., CliResult]
+RUNTIME_IMAGE = "registry.example.com/ml/pipegen-runtime:0.1"
 
 
 def compile_kfp(cli: Cli, tmp_path: Path, text: str, name: str) -> str:
     spec = tmp_path / f"{name}.yaml"
-    spec.write_text(text, encoding="utf-8")
+    spec.write_text(text + f"targets: {{kfp: {{base_image: {RUNTIME_IMAGE}}}}}\n", encoding="utf-8")
     result = cli("compile", str(spec), "-t", "kfp", "-o", str(tmp_path / name))
     assert result.code == 0, result.err
     return (tmp_path / name / "kfp" / "hostile.py").read_text(encoding="utf-8")
@@ -86,3 +87,33 @@ def test_an_env_reference_in_a_container_command_gets_an_env_hint(cli: Cli, tmp_
         "read that variable"
     ) in lines
     assert any("only as a whole secret environment value; hint: the container does not see" in line for line in lines)
+
+
+def test_runtime_components_without_a_runtime_image_are_a_located_error(cli: Cli, tmp_path: Path) -> None:
+    body = "pipegen: 1\nname: img\nsteps:\n  - name: ready\n    gate: {check: partition_exists, path: /data/x/}\n"
+    spec = tmp_path / "img.yaml"
+    spec.write_text(body)
+    result = cli("compile", str(spec), "-t", "kfp", "-o", str(tmp_path / "out"))
+    assert result.code == 1
+    assert result.err.splitlines()[0] == (
+        f"{spec}:4:5: error[PG604]: target 'kfp' needs targets.kfp.base_image: step 'ready' runs pipegen's runtime "
+        "in a KFP component, and no public image has it; hint: build an image with pipegen's [runtime] extra "
+        "installed and set targets: {kfp: {base_image: registry.example.com/ml/pipegen-runtime:0.1}} (your image's name)"
+    )
+    # With other KFP options and no image, the error points at them.
+    spec.write_text(body + "targets:\n  kfp: {install_kfp_package: false}\n")
+    result = cli("compile", str(spec), "-t", "kfp", "-o", str(tmp_path / "out"))
+    assert result.err.startswith(f"{spec}:7:8: error[PG604]: target 'kfp' needs targets.kfp.base_image")
+    spec.write_text(body + f"targets:\n  kfp: {{base_image: {RUNTIME_IMAGE}}}\n")
+    assert cli("compile", str(spec), "-t", "kfp", "-o", str(tmp_path / "out")).code == 0
+    assert f"BASE_IMAGE = '{RUNTIME_IMAGE}'" in (tmp_path / "out" / "kfp" / "img.py").read_text()
+
+
+def test_container_only_pipelines_need_no_runtime_image(cli: Cli, tmp_path: Path) -> None:
+    spec = tmp_path / "pods.yaml"
+    spec.write_text(
+        "pipegen: 1\nname: pods\nbackends:\n  k8s: {type: kubernetes, image: img}\n"
+        "steps:\n  - {name: a, task: {backend: k8s, command: [echo, hi]}}\n"
+    )
+    assert cli("compile", str(spec), "-t", "kfp", "-o", str(tmp_path / "out")).code == 0
+    assert "BASE_IMAGE" not in (tmp_path / "out" / "kfp" / "pods.py").read_text()

@@ -17,6 +17,7 @@ from pipegen.frontend import check_source
 from pipegen.loader import Source
 from tests.cases import GOLDEN, REPO
 
+RUNTIME_IMAGE = "registry.example.com/ml/pipegen-runtime:0.1"
 GOLDEN_MODULES = sorted((GOLDEN / "kfp").glob("*.py"))
 
 
@@ -74,6 +75,7 @@ def test_placeholder_lookalikes_stay_data(tmp_path: Path) -> None:
         f'  - name: job\n    task:\n      backend: pods\n      command: [echo, "{lookalike}", x]\n'
         f'      env: {{LOOK: "{lookalike}"}}\n'
         f'  - name: ready\n    gate: {{check: partition_exists, path: "/data/{lookalike}/"}}\n'
+        f"targets: {{kfp: {{base_image: {RUNTIME_IMAGE}}}}}\n"
     )
     result = compile_checked(check_source(Source("lookalike.yaml", text)), ["kfp"])
     assert result.ok, [d.format() for d in result.diagnostics]
@@ -94,7 +96,8 @@ def test_hostile_spec_compiles_with_kfp(tmp_path: Path) -> None:
     from tests.hostile import HOSTILE, spec_text
 
     single_line = HOSTILE.replace("\n", " ").replace("\t", " ")
-    result = compile_checked(check_source(Source("hostile.yaml", spec_text(HOSTILE, param=single_line))), ["kfp"])
+    text = spec_text(HOSTILE, param=single_line) + f"targets: {{kfp: {{base_image: {RUNTIME_IMAGE}}}}}\n"
+    result = compile_checked(check_source(Source("hostile.yaml", text)), ["kfp"])
     assert result.ok, [d.format() for d in result.diagnostics]
     module = tmp_path / "hostile.py"
     module.write_text(result.outputs[0].text, encoding="utf-8")

@@ -10,7 +10,7 @@ from pipegen.render import render
 from pipegen.resolve import Pipeline
 from pipegen.targets.base import Support, Target
 from pipegen.targets.kfp import schedule
-from pipegen.targets.kfp.checks import limits
+from pipegen.targets.kfp.checks import limits, runtime_image
 from pipegen.targets.kfp.ir import compile_ir
 from pipegen.targets.kfp.lowering import Lowering
 from pipegen.targets.kfp.names import MLFLOW_INPUTS, RUN_DATE, RUN_KEY, escaped_json, ident
@@ -55,7 +55,12 @@ class KfpTarget(Target):
     def check(self, pipeline: Pipeline, options: BaseModel) -> list[Diagnostic]:
         """Shared checks plus what KFP cannot express."""
         assert isinstance(options, KfpOptions)
-        return [*super().check(pipeline, options), *limits(pipeline), *schedule.check(pipeline, options)]
+        return [
+            *super().check(pipeline, options),
+            *limits(pipeline),
+            *runtime_image(pipeline, options),
+            *schedule.check(pipeline, options),
+        ]
 
     def finish(self, outputs: list[Output], flags: frozenset[str]) -> list[Output]:
         """With --ir, also the IR YAML compiled by kfp itself (the only time pipegen imports kfp)."""

@@ -8,6 +8,41 @@ from pipegen.diagnostics import Diagnostic, diag
 from pipegen.expr import Ref, parse_template
 from pipegen.resolve import Pipeline
 from pipegen.spec import KubernetesBackend
+from pipegen.targets.kfp.names import step_refs
+from pipegen.targets.kfp.options import KfpOptions
+
+
+def runtime_steps(pipeline: Pipeline) -> list[str]:
+    """The steps that run pipegen's runtime in a KFP component (all but plain container tasks)."""
+    return [s.name for s in pipeline.steps if not (s.kind == "task" and isinstance(s.backend, KubernetesBackend))]
+
+
+def uses_run_context(pipeline: Pipeline) -> bool:
+    """Whether any step reads ${run.id} or ${run.date}, which the pipegen_context runtime component computes."""
+    return any(r.namespace == "run" for s in pipeline.steps for r in step_refs(s))
+
+
+def runtime_image(pipeline: Pipeline, options: KfpOptions) -> Iterator[Diagnostic]:
+    """A spec with runtime components must name an image that has pipegen's runtime: there is no usable default."""
+    if options.base_image is not None:
+        return
+    steps = runtime_steps(pipeline)
+    if not steps and not uses_run_context(pipeline):
+        return
+    smap = pipeline.source_map
+    if ("targets", "kfp") in smap.values:
+        where = smap.value(("targets", "kfp"))
+    else:
+        where = pipeline.step(steps[0]).location if steps else smap.value(("name",))
+    what = f"step '{steps[0]}'" if steps else "the ${run.*} context"
+    yield diag(
+        "PG604",
+        f"target 'kfp' needs targets.kfp.base_image: {what} runs pipegen's runtime in a KFP component, and no "
+        "public image has it",
+        where,
+        "build an image with pipegen's [runtime] extra installed and set targets: {kfp: {base_image: "
+        "registry.example.com/ml/pipegen-runtime:0.1}} (your image's name)",
+    )
 
 
 def limits(pipeline: Pipeline) -> Iterator[Diagnostic]:

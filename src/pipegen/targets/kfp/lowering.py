@@ -9,7 +9,7 @@ from pipegen.runtime.retrying import retry_delays
 from pipegen.runtime.templating import secret_env_name
 from pipegen.spec import AwsBatchBackend, KubernetesBackend, LocalBackend, SageMakerBackend
 from pipegen.targets.base import gate_deadline_seconds, kubernetes_name, promote_request
-from pipegen.targets.kfp.checks import skip_conditions
+from pipegen.targets.kfp.checks import skip_conditions, uses_run_context
 from pipegen.targets.kfp.containers import ContainerSteps
 from pipegen.targets.kfp.names import MLFLOW_INPUTS, RUN_DATE, RUN_KEY, WAIT_STARTED, escaped_json, ident, step_refs
 from pipegen.targets.kfp.options import KfpOptions
@@ -26,8 +26,7 @@ class Lowering(ContainerSteps):
         self.uses_kubernetes = False
         self.uses_clock = False
         self.param_names = sorted(pipeline.spec.params)
-        refs = [r for s in pipeline.steps for r in step_refs(s)]
-        self.has_context = any(r.namespace == "run" for r in refs)
+        self.has_context = uses_run_context(pipeline)
 
     # ---- module -----------------------------------------------------------------------------
     def view(self) -> View:
@@ -70,7 +69,8 @@ class Lowering(ContainerSteps):
             ],
             docstring=py(spec.description or f"The {self.p.name} pipeline."),
             uses_kubernetes=self.uses_kubernetes,
-            constants=[("BASE_IMAGE", py(self.options.base_image))],
+            # Unset only when no component needs it (checks.runtime_image).
+            constants=[("BASE_IMAGE", py(self.options.base_image))] if self.options.base_image else [],
             components=components,
             pipeline_kwargs=pipeline_kwargs,
             params=params,

@@ -12,9 +12,12 @@ class KfpOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
-    base_image: str = Field(
-        "python:3.11-slim",
-        description="The image runtime components run in; it must have pipegen's runtime (pipegen[runtime]) installed.",
+    base_image: str | None = Field(
+        None,
+        description="The image KFP runs pipegen's runtime components in (gates, start_run, evaluate, promote, "
+        "AWS/local steps): one you build with pipegen's [runtime] extra installed, e.g. "
+        "registry.example.com/ml/pipegen-runtime:0.1. No public image has it, so there is no default; a spec "
+        "with runtime components must set it.",
     )
     install_kfp_package: bool = Field(
         True,
