@@ -117,3 +117,30 @@ def test_container_only_pipelines_need_no_runtime_image(cli: Cli, tmp_path: Path
     )
     assert cli("compile", str(spec), "-t", "kfp", "-o", str(tmp_path / "out")).code == 0
     assert "BASE_IMAGE" not in (tmp_path / "out" / "kfp" / "pods.py").read_text()
+
+
+def test_a_tracking_uri_nothing_sets_in_the_pods_is_a_located_warning(cli: Cli, tmp_path: Path) -> None:
+    spec = tmp_path / "uri.yaml"
+    body = (
+        "pipegen: 1\nname: uri\nmlflow: {tracking_uri: '${env.MLFLOW_URI}'}\nsteps:\n"
+        "  - {name: train, train: {command: [python, t.py], metrics: [auc]}}\n"
+        "  - {name: quality, evaluate: {run_of: train, thresholds: ['auc > 0.5']}}\n"
+        f"targets:\n  kfp:\n    base_image: {RUNTIME_IMAGE}\n"
+    )
+    spec.write_text(body)
+    result = cli("compile", str(spec), "-t", "kfp", "-o", str(tmp_path / "out"))
+    assert result.code == 0
+    assert result.err.splitlines()[0] == (
+        f"{spec}:3:24: warning[PG702]: target 'kfp' sets nothing for MLFLOW_URI in the pods that talk to MLflow: "
+        "the tracking URI is read from the pod's environment, and runs fail unless the runtime image sets it; hint: "
+        "mount it from a Kubernetes secret or config map: targets: {kfp: {mlflow_secret: {name: mlflow, keys: "
+        "[MLFLOW_URI]}}} (add the credentials' keys, e.g. MLFLOW_TRACKING_TOKEN)"
+    )
+    spec.write_text(body + "    mlflow_config_map: {name: mlflow, keys: [MLFLOW_URI]}\n")
+    result = cli("compile", str(spec), "-t", "kfp", "-o", str(tmp_path / "out"))
+    assert result.code == 0 and "warning" not in result.err
+    module = (tmp_path / "out" / "kfp" / "uri.py").read_text()
+    assert module.count("kubernetes.use_config_map_as_env(") == 3  # start_run, train, quality
+    spec.write_text(body + "    mlflow_secret: {name: mlflow, keys: [MLFLOW-URI]}\n")
+    result = cli("validate", str(spec))
+    assert result.code == 1 and "'MLFLOW-URI' is not an environment variable name" in result.out

@@ -118,3 +118,18 @@ def test_evaluate_is_not_retried_by_kfp(tmp_path: Path) -> None:
     assert tasks["train"]["retryPolicy"]["maxRetryCount"] == 2
     source = " ".join(ir["deploymentSpec"]["executors"]["exec-quality"]["container"]["command"])  # type: ignore[index]
     assert "retry={'backoff': 2.0, 'delay_seconds': 120, 'max_delay_seconds': 1800, 'retries': 2}" in source
+
+
+def test_mlflow_settings_reach_every_task_that_talks_to_mlflow(tmp_path: Path) -> None:
+    """targets.kfp.mlflow_secret: the tracking URI and credentials are in the pod's environment, where the runtime reads them."""
+    compile_ir(GOLDEN / "kfp" / "feed-ranking.py", tmp_path / "feed.yaml")
+    documents = list(yaml.safe_load_all((tmp_path / "feed.yaml").read_text()))
+    executors = documents[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    mounted = {
+        name
+        for name, config in executors.items()
+        for secret in config.get("secretAsEnv", [])
+        if secret["secretName"] == "mlflow-tracking"
+        and {m["envVar"] for m in secret["keyToEnv"]} == {"MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_TOKEN"}
+    }
+    assert mounted == {"exec-pipegen-start-run", "exec-train", "exec-quality", "exec-promote"}

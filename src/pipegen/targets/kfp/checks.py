@@ -45,6 +45,31 @@ def runtime_image(pipeline: Pipeline, options: KfpOptions) -> Iterator[Diagnosti
     )
 
 
+def mlflow_settings(pipeline: Pipeline, options: KfpOptions) -> Iterator[Diagnostic]:
+    """Warn when the tracking URI comes from a pod environment variable that nothing in the spec sets."""
+    if not any(s.kind in ("train", "evaluate", "promote") for s in pipeline.steps):
+        return
+    uri = pipeline.tracking_uri
+    if uri is None:
+        variable = "MLFLOW_TRACKING_URI"  # the runtime's fallback when the spec names no tracking URI
+    elif uri.single_ref is not None and uri.single_ref.namespace == "env":
+        variable = uri.single_ref.name
+    else:
+        return
+    sources = [s for s in (options.mlflow_secret, options.mlflow_config_map) if s is not None]
+    if any(variable in s.keys for s in sources):
+        return
+    where = ("mlflow", "tracking_uri") if uri is not None else ("mlflow",)
+    yield diag(
+        "PG702",
+        f"target 'kfp' sets nothing for {variable} in the pods that talk to MLflow: the tracking URI is read from "
+        "the pod's environment, and runs fail unless the runtime image sets it",
+        pipeline.source_map.value(where),
+        f"mount it from a Kubernetes secret or config map: targets: {{kfp: {{mlflow_secret: {{name: mlflow, keys: "
+        f"[{variable}]}}}}}} (add the credentials' keys, e.g. MLFLOW_TRACKING_TOKEN)",
+    )
+
+
 def limits(pipeline: Pipeline) -> Iterator[Diagnostic]:
     """Every KFP-specific problem of a pipeline."""
     for name, value in pipeline.spec.params.items():

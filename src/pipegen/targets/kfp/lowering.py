@@ -124,6 +124,8 @@ class Lowering(ContainerSteps):
         if deadline is not None:
             self.uses_kubernetes = True
             out.append(f"kubernetes.set_timeout({var}, {deadline})")
+        if step.kind in ("train", "evaluate", "promote"):
+            out += self._mlflow_env(var)
         # Runtime components read secrets as PIPEGEN_SECRET_<NAME>; container steps mount them under their own names.
         runtime_secrets = (
             set()
@@ -194,6 +196,19 @@ class Lowering(ContainerSteps):
         settings = self._settings(step, var)
         settings += [f"{var}.after({ident(u)}_task)" for u in step.upstream]
         return Call(var, ident(step.name), kwargs, settings, step=step.name)
+
+    def _mlflow_env(self, var: str) -> list[str]:
+        """MLflow settings from targets.kfp.mlflow_secret / mlflow_config_map, on a task that talks to MLflow."""
+        out: list[str] = []
+        for source, call, argument in (
+            (self.options.mlflow_secret, "use_secret_as_env", "secret"),
+            (self.options.mlflow_config_map, "use_config_map_as_env", "config_map"),
+        ):
+            if source is not None:
+                self.uses_kubernetes = True
+                keys = "{" + ", ".join(f"{py(k)}: {py(k)}" for k in sorted(source.keys)) + "}"
+                out.append(f"kubernetes.{call}({var}, {argument}_name={py(source.name)}, {argument}_key_to_env={keys})")
+        return out
 
     def _timezone(self) -> str:
         """The zone ${run.date} is a date in: the schedule's (UTC without a schedule)."""
@@ -319,7 +334,7 @@ class Lowering(ContainerSteps):
                 run_var,
                 "pipegen_start_run",
                 [("spec", py(escaped_json(start))), *self._common_kwargs()],
-                [f"{run_var}.set_caching_options(False)"]
+                [f"{run_var}.set_caching_options(False)", *self._mlflow_env(run_var)]
                 + [f"{run_var}.after({ident(u)}_task)" for u in step.upstream],
                 step=step.name,
             )
