@@ -90,7 +90,7 @@ def train(
 
     result = run_step(
         'aws_batch',
-        '{"command": ["python", "-m", "pricing.train", "--date", "$\\u007brun.date\\u007d", "--max-depth", "$\\u007bparams.max_depth\\u007d"], "env": {}, "job": {"job_definition": "pricing-train:3", "job_name": "pricing-train", "job_queue": "ml-cpu-64", "region": "us-east-1", "resources": {"MEMORY": "262144", "VCPU": "64"}}}',
+        '{"command": ["python", "-m", "pricing.train", "--date", "$\\u007brun.date\\u007d", "--max-depth", "$\\u007bparams.max_depth\\u007d"], "env": {}, "job": {"job_definition": "pricing-train:3", "job_name": "pricing-train", "job_queue": "ml-cpu-64", "region": "us-east-1", "resources": {"MEMORY": "262144", "VCPU": "64"}, "timeout_seconds": 21600}}',
         params={'max_depth': max_depth},
         run_id=pipegen_run_key,
         run_date=pipegen_run_date,

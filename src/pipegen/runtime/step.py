@@ -190,19 +190,21 @@ def _command(
             raise RuntimeFailure(f"command exited with {proc.returncode}: {command[0]}")
         return {"passed": True}
     if kind == "aws_batch":
-        from pipegen.runtime.aws_jobs import batch_job
+        from pipegen.runtime.aws_jobs import batch_job, batch_job_name
 
         job = spec["job"]
         return {
             "passed": True,
             **batch_job(
-                job_name=job["job_name"],
+                # Derived from the run key: a retried task finds the job it submitted instead of submitting again.
+                job_name=batch_job_name(job["job_name"], values.run_id),
                 job_queue=job["job_queue"],
                 job_definition=job["job_definition"],
                 command=command,
                 environment=env,
                 resources=job.get("resources"),
                 region=job.get("region"),
+                timeout_seconds=job.get("timeout_seconds"),
             ),
         }
     from pipegen.runtime.aws_jobs import sagemaker_job_name, sagemaker_training
@@ -222,5 +224,6 @@ def _command(
             environment=env,
             max_runtime_seconds=job.get("max_runtime_seconds", 86400),
             region=job.get("region"),
+            timeout_seconds=job.get("timeout_seconds"),
         ),
     }

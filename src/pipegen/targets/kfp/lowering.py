@@ -363,6 +363,8 @@ class Lowering(ContainerSteps):
                 "job_definition": backend.job_definition,
                 "region": backend.region,
                 "resources": batch_resources(body.resources) or None,
+                # The runtime stops the job when its wait outlives the step's timeout (or the pod is stopped).
+                "timeout_seconds": step.policy.timeout,
             }
         else:
             assert isinstance(backend, SageMakerBackend)
@@ -376,6 +378,7 @@ class Lowering(ContainerSteps):
                 "output_path": backend.output_path,
                 "region": backend.region,
                 "max_runtime_seconds": step.policy.timeout or 86400,
+                "timeout_seconds": step.policy.timeout,
             }
         component = self._runtime_component(step, kind, spec, mlflow=mlflow_from is not None)
         call = self._call(step, mlflow_from)
