@@ -5,19 +5,19 @@ from __future__ import annotations
 from pipegen import __version__
 from pipegen.render import py
 from pipegen.resolve import Pipeline, ResolvedStep
-from pipegen.runtime.retrying import retry_delays
-from pipegen.runtime.templating import secret_env_name
 from pipegen.spec import AwsBatchBackend, KubernetesBackend, LocalBackend, SageMakerBackend
-from pipegen.targets.base import gate_deadline_seconds, kubernetes_name, promote_request
+from pipegen.targets.base import promote_request
 from pipegen.targets.kfp.checks import skip_conditions, uses_run_context
+from pipegen.targets.kfp.components import RuntimeComponents
 from pipegen.targets.kfp.containers import ContainerSteps
-from pipegen.targets.kfp.names import MLFLOW_INPUTS, RUN_DATE, RUN_KEY, WAIT_STARTED, escaped_json, ident, step_refs
+from pipegen.targets.kfp.names import RUN_DATE, RUN_KEY, WAIT_STARTED, escaped_json, ident
 from pipegen.targets.kfp.options import KfpOptions
+from pipegen.targets.kfp.settings import TaskSettings
 from pipegen.targets.kfp.view import Call, Component, View
 from pipegen.targets.resources import batch_resources
 
 
-class Lowering(ContainerSteps):
+class Lowering(ContainerSteps, RuntimeComponents, TaskSettings):
     """Builds the View; user strings reach the module only through py() and escaped_json()."""
 
     def __init__(self, pipeline: Pipeline, options: KfpOptions) -> None:
@@ -93,95 +93,8 @@ class Lowering(ContainerSteps):
             previous = wanted
 
     # ---- shared pieces -------------------------------------------------------------------------
-    def _common_inputs(self) -> list[tuple[str, str]]:
-        return [(RUN_KEY, "str"), (RUN_DATE, "str")] + [
-            (name, {bool: "bool", int: "int", float: "float", str: "str"}[type(self.p.spec.params[name])])
-            for name in self.param_names
-        ]
-
     def _common_kwargs(self) -> list[tuple[str, str]]:
         return [(RUN_KEY, "run_key"), (RUN_DATE, "run_date")] + [(n, n) for n in self.param_names]
-
-    def _params_dict(self) -> str:
-        return "{" + ", ".join(f"{py(n)}: {n}" for n in self.param_names) + "}"
-
-    def _settings(self, step: ResolvedStep, var: str) -> list[str]:
-        out = [f"{var}.set_caching_options(False)"]
-        policy = step.policy
-        # set_retry cannot tell a failed judgement (final) from an unreachable server: evaluate retries
-        # infrastructure errors inside the runtime instead (see _runtime_retry).
-        if policy.retries and step.kind != "evaluate":
-            factor = "2.0" if policy.backoff == "exponential" else "1.0"
-            retry = f"{var}.set_retry(num_retries={policy.retries}, backoff_duration={py(f'{policy.retry_delay}s')}, backoff_factor={factor}"
-            if policy.max_retry_delay is not None:
-                retry += f", backoff_max_duration={py(f'{policy.max_retry_delay}s')}"
-            out.append(retry + ")")
-        # A waiting gate's pod must outlive its whole wait, whatever the step's timeout says.
-        deadline = gate_deadline_seconds(step)
-        if step.kind == "evaluate" and deadline is not None and policy.retries:
-            # Its retries run inside one pod: each attempt keeps the step's timeout, plus the waits between them.
-            deadline = deadline * (policy.retries + 1) + int(sum(retry_delays(self._retry_policy(step))))
-        if deadline is not None:
-            self.uses_kubernetes = True
-            out.append(f"kubernetes.set_timeout({var}, {deadline})")
-        if step.kind in ("train", "evaluate", "promote"):
-            out += self._mlflow_env(var)
-        # Runtime components read secrets as PIPEGEN_SECRET_<NAME>; container steps mount them under their own names.
-        runtime_secrets = (
-            set()
-            if isinstance(step.backend, KubernetesBackend)
-            else {r.name for r in step_refs(step) if r.namespace == "secret"}
-        )
-        for name in sorted(runtime_secrets):
-            self.uses_kubernetes = True
-            out.append(
-                f"kubernetes.use_secret_as_env({var}, secret_name={py(kubernetes_name(name))}, "
-                f"secret_key_to_env={{{py(name)}: {py(secret_env_name(name))}}})"
-            )
-        return out
-
-    def _runtime_component(
-        self,
-        step: ResolvedStep,
-        kind: str,
-        spec: dict[str, object],
-        mlflow: bool,
-        extra: tuple[tuple[str, str, str], ...] = (),
-        literals: tuple[tuple[str, str], ...] = (),
-    ) -> Component:
-        """A lightweight component calling run_step.
-
-        extra: (input name, type, run_step keyword) triples; literals: (run_step keyword, Python source) pairs.
-        """
-        inputs = self._common_inputs() + ([(n, "str") for n in MLFLOW_INPUTS] if mlflow else [])
-        inputs += [(name, kind_) for name, kind_, _ in extra]
-        mlflow_arg = ""
-        if mlflow:
-            mlflow_arg = (
-                ",\n        mlflow_run={'run_id': pipegen_mlflow_run_id, 'experiment_id': pipegen_mlflow_experiment_id, "
-                "'tracking_uri': pipegen_mlflow_tracking_uri}"
-            )
-        # evaluate answers with one bool (dsl.If reads it; kfp.local cannot branch on a NamedTuple field);
-        # the other steps return their JSON result.
-        returns = "bool" if kind == "evaluate" else "str"
-        ret = "return bool(result['passed'])" if kind == "evaluate" else "return json.dumps(result, sort_keys=True)"
-        body = [
-            *([] if kind == "evaluate" else ["import json", ""]),
-            "from pipegen.runtime.step import run_step",
-            "",
-            "result = run_step(",
-            f"    {py(kind)},",
-            f"    {py(escaped_json(spec))},",
-            f"    params={self._params_dict()},",
-            f"    run_id={RUN_KEY},",
-            f"    run_date={RUN_DATE}{mlflow_arg},",
-            *(f"    {keyword}={name}," for name, _, keyword in extra),
-            *(f"    {keyword}={source}," for keyword, source in literals),
-            ")",
-            ret,
-        ]
-        doc = f"{step.kind} step '{step.name}' of pipeline '{self.p.name}', run by pipegen.runtime."
-        return Component(ident(step.name), "lightweight", inputs, returns, py(doc), body)
 
     def _call(self, step: ResolvedStep, mlflow_from: str | None, extra: list[tuple[str, str]] | None = None) -> Call:
         var = f"{ident(step.name)}_task"
@@ -196,23 +109,6 @@ class Lowering(ContainerSteps):
         settings = self._settings(step, var)
         settings += [f"{var}.after({ident(u)}_task)" for u in step.upstream]
         return Call(var, ident(step.name), kwargs, settings, step=step.name)
-
-    def _mlflow_env(self, var: str) -> list[str]:
-        """MLflow settings from targets.kfp.mlflow_secret / mlflow_config_map, on a task that talks to MLflow."""
-        out: list[str] = []
-        for source, call, argument in (
-            (self.options.mlflow_secret, "use_secret_as_env", "secret"),
-            (self.options.mlflow_config_map, "use_config_map_as_env", "config_map"),
-        ):
-            if source is not None:
-                self.uses_kubernetes = True
-                keys = "{" + ", ".join(f"{py(k)}: {py(k)}" for k in sorted(source.keys)) + "}"
-                out.append(f"kubernetes.{call}({var}, {argument}_name={py(source.name)}, {argument}_key_to_env={keys})")
-        return out
-
-    def _timezone(self) -> str:
-        """The zone ${run.date} is a date in: the schedule's (UTC without a schedule)."""
-        return self.p.schedule.timezone if self.p.schedule is not None else "UTC"
 
     def _tracking(self) -> str:
         return self.p.spec.mlflow.tracking_uri or ""
@@ -237,19 +133,6 @@ class Lowering(ContainerSteps):
             return [self._call(step, f"{ident(body.run_of)}_run")], [component]
         return self._command_step(step)
 
-    def _retry_policy(self, step: ResolvedStep) -> dict[str, object]:
-        """The runtime's retry policy (runtime.retrying) for a step the orchestrator does not retry."""
-        policy = step.policy
-        return {
-            "retries": policy.retries,
-            "delay_seconds": policy.retry_delay,
-            "backoff": 2.0 if policy.backoff == "exponential" else 1.0,
-            "max_delay_seconds": policy.max_retry_delay,
-        }
-
-    def _runtime_retry(self, step: ResolvedStep) -> tuple[tuple[str, str], ...]:
-        return (("retry", py(self._retry_policy(step))),) if step.policy.retries else ()
-
     def _gate(self, step: ResolvedStep) -> tuple[list[Call], list[Component]]:
         assert step.gate is not None
         if "wait" not in step.gate:
@@ -270,53 +153,6 @@ class Lowering(ContainerSteps):
         )
         self.uses_clock = True
         return [clock, self._call(step, None, [(WAIT_STARTED, f"{clock.var}.output")])], [component]
-
-    def _clock_component(self) -> Component:
-        body = ["import time", "", "return repr(time.time())"]
-        doc = "When a waiting gate's wait begins (epoch seconds): the anchor its retries resume from."
-        return Component("pipegen_clock", "lightweight", [], "str", py(doc), body)
-
-    def _start_run_component(self) -> Component:
-        returns = "NamedTuple('Outputs', [('run_id', str), ('experiment_id', str), ('tracking_uri', str)])"
-        body = [
-            "from collections import namedtuple",
-            "",
-            "from pipegen.runtime.step import run_step",
-            "",
-            f"run = run_step('start_run', spec, params={self._params_dict()}, run_id=pipegen_run_key, run_date=pipegen_run_date)",
-            "return namedtuple('Outputs', ['run_id', 'experiment_id', 'tracking_uri'])(",
-            "    run['run_id'], run['experiment_id'], run['tracking_uri']",
-            ")",
-        ]
-        inputs = [("spec", "str"), *self._common_inputs()]
-        return Component(
-            "pipegen_start_run",
-            "lightweight",
-            inputs,
-            returns,
-            py("Create (or, on a retry, find) the MLflow run a training step logs into."),
-            body,
-        )
-
-    def _context_component(self) -> Component:
-        returns = "NamedTuple('Outputs', [('run_id', str), ('run_date', str)])"
-        body = [
-            "from collections import namedtuple",
-            "",
-            "from pipegen.runtime.step import run_date_from",
-            "",
-            "return namedtuple('Outputs', ['run_id', 'run_date'])(",
-            f"    pipegen_run_key, run_date_from(pipegen_schedule_time, {py(self._timezone())})",
-            ")",
-        ]
-        return Component(
-            "pipegen_context",
-            "lightweight",
-            [(RUN_KEY, "str"), ("pipegen_schedule_time", "str")],
-            returns,
-            py("The run's id and logical date (${run.id}, ${run.date})."),
-            body,
-        )
 
     def _command_step(self, step: ResolvedStep) -> tuple[list[Call], list[Component]]:
         calls: list[Call] = []
