@@ -17,6 +17,7 @@ from pipegen.frontend import check_source
 from pipegen.loader import Source
 from tests.cases import GOLDEN, REPO
 
+RUNTIME_IMAGE = "registry.example.com/ml/pipegen-runtime:0.1"
 GOLDEN_MODULES = sorted((GOLDEN / "kfp").glob("*.py"))
 
 
@@ -74,6 +75,7 @@ def test_placeholder_lookalikes_stay_data(tmp_path: Path) -> None:
         f'  - name: job\n    task:\n      backend: pods\n      command: [echo, "{lookalike}", x]\n'
         f'      env: {{LOOK: "{lookalike}"}}\n'
         f'  - name: ready\n    gate: {{check: partition_exists, path: "/data/{lookalike}/"}}\n'
+        f"targets: {{kfp: {{base_image: {RUNTIME_IMAGE}}}}}\n"
     )
     result = compile_checked(check_source(Source("lookalike.yaml", text)), ["kfp"])
     assert result.ok, [d.format() for d in result.diagnostics]
@@ -94,7 +96,8 @@ def test_hostile_spec_compiles_with_kfp(tmp_path: Path) -> None:
     from tests.hostile import HOSTILE, spec_text
 
     single_line = HOSTILE.replace("\n", " ").replace("\t", " ")
-    result = compile_checked(check_source(Source("hostile.yaml", spec_text(HOSTILE, param=single_line))), ["kfp"])
+    text = spec_text(HOSTILE, param=single_line) + f"targets: {{kfp: {{base_image: {RUNTIME_IMAGE}}}}}\n"
+    result = compile_checked(check_source(Source("hostile.yaml", text)), ["kfp"])
     assert result.ok, [d.format() for d in result.diagnostics]
     module = tmp_path / "hostile.py"
     module.write_text(result.outputs[0].text, encoding="utf-8")
@@ -105,3 +108,28 @@ def test_hostile_spec_compiles_with_kfp(tmp_path: Path) -> None:
         if "runtimeValue" in v
     ]
     assert HOSTILE.replace("$${", "${") in constants
+
+
+def test_evaluate_is_not_retried_by_kfp(tmp_path: Path) -> None:
+    """set_retry cannot tell a failed judgement from an outage: evaluate retries outages in the runtime only."""
+    ir = compile_ir(GOLDEN / "kfp" / "pricing.py", tmp_path / "pricing.yaml")
+    tasks = ir["root"]["dag"]["tasks"]  # type: ignore[index]
+    assert "retryPolicy" not in tasks["quality"]
+    assert tasks["train"]["retryPolicy"]["maxRetryCount"] == 2
+    source = " ".join(ir["deploymentSpec"]["executors"]["exec-quality"]["container"]["command"])  # type: ignore[index]
+    assert "retry={'backoff': 2.0, 'delay_seconds': 120, 'max_delay_seconds': 1800, 'retries': 2}" in source
+
+
+def test_mlflow_settings_reach_every_task_that_talks_to_mlflow(tmp_path: Path) -> None:
+    """targets.kfp.mlflow_secret: the tracking URI and credentials are in the pod's environment, where the runtime reads them."""
+    compile_ir(GOLDEN / "kfp" / "feed-ranking.py", tmp_path / "feed.yaml")
+    documents = list(yaml.safe_load_all((tmp_path / "feed.yaml").read_text()))
+    executors = documents[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    mounted = {
+        name
+        for name, config in executors.items()
+        for secret in config.get("secretAsEnv", [])
+        if secret["secretName"] == "mlflow-tracking"
+        and {m["envVar"] for m in secret["keyToEnv"]} == {"MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_TOKEN"}
+    }
+    assert mounted == {"exec-pipegen-start-run", "exec-train", "exec-quality", "exec-promote"}

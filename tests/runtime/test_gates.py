@@ -469,6 +469,38 @@ def test_wait_times_out(bucket: Bucket) -> None:
     assert fake.sleeps == [600] * 36
 
 
+def test_a_retried_wait_resumes_from_its_anchor(tmp_path: Path) -> None:
+    """A retry (a new pod) given the first attempt's start waits only what is left of the timeout."""
+    fake = FakeTime(now=100 * HOUR)
+    gate = {
+        "check": "partition_exists",
+        "path": f"{tmp_path}/x/",
+        "wait": {"timeout_seconds": 6 * HOUR, "interval_seconds": 600},
+    }
+    result = run_gate(gate, sleep=fake.sleep, clock=fake.clock, wall=fake.clock, started_at=fake.now - 3 * HOUR)
+    # Checks at 3h, 3h10m, ..., 6h after the anchor: 19, not the 37 of a fresh 6 h wait.
+    assert result["attempts"] == 19
+    assert fake.sleeps == [600] * 18
+    assert result["reason"].endswith("after waiting 6h (19 checks)")
+
+
+def test_a_retry_after_the_deadline_fails_at_once(tmp_path: Path) -> None:
+    fake = FakeTime(now=1_780_000_000.0)
+    gate = {
+        "check": "partition_exists",
+        "path": f"{tmp_path}/x/",
+        "wait": {"timeout_seconds": 6 * HOUR, "interval_seconds": 600},
+    }
+    result = run_gate(gate, sleep=fake.sleep, clock=fake.clock, wall=fake.clock, started_at=fake.now - 6 * HOUR - 301)
+    assert fake.sleeps == []
+    assert result == {
+        "passed": False,
+        "reason": f"deadline passed: the wait for {tmp_path}/x/ started at 2026-05-28 14:21:39 UTC and its timeout "
+        "of 6h ended at 2026-05-28 20:21:39 UTC; a retry does not start the wait over",
+        "attempts": 0,
+    }
+
+
 def test_wait_stops_before_sleeping_past_the_timeout(tmp_path: Path) -> None:
     fake = FakeTime()
     gate = {

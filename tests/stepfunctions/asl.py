@@ -32,8 +32,11 @@ def compile_text(text: str, tmp_path: Path, name: str = "spec.yaml") -> tuple[di
 
 
 def with_targets(text: str, **options: Any) -> str:
-    """The spec text with `targets: {stepfunctions: options}` appended."""
-    return text + "targets:\n  stepfunctions: " + json.dumps(options, ensure_ascii=False) + "\n"
+    """The spec text with `targets: {stepfunctions: options}` added (into its own `targets:` block if it has one)."""
+    entry = "  stepfunctions: " + json.dumps(options, ensure_ascii=False) + "\n"
+    if "\ntargets:\n" in text:  # specs/*.yaml set targets.kfp.base_image
+        return text.replace("\ntargets:\n", "\ntargets:\n" + entry, 1)
+    return text + "targets:\n" + entry
 
 
 def hostile_spec(s: str, language: str) -> str:

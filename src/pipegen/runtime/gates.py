@@ -50,8 +50,15 @@ def run_gate(
     *,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
+    started_at: float | None = None,
+    wall: Callable[[], float] = time.time,
 ) -> dict[str, Any]:
-    """Evaluate a gate, polling at its wait interval until it passes or times out: {"passed", "reason", "attempts"}."""
+    """Evaluate a gate, polling at its wait interval until it passes or times out: {"passed", "reason", "attempts"}.
+
+    started_at (epoch seconds) anchors the wait when the orchestrator may run this more than once (a retried
+    pod): the wait then resumes with what is left of its timeout, and once the timeout has passed a retry fails
+    at once instead of starting a fresh full wait.
+    """
     # Parse before the first check, so a malformed gate fails at once instead of after the timeout.
     prepared = _prepare(gate)
     wait = _wait(gate)
@@ -59,7 +66,18 @@ def run_gate(
         return {**prepared.check(), "attempts": 1}
     timeout, interval = wait
 
-    start = clock()
+    already = 0.0 if started_at is None else max(0.0, wall() - started_at)
+    if already > timeout:
+        assert started_at is not None
+        return {"passed": False, "reason": _deadline_passed(prepared.target, started_at, timeout), "attempts": 0}
+    if already:
+        log.info(
+            "resuming the wait for %s: %s of %s already passed",
+            prepared.target,
+            *map(_format_seconds, (already, timeout)),
+        )
+    # Monotonic time within this attempt, shifted back by what earlier attempts already waited.
+    start = clock() - already
     attempts = 0
     last: dict[str, Any] | None = None
     last_error: tuple[int, str] | None = None
@@ -525,6 +543,16 @@ def _format_seconds(seconds: float) -> str:
     if seconds < 10 and seconds != int(seconds):
         return f"{seconds:.1f}s"
     return format_duration(int(seconds))
+
+
+def _deadline_passed(target: str, started_at: float, timeout: float) -> str:
+    def when(t: float) -> str:
+        return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+    return (
+        f"deadline passed: the wait for {target} started at {when(started_at)} and its timeout of "
+        f"{_format_seconds(timeout)} ended at {when(started_at + timeout)}; a retry does not start the wait over"
+    )
 
 
 def _result(passed: bool, reason: str) -> dict[str, Any]:

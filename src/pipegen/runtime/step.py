@@ -49,9 +49,32 @@ def run_step(
     run_date: str = "",
     mlflow_run: dict[str, str] | None = None,
     target: str = "kfp",
+    wait_started: str = "",
+    retry: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Run one step; returns {"passed": bool, ...} (evaluate may return passed False; other failures raise)."""
+    """Run one step; returns {"passed": bool, ...} (evaluate may return passed False; other failures raise).
+
+    wait_started: for a waiting gate, when its wait began (epoch seconds, taken before the first attempt), so
+    that a retried attempt resumes the wait instead of starting it over. retry: the spec's retry policy
+    ({retries, delay_seconds, backoff, max_delay_seconds}) for steps the orchestrator must not retry (a failed
+    judgement is final): only infrastructure errors are retried, here (see runtime.retrying).
+    """
+    from pipegen.runtime.retrying import with_retries
+
     spec = decode(spec_json) if isinstance(spec_json, str) else spec_json
+    return with_retries(lambda: _run(kind, spec, params, run_id, run_date, mlflow_run, target, wait_started), retry)
+
+
+def _run(
+    kind: str,
+    spec: dict[str, Any],
+    params: dict[str, Any],
+    run_id: str,
+    run_date: str,
+    mlflow_run: dict[str, str] | None,
+    target: str,
+    wait_started: str,
+) -> dict[str, Any]:
     values = Values(params, run_id, run_date or run_date_from(""))
     tracking_uri = values.string(spec.get("tracking_uri", "")) or None
     if kind == "start_run":
@@ -63,7 +86,8 @@ def run_step(
         from pipegen.runtime.gates import run_gate
         from pipegen.runtime.sqlparams import render_gate
 
-        result = run_gate(render_gate(spec["gate"], values))
+        started = float(wait_started) if wait_started else None
+        result = run_gate(render_gate(spec["gate"], values), started_at=started)
         if not result["passed"]:
             raise RuntimeFailure(str(result["reason"]))
         return result
@@ -168,19 +192,21 @@ def _command(
             raise RuntimeFailure(f"command exited with {proc.returncode}: {command[0]}")
         return {"passed": True}
     if kind == "aws_batch":
-        from pipegen.runtime.aws_jobs import batch_job
+        from pipegen.runtime.aws_jobs import batch_job, batch_job_name
 
         job = spec["job"]
         return {
             "passed": True,
             **batch_job(
-                job_name=job["job_name"],
+                # Derived from the run key: a retried task finds the job it submitted instead of submitting again.
+                job_name=batch_job_name(job["job_name"], values.run_id),
                 job_queue=job["job_queue"],
                 job_definition=job["job_definition"],
                 command=command,
                 environment=env,
                 resources=job.get("resources"),
                 region=job.get("region"),
+                timeout_seconds=job.get("timeout_seconds"),
             ),
         }
     from pipegen.runtime.aws_jobs import sagemaker_job_name, sagemaker_training
@@ -200,5 +226,6 @@ def _command(
             environment=env,
             max_runtime_seconds=job.get("max_runtime_seconds", 86400),
             region=job.get("region"),
+            timeout_seconds=job.get("timeout_seconds"),
         ),
     }

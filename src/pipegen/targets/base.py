@@ -20,6 +20,28 @@ def kubernetes_name(name: str) -> str:
     return re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-") or "secret"
 
 
+# A waiting gate's deadline covers its whole wait plus these. The last check starts at most at the wait's
+# timeout (run_gate never sleeps past it), so one check's own time must fit after it: a check is one listing
+# or one query, and the S3/SQL clients give up well within 5 minutes. The margin covers what happens before
+# the first check: pod scheduling, image pull, kfp installing itself, importing the runtime.
+GATE_CHECK_ALLOWANCE_SECONDS = 300
+GATE_START_MARGIN_SECONDS = 300
+
+
+def gate_deadline_seconds(step: ResolvedStep) -> int | None:
+    """The deadline of a gate step's task, in seconds: its timeout, raised to cover a waiting gate's whole wait.
+
+    A waiting gate must not be killed mid-wait by a step timeout shorter than `wait.timeout`; every target
+    uses this one number (wait timeout + one check + start margin, or the step's timeout if longer).
+    """
+    timeout = step.policy.timeout
+    wait = (step.gate or {}).get("wait")
+    if step.kind != "gate" or wait is None:
+        return timeout
+    needed = int(wait["timeout_seconds"]) + GATE_CHECK_ALLOWANCE_SECONDS + GATE_START_MARGIN_SECONDS
+    return max(timeout or 0, needed)
+
+
 def promote_request(pipeline: Pipeline, step: ResolvedStep) -> dict[str, Any]:
     """What the runtime's promote step is given, by every target that calls it with a spec."""
     body = step.body

@@ -1,0 +1,83 @@
+"""The Kubeflow Pipelines v2 target: a kfp 2.17 pipeline module per spec (optionally its compiled IR)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from pipegen.diagnostics import Diagnostic
+from pipegen.emit import Output
+from pipegen.render import render
+from pipegen.resolve import Pipeline
+from pipegen.targets.base import Support, Target
+from pipegen.targets.kfp import schedule
+from pipegen.targets.kfp.checks import limits, mlflow_settings, runtime_image
+from pipegen.targets.kfp.ir import compile_ir
+from pipegen.targets.kfp.lowering import Lowering
+from pipegen.targets.kfp.names import MLFLOW_INPUTS, RUN_DATE, RUN_KEY, escaped_json, ident
+from pipegen.targets.kfp.options import KfpOptions
+
+__all__ = ["MLFLOW_INPUTS", "RUN_DATE", "RUN_KEY", "TARGET", "KfpOptions", "KfpTarget", "escaped_json", "ident"]
+
+
+class KfpTarget(Target):
+    """Kubeflow Pipelines v2 (kfp 2.17) pipeline modules."""
+
+    name = "kfp"
+    title = "Kubeflow Pipelines v2"
+    support = Support(
+        backends={
+            "kubernetes": "container component (dsl.ContainerSpec) with kfp-kubernetes for secrets and node selectors",
+            "aws_batch": "runtime component that submits the job and waits",
+            "sagemaker": "runtime component that creates the training job and waits",
+            "local": "runtime component that runs the command in the component's container",
+        },
+        gates={
+            "partition_exists": "runtime component (a wait polls inside it)",
+            "freshness": "runtime component (a wait polls inside it)",
+            "row_count": "runtime component (a wait polls inside it)",
+            "sql": "runtime component (a wait polls inside it)",
+        },
+        features={
+            "schedule": "recurring-run body in the v2beta1 REST shape (<name>.schedule.json); the cron moved to the "
+            "scheduler's timezone, with a warning where daylight saving time makes that inexact",
+            "params": "pipeline parameters",
+            "retries/backoff": "set_retry(num_retries, backoff_duration, backoff_factor, backoff_max_duration)",
+            "timeout": "kfp-kubernetes set_timeout (pod activeDeadlineSeconds)",
+            "evaluate on_fail: skip": "dsl.If around the promotion",
+            "evaluate on_fail: fail": "the evaluate component fails",
+            "caching": "off for every task",
+            "${run.id} / ${run.date}": "the pipeline job id / the scheduled time's date in the schedule's timezone (today there for manual runs)",
+            "${secret.X}": "Kubernetes secret x mounted with kfp-kubernetes use_secret_as_env",
+        },
+    )
+    options_model = KfpOptions
+
+    def check(self, pipeline: Pipeline, options: BaseModel) -> list[Diagnostic]:
+        """Shared checks plus what KFP cannot express."""
+        assert isinstance(options, KfpOptions)
+        return [
+            *super().check(pipeline, options),
+            *limits(pipeline),
+            *runtime_image(pipeline, options),
+            *mlflow_settings(pipeline, options),
+            *schedule.check(pipeline, options),
+        ]
+
+    def finish(self, outputs: list[Output], flags: frozenset[str]) -> list[Output]:
+        """With --ir, also the IR YAML compiled by kfp itself (the only time pipegen imports kfp)."""
+        if "ir" not in flags:
+            return outputs
+        return [*outputs, *(compile_ir(o) for o in outputs if o.path.endswith(".py"))]
+
+    def render(self, pipeline: Pipeline, options: BaseModel) -> list[Output]:
+        """The pipeline module, and the recurring-run definition when the spec has a schedule."""
+        assert isinstance(options, KfpOptions)
+        view = Lowering(pipeline, options).view()
+        text = render("kfp/pipeline.py.j2", v=view, install_kfp=options.install_kfp_package)
+        outputs = [Output(f"kfp/{pipeline.name}.py", text)]
+        if pipeline.schedule is not None:
+            outputs.append(Output(f"kfp/{pipeline.name}.schedule.json", schedule.recurring_run(pipeline, options)))
+        return outputs
+
+
+TARGET = KfpTarget()

@@ -1,0 +1,76 @@
+"""Names and text helpers every part of the KFP target shares: reserved inputs, identifiers, escaped JSON."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import keyword
+
+from pipegen.expr import Ref, parse_template
+from pipegen.resolve import ResolvedStep
+
+# Inputs every generated component takes; user parameter names may not collide with them.
+RUN_KEY, RUN_DATE = "pipegen_run_key", "pipegen_run_date"
+# A waiting gate's anchor: when its wait began (see Lowering._gate).
+WAIT_STARTED = "pipegen_wait_started"
+MLFLOW_INPUTS = ("pipegen_mlflow_run_id", "pipegen_mlflow_experiment_id", "pipegen_mlflow_tracking_uri")
+_TAKEN = {
+    "dsl",
+    "kubernetes",
+    "NamedTuple",
+    "BASE_IMAGE",
+    "pipeline",
+    "pipegen_start_run",
+    "pipegen_context",
+    "pipegen_clock",
+    "json",
+}
+
+
+def escaped_json(value: object) -> str:
+    """Canonical JSON in which every brace inside a string is a \\u escape.
+
+    KFP launchers substitute `{{$...}}` placeholders anywhere in a component's command, including the
+    embedded source; with braces escaped, no user text can form one. Structural braces stay as they are
+    (JSON objects never open with `{{`).
+    """
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{escaped_json(str(k))}: {escaped_json(v)}" for k, v in sorted(value.items())) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(escaped_json(v) for v in value) + "]"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False).replace("{", "\\u007b").replace("}", "\\u007d")
+    return json.dumps(value)
+
+
+def ident(name: str) -> str:
+    """A Python identifier for a step's component function."""
+    if keyword.iskeyword(name) or keyword.issoftkeyword(name) or name in _TAKEN:
+        return name + "_"
+    return name
+
+
+def is_secret(value: str) -> bool:
+    ref = parse_template(value).single_ref
+    return ref is not None and ref.namespace == "secret"
+
+
+def step_refs(step: ResolvedStep) -> list[Ref]:
+    """Every reference in a step's strings and its backend's."""
+    refs: list[Ref] = []
+
+    def walk(value: object) -> None:
+        if isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                refs.extend(parse_template(value).refs)
+        elif isinstance(value, dict):
+            for v in value.values():
+                walk(v)
+        elif isinstance(value, list):
+            for v in value:
+                walk(v)
+
+    walk(step.body.model_dump())
+    if step.backend is not None:
+        walk(step.backend.model_dump())
+    return refs
