@@ -13,7 +13,7 @@ from pydantic_core import core_schema
 from pipegen import spec
 from pipegen.diagnostics import CODES
 from pipegen.schedule import PRESETS
-from pipegen.spec import STEP_KINDS, Spec
+from pipegen.spec import STEP_KINDS, Limit, Spec
 
 SCHEMA_ID = "https://pipegen.dev/schema/pipegen-v1.schema.json"
 
@@ -55,13 +55,20 @@ _VALIDATORS: dict[Callable[..., Any], JsonSchemaValue] = {
     spec._check_url: {"pattern": r"^(?:https?://|\$\{)", "patternErrorMessage": "an http(s) URL"},
 }
 
-# Durations that must be longer than zero (pipegen.checks.structure.durations_positive); retry delays may be 0s.
+# Durations that must be longer than zero (their limit in pipegen.spec.LIMITS starts above 0); retry delays may be 0s.
 _POSITIVE = {"pattern": "^(?![0dhms]*$)", "patternErrorMessage": "a duration longer than zero; " + _hint("PG205")}
-_POSITIVE_DURATIONS: dict[type[BaseModel], tuple[str, ...]] = {
-    spec.Policy: ("timeout",),
-    spec.FreshnessGate: ("max_age",),
-    spec.Wait: ("timeout", "interval"),
-}
+
+
+def _limit_schema(function: Any) -> list[JsonSchemaValue]:
+    """What a bounded field's validator (pipegen.spec.limits) adds: its range in words, and zero refused."""
+    limit = getattr(function, "limit", None)
+    if not isinstance(limit, Limit):
+        return []
+    # An upper bound on a duration is arithmetic over its parts, beyond what a pattern can say: it is described.
+    out: list[JsonSchemaValue] = [{"description": f"{limit.range} ({limit.why})"}]
+    if limit.kind == "duration" and limit.low > 0:
+        out.append(_POSITIVE)
+    return out
 
 
 def _present(key: str, kind: str) -> JsonSchemaValue:
@@ -96,13 +103,6 @@ def _conjoin(schemas: list[JsonSchemaValue]) -> JsonSchemaValue:
     return out
 
 
-def _on_strings(schema: JsonSchemaValue, extra: JsonSchemaValue) -> JsonSchemaValue:
-    """Schema with extra applied to its string form (the string branch of an optional field)."""
-    if "anyOf" in schema:
-        return {**schema, "anyOf": [_on_strings(s, extra) if s.get("type") == "string" else s for s in schema["anyOf"]]}
-    return _conjoin([schema, extra])
-
-
 class _Generator(GenerateJsonSchema):
     """pydantic's generator, plus the checks pydantic cannot see inside validator functions."""
 
@@ -124,17 +124,17 @@ class _Generator(GenerateJsonSchema):
 
     def function_after_schema(self, schema: core_schema.AfterValidatorFunctionSchema) -> JsonSchemaValue:
         out = super().function_after_schema(schema)
-        extra = _VALIDATORS.get(schema["function"]["function"])
-        return _conjoin([out, extra]) if extra else out
+        function = schema["function"]["function"]
+        extra = _VALIDATORS.get(function)
+        return _conjoin([out, extra] if extra else [out, *_limit_schema(function)])
+
+    def function_before_schema(self, schema: core_schema.BeforeValidatorFunctionSchema) -> JsonSchemaValue:
+        out = super().function_before_schema(schema)
+        return _conjoin([out, *_limit_schema(schema["function"]["function"])])
 
     def model_schema(self, schema: core_schema.ModelSchema) -> JsonSchemaValue:
         out = super().model_schema(schema)
-        cls = schema["cls"]
-        for model, fields in _POSITIVE_DURATIONS.items():
-            if issubclass(cls, model):
-                for name in fields:
-                    out["properties"][name] = _on_strings(out["properties"][name], _POSITIVE)
-        rule = _MODEL_RULES.get(cls)
+        rule = _MODEL_RULES.get(schema["cls"])
         return _conjoin([out, rule]) if rule else out
 
 

@@ -62,6 +62,7 @@ CODE_VERDICTS: dict[str, str] = {
     "PG207": REJECTS,  # threshold pattern
     "PG208": REJECTS,  # ${...} expression pattern
     "PG209": REJECTS,  # backend type / gate check: discriminated oneOf
+    "PG210": REJECTS,  # counts' minimum and maximum (see BY_MESSAGE for durations, parameters, Infinity and NaN)
     "PG300": ACCEPTS,  # duplicate step name (uniqueness of a field across items)
     "PG301": ACCEPTS,  # unknown step
     "PG302": ACCEPTS,  # dependency cycle
@@ -89,6 +90,14 @@ BY_MESSAGE: list[tuple[str, str, str, str]] = [
     ("PG206", r"^unknown timezone ", ACCEPTS, "IANA timezone names are the machine's tzdata, not structure"),
     ("PG206", r"^invalid cron expression ", ACCEPTS, "field ranges and names are croniter's to judge"),
     ("PG400", r" waits .* but checks only every ", ACCEPTS, "compares two values of the spec"),
+    (
+        "PG210",
+        r"^(timeout|retry_delay|max_retry_delay|wait timeout|wait interval|max_age) '",
+        ACCEPTS,
+        "a duration's length is arithmetic over its parts, beyond what a pattern says (it is in the description)",
+    ),
+    ("PG210", r"^integer parameter ", ACCEPTS, "JSON Schema's 'number', which a parameter may be, takes any integer"),
+    ("PG210", r" is not a finite number ", ACCEPTS, "JSON has no Infinity or NaN, so JSON Schema cannot refuse them"),
     ("PG400", r" is promoted to several aliases: ", ACCEPTS, "spans several steps"),
 ]
 
@@ -335,6 +344,12 @@ EDGES: list[tuple[str, Callable[[dict[str, Any]], None], bool]] = [
     ("max-age-zero", _set(("steps", 0, "gate", "max_age"), "0d"), False),
     ("wait-interval-zero", _set(("steps", 0, "gate", "wait", "interval"), "0s"), False),
     ("duration-combined", _set(("defaults", "timeout"), "1d2h3m4s"), True),
+    ("timeout-a-year", _set(("defaults", "timeout"), "365d"), True),
+    ("max-retry-delay-zero", _set(("defaults", "max_retry_delay"), "0s"), False),
+    ("retries-100", _set(("defaults", "retries"), 100), True),
+    ("retries-101", _set(("defaults", "retries"), 101), False),
+    ("min-rows-float", _row_count(table="t", min_rows=1.0e38), False),
+    ("min-rows-2-53", _row_count(table="t", min_rows=2**53), False),
     ("duration-out-of-order", _set(("defaults", "timeout"), "3m2h"), False),
     ("duration-empty", _set(("defaults", "retry_delay"), ""), False),
     ("literal-dollars", _set(CMD, "$$${run.id} $${x} $$ a$b {} $"), True),
