@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field, create_model
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import core_schema
 
@@ -14,6 +14,7 @@ from pipegen import spec
 from pipegen.diagnostics import CODES
 from pipegen.schedule import PRESETS
 from pipegen.spec import STEP_KINDS, Limit, Spec
+from pipegen.targets.base import Target
 
 SCHEMA_ID = "https://pipegen.dev/schema/pipegen-v1.schema.json"
 
@@ -138,9 +139,89 @@ class _Generator(GenerateJsonSchema):
         return _conjoin([out, rule]) if rule else out
 
 
+# ---- target options ------------------------------------------------------------------------------
+
+# Descriptions of target options whose models do not carry them yet, keyed by (target, option path). A stopgap
+# until each options model says them with Field(description=...), which always wins over this table.
+OPTION_DESCRIPTIONS: dict[tuple[str, str], str] = {
+    ("airflow", "aws_conn_id"): "The Airflow connection the AWS operators (Batch, SageMaker) use.",
+    ("airflow", "kubernetes_conn_id"): "The Airflow connection KubernetesPodOperator uses to reach the cluster.",
+    ("airflow", "sagemaker_volume_gb"): "The storage volume of each SageMaker training job, in GB (VolumeSizeInGB).",
+    ("kfp", "base_image"): "The image runtime components run in; it must have pipegen[runtime] installed.",
+    ("kfp", "install_kfp_package"): (
+        "Whether kfp installs itself into each lightweight component's container; false when the image has kfp."
+    ),
+    ("stepfunctions", "query_language"): (
+        "JSONPath (literal values are never evaluated; runs unchanged in local ASL interpreters) or JSONata."
+    ),
+    ("stepfunctions", "runtime_function"): (
+        "The Lambda function (name, ARN or alias ARN) that runs pipegen.runtime.lambda_handler.handler."
+    ),
+    ("stepfunctions", "eks_cluster"): "The EKS cluster kubernetes steps run on (eks:runJob needs its endpoint and CA).",
+    ("stepfunctions", "eks_cluster.name"): "The cluster's name.",
+    ("stepfunctions", "eks_cluster.endpoint"): "The cluster's API server endpoint (https://...).",
+    ("stepfunctions", "eks_cluster.certificate_authority"): "The cluster's certificate authority data (base64).",
+    ("stepfunctions", "state_machine_arn"): "The state machine the schedule starts (<name>.schedule.json).",
+    ("stepfunctions", "scheduler_role_arn"): "The IAM role EventBridge Scheduler assumes to start it.",
+}
+
+
+def refs_of(node: Any) -> list[str]:
+    """The $defs names a property schema refers to, directly or through anyOf/allOf."""
+    found = [str(node["$ref"]).rsplit("/", 1)[-1]] if "$ref" in node else []
+    for key in ("anyOf", "allOf", "oneOf"):
+        for part in node.get(key, []):
+            found += refs_of(part)
+    return found
+
+
+def _describe_options(target: str, model: JsonSchemaValue, defs: JsonSchemaValue, prefix: str = "") -> None:
+    """Fill in the options' missing descriptions from OPTION_DESCRIPTIONS, nested models too, in place."""
+    for key, prop in model.get("properties", {}).items():
+        text = OPTION_DESCRIPTIONS.get((target, prefix + key))
+        if text and "description" not in prop:
+            prop["description"] = text
+        for ref in refs_of(prop):
+            _describe_options(target, defs[ref], defs, f"{prefix}{key}.")
+
+
+def options_schema(target: Target) -> JsonSchemaValue:
+    """One target's options (`targets: {<name>: ...}`) as JSON Schema, with $defs, descriptions filled in."""
+    schema = target.options_model.model_json_schema(schema_generator=_Generator)
+    _describe_options(target.name, schema, schema.get("$defs", {}))
+    return schema
+
+
+def _with_targets(targets: dict[str, Target]) -> type[BaseModel]:
+    """Spec with `targets:` typed as what the registered targets take, for the schema only (the check validates)."""
+    fields: dict[str, Any] = {
+        f"target_{i}": (
+            target.options_model,
+            Field(default=None, alias=name, description=f"Options for {target.title} (compile -t {name})."),
+        )
+        for i, (name, target) in enumerate(targets.items())
+    }
+    section = create_model(
+        "Targets",
+        __config__=ConfigDict(extra="forbid"),
+        __doc__="Options for each target, under its name; 'pipegen targets' lists them.",
+        **fields,
+    )
+    return create_model("Spec", __base__=Spec, __doc__=Spec.__doc__, targets=(section, Field(default_factory=dict)))
+
+
 def json_schema() -> dict[str, object]:
-    """The JSON Schema (draft 2020-12) generated from the spec models."""
-    schema = Spec.model_json_schema(schema_generator=_Generator)
+    """The JSON Schema (draft 2020-12) generated from the spec models and the registered targets' options."""
+    from pipegen.targets import available
+
+    targets = available()
+    schema = _with_targets(targets).model_json_schema(schema_generator=_Generator)
+    defs = schema["$defs"]
+    for name, target in targets.items():
+        option = defs["Targets"]["properties"][name]
+        option.pop("default", None)  # an absent section is not `null`
+        for ref in refs_of(option):
+            _describe_options(target.name, defs[ref], defs)
     # `schedule: "0 2 * * *"` is shorthand for the mapping form; the models accept it before validation.
     properties = schema["properties"]
     properties["schedule"] = {

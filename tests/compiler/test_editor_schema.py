@@ -79,7 +79,7 @@ CODE_VERDICTS: dict[str, str] = {
     "PG600": ACCEPTS,  # target limits and options
     "PG601": ACCEPTS,
     "PG602": ACCEPTS,
-    "PG603": ACCEPTS,
+    "PG603": REJECTS,  # unknown target: the schema lists the registered targets' options under `targets:`
     "PG604": ACCEPTS,
     "PG700": ACCEPTS,  # warnings
     "PG701": ACCEPTS,
@@ -630,3 +630,29 @@ def test_editor_completes_step_kinds_and_hovers(editor: EditorRun) -> None:
     proc = run_checker("--at", "6:6", path)
     assert proc.returncode == 0, proc.stderr
     assert "A task that trains into the pipeline's MLflow run." in json.loads(proc.stdout)[0]["hover"]
+
+
+@editor_test
+def test_editor_completes_and_checks_target_options(editor: EditorRun) -> None:
+    """Target options are in the schema: the editor offers them under `targets.<name>` and flags a misspelt one."""
+    from pipegen.targets import available
+
+    head = f"{MODELINE}\npipegen: 1\nname: x\nsteps:\n  - name: a\n    task: {{command: [x]}}\ntargets:\n"
+    path = editor.root / "specs" / "target-options.yaml"
+    path.write_text(head + "  \n")
+    proc = run_checker("--at", "8:3", path)
+    assert proc.returncode == 0, proc.stderr
+    assert set(available()) <= set(json.loads(proc.stdout)[0]["completions"])
+    for name, target in available().items():
+        path.write_text(head + f"  {name}:\n    \n")
+        proc = run_checker("--at", "9:5", path)
+        assert proc.returncode == 0, proc.stderr
+        assert set(target.options_model.model_fields) <= set(json.loads(proc.stdout)[0]["completions"]), name
+    path.write_text(head + "  kfp:\n    base_imag: img:1\n")
+    checked = check_source(Source(path.name, without_modeline(path.read_text())))
+    [d] = checked.diagnostics
+    assert (d.code, d.location.line + 1) == ("PG200", 9) and "did you mean 'base_image'" in d.message
+    proc = run_checker(path)
+    assert proc.returncode == 0, proc.stderr
+    [flagged] = json.loads(proc.stdout)[0]["diagnostics"]
+    assert (flagged["message"], flagged["line"]) == ("Property base_imag is not allowed.", 9)
