@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -60,7 +61,8 @@ BASE: dict[str, Any] = {
 
 # Where each row of LIMITS is written in BASE. The test below fails if a row has no place here.
 PLACES: dict[str, tuple[str | int, ...]] = {
-    "timeout": ("defaults", "timeout"),
+    "timeout": ("steps", 1, "timeout"),
+    "sagemaker.timeout": ("steps", 2, "timeout"),
     "retry_delay": ("defaults", "retry_delay"),
     "max_retry_delay": ("defaults", "max_retry_delay"),
     "retries": ("defaults", "retries"),
@@ -204,3 +206,56 @@ def test_cpu_in_whole_millicores(cpu: Any, ok: bool) -> None:
 def test_a_wait_interval_longer_than_its_timeout_is_still_reported() -> None:
     [d] = check(put(("steps", 0, "gate", "wait"), {"timeout": "1h", "interval": "2h"}))
     assert d.code == "PG400" and "checks only every 2h" in d.message
+
+
+AT_THE_BOUNDS = """\
+pipegen: 1
+name: bounds
+params: {big: 9007199254740991, small: -9007199254740991, x: 1.0e+308}
+defaults: {retries: 100, retry_delay: 365d, backoff: exponential, max_retry_delay: 365d, timeout: 365d}
+backends:
+  sm: {type: sagemaker, role_arn: "arn:aws:iam::123456789012:role/r", image: "img:1", instance_type: ml.m5.xlarge,
+       instance_count: 2147483647, output_path: "s3://b/o/"}
+  batch: {type: aws_batch, job_queue: q, job_definition: d}
+steps:
+  - name: ready
+    gate: {check: freshness, path: "s3://b/x/", max_age: 36500d, wait: {timeout: 365d, interval: 365d}}
+  - name: rows
+    gate: {check: row_count, connection: "${secret.db}", table: t, min_rows: 9007199254740991}
+  - name: prep
+    task: {backend: batch, command: [python, prep.py], resources: {cpu: 2147483647, gpu: 2147483647}}
+  - name: train
+    timeout: 28d
+    train: {backend: sm, command: [python, "${params.big}", "${params.small}", "${params.x}"], metrics: [auc]}
+  - name: quality
+    evaluate: {run_of: train, champion: {metric: auc, min_delta: 1.0e+308}}
+  - name: promote
+    promote: {model: m, run_of: train}
+"""
+
+
+def test_a_spec_at_the_upper_bounds_compiles_for_every_target(tmp_path: Path) -> None:
+    """The bounds are what every target takes: each compiles it, and asl-validator passes the state machine.
+
+    (Airflow's DagBag and the kfp compiler take the same files: checked by hand for issue 14; the engines live in
+    other environments than this test's.)
+    """
+    from pipegen.compiler import compile_checked
+    from pipegen.targets import available
+    from tests.stepfunctions.asl import load, validate
+
+    result = compile_checked(check_source(Source("bounds.yaml", AT_THE_BOUNDS)), list(available()))
+    assert result.ok, [d.format() for d in result.diagnostics]
+    outputs = {o.path: o.text for o in result.outputs}
+    asl = tmp_path / "bounds.asl.json"
+    asl.write_text(outputs["stepfunctions/bounds.asl.json"])
+    proc = validate(asl)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    states = load(asl.read_text())["States"]
+    assert states["prep"]["TimeoutSeconds"] == 365 * 86400
+    assert states["ready.wait"]["Seconds"] == 365 * 86400
+    [retrier] = states["prep"]["Retry"]
+    # Within what Step Functions takes: IntervalSeconds <= 99999999, MaxDelaySeconds < 31622401.
+    assert retrier["IntervalSeconds"] <= 99999999 and retrier["MaxDelaySeconds"] < 31622401
+    assert "timedelta(seconds=31536000)" in outputs["airflow/bounds.py"]
+    assert "9007199254740991" in outputs["kfp/bounds.py"]

@@ -72,6 +72,9 @@ LIMITS: dict[str, Limit] = {
         "Step Functions' MaxDelaySeconds is under 366 days, in an execution of at most a year",
         "Airflow reads a max_retry_delay of zero as no cap, Step Functions as a cap of 1s",
     ),
+    "sagemaker.timeout": Limit(
+        "timeout", "duration", 1, 28 * DAY, "SageMaker ends a training job after at most 28 days, MaxRuntimeInSeconds"
+    ),
     "retries": Limit(
         "retries", "integer", 0, 100, "Step Functions records every attempt in an execution history of 25,000 events"
     ),
@@ -109,15 +112,20 @@ def _show(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _outside(limit: Limit, shown: str, value: float) -> PydanticCustomError:
-    """The error for a value below or above a limit, naming the bound and why it is there."""
+def outside(limit: Limit, shown: str, value: float) -> tuple[str, str]:
+    """Message and hint for a value below or above a limit, naming the bound and why it is there."""
     if value < limit.low:
         reason = f" ({limit.why_low})" if limit.why_low else ""
         message = f"{limit.label} {shown} is below the limit: at least {limit.show(limit.low)}{reason}"
     else:
         message = f"{limit.label} {shown} exceeds the limit: at most {limit.show(limit.high)} ({limit.why})"
     what = "a duration" if limit.kind == "duration" else "a value"
-    return PydanticCustomError("pg_limit", "{message}", {"message": message, "hint": f"use {what} from {limit.range}"})
+    return message, f"use {what} from {limit.range}"
+
+
+def _outside(limit: Limit, shown: str, value: float) -> PydanticCustomError:
+    message, hint = outside(limit, shown, value)
+    return PydanticCustomError("pg_limit", "{message}", {"message": message, "hint": hint})
 
 
 def check_duration(limit: Limit, value: str) -> str:
