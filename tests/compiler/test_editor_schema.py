@@ -96,6 +96,7 @@ BY_MESSAGE: list[tuple[str, str, str, str]] = [
         ACCEPTS,
         "a duration's length is arithmetic over its parts, beyond what a pattern says (it is in the description)",
     ),
+    ("PG210", r"^memory '", ACCEPTS, "a quantity's size is arithmetic over number and suffix, beyond a pattern"),
     ("PG210", r"^integer parameter ", ACCEPTS, "JSON Schema's 'number', which a parameter may be, takes any integer"),
     ("PG210", r" is not a finite number ", ACCEPTS, "JSON has no Infinity or NaN, so JSON Schema cannot refuse them"),
     ("PG400", r" is promoted to several aliases: ", ACCEPTS, "spans several steps"),

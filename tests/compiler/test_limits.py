@@ -73,6 +73,7 @@ PLACES: dict[str, tuple[str | int, ...]] = {
     "instance_count": ("backends", "sm", "instance_count"),
     "resources.gpu": ("steps", 2, "train", "resources", "gpu"),
     "resources.cpu": ("steps", 2, "train", "resources", "cpu"),
+    "resources.memory": ("steps", 2, "train", "resources", "memory"),
     "champion.min_delta": ("steps", 3, "evaluate", "champion", "min_delta"),
     "params.integer": ("params", "n"),
     "params.number": ("params", "x"),
@@ -101,6 +102,8 @@ def put(path: tuple[str | int, ...], value: Any) -> Callable[[dict[str, Any]], N
 
 def written(key: str, value: float) -> Any:
     """A value as the spec writes it for this row: a duration string for durations."""
+    if key == "resources.memory":  # counted in MiB, written as a quantity
+        return f"{int(value) if float(value).is_integer() else value}Mi"
     return format_duration(int(value)) if LIMITS[key].kind == "duration" else value
 
 
@@ -129,7 +132,7 @@ def test_the_bounds_themselves_pass(key: str) -> None:
 def _past(key: str) -> list[tuple[str, Any]]:
     """Values just outside the row's range, as the spec writes them, with the bound the message must name."""
     limit = LIMITS[key]
-    step = 0.0005 if key == "resources.cpu" else 1
+    step = {"resources.cpu": 0.0005, "resources.memory": 0.5}.get(key, 1)
     out: list[tuple[str, Any]] = []
     if limit.high == sys.float_info.max:  # bounded above only by JSON: Infinity and NaN
         out += [("finite", float("inf")), ("finite", float("nan"))]

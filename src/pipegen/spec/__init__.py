@@ -20,6 +20,7 @@ from pipegen.spec.limits import (
     bounded_integer,
     bounded_number,
     check_cpu,
+    check_memory,
     check_param,
 )
 from pipegen.spec.scalars import (
@@ -338,7 +339,7 @@ class Resources(Model):
     """What a task asks of its backend."""
 
     cpu: Annotated[Cores | Quantity, AfterValidator(check_cpu)] | None = None
-    memory: Quantity | None = None
+    memory: Annotated[Quantity, AfterValidator(check_memory)] | None = None
     gpu: Gpu | None = None
 
 

@@ -41,6 +41,7 @@ class Limit:
     high: float
     why: str  # what sets the upper end
     why_low: str = ""  # what sets the lower end, when it is not plain sense (a timeout longer than zero)
+    unit: str = ""  # of a number the spec writes in other units ('MiB' for memory quantities)
 
     def show(self, value: float) -> str:
         """A bound or value as a spec writes it: '365d', '100', '0.001'."""
@@ -50,7 +51,8 @@ class Limit:
             return str(int(value))
         if abs(value) == sys.float_info.max:
             return "any finite number"
-        return str(int(value)) if float(value).is_integer() else f"{value:g}"
+        text = str(int(value)) if float(value).is_integer() else f"{value:g}"
+        return f"{text} {self.unit}" if self.unit else text
 
     @property
     def range(self) -> str:
@@ -92,6 +94,15 @@ LIMITS: dict[str, Limit] = {
     "resources.gpu": Limit("gpu", "integer", 0, INT32_MAX, _INT32_WHY),
     "resources.cpu": Limit(
         "cpu", "number", 0.001, INT32_MAX, _INT32_WHY, "Kubernetes counts CPU in whole millicores, 1m = 0.001"
+    ),
+    "resources.memory": Limit(
+        "memory",
+        "number",
+        1,
+        INT32_MAX,
+        "AWS Batch takes memory in MiB as a 32-bit integer",
+        "AWS Batch takes memory in whole MiB",
+        "MiB",
     ),
     "champion.min_delta": Limit("min_delta", "number", 0, sys.float_info.max, _FINITE_WHY),
     "params.integer": Limit(
@@ -225,6 +236,19 @@ def check_cpu(value: float | str) -> float | str:
                 "hint": f"round it to {round(millicores) / 1000:g}",
             },
         )
+    return value
+
+
+def check_memory(value: str) -> str:
+    """A memory quantity ('32Gi', '512M') within LIMITS['resources.memory'], which counts MiB."""
+    match = _QUANTITY.match(value)
+    if match is None:
+        return value  # not a quantity: the pattern reports it
+    mib = float(match[1]) * _SUFFIX.get(match[2] or "", 1.0) / 2**20
+    limit = LIMITS["resources.memory"]
+    if not limit.low <= mib <= limit.high:
+        message, hint = outside(limit, f"{value!r} ({mib:.0f} MiB)" if mib >= 1 else repr(value), mib)
+        raise PydanticCustomError("pg_limit", "{message}", {"message": message, "hint": hint})
     return value
 
 
