@@ -143,7 +143,10 @@ def check_duration(limit: Limit, value: str) -> str:
     """A well-formed duration within limit (zero where the limit wants more is a PG205 duration error)."""
     seconds = parse_duration(value)
     if seconds == 0 and limit.low > 0:
-        raise PydanticCustomError("pg_duration", "duration '{value}' must be longer than zero", {"value": value})
+        reason = f" ({limit.why_low})" if limit.why_low else ""
+        raise PydanticCustomError(
+            "pg_duration", "duration '{value}' must be longer than zero{reason}", {"value": value, "reason": reason}
+        )
     if not limit.low <= seconds <= limit.high:
         raise _outside(limit, repr(value), seconds)
     return value
