@@ -263,7 +263,8 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_targets(args: argparse.Namespace) -> int:
-    """Print what each target supports."""
+    """Print what each target supports, and the options it takes under `targets:`."""
+    from pipegen.matrix import target_options
     from pipegen.targets import available
 
     targets = available()
@@ -279,6 +280,11 @@ def cmd_targets(args: argparse.Namespace) -> int:
                 "backends": t.support.backends,
                 "gates": t.support.gates,
                 "features": t.support.features,
+                "options": {
+                    o.name: {"type": o.type, "required": o.required, "description": o.description}
+                    | ({} if o.required else {"default": o.default})
+                    for o in target_options(t)
+                },
             }
             for name, t in targets.items()
         }
@@ -297,6 +303,13 @@ def cmd_targets(args: argparse.Namespace) -> int:
             width = max((len(k) for k in table), default=0)
             for key, how in table.items():
                 print(f"    {key.ljust(width)}  {how}")
+        options = target_options(t)
+        print(f"  options (targets: {{{name}: {{...}}}}):" if options else "  options: none")
+        width = max((len(o.name) for o in options), default=0)
+        for o in options:
+            print(f"    {o.name.ljust(width)}  {o.type}, {'required' if o.required else 'default ' + o.default_text}")
+            if o.description:
+                print(f"    {''.ljust(width)}  {o.description}")
     return EXIT_OK
 
 

@@ -64,6 +64,7 @@ CODES: dict[str, CodeInfo] = {
         "use ${params.X}, ${run.id}, ${run.date}, ${env.X} or ${secret.X}; write $${ for a literal ${",
     ),
     "PG209": CodeInfo("unknown variant", "use one of the listed values"),
+    "PG210": CodeInfo("value out of range", "use a value in the range the message names: every target must accept it"),
     "PG300": CodeInfo("duplicate step name", "give every step a unique name"),
     "PG301": CodeInfo("unknown step", "name a step defined in 'steps'"),
     "PG302": CodeInfo("dependency cycle", "remove one of the 'after' edges on the cycle"),

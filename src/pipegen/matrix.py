@@ -1,13 +1,72 @@
-"""The support matrix of every target as Markdown: what `pipegen targets --format markdown` prints."""
+"""The support matrix of every target as Markdown (`pipegen targets --format markdown`, docs/targets.md), and
+each target's options as `pipegen targets` lists them."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
 
-from pipegen.spec import BACKEND_TYPES, GATE_CHECKS
+from pipegen.schema import options_schema, refs_of
+from pipegen.spec import BACKEND_TYPES, GATE_CHECKS, LIMITS
 from pipegen.targets.base import Target
 
 NOT_SUPPORTED = "not supported"
+REQUIRED = "required"
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option of a target (`targets: {<target>: {<name>: ...}}`): what the JSON Schema says of it."""
+
+    name: str  # dotted for an option inside another ('eks_cluster.name')
+    type: str
+    required: bool
+    default: Any  # meaningful only when not required
+    description: str
+
+    @property
+    def default_text(self) -> str:
+        """The default as YAML/JSON spells it, or 'required'."""
+        return REQUIRED if self.required else json.dumps(self.default, ensure_ascii=False)
+
+
+def _type_text(node: Mapping[str, Any], defs: Mapping[str, Any]) -> str:
+    """A property schema's type in a few words: 'string', 'JSONPath | JSONata', 'mapping'."""
+    if "$ref" in node:
+        return "mapping"
+    if "enum" in node:
+        return " | ".join(str(v) for v in node["enum"])
+    if "anyOf" in node:
+        # `null` is how an optional option says it has no value; its default shows that.
+        kinds = [_type_text(part, defs) for part in node["anyOf"]]
+        return " | ".join(dict.fromkeys(k for k in kinds if k != "null")) or "null"
+    if node.get("type") == "array":
+        return f"list of {_type_text(node.get('items', {}), defs)}"
+    if node.get("type") == "object":
+        return "mapping"
+    return str(node.get("type", "any"))
+
+
+def _options(model: Mapping[str, Any], defs: Mapping[str, Any], prefix: str = "") -> Iterator[Option]:
+    required = set(model.get("required", []))
+    for key, prop in model.get("properties", {}).items():
+        yield Option(
+            prefix + key,
+            _type_text(prop, defs),
+            key in required,
+            prop.get("default"),
+            " ".join(str(prop.get("description", "")).split()),
+        )
+        for ref in refs_of(prop):
+            yield from _options(defs[ref], defs, f"{prefix}{key}.")
+
+
+def target_options(target: Target) -> list[Option]:
+    """The options a target takes under `targets: {<name>: ...}`, in the order its model declares them."""
+    schema = options_schema(target)
+    return list(_options(schema, schema.get("$defs", {})))
 
 
 def _cell(text: str) -> str:
@@ -21,8 +80,21 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return lines
 
 
+def _limits() -> list[str]:
+    out = [
+        "",
+        "## Limits",
+        "",
+        "The range every target accepts for each number in a spec (`pipegen.spec.LIMITS`); a value outside",
+        "it is error PG210, with the reason below.",
+        "",
+    ]
+    rows = [[f"`{key}`", limit.range, limit.why] for key, limit in LIMITS.items()]
+    return out + _table(["field", "range", "why the upper end"], rows)
+
+
 def support_markdown(targets: Mapping[str, Target]) -> str:
-    """Backends and gates as one table across targets, then each target's features."""
+    """Backends and gates as one table across targets, then each target's features and options, then limits."""
     names = list(targets)
     header = [""] + [f"{name} ({targets[name].title})" for name in names]
     out = [
@@ -43,8 +115,19 @@ def support_markdown(targets: Mapping[str, Target]) -> str:
         ["gate check", *header[1:]],
         [[f"`{g}`", *(targets[n].support.gates.get(g, NOT_SUPPORTED) for n in names)] for g in GATE_CHECKS],
     )
-    out += ["", "## Features"]
+    out += ["", "## Features and options"]
     for name in names:
         out += ["", f"### {name}: {targets[name].title}", ""]
         out += _table(["feature", "how"], [[k, v] for k, v in targets[name].support.features.items()])
+        options = target_options(targets[name])
+        out += ["", f"Options, under `targets: {{{name}: {{...}}}}` in a spec:", ""]
+        if options:
+            rows = [
+                [f"`{o.name}`", o.type, o.default_text if o.required else f"`{o.default_text}`", o.description]
+                for o in options
+            ]
+            out += _table(["option", "type", "default", "description"], rows)
+        else:
+            out.append("none.")
+    out += _limits()
     return "\n".join(out) + "\n"

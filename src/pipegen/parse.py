@@ -24,6 +24,7 @@ _CUSTOM_CODES = {
     "pg_expression": "PG208",
     "pg_combination": "PG400",
     "pg_value": "PG202",
+    "pg_limit": "PG210",
 }
 
 

@@ -6,14 +6,15 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field, create_model
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import core_schema
 
 from pipegen import spec
 from pipegen.diagnostics import CODES
 from pipegen.schedule import PRESETS
-from pipegen.spec import STEP_KINDS, Spec
+from pipegen.spec import STEP_KINDS, Limit, Spec
+from pipegen.targets.base import Target
 
 SCHEMA_ID = "https://pipegen.dev/schema/pipegen-v1.schema.json"
 
@@ -55,13 +56,20 @@ _VALIDATORS: dict[Callable[..., Any], JsonSchemaValue] = {
     spec._check_url: {"pattern": r"^(?:https?://|\$\{)", "patternErrorMessage": "an http(s) URL"},
 }
 
-# Durations that must be longer than zero (pipegen.checks.structure.durations_positive); retry delays may be 0s.
+# Durations that must be longer than zero (their limit in pipegen.spec.LIMITS starts above 0); retry delays may be 0s.
 _POSITIVE = {"pattern": "^(?![0dhms]*$)", "patternErrorMessage": "a duration longer than zero; " + _hint("PG205")}
-_POSITIVE_DURATIONS: dict[type[BaseModel], tuple[str, ...]] = {
-    spec.Policy: ("timeout",),
-    spec.FreshnessGate: ("max_age",),
-    spec.Wait: ("timeout", "interval"),
-}
+
+
+def _limit_schema(function: Any) -> list[JsonSchemaValue]:
+    """What a bounded field's validator (pipegen.spec.limits) adds: its range in words, and zero refused."""
+    limit = getattr(function, "limit", None)
+    if not isinstance(limit, Limit):
+        return []
+    # An upper bound on a duration is arithmetic over its parts, beyond what a pattern can say: it is described.
+    out: list[JsonSchemaValue] = [{"description": f"{limit.range} ({limit.why})"}]
+    if limit.kind == "duration" and limit.low > 0:
+        out.append(_POSITIVE)
+    return out
 
 
 def _present(key: str, kind: str) -> JsonSchemaValue:
@@ -96,13 +104,6 @@ def _conjoin(schemas: list[JsonSchemaValue]) -> JsonSchemaValue:
     return out
 
 
-def _on_strings(schema: JsonSchemaValue, extra: JsonSchemaValue) -> JsonSchemaValue:
-    """Schema with extra applied to its string form (the string branch of an optional field)."""
-    if "anyOf" in schema:
-        return {**schema, "anyOf": [_on_strings(s, extra) if s.get("type") == "string" else s for s in schema["anyOf"]]}
-    return _conjoin([schema, extra])
-
-
 class _Generator(GenerateJsonSchema):
     """pydantic's generator, plus the checks pydantic cannot see inside validator functions."""
 
@@ -124,23 +125,103 @@ class _Generator(GenerateJsonSchema):
 
     def function_after_schema(self, schema: core_schema.AfterValidatorFunctionSchema) -> JsonSchemaValue:
         out = super().function_after_schema(schema)
-        extra = _VALIDATORS.get(schema["function"]["function"])
-        return _conjoin([out, extra]) if extra else out
+        function = schema["function"]["function"]
+        extra = _VALIDATORS.get(function)
+        return _conjoin([out, extra] if extra else [out, *_limit_schema(function)])
+
+    def function_before_schema(self, schema: core_schema.BeforeValidatorFunctionSchema) -> JsonSchemaValue:
+        out = super().function_before_schema(schema)
+        return _conjoin([out, *_limit_schema(schema["function"]["function"])])
 
     def model_schema(self, schema: core_schema.ModelSchema) -> JsonSchemaValue:
         out = super().model_schema(schema)
-        cls = schema["cls"]
-        for model, fields in _POSITIVE_DURATIONS.items():
-            if issubclass(cls, model):
-                for name in fields:
-                    out["properties"][name] = _on_strings(out["properties"][name], _POSITIVE)
-        rule = _MODEL_RULES.get(cls)
+        rule = _MODEL_RULES.get(schema["cls"])
         return _conjoin([out, rule]) if rule else out
 
 
+# ---- target options ------------------------------------------------------------------------------
+
+# Descriptions of target options whose models do not carry them yet, keyed by (target, option path). A stopgap
+# until each options model says them with Field(description=...), which always wins over this table.
+OPTION_DESCRIPTIONS: dict[tuple[str, str], str] = {
+    ("airflow", "aws_conn_id"): "The Airflow connection the AWS operators (Batch, SageMaker) use.",
+    ("airflow", "kubernetes_conn_id"): "The Airflow connection KubernetesPodOperator uses to reach the cluster.",
+    ("airflow", "sagemaker_volume_gb"): "The storage volume of each SageMaker training job, in GB (VolumeSizeInGB).",
+    ("kfp", "base_image"): "The image runtime components run in; it must have pipegen[runtime] installed.",
+    ("kfp", "install_kfp_package"): (
+        "Whether kfp installs itself into each lightweight component's container; false when the image has kfp."
+    ),
+    ("stepfunctions", "query_language"): (
+        "JSONPath (literal values are never evaluated; runs unchanged in local ASL interpreters) or JSONata."
+    ),
+    ("stepfunctions", "runtime_function"): (
+        "The Lambda function (name, ARN or alias ARN) that runs pipegen.runtime.lambda_handler.handler."
+    ),
+    ("stepfunctions", "eks_cluster"): "The EKS cluster kubernetes steps run on (eks:runJob needs its endpoint and CA).",
+    ("stepfunctions", "eks_cluster.name"): "The cluster's name.",
+    ("stepfunctions", "eks_cluster.endpoint"): "The cluster's API server endpoint (https://...).",
+    ("stepfunctions", "eks_cluster.certificate_authority"): "The cluster's certificate authority data (base64).",
+    ("stepfunctions", "state_machine_arn"): "The state machine the schedule starts (<name>.schedule.json).",
+    ("stepfunctions", "scheduler_role_arn"): "The IAM role EventBridge Scheduler assumes to start it.",
+}
+
+
+def refs_of(node: Any) -> list[str]:
+    """The $defs names a property schema refers to, directly or through anyOf/allOf."""
+    found = [str(node["$ref"]).rsplit("/", 1)[-1]] if "$ref" in node else []
+    for key in ("anyOf", "allOf", "oneOf"):
+        for part in node.get(key, []):
+            found += refs_of(part)
+    return found
+
+
+def _describe_options(target: str, model: JsonSchemaValue, defs: JsonSchemaValue, prefix: str = "") -> None:
+    """Fill in the options' missing descriptions from OPTION_DESCRIPTIONS, nested models too, in place."""
+    for key, prop in model.get("properties", {}).items():
+        text = OPTION_DESCRIPTIONS.get((target, prefix + key))
+        if text and "description" not in prop:
+            prop["description"] = text
+        for ref in refs_of(prop):
+            _describe_options(target, defs[ref], defs, f"{prefix}{key}.")
+
+
+def options_schema(target: Target) -> JsonSchemaValue:
+    """One target's options (`targets: {<name>: ...}`) as JSON Schema, with $defs, descriptions filled in."""
+    schema = target.options_model.model_json_schema(schema_generator=_Generator)
+    _describe_options(target.name, schema, schema.get("$defs", {}))
+    return schema
+
+
+def _with_targets(targets: dict[str, Target]) -> type[BaseModel]:
+    """Spec with `targets:` typed as what the registered targets take, for the schema only (the check validates)."""
+    fields: dict[str, Any] = {
+        f"target_{i}": (
+            target.options_model,
+            Field(default=None, alias=name, description=f"Options for {target.title} (compile -t {name})."),
+        )
+        for i, (name, target) in enumerate(targets.items())
+    }
+    section = create_model(
+        "Targets",
+        __config__=ConfigDict(extra="forbid"),
+        __doc__="Options for each target, under its name; 'pipegen targets' lists them.",
+        **fields,
+    )
+    return create_model("Spec", __base__=Spec, __doc__=Spec.__doc__, targets=(section, Field(default_factory=dict)))
+
+
 def json_schema() -> dict[str, object]:
-    """The JSON Schema (draft 2020-12) generated from the spec models."""
-    schema = Spec.model_json_schema(schema_generator=_Generator)
+    """The JSON Schema (draft 2020-12) generated from the spec models and the registered targets' options."""
+    from pipegen.targets import available
+
+    targets = available()
+    schema = _with_targets(targets).model_json_schema(schema_generator=_Generator)
+    defs = schema["$defs"]
+    for name, target in targets.items():
+        option = defs["Targets"]["properties"][name]
+        option.pop("default", None)  # an absent section is not `null`
+        for ref in refs_of(option):
+            _describe_options(target.name, defs[ref], defs)
     # `schedule: "0 2 * * *"` is shorthand for the mapping form; the models accept it before validation.
     properties = schema["properties"]
     properties["schedule"] = {

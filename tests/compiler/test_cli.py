@@ -131,6 +131,23 @@ def test_support_matrix_in_docs_is_current(cli: Cli) -> None:
         assert name in result.out
 
 
+def test_targets_list_every_option_with_a_description(cli: Cli) -> None:
+    """`pipegen targets` lists each target's options (from its options model) with type, default and description."""
+    from pipegen.targets import available
+
+    text = cli("targets").out
+    doc = json.loads(cli("targets", "--format", "json").out)
+    markdown = cli("targets", "--format", "markdown").out
+    for name, target in available().items():
+        options = doc[name]["options"]
+        assert set(target.options_model.model_fields) <= set(options), name
+        for option, info in options.items():
+            assert info["type"] and info["description"], (name, option)
+            assert info["required"] == ("default" not in info)
+            assert f"    {option} " in text and f"| `{option}` |" in markdown
+    assert '    query_language                     JSONPath | JSONata, default "JSONPath"\n' in text
+
+
 def test_schema_command_matches_committed_file(cli: Cli) -> None:
     result = cli("schema")
     assert result.code == 0

@@ -7,9 +7,10 @@ import os
 import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from pipegen.emit import Output
 from pipegen.resolve import Pipeline
@@ -23,7 +24,7 @@ Cli = Callable[..., CliResult]
 
 class ManifestOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
-    indent: int = 2
+    indent: int = Field(2, description="Spaces per level of the manifest's JSON.")
 
 
 class ManifestTarget(Target):
@@ -67,6 +68,47 @@ def test_registered_target_is_listed(cli: Cli) -> None:
     result = cli("targets")
     assert "manifest: JSON manifest" in result.out
     assert "kubernetes  pod" in result.out
+
+
+def test_registered_target_options_are_in_the_schema() -> None:
+    """The schema's `targets:` comes from the registry, so a plugin's options are completed and checked too."""
+    import jsonschema
+
+    from pipegen.schema import json_schema
+
+    schema = json_schema()
+    defs: dict[str, Any] = schema["$defs"]  # type: ignore[assignment]
+    section = defs["Targets"]
+    assert set(section["properties"]) == set(available()) and section["additionalProperties"] is False
+    ref = section["properties"]["manifest"]["$ref"].rsplit("/", 1)[-1]
+    assert defs[ref]["properties"]["indent"] == {
+        "default": 2,
+        "description": "Spaces per level of the manifest's JSON.",
+        "title": "Indent",
+        "type": "integer",
+    }
+    validator = jsonschema.Draft202012Validator(schema)
+    base = {"pipegen": 1, "name": "x", "steps": [{"name": "a", "task": {"command": ["x"]}}]}
+    assert validator.is_valid({**base, "targets": {"manifest": {"indent": 4}}})
+    for bad in ({"manifest": {"indnt": 4}}, {"manifest": {"indent": "4"}}, {"manifst": {}}):
+        assert not validator.is_valid({**base, "targets": bad}), bad
+
+
+def test_registered_target_options_are_listed(cli: Cli) -> None:
+    result = cli("targets")
+    assert "  options (targets: {manifest: {...}}):\n    indent  integer, default 2\n" in result.out
+    assert "            Spaces per level of the manifest's JSON.\n" in result.out
+    doc = json.loads(cli("targets", "--format", "json").out)
+    assert doc["manifest"]["options"] == {
+        "indent": {
+            "type": "integer",
+            "required": False,
+            "default": 2,
+            "description": "Spaces per level of the manifest's JSON.",
+        }
+    }
+    markdown = cli("targets", "--format", "markdown").out
+    assert "| `indent` | integer | `2` | Spaces per level of the manifest's JSON. |" in markdown
 
 
 def test_compile_writes_outputs(cli: Cli, tmp_path: Path) -> None:

@@ -62,6 +62,7 @@ CODE_VERDICTS: dict[str, str] = {
     "PG207": REJECTS,  # threshold pattern
     "PG208": REJECTS,  # ${...} expression pattern
     "PG209": REJECTS,  # backend type / gate check: discriminated oneOf
+    "PG210": REJECTS,  # counts' minimum and maximum (see BY_MESSAGE for durations, parameters, Infinity and NaN)
     "PG300": ACCEPTS,  # duplicate step name (uniqueness of a field across items)
     "PG301": ACCEPTS,  # unknown step
     "PG302": ACCEPTS,  # dependency cycle
@@ -78,7 +79,7 @@ CODE_VERDICTS: dict[str, str] = {
     "PG600": ACCEPTS,  # target limits and options
     "PG601": ACCEPTS,
     "PG602": ACCEPTS,
-    "PG603": ACCEPTS,
+    "PG603": REJECTS,  # unknown target: the schema lists the registered targets' options under `targets:`
     "PG604": ACCEPTS,
     "PG700": ACCEPTS,  # warnings
     "PG701": ACCEPTS,
@@ -89,6 +90,15 @@ BY_MESSAGE: list[tuple[str, str, str, str]] = [
     ("PG206", r"^unknown timezone ", ACCEPTS, "IANA timezone names are the machine's tzdata, not structure"),
     ("PG206", r"^invalid cron expression ", ACCEPTS, "field ranges and names are croniter's to judge"),
     ("PG400", r" waits .* but checks only every ", ACCEPTS, "compares two values of the spec"),
+    (
+        "PG210",
+        r"^(timeout|retry_delay|max_retry_delay|wait timeout|wait interval|max_age) '",
+        ACCEPTS,
+        "a duration's length is arithmetic over its parts, beyond what a pattern says (it is in the description)",
+    ),
+    ("PG210", r"^memory '", ACCEPTS, "a quantity's size is arithmetic over number and suffix, beyond a pattern"),
+    ("PG210", r"^integer parameter ", ACCEPTS, "JSON Schema's 'number', which a parameter may be, takes any integer"),
+    ("PG210", r" is not a finite number ", ACCEPTS, "JSON has no Infinity or NaN, so JSON Schema cannot refuse them"),
     ("PG400", r" is promoted to several aliases: ", ACCEPTS, "spans several steps"),
 ]
 
@@ -335,6 +345,12 @@ EDGES: list[tuple[str, Callable[[dict[str, Any]], None], bool]] = [
     ("max-age-zero", _set(("steps", 0, "gate", "max_age"), "0d"), False),
     ("wait-interval-zero", _set(("steps", 0, "gate", "wait", "interval"), "0s"), False),
     ("duration-combined", _set(("defaults", "timeout"), "1d2h3m4s"), True),
+    ("timeout-a-year", _set(("defaults", "timeout"), "365d"), True),
+    ("max-retry-delay-zero", _set(("defaults", "max_retry_delay"), "0s"), False),
+    ("retries-100", _set(("defaults", "retries"), 100), True),
+    ("retries-101", _set(("defaults", "retries"), 101), False),
+    ("min-rows-float", _row_count(table="t", min_rows=1.0e38), False),
+    ("min-rows-2-53", _row_count(table="t", min_rows=2**53), False),
     ("duration-out-of-order", _set(("defaults", "timeout"), "3m2h"), False),
     ("duration-empty", _set(("defaults", "retry_delay"), ""), False),
     ("literal-dollars", _set(CMD, "$$${run.id} $${x} $$ a$b {} $"), True),
@@ -615,3 +631,29 @@ def test_editor_completes_step_kinds_and_hovers(editor: EditorRun) -> None:
     proc = run_checker("--at", "6:6", path)
     assert proc.returncode == 0, proc.stderr
     assert "A task that trains into the pipeline's MLflow run." in json.loads(proc.stdout)[0]["hover"]
+
+
+@editor_test
+def test_editor_completes_and_checks_target_options(editor: EditorRun) -> None:
+    """Target options are in the schema: the editor offers them under `targets.<name>` and flags a misspelt one."""
+    from pipegen.targets import available
+
+    head = f"{MODELINE}\npipegen: 1\nname: x\nsteps:\n  - name: a\n    task: {{command: [x]}}\ntargets:\n"
+    path = editor.root / "specs" / "target-options.yaml"
+    path.write_text(head + "  \n")
+    proc = run_checker("--at", "8:3", path)
+    assert proc.returncode == 0, proc.stderr
+    assert set(available()) <= set(json.loads(proc.stdout)[0]["completions"])
+    for name, target in available().items():
+        path.write_text(head + f"  {name}:\n    \n")
+        proc = run_checker("--at", "9:5", path)
+        assert proc.returncode == 0, proc.stderr
+        assert set(target.options_model.model_fields) <= set(json.loads(proc.stdout)[0]["completions"]), name
+    path.write_text(head + "  kfp:\n    base_imag: img:1\n")
+    checked = check_source(Source(path.name, without_modeline(path.read_text())))
+    [d] = checked.diagnostics
+    assert (d.code, d.location.line + 1) == ("PG200", 9) and "did you mean 'base_image'" in d.message
+    proc = run_checker(path)
+    assert proc.returncode == 0, proc.stderr
+    [flagged] = json.loads(proc.stdout)[0]["diagnostics"]
+    assert (flagged["message"], flagged["line"]) == ("Property base_imag is not allowed.", 9)

@@ -1,34 +1,126 @@
-"""Spec format v1 as strict pydantic models that mirror the YAML, key for key."""
+"""Spec format v1 as strict pydantic models that mirror the YAML, key for key.
+
+The scalar types (names, templates, durations...) live in `scalars`; the ranges every target accepts for
+durations, counts and numbers, in `limits` (the one table targets and docs read).
+"""
 
 from __future__ import annotations
 
-import difflib
-import re
-import zoneinfo
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    model_validator,
-)
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
-from pipegen.durations import parse_duration
-from pipegen.expr import ExpressionError, parse_template
-from pipegen.schedule import normalize_cron
-from pipegen.thresholds import parse_threshold
+from pipegen.spec.limits import (
+    JSON_SAFE_INT,
+    LIMITS,
+    Limit,
+    bounded_duration,
+    bounded_integer,
+    bounded_number,
+    check_cpu,
+    check_memory,
+    check_param,
+)
+from pipegen.spec.scalars import (
+    BACKEND_NAME,
+    ENV_NAME,
+    MAX_NAME,
+    MODEL_NAME,
+    PARAM_NAME,
+    PIPELINE_NAME,
+    STEP_NAME,
+    Alias,
+    BackendName,
+    Cron,
+    Duration,
+    EnvName,
+    MetricName,
+    ModelName,
+    ParamName,
+    PipelineName,
+    Quantity,
+    StepName,
+    ThresholdStr,
+    TStr,
+    Url,
+    _check_alias,
+    _check_cron,
+    _check_duration,
+    _check_template,
+    _check_threshold,
+    _check_timezone,
+    _check_url,
+)
+
+__all__ = [
+    "BACKEND_NAME",
+    "BACKEND_TYPES",
+    "ENV_NAME",
+    "FORMAT_VERSION",
+    "GATE_CHECKS",
+    "JSON_SAFE_INT",
+    "LIMITS",
+    "MAX_NAME",
+    "MODEL_NAME",
+    "PARAM_NAME",
+    "PIPELINE_NAME",
+    "STEP_KINDS",
+    "STEP_NAME",
+    "Alias",
+    "AwsBatchBackend",
+    "Backend",
+    "BackendName",
+    "Champion",
+    "Cron",
+    "Duration",
+    "EnvName",
+    "Evaluate",
+    "FreshnessGate",
+    "Gate",
+    "KubernetesBackend",
+    "Limit",
+    "LocalBackend",
+    "MetricName",
+    "MlflowConfig",
+    "Model",
+    "ModelName",
+    "Notify",
+    "ParamName",
+    "ParamValue",
+    "PartitionExistsGate",
+    "PipelineName",
+    "PipelineNotify",
+    "Policy",
+    "Promote",
+    "Quantity",
+    "RayBackend",
+    "Resources",
+    "RowCountGate",
+    "SageMakerBackend",
+    "Schedule",
+    "SparkBackend",
+    "Spec",
+    "SqlGate",
+    "Step",
+    "StepName",
+    "TStr",
+    "Task",
+    "ThresholdStr",
+    "Train",
+    "Url",
+    "Wait",
+    "_check_alias",
+    "_check_cron",
+    "_check_duration",
+    "_check_template",
+    "_check_threshold",
+    "_check_url",
+]
 
 FORMAT_VERSION = 1
 STEP_KINDS = ("gate", "task", "train", "evaluate", "promote")
-# Names must be valid in every target at once. The strictest limit is KFP's: task names become
-# Kubernetes DNS-1123 labels (63 characters, '_' mapped to '-'). Step Functions state names allow
-# 80, leaving room for generated suffixes; Airflow task and DAG ids allow 250 of [A-Za-z0-9_.-].
-MAX_NAME = 63
 
 
 class Model(BaseModel):
@@ -37,143 +129,29 @@ class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
-def _name_check(kind: str, pattern: str, max_len: int) -> AfterValidator:
-    regex = re.compile(pattern + r"\Z")
-
-    def check(value: str) -> str:
-        if not regex.match(value):
-            raise PydanticCustomError(
-                "pg_name",
-                "invalid {kind} '{value}': must match {pattern}",
-                {"kind": kind, "value": value, "pattern": pattern},
-            )
-        if len(value) > max_len:
-            raise PydanticCustomError(
-                "pg_name",
-                "{kind} '{value}' is {n} characters long; the limit is {max}",
-                {
-                    "kind": kind,
-                    "value": value,
-                    "n": len(value),
-                    "max": max_len,
-                    "hint": f"shorten it to at most {max_len} characters",
-                },
-            )
-        return value
-
-    return AfterValidator(check)
-
-
-PIPELINE_NAME = r"[a-z][a-z0-9-]*"
-STEP_NAME = r"[a-z][a-z0-9_]*"
-BACKEND_NAME = r"[a-z][a-z0-9_-]*"
-PARAM_NAME = r"[a-z_][a-z0-9_]*"
-ENV_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
-MODEL_NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
-
-PipelineName = Annotated[
-    str, _name_check("pipeline name", PIPELINE_NAME, MAX_NAME), Field(pattern=f"^{PIPELINE_NAME}$", max_length=MAX_NAME)
+# Durations, counts and numbers bounded by LIMITS (pipegen.spec.limits), one type per row of the table.
+Timeout = Annotated[Duration, bounded_duration("timeout")]
+RetryDelay = Annotated[Duration, bounded_duration("retry_delay")]
+MaxRetryDelay = Annotated[Duration, bounded_duration("max_retry_delay")]
+Retries = Annotated[int, Field(ge=LIMITS["retries"].low, le=LIMITS["retries"].high), bounded_integer("retries")]
+WaitTimeout = Annotated[Duration, bounded_duration("wait.timeout")]
+WaitInterval = Annotated[Duration, bounded_duration("wait.interval")]
+MaxAge = Annotated[Duration, bounded_duration("max_age")]
+MinRows = Annotated[int, Field(ge=LIMITS["min_rows"].low, le=LIMITS["min_rows"].high), bounded_integer("min_rows")]
+InstanceCount = Annotated[
+    int, Field(ge=LIMITS["instance_count"].low, le=LIMITS["instance_count"].high), bounded_integer("instance_count")
 ]
-StepName = Annotated[
-    str, _name_check("step name", STEP_NAME, MAX_NAME), Field(pattern=f"^{STEP_NAME}$", max_length=MAX_NAME)
+Gpu = Annotated[
+    int, Field(ge=LIMITS["resources.gpu"].low, le=LIMITS["resources.gpu"].high), bounded_integer("resources.gpu")
 ]
-BackendName = Annotated[
-    str, _name_check("backend name", BACKEND_NAME, MAX_NAME), Field(pattern=f"^{BACKEND_NAME}$", max_length=MAX_NAME)
+# The range goes to the JSON Schema only: check_cpu says why a value is out of it (and reads quantities too).
+Cores = Annotated[
+    float,
+    Field(json_schema_extra={"minimum": LIMITS["resources.cpu"].low, "maximum": LIMITS["resources.cpu"].high}),
 ]
-ParamName = Annotated[
-    str, _name_check("parameter name", PARAM_NAME, MAX_NAME), Field(pattern=f"^{PARAM_NAME}$", max_length=MAX_NAME)
+MinDelta = Annotated[
+    float, Field(json_schema_extra={"minimum": LIMITS["champion.min_delta"].low}), bounded_number("champion.min_delta")
 ]
-EnvName = Annotated[str, _name_check("environment variable name", ENV_NAME, 255), Field(pattern=f"^{ENV_NAME}$")]
-ModelName = Annotated[str, _name_check("model name", MODEL_NAME, 256), Field(pattern=f"^{MODEL_NAME}$", max_length=256)]
-
-
-def _check_template(value: str) -> str:
-    try:
-        parse_template(value)
-    except ExpressionError as exc:
-        raise PydanticCustomError("pg_expression", "{error}", {"error": str(exc)}) from None
-    return value
-
-
-# A string that may hold ${...} expressions.
-TStr = Annotated[str, AfterValidator(_check_template)]
-
-
-def _check_duration(value: str) -> str:
-    try:
-        parse_duration(value)
-    except ValueError as exc:
-        raise PydanticCustomError("pg_duration", "{error}", {"error": str(exc)}) from None
-    return value
-
-
-def _duration_type_hint(value: Any) -> Any:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        raise PydanticCustomError(
-            "pg_duration", "duration {value} has no unit; write e.g. '{value}s'", {"value": value}
-        )
-    return value
-
-
-Duration = Annotated[
-    str,
-    BeforeValidator(_duration_type_hint),
-    AfterValidator(_check_duration),
-    Field(pattern=r"^(\d+d)?(\d+h)?(\d+m)?(\d+s)?$"),
-]
-
-
-def _check_cron(value: str) -> str:
-    try:
-        normalize_cron(value)
-    except ValueError as exc:
-        raise PydanticCustomError("pg_schedule", "{error}", {"error": str(exc)}) from None
-    return value
-
-
-def _check_timezone(value: str) -> str:
-    try:
-        zoneinfo.ZoneInfo(value)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        close = difflib.get_close_matches(value, sorted(zoneinfo.available_timezones()), n=1)
-        suggestion = f" (did you mean '{close[0]}'?)" if close else ""
-        raise PydanticCustomError(
-            "pg_schedule",
-            "unknown timezone '{value}'{suggestion}",
-            {"value": value, "suggestion": suggestion, "hint": "use an IANA timezone name such as UTC or Europe/Paris"},
-        ) from None
-    return value
-
-
-def _check_threshold(value: str) -> str:
-    try:
-        parse_threshold(value)
-    except ValueError as exc:
-        raise PydanticCustomError("pg_threshold", "{error}", {"error": str(exc)}) from None
-    return value
-
-
-def _check_alias(value: str) -> str:
-    # MLflow reserves 'latest' and version-like aliases ('v3').
-    if not re.match(r"[A-Za-z_][A-Za-z0-9_-]*\Z", value) or value == "latest" or re.match(r"[vV]\d+\Z", value):
-        raise PydanticCustomError("pg_name", "invalid MLflow alias '{value}'", {"value": value})
-    return value
-
-
-def _check_url(value: str) -> str:
-    if not re.match(r"(https?://|\$\{)", value):
-        raise PydanticCustomError("pg_value", "webhook '{value}' must be an http(s) URL", {"value": value})
-    return value
-
-
-Cron = Annotated[str, AfterValidator(_check_cron)]
-ThresholdStr = Annotated[str, AfterValidator(_check_threshold)]
-Alias = Annotated[str, AfterValidator(_check_alias)]
-Url = Annotated[TStr, AfterValidator(_check_url)]
-MetricName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_./-]*$")]
-Quantity = Annotated[str, Field(pattern=r"^\d+(\.\d+)?(m|Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$")]
-NonNegInt = Annotated[int, Field(ge=0)]
-PosInt = Annotated[int, Field(ge=1)]
 
 
 # ---- schedule, defaults, mlflow, notify -------------------------------------------------------
@@ -196,11 +174,11 @@ def _schedule_shorthand(value: Any) -> Any:
 class Policy(Model):
     """Retry and timeout settings; every key is optional so steps can override just one."""
 
-    retries: Annotated[int, Field(ge=0, le=100)] | None = None
-    retry_delay: Duration | None = None
+    retries: Retries | None = None
+    retry_delay: RetryDelay | None = None
     backoff: Literal["fixed", "exponential"] | None = None
-    max_retry_delay: Duration | None = None
-    timeout: Duration | None = None
+    max_retry_delay: MaxRetryDelay | None = None
+    timeout: Timeout | None = None
 
 
 class MlflowConfig(Model):
@@ -253,7 +231,7 @@ class SageMakerBackend(Model):
     role_arn: str
     image: TStr
     instance_type: str
-    instance_count: PosInt = 1
+    instance_count: InstanceCount = 1
     output_path: TStr
     region: str | None = None
 
@@ -296,8 +274,8 @@ BACKEND_TYPES = ("kubernetes", "aws_batch", "sagemaker", "spark", "ray", "local"
 class Wait(Model):
     """Keep checking until the gate passes or the timeout runs out."""
 
-    timeout: Duration
-    interval: Duration = "5m"
+    timeout: WaitTimeout
+    interval: WaitInterval = "5m"
 
 
 class PartitionExistsGate(Model):
@@ -313,7 +291,7 @@ class FreshnessGate(Model):
 
     check: Literal["freshness"]
     path: TStr
-    max_age: Duration
+    max_age: MaxAge
     wait: Wait | None = None
 
 
@@ -324,7 +302,7 @@ class RowCountGate(Model):
     connection: TStr
     table: str | None = None
     query: TStr | None = None
-    min_rows: NonNegInt = 1
+    min_rows: MinRows = 1
     wait: Wait | None = None
 
     @model_validator(mode="after")
@@ -360,9 +338,9 @@ GATE_CHECKS = ("partition_exists", "freshness", "row_count", "sql")
 class Resources(Model):
     """What a task asks of its backend."""
 
-    cpu: Annotated[float, Field(gt=0)] | Quantity | None = None
-    memory: Quantity | None = None
-    gpu: NonNegInt | None = None
+    cpu: Annotated[Cores | Quantity, AfterValidator(check_cpu)] | None = None
+    memory: Annotated[Quantity, AfterValidator(check_memory)] | None = None
+    gpu: Gpu | None = None
 
 
 class Task(Model):
@@ -385,7 +363,7 @@ class Champion(Model):
 
     metric: MetricName
     mode: Literal["max", "min"] = "max"
-    min_delta: Annotated[float, Field(ge=0)] = 0.0
+    min_delta: MinDelta = 0.0
 
 
 class Evaluate(Model):
@@ -461,7 +439,7 @@ def _param_value(value: Any) -> Any:
     return value
 
 
-ParamValue = Annotated[bool | int | float | str, BeforeValidator(_param_value)]
+ParamValue = Annotated[bool | int | float | str, BeforeValidator(_param_value), AfterValidator(check_param)]
 
 
 class Spec(Model):
