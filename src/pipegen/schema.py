@@ -147,10 +147,6 @@ OPTION_DESCRIPTIONS: dict[tuple[str, str], str] = {
     ("airflow", "aws_conn_id"): "The Airflow connection the AWS operators (Batch, SageMaker) use.",
     ("airflow", "kubernetes_conn_id"): "The Airflow connection KubernetesPodOperator uses to reach the cluster.",
     ("airflow", "sagemaker_volume_gb"): "The storage volume of each SageMaker training job, in GB (VolumeSizeInGB).",
-    ("kfp", "base_image"): "The image runtime components run in; it must have pipegen[runtime] installed.",
-    ("kfp", "install_kfp_package"): (
-        "Whether kfp installs itself into each lightweight component's container; false when the image has kfp."
-    ),
     ("stepfunctions", "query_language"): (
         "JSONPath (literal values are never evaluated; runs unchanged in local ASL interpreters) or JSONata."
     ),
