@@ -235,6 +235,8 @@ steps:
     evaluate: {run_of: train, champion: {metric: auc, min_delta: 1.0e+308}}
   - name: promote
     promote: {model: m, run_of: train}
+targets:
+  kfp: {base_image: "registry.example.com/ml/pipegen-runtime:0.1"}
 """
 
 
