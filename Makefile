@@ -12,12 +12,23 @@ CORE := .venv
 AIRFLOW := .venv-airflow
 KFP := .venv-kfp
 BENCH := .venv-bench
+# What workers install (the project's [runtime,aws,sql] extras, built as a wheel) plus the test runner; the
+# -oldest one has the oldest mlflow-skinny the runtime extra admits. Their servers come from $(CORE).
+RUNTIME := .venv-runtime
+RUNTIME_OLDEST := .venv-runtime-oldest
+RUNTIME_SYNC := sync --frozen --quiet --no-default-groups --extra runtime --extra aws --extra sql --group runtime-test \
+	--no-editable --reinstall-package pipegen-ml
+# The runtime tests that need no full mlflow run in $(RUNTIME) instead of $(CORE): what workers install is
+# what they prove (tests/runtime/test_local_run.py stays in $(CORE): `pipegen run` uses sqlite, full mlflow).
+RUNTIME_SUITE := $(addprefix tests/runtime/,test_mlflow_runtime.py test_gates.py test_aws_jobs.py test_notify.py \
+	test_run_date.py)
 SPECS := $(sort $(wildcard specs/*.yaml))
 # Step Functions has no local backend: the demo spec (local training) compiles for Airflow and KFP only.
 AWS_SPECS := $(filter-out specs/demo.yaml,$(SPECS))
 OUT := build
 
-.PHONY: help uv env-core env-airflow env-kfp env-bench envs node demo test lint test-core test-airflow test-kfp golden bench clean
+.PHONY: help uv env-core env-airflow env-kfp env-bench env-runtime env-runtime-oldest envs node demo test lint test-core \
+	test-airflow test-kfp test-runtime golden bench clean
 
 help:
 	@echo "make demo    set up, then validate, draw and compile the example specs (and run the demo)"
@@ -29,7 +40,7 @@ uv:
 	@$(UV) --version 2>/dev/null | grep -qF "$(UV_VERSION)" || $(PYTHON) -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
 
 env-core: uv
-	@UV_PROJECT_ENVIRONMENT=$(CORE) $(UV) sync --frozen --quiet
+	@UV_PROJECT_ENVIRONMENT=$(CORE) $(UV) sync --frozen --quiet --extra postgres --extra mysql
 
 env-airflow: uv
 	@UV_PROJECT_ENVIRONMENT=$(AIRFLOW) $(UV) sync --frozen --quiet --group airflow
@@ -40,7 +51,13 @@ env-kfp: uv
 env-bench: uv
 	@UV_PROJECT_ENVIRONMENT=$(BENCH) $(UV) sync --frozen --quiet --group bench
 
-envs: env-core env-airflow env-kfp
+env-runtime: uv
+	@UV_PROJECT_ENVIRONMENT=$(RUNTIME) $(UV) $(RUNTIME_SYNC)
+
+env-runtime-oldest: uv
+	@UV_PROJECT_ENVIRONMENT=$(RUNTIME_OLDEST) $(UV) $(RUNTIME_SYNC) --group runtime-oldest
+
+envs: env-core env-airflow env-kfp env-runtime env-runtime-oldest
 
 node: tools/node/node_modules/.package-lock.json
 
@@ -60,7 +77,8 @@ lint: env-core
 	$(CORE)/bin/mypy
 
 test-core: env-core node
-	$(CORE)/bin/pytest -n 2 --dist loadgroup tests --ignore=tests/airflow --ignore=tests/kfp
+	$(CORE)/bin/pytest -n 2 --dist loadgroup tests --ignore=tests/airflow --ignore=tests/kfp --ignore=tests/runtime_only \
+		$(addprefix --ignore=,$(RUNTIME_SUITE))
 
 test-airflow: env-airflow
 	$(AIRFLOW)/bin/pytest tests/test_import_guard.py $(wildcard tests/airflow)
@@ -68,7 +86,15 @@ test-airflow: env-airflow
 test-kfp: env-kfp
 	$(KFP)/bin/pytest tests/test_import_guard.py $(wildcard tests/kfp)
 
-test: lint test-core test-airflow test-kfp
+# The oldest mlflow-skinny runs the tests that talk to MLflow, less the one that restarts a server (~2 server
+# starts) to test the runtime's own handling of an outage.
+test-runtime: env-core env-runtime env-runtime-oldest
+	PIPEGEN_TEST_TOOLS=$(abspath $(CORE))/bin $(RUNTIME)/bin/pytest -n 2 --dist loadgroup tests/runtime_only \
+		tests/test_import_guard.py $(RUNTIME_SUITE)
+	PIPEGEN_TEST_TOOLS=$(abspath $(CORE))/bin $(RUNTIME_OLDEST)/bin/pytest tests/runtime_only \
+		tests/runtime/test_mlflow_runtime.py --deselect tests/runtime/test_mlflow_runtime.py::test_server_stopped_mid_promotion
+
+test: lint test-core test-airflow test-kfp test-runtime
 
 golden: env-core
 	$(CORE)/bin/python -m tests.regen

@@ -3,23 +3,16 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.support_tools import free_port, tool
+
 STARTUP_SECONDS = 180
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -46,7 +39,8 @@ def start_mlflow_server(root: Path | None = None, port: int | None = None) -> Ml
     root = root or Path(tempfile.mkdtemp(prefix="pipegen-mlflow-"))
     root.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
-    mlflow_bin = Path(sys.executable).with_name("mlflow")
+    # Full mlflow's command: the runtime-only environment (mlflow-skinny) has no server of its own.
+    mlflow_bin = tool("mlflow")
     log = (root / "server.log").open("ab")
     process = subprocess.Popen(
         [

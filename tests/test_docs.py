@@ -5,13 +5,17 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 import yaml
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
 
 from tests.cases import REPO, SPECS
 
@@ -21,6 +25,15 @@ BIN = Path(sys.executable).parent
 CI_SCHEMAS = {".github/workflows/pipegen.yml": "vendor.github-workflows", ".gitlab-ci.yml": "vendor.gitlab-ci"}
 # Examples that compile for every target (the demo trains on `local`, which Step Functions cannot run).
 ALL_TARGET_SPECS = [s for s in SPECS if s.stem != "demo"]
+PROJECT = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+# Until pipegen-ml is on the package index, the docs install it from its repository at the release tag
+# (the placeholder the docs explain, the repository the pre-commit configuration names).
+REPOSITORY = "https://github.com/your-org/pipegen"
+INSTALL = re.compile(r"\b(?:uv\s+)?pip3?\s+install\b|\buv\s+(?:add|tool\s+install)\b|\bpipx\s+install\b")
+# pip options whose value is the next word, not a requirement.
+VALUED_OPTIONS = {"-r", "--requirement", "-c", "--constraint", "-i", "--index-url", "--extra-index-url", "-f"}
+# Anything shaped like a requirement of a pipegen-something distribution with extras, in prose too.
+EXTRAS_MENTION = re.compile(r"(?<![\w.-])(pipegen[\w.-]*)\[([^\]`]*)\]")
 
 
 def _blocks(doc: Path, lang: str) -> list[str]:
@@ -161,3 +174,63 @@ def test_links_between_docs_resolve() -> None:
     for source in [REPO / "README.md", *DOCS.glob("*.md")]:
         for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", source.read_text(encoding="utf-8")):
             assert (source.parent / target).exists(), f"{source.name} links to missing {target}"
+
+
+def _code(text: str) -> list[str]:
+    """The lines of fenced code blocks and the inline code spans of a Markdown text."""
+    blocks = re.findall(r"^```[^\n]*\n(.*?)^```$", text, flags=re.M | re.S)
+    prose = re.sub(r"^```[^\n]*\n.*?^```$", "", text, flags=re.M | re.S)
+    return [line for block in blocks for line in block.splitlines()] + re.findall(r"`([^`\n]+)`", prose)
+
+
+def _install_requirements(text: str) -> list[str]:
+    """What every install command (pip, uv, pipx) in the code of a Markdown text installs."""
+    found: list[str] = []
+    for code in _code(text):
+        for match in INSTALL.finditer(code):
+            words = shlex.split(code[match.end() :].split(" #")[0].split("&&")[0])
+            skip = False
+            for word in words:
+                if skip or word.startswith("-"):
+                    skip = word in VALUED_OPTIONS
+                    continue
+                found.append(word)
+    return found
+
+
+def _markdown() -> list[Path]:
+    return sorted([*REPO.glob("*.md"), *DOCS.glob("*.md")])
+
+
+def test_distribution_name_is_not_the_unrelated_pipegen() -> None:
+    """`pipegen` on the package index is another project ("CodePipeline Generator"): never ours."""
+    assert canonicalize_name(PROJECT["name"]) != "pipegen"
+    assert "pipegen" in PROJECT["scripts"], "the command keeps its name"
+
+
+def test_every_install_line_installs_this_project() -> None:
+    """Each install command in README.md and docs/ names pipegen-ml, from the repository at this version's tag."""
+    declared = set(PROJECT["optional-dependencies"])
+    seen = 0
+    for doc in _markdown():
+        for word in _install_requirements(doc.read_text(encoding="utf-8")):
+            seen += 1
+            try:
+                req = Requirement(word)
+            except InvalidRequirement as exc:
+                raise AssertionError(f"{doc.name}: {word!r} is not a requirement of this project") from exc
+            assert canonicalize_name(req.name) == canonicalize_name(PROJECT["name"]), f"{doc.name}: {word}"
+            assert req.url == f"git+{REPOSITORY}@v{PROJECT['version']}", f"{doc.name}: {word}"
+            assert req.extras <= declared, f"{doc.name}: {word}: no extra {sorted(req.extras - declared)}"
+    # README (workers, Lambda), docs/ci.md (GitHub, GitLab) at least: the check cannot pass on nothing.
+    assert seen >= 5
+
+
+def test_extras_are_named_on_this_distribution() -> None:
+    """`pipegen[runtime]` in prose would send readers to the unrelated project; extras must exist."""
+    declared = set(PROJECT["optional-dependencies"])
+    mentions = [(doc.name, m) for doc in _markdown() for m in EXTRAS_MENTION.findall(doc.read_text(encoding="utf-8"))]
+    assert mentions
+    for doc, (name, extras) in mentions:
+        assert name == PROJECT["name"], f"{doc}: {name}[{extras}]"
+        assert {e.strip() for e in extras.split(",")} <= declared, f"{doc}: {name}[{extras}]"

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.support_mlflow import MlflowServer, start_mlflow_server
+from tests.support_tools import moto_server_process
 
 
 @pytest.fixture(scope="session")
@@ -38,8 +39,13 @@ def _bounded_mlflow_retries(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
     """moto's S3 as a real HTTP server on a free port, shared by the session."""
-    from moto.server import ThreadedMotoServer
-
+    try:
+        from moto.server import ThreadedMotoServer
+    except ImportError:
+        # The runtime-only environment has no moto: the tools environment's `moto_server` serves it.
+        with moto_server_process() as url:
+            yield url
+        return
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
