@@ -40,7 +40,7 @@ def runtime_image(pipeline: Pipeline, options: KfpOptions) -> Iterator[Diagnosti
         f"target 'kfp' needs targets.kfp.base_image: {what} runs pipegen's runtime in a KFP component, and no "
         "public image has it",
         where,
-        "build an image with pipegen's [runtime] extra installed and set targets: {kfp: {base_image: "
+        "build an image with pipegen-ml[runtime] installed and set targets: {kfp: {base_image: "
         "registry.example.com/ml/pipegen-runtime:0.1}} (your image's name)",
     )
 

@@ -37,7 +37,7 @@ class KfpOptions(BaseModel):
     base_image: str | None = Field(
         None,
         description="The image KFP runs pipegen's runtime components in (gates, start_run, evaluate, promote, "
-        "AWS/local steps): one you build with pipegen's [runtime] extra installed, e.g. "
+        "AWS/local steps): one you build with pipegen-ml[runtime] installed, e.g. "
         "registry.example.com/ml/pipegen-runtime:0.1. No public image has it, so there is no default; a spec "
         "with runtime components must set it.",
     )
