@@ -16,7 +16,7 @@ from pipegen.expr import parse_template
 from pipegen.render import py, render
 from pipegen.resolve import Pipeline, ResolvedStep, RetryPolicy, resolve_policy_defaults
 from pipegen.spec import AwsBatchBackend, KubernetesBackend, SageMakerBackend
-from pipegen.targets.airflow_expr import templated, uses_literal
+from pipegen.targets.airflow_expr import RUN_DATE_MACRO, templated, uses_literal
 from pipegen.targets.base import Support, Target, kubernetes_name
 from pipegen.targets.resources import batch_resources, kubernetes_cpu
 
@@ -38,6 +38,8 @@ _TAKEN = {
     "SPEC_SHA256",
     "EXPERIMENT",
     "TRACKING_URI",
+    "TIMEZONE",
+    "FAILURE_WEBHOOKS",
     "dag",
     "annotations",
 }
@@ -118,7 +120,8 @@ class AirflowTarget(Target):
             "evaluate on_fail: fail": "@task that fails without retry",
             "promote": "runtime @task",
             "notify.on_failure": "DAG on_failure_callback",
-            "${run.date} / ${run.id}": "{{ ds }} / {{ run_id }}",
+            "${run.date} / ${run.id}": "the logical date (the trigger time without one) in the schedule's timezone"
+            " / {{ run_id }}",
             "${env.X}": "the worker's environment variable X at render time",
             "${secret.X}": "Airflow Variable X; Kubernetes secret X as a whole pod env value",
         },
@@ -193,6 +196,8 @@ class _Lowering:
             self.imports.add("from airflow.sdk import literal")
         if any(r.namespace == "env" for r in template.refs):
             self.imports.add("import os")
+        if any(r.namespace == "run" and r.name == "date" for r in template.refs):
+            self.helpers.add("run_date")
         return templated(template)
 
     def lit(self, text: str) -> str:
@@ -225,7 +230,10 @@ class _Lowering:
         if self.p.spec.notify.on_failure:
             constants.append(("FAILURE_WEBHOOKS", self.failure_webhooks()))
         dag_kwargs = self.dag_kwargs()
-        if self.helpers - {"notify_failure"}:
+        if "run_date" in self.helpers:
+            # ${run.date} is the date in the schedule's timezone, as on every target.
+            constants.append(("TIMEZONE", py(self.p.schedule.timezone if self.p.schedule else "UTC")))
+        if self.helpers - {"notify_failure", "run_date"}:
             # Only when used: `task` is lazy in airflow.sdk and its first use imports ~25 modules, which
             # every forked parse of the DAG processor would pay (see BENCHMARKS.md).
             self.imports.add("from airflow.sdk import task")
@@ -296,8 +304,13 @@ class _Lowering:
             )
             out.append(("params", "{" + params + "}"))
         out.append(("default_args", "default_args"))
+        macros = []
         if "import os" in self.imports:
-            out.append(("user_defined_macros", '{"env_var": lambda name: os.environ.get(name, "")}'))
+            macros.append('"env_var": lambda name: os.environ.get(name, "")')
+        if "run_date" in self.helpers:
+            macros.append(f'"{RUN_DATE_MACRO}": _run_date')
+        if macros:
+            out.append(("user_defined_macros", "{" + ", ".join(macros) + "}"))
         if spec.notify.on_failure:
             self.helpers.add("notify_failure")
             out.append(("on_failure_callback", "_notify_failure"))
