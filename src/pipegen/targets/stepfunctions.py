@@ -22,7 +22,7 @@ from pipegen.emit import Output
 from pipegen.expr import Lit, parse_template
 from pipegen.resolve import Pipeline, ResolvedStep
 from pipegen.spec import AwsBatchBackend, KubernetesBackend, SageMakerBackend
-from pipegen.targets.asl import Dialect, Read, Slot, Text, TextList, dialect_for
+from pipegen.targets.asl import LAMBDA_INVOKE, Dialect, LocalDate, Read, Slot, Text, TextList, dialect_for
 from pipegen.targets.base import Support, Target, kubernetes_name, promote_request
 from pipegen.targets.eventbridge import schedule_problems, scheduler_schedule
 from pipegen.targets.resources import batch_resources, kubernetes_cpu
@@ -32,7 +32,6 @@ from pipegen.targets.resources import batch_resources, kubernetes_cpu
 MAX_DEFINITION_BYTES = 1_048_576
 MAX_REQUEST_BYTES = 1_048_576
 REQUEST_ROOM = 8_192
-LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
 LAMBDA_MAX_SECONDS = 900
 # Errors a Lambda invocation raises on service-side trouble: always worth a quick retry (AWS's advice).
 LAMBDA_RETRIER = {
@@ -286,7 +285,13 @@ class _Lowering:
             f" (sha256 {self.p.spec_sha256}); do not edit."
         )
         evaluations = sorted({e for name in self.guarded for e in self.skip_ancestors[name]}, key=self.order.index)
-        context = self.d.context_states(dict(sorted(spec.params.items())), evaluations, self._entry(0))
+        sched = self.p.schedule
+        local_date = (
+            LocalDate(sched.timezone, self.o.runtime_function, (LAMBDA_RETRIER,), FAILED)
+            if sched is not None and sched.timezone != "UTC"
+            else None
+        )
+        context = self.d.context_states(dict(sorted(spec.params.items())), evaluations, self._entry(0), local_date)
         self.states.update(context)
         for i, step in enumerate(self.p.steps):
             self._step(i, step)
