@@ -162,6 +162,7 @@ with DAG(
         job_definition='pricing-train:3',
         container_overrides={'command': ['python', '-m', 'pricing.train', '--date', '{{ pipegen_run_date(dag_run) }}', '--max-depth', "{{ params['max_depth'] }}"], 'environment': [{'name': 'MLFLOW_TRACKING_URI', 'value': "{{ ti.xcom_pull(task_ids='pipegen_start_run_train')['tracking_uri'] }}"}, {'name': 'MLFLOW_EXPERIMENT_ID', 'value': "{{ ti.xcom_pull(task_ids='pipegen_start_run_train')['experiment_id'] }}"}, {'name': 'MLFLOW_RUN_ID', 'value': "{{ ti.xcom_pull(task_ids='pipegen_start_run_train')['run_id'] }}"}], 'resourceRequirements': [{'type': 'VCPU', 'value': '64'}, {'type': 'MEMORY', 'value': '262144'}]},
         region_name='us-east-1',
+        submit_job_timeout=21600,
         awslogs_enabled=True,
         execution_timeout=timedelta(seconds=21600),
     )

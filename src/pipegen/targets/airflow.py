@@ -16,7 +16,7 @@ from pipegen.expr import parse_template
 from pipegen.render import py, render
 from pipegen.resolve import Pipeline, ResolvedStep, RetryPolicy, resolve_policy_defaults
 from pipegen.spec import AwsBatchBackend, KubernetesBackend, SageMakerBackend
-from pipegen.targets.airflow_expr import RUN_DATE_MACRO, templated, uses_literal
+from pipegen.targets.airflow_expr import JOB_NAME_MACRO, RUN_DATE_MACRO, jinja_string_literal, templated, uses_literal
 from pipegen.targets.base import Support, Target, kubernetes_name
 from pipegen.targets.resources import batch_resources, kubernetes_cpu
 
@@ -46,6 +46,8 @@ _TAKEN = {
 
 
 TAG_LIMIT = 100
+# AWS Batch's smallest attemptDurationSeconds.
+BATCH_MIN_TIMEOUT = 60
 
 
 class AirflowOptions(BaseModel):
@@ -233,7 +235,7 @@ class _Lowering:
         if "run_date" in self.helpers:
             # ${run.date} is the date in the schedule's timezone, as on every target.
             constants.append(("TIMEZONE", py(self.p.schedule.timezone if self.p.schedule else "UTC")))
-        if self.helpers - {"notify_failure", "run_date"}:
+        if self.helpers - {"notify_failure", "run_date", "job_name"}:
             # Only when used: `task` is lazy in airflow.sdk and its first use imports ~25 modules, which
             # every forked parse of the DAG processor would pay (see BENCHMARKS.md).
             self.imports.add("from airflow.sdk import task")
@@ -309,6 +311,8 @@ class _Lowering:
             macros.append('"env_var": lambda name: os.environ.get(name, "")')
         if "run_date" in self.helpers:
             macros.append(f'"{RUN_DATE_MACRO}": _run_date')
+        if "job_name" in self.helpers:
+            macros.append(f'"{JOB_NAME_MACRO}": _job_name')
         if macros:
             out.append(("user_defined_macros", "{" + ", ".join(macros) + "}"))
         if spec.notify.on_failure:
@@ -487,6 +491,10 @@ class _Lowering:
             kwargs.append(("region_name", self.lit(backend.region)))
         if self.options.aws_conn_id != "aws_default":
             kwargs.append(("aws_conn_id", py(self.options.aws_conn_id)))
+        if step.policy.timeout is not None:
+            # Batch itself ends the job at the step's timeout (at least 60 s, Batch's minimum), even when the
+            # worker that would have terminated it (on_kill, on execution_timeout) is gone.
+            kwargs.append(("submit_job_timeout", py(max(BATCH_MIN_TIMEOUT, step.policy.timeout))))
         kwargs += [("awslogs_enabled", "True"), *self._policy(step)]
         return Task(var_name(step.name), "BatchOperator", kwargs)
 
@@ -497,8 +505,10 @@ class _Lowering:
         body = step.body
         argv = [self.value(a) for a in body.command]
         env = [(py(k), v) for k, v in self._mlflow_env(run)] + self._env(step)
-        # Training job names are unique per account and at most 63 characters.
-        job = f"{self.p.name}-{step.name.replace('_', '-')}"[:46] + "-{{ ts_nodash }}"
+        # Training job names are unique per account: the runtime derives one from the run id and the step
+        # (as every target does), defined also for a run without a logical date, where `ts_nodash` is not.
+        self.helpers.add("job_name")
+        job = f"{{{{ {JOB_NAME_MACRO}({jinja_string_literal(f'{self.p.name}-{step.name}')}, run_id) }}}}"
         algorithm = (
             f"{{'TrainingImage': {self.value(backend.image)}, 'TrainingInputMode': 'File', "
             f"'ContainerEntrypoint': [{argv[0]}], 'ContainerArguments': [{', '.join(argv[1:])}]}}"

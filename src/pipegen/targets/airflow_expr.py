@@ -10,6 +10,8 @@ from pipegen.render import py
 _JINJA_OPENERS = ("{{", "{%", "{#", "\r", "\n")
 # The DAG's macro for ${run.date}: the run's date in the schedule's timezone.
 RUN_DATE_MACRO = "pipegen_run_date"
+# The DAG's macro for a SageMaker training job name: one per run and step, as the runtime derives it.
+JOB_NAME_MACRO = "pipegen_job_name"
 
 
 def jinja_string_literal(text: str) -> str:
