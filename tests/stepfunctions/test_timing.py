@@ -163,3 +163,46 @@ def test_run_date_in_jsonata_is_the_date_in_the_schedules_timezone(tmp_path: Pat
     read = evaluate([{"expr": context, "bindings": {"local_run_date": d["value"]}} for d in dates])
     # Scheduled 04:00Z on the 16th is the 15th in Los Angeles; a manual start at 05:00Z too.
     assert [r["value"] for r in read] == ["2026-01-15", "2026-01-15"]
+
+
+# ---- evaluation: a failed judgement is final, an error while judging is retried -------------------
+
+JUDGED = (
+    "pipegen: 1\nname: judged\n"
+    "defaults: {retries: 2, retry_delay: 1s, backoff: fixed, timeout: 10m}\n"
+    "mlflow: {tracking_uri: '${env.MLFLOW_TRACKING_URI}', experiment: judged}\n"
+    f"{JOBS}steps:\n"
+    "  - name: train\n    train: {backend: jobs, command: [train], metrics: [mae]}\n"
+    "  - name: quality\n    evaluate: {run_of: train, thresholds: ['mae < 12'], on_fail: fail}\n"
+)
+
+
+@pytest.mark.parametrize(("mae", "tracking_fails", "evaluations"), [(20.0, False, 1), (5.0, True, 3)])
+def test_a_failed_judgement_is_final_and_an_error_is_retried(
+    sfn: list[dict[str, Any]],
+    mlflow_server: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    name: str,
+    mae: float,
+    tracking_fails: bool,
+    evaluations: int,
+) -> None:
+    import os
+
+    from tests.support_mlflow import free_port, play_training
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.uri)
+    batch_queue("ml-cpu-64", "pricing-train:3")
+
+    def train(env: dict[str, str]) -> None:
+        play_training(env["MLFLOW_TRACKING_URI"], env["MLFLOW_RUN_ID"], {"mae": mae})
+        if tracking_fails:  # from now on the Lambda's tracking server is unreachable
+            os.environ["MLFLOW_TRACKING_URI"] = f"http://127.0.0.1:{free_port()}"
+
+    play_batch_jobs(monkeypatch, train)
+    result = run_state_machine(_compile(JUDGED.replace("judged", name), tmp_path, name), name, {})
+    assert result["status"] == "FAILED", _explain(result)
+    assert [e["args"]["kind"] for e in sfn] == ["prepare"] + ["evaluate"] * evaluations
+    if not tracking_fails:
+        assert "mae" in result["cause"]
