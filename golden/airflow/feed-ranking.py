@@ -28,6 +28,17 @@ def _run_date(dag_run) -> str:
     return run_date_from((dag_run.logical_date or dag_run.run_after).isoformat(), TIMEZONE)
 
 
+def _secret(name: str) -> str:
+    """${secret.NAME}: the Airflow Variable NAME, masked in task logs and rendered fields."""
+    from airflow.sdk import Variable
+    from airflow.sdk.log import mask_secret
+
+    value = Variable.get(name)
+    # Without the name: Airflow masks a Variable by itself only when its name sounds secret ("token", ...).
+    mask_secret(value)
+    return value
+
+
 @task
 def _start_run(step: str, run_key: str, tracking_uri: str) -> dict:
     """Create the step's MLflow run (a retry returns the same run)."""
@@ -156,11 +167,11 @@ with DAG(
     tags=['daily', 'ranking'],
     params={'epochs': Param(10, type='integer'), 'learning_rate': Param(0.01, type='number')},
     default_args=default_args,
-    user_defined_macros={"env_var": lambda name: os.environ.get(name, ""), "pipegen_run_date": _run_date},
+    user_defined_macros={"env_var": lambda name: os.environ.get(name, ""), "pipegen_run_date": _run_date, "pipegen_secret": _secret},
     on_failure_callback=_notify_failure,
 ):
     engagement_ready = _wait_for_gate.override(task_id='engagement_ready', poke_interval=600, timeout=21600)(
-        gate={'check': 'row_count', 'connection': "{{ var.value['warehouse_url'] }}", 'query': "SELECT user_id FROM engagement WHERE dt = '{{ pipegen_run_date(dag_run) }}'", 'min_rows': 1000000},
+        gate={'check': 'row_count', 'connection': "{{ pipegen_secret('warehouse_url') }}", 'query': "SELECT user_id FROM engagement WHERE dt = '{{ pipegen_run_date(dag_run) }}'", 'min_rows': 1000000},
     )
     pipegen_start_run_train = _start_run.override(task_id='pipegen_start_run_train')(
         step='train',

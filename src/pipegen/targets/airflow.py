@@ -16,7 +16,14 @@ from pipegen.expr import parse_template
 from pipegen.render import py, render
 from pipegen.resolve import Pipeline, ResolvedStep, RetryPolicy, resolve_policy_defaults
 from pipegen.spec import AwsBatchBackend, KubernetesBackend, SageMakerBackend
-from pipegen.targets.airflow_expr import JOB_NAME_MACRO, RUN_DATE_MACRO, jinja_string_literal, templated, uses_literal
+from pipegen.targets.airflow_expr import (
+    JOB_NAME_MACRO,
+    RUN_DATE_MACRO,
+    SECRET_MACRO,
+    jinja_string_literal,
+    templated,
+    uses_literal,
+)
 from pipegen.targets.base import Support, Target, kubernetes_name
 from pipegen.targets.resources import batch_resources, kubernetes_cpu
 
@@ -125,7 +132,7 @@ class AirflowTarget(Target):
             "${run.date} / ${run.id}": "the logical date (the trigger time without one) in the schedule's timezone"
             " / {{ run_id }}",
             "${env.X}": "the worker's environment variable X at render time",
-            "${secret.X}": "Airflow Variable X; Kubernetes secret X as a whole pod env value",
+            "${secret.X}": "Airflow Variable X, masked in logs; Kubernetes secret X as a whole pod env value",
         },
     )
     options_model = AirflowOptions
@@ -200,6 +207,8 @@ class _Lowering:
             self.imports.add("import os")
         if any(r.namespace == "run" and r.name == "date" for r in template.refs):
             self.helpers.add("run_date")
+        if any(r.namespace == "secret" for r in template.refs):
+            self.helpers.add("secret")
         return templated(template)
 
     def lit(self, text: str) -> str:
@@ -235,7 +244,7 @@ class _Lowering:
         if "run_date" in self.helpers:
             # ${run.date} is the date in the schedule's timezone, as on every target.
             constants.append(("TIMEZONE", py(self.p.schedule.timezone if self.p.schedule else "UTC")))
-        if self.helpers - {"notify_failure", "run_date", "job_name"}:
+        if self.helpers - {"notify_failure", "run_date", "job_name", "secret"}:
             # Only when used: `task` is lazy in airflow.sdk and its first use imports ~25 modules, which
             # every forked parse of the DAG processor would pay (see BENCHMARKS.md).
             self.imports.add("from airflow.sdk import task")
@@ -311,6 +320,8 @@ class _Lowering:
             macros.append('"env_var": lambda name: os.environ.get(name, "")')
         if "run_date" in self.helpers:
             macros.append(f'"{RUN_DATE_MACRO}": _run_date')
+        if "secret" in self.helpers:
+            macros.append(f'"{SECRET_MACRO}": _secret')
         if "job_name" in self.helpers:
             macros.append(f'"{JOB_NAME_MACRO}": _job_name')
         if macros:

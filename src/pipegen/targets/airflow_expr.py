@@ -12,6 +12,8 @@ _JINJA_OPENERS = ("{{", "{%", "{#", "\r", "\n")
 RUN_DATE_MACRO = "pipegen_run_date"
 # The DAG's macro for a SageMaker training job name: one per run and step, as the runtime derives it.
 JOB_NAME_MACRO = "pipegen_job_name"
+# The DAG's macro for ${secret.X}: the Airflow Variable X, masked in logs and rendered fields.
+SECRET_MACRO = "pipegen_secret"
 
 
 def jinja_string_literal(text: str) -> str:
@@ -29,8 +31,9 @@ def ref_expression(ref: Ref) -> str:
     if ref.namespace == "env":
         # The worker's environment at render time, through the DAG's env_var macro.
         return f"env_var({jinja_string_literal(ref.name)})"
-    # Secrets live in Airflow Variables (and through them in any configured secrets backend).
-    return f"var.value[{jinja_string_literal(ref.name)}]"
+    # Secrets live in Airflow Variables (and through them in any configured secrets backend), read by a
+    # macro that masks the value: Airflow masks a Variable only when its name sounds secret.
+    return f"{SECRET_MACRO}({jinja_string_literal(ref.name)})"
 
 
 def templated(template: Template) -> str:
