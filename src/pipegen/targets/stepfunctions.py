@@ -101,7 +101,8 @@ class StepFunctionsTarget(Target):
             "evaluate": "runtime Lambda + Choice (skip: later steps skipped, run succeeds; fail: Fail state)",
             "promote": "runtime Lambda",
             "notify.on_failure": "Catch on every task -> runtime Lambda notification -> Fail",
-            "${run.id} / ${run.date}": "execution name / scheduled time's date (start date for manual runs)",
+            "${run.id} / ${run.date}": "execution name / scheduled time's date in the schedule's timezone (start date"
+            " for manual runs; a runtime Lambda state when the timezone is not UTC)",
             "${params.X} / ${env.X}": "rendered by the runtime Lambda (env: the Lambda's environment)",
             "${secret.X}": "runtime Lambda: PIPEGEN_SECRET_<X> in its environment; kubernetes: secret as a whole env value",
         },
