@@ -502,6 +502,9 @@ class _Lowering:
             kwargs.append(("region_name", self.lit(backend.region)))
         if self.options.aws_conn_id != "aws_default":
             kwargs.append(("aws_conn_id", py(self.options.aws_conn_id)))
+        # BatchOperator (amazon 9.39) terminates its job in on_kill, which Airflow calls on execution_timeout
+        # and when the task is killed; it submits a new job on every try, so a retry after a worker died
+        # does not find the job the earlier try submitted: attemptDurationSeconds bounds that job.
         if step.policy.timeout is not None:
             # Batch itself ends the job at the step's timeout (at least 60 s, Batch's minimum), even when the
             # worker that would have terminated it (on_kill, on execution_timeout) is gone.
@@ -516,6 +519,9 @@ class _Lowering:
         body = step.body
         argv = [self.value(a) for a in body.command]
         env = [(py(k), v) for k, v in self._mlflow_env(run)] + self._env(step)
+        # SageMakerTrainingOperator (amazon 9.39) has no on_kill: a timed-out or killed task leaves the job to
+        # StoppingCondition.MaxRuntimeInSeconds (the step's timeout). A retry finds the name taken and, with
+        # its defaults (check_if_job_exists, action_if_job_exists="timestamp"), starts a suffixed job.
         # Training job names are unique per account: the runtime derives one from the run id and the step
         # (as every target does), defined also for a run without a logical date, where `ts_nodash` is not.
         self.helpers.add("job_name")

@@ -560,6 +560,9 @@ class _Lowering:
     def _job_state(
         self, step: ResolvedStep, dynamic: bool, request: dict[str, Any], native: TextList | None
     ) -> dict[str, Any]:
+        # A `.sync` Task that times out (TimeoutSeconds) or whose execution is stopped has Step Functions stop
+        # the job it started (batch:TerminateJob, sagemaker:StopTrainingJob, which the state machine's role
+        # must allow); a Retry then starts a new job. moto does not model this, so it is not tested here.
         backend = step.backend
         name = step.name
         rendered = Slot(("prepared", name, "job"))
