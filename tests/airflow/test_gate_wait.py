@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -67,16 +68,42 @@ def test_a_retry_resumes_the_wait_instead_of_starting_it_again(
 ) -> None:
     """A check error mid-wait makes Airflow retry the sensor; the retry must not get a fresh wait.timeout.
 
-    The partition path is a symlink loop from 2 s to 5 s (each check then raises ELOOP, an error, not
-    "missing"), and the data lands at 12 s: after the 8 s wait, but within a wait restarted by a retry.
+    Times are counted from the gate's first check (seen in Airflow's own database, as a busy machine
+    may be slow to get there): from 5 s the partition path is a symlink loop, so each check raises
+    ELOOP (an error, not "missing") until Airflow retries the gate; the data lands at 13 s, after the
+    10 s wait, but within a wait that a retry at 5 s or later would have restarted.
     """
     partition = tmp_path / "partition-2026-01-15"
-    dag = load_dag(dags_folder, "retried", gate_spec("retried", partition, timeout="3s", wait="8s", retries=5))
-    later(2, lambda: os.symlink(partition, partition))
-    later(5, partition.unlink)
-    writer = later(12, lambda: (partition.mkdir(), (partition / "part-0").write_text("rows")))
+    dag = load_dag(dags_folder, "retried", gate_spec("retried", partition, timeout="3s", wait="10s", retries=5))
+
+    def query(sql: str) -> tuple[object, ...] | None:
+        while True:
+            try:
+                with sqlite3.connect(airflow_db / "airflow.db", timeout=30) as conn:
+                    row = conn.execute(sql).fetchone()
+                return tuple(row) if row else None
+            except sqlite3.OperationalError:
+                time.sleep(0.1)
+
+    def play() -> None:
+        # The first check found nothing: Airflow recorded the sensor's first reschedule.
+        while query("SELECT id FROM task_reschedule") is None:
+            time.sleep(0.1)
+        first_check = time.monotonic()
+        time.sleep(5)
+        os.symlink(partition, partition)
+        retried = "SELECT try_number FROM task_instance WHERE dag_id = 'retried' AND try_number > 1"
+        while query(retried) is None:
+            time.sleep(0.1)
+        partition.unlink()
+        time.sleep(max(0.0, first_check + 13 - time.monotonic()))
+        partition.mkdir()
+        (partition / "part-0").write_text("rows")
+
+    player = threading.Thread(target=play, daemon=True)
+    player.start()
     run = dag.test()  # type: ignore[attr-defined]
-    writer.join()
+    player.join(timeout=60)
     state, tries = gate_tries(run)
     assert tries > 1, "the check error did not make Airflow retry the gate"
     assert (str(run.state), state) == ("failed", "failed")
