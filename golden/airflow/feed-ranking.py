@@ -18,6 +18,25 @@ SPEC_SHA256 = 'dc39143f1d1cd9c340851a9a5c12418d064d48ece1eaba2355ebab887ceac52b'
 EXPERIMENT = 'feed-ranking'
 TRACKING_URI = "{{ env_var('MLFLOW_TRACKING_URI') }}"
 FAILURE_WEBHOOKS = ['https://alerts.example.com/ranking']
+TIMEZONE = 'UTC'
+
+
+def _run_date(dag_run) -> str:
+    """${run.date}: the run's logical date in the schedule's timezone (the trigger time's, for a run without one)."""
+    from pipegen.runtime.step import run_date_from
+
+    return run_date_from((dag_run.logical_date or dag_run.run_after).isoformat(), TIMEZONE)
+
+
+def _secret(name: str) -> str:
+    """${secret.NAME}: the Airflow Variable NAME, masked in task logs and rendered fields."""
+    from airflow.sdk import Variable
+    from airflow.sdk.log import mask_secret
+
+    value = Variable.get(name)
+    # Without the name: Airflow masks a Variable by itself only when its name sounds secret ("token", ...).
+    mask_secret(value)
+    return value
 
 
 @task
@@ -42,10 +61,43 @@ def _start_run(step: str, run_key: str, tracking_uri: str) -> dict:
 
 @task.sensor(mode="reschedule")
 def _wait_for_gate(gate: dict) -> bool:
-    """Poke a data gate; the sensor's poke_interval and timeout come from the gate's wait."""
+    """Poke a data gate until it passes or the gate's wait.timeout, counted from its first poke, runs out."""
+    from datetime import datetime, timezone
+
+    from airflow.sdk import get_current_context
+    from airflow.sdk.exceptions import AirflowSensorTimeout
+
     from pipegen.runtime.gates import check_gate
 
-    return bool(check_gate(gate)["passed"])
+    context = get_current_context()
+    ti = context["ti"]
+    now = datetime.now(timezone.utc)
+    # A retry (after an error) starts the sensor's own timeout clock again: Airflow 3 drops the
+    # reschedule records the clock is read from. The wait's start is kept in the task state store,
+    # which every try of this task instance shares, so a retry resumes the wait; a cleared task (a
+    # new first try) waits anew.
+    first_try = ti.max_tries - (ti.task.retries or 0) + 1
+    started = now
+    store = context.get("task_state_store")
+    if store is not None:
+        anchor = store.get("pipegen.wait")
+        if isinstance(anchor, dict) and anchor.get("first_try") == first_try:
+            started = datetime.fromisoformat(anchor["started"])
+        else:
+            store.set("pipegen.wait", {"first_try": first_try, "started": now.isoformat()})
+    waited = (now - started).total_seconds()
+    over = f"gate wait of {ti.task.timeout:g}s is over (waited {waited:.0f}s since {started:%Y-%m-%dT%H:%M:%SZ})"
+    try:
+        result = check_gate(gate)
+    except Exception as exc:
+        if waited < ti.task.timeout:
+            raise  # retried with the step's retries; the wait goes on from where it was
+        raise AirflowSensorTimeout(f"{over}; last check: {exc}") from exc
+    if result["passed"]:
+        return True
+    if waited >= ti.task.timeout:
+        raise AirflowSensorTimeout(f"{over}: {result['reason']}")  # never retried: the data did not come
+    return False
 
 
 @task.short_circuit(ignore_downstream_trigger_rules=True)
@@ -115,11 +167,11 @@ with DAG(
     tags=['daily', 'ranking'],
     params={'epochs': Param(10, type='integer'), 'learning_rate': Param(0.01, type='number')},
     default_args=default_args,
-    user_defined_macros={"env_var": lambda name: os.environ.get(name, "")},
+    user_defined_macros={"env_var": lambda name: os.environ.get(name, ""), "pipegen_run_date": _run_date, "pipegen_secret": _secret},
     on_failure_callback=_notify_failure,
 ):
     engagement_ready = _wait_for_gate.override(task_id='engagement_ready', poke_interval=600, timeout=21600)(
-        gate={'check': 'row_count', 'connection': "{{ var.value['warehouse_url'] }}", 'query': "SELECT user_id FROM engagement WHERE dt = '{{ ds }}'", 'min_rows': 1000000},
+        gate={'check': 'row_count', 'connection': "{{ pipegen_secret('warehouse_url') }}", 'query': "SELECT user_id FROM engagement WHERE dt = '{{ pipegen_run_date(dag_run) }}'", 'min_rows': 1000000},
     )
     pipegen_start_run_train = _start_run.override(task_id='pipegen_start_run_train')(
         step='train',
@@ -132,7 +184,7 @@ with DAG(
         namespace='ml-training',
         image='registry.example.com/feed/train:1.4.2',
         cmds=['python'],
-        arguments=['-m', 'feed.train', '--date', '{{ ds }}', '--lr', "{{ params['learning_rate'] }}", '--epochs', "{{ params['epochs'] }}"],
+        arguments=['-m', 'feed.train', '--date', '{{ pipegen_run_date(dag_run) }}', '--lr', "{{ params['learning_rate'] }}", '--epochs', "{{ params['epochs'] }}"],
         env_vars={'MLFLOW_TRACKING_URI': "{{ ti.xcom_pull(task_ids='pipegen_start_run_train')['tracking_uri'] }}", 'MLFLOW_EXPERIMENT_ID': "{{ ti.xcom_pull(task_ids='pipegen_start_run_train')['experiment_id'] }}", 'MLFLOW_RUN_ID': "{{ ti.xcom_pull(task_ids='pipegen_start_run_train')['run_id'] }}"},
         secrets=[Secret('env', 'FEATURE_STORE_TOKEN', 'feature-store-token', 'feature_store_token')],
         service_account_name='feed-trainer',

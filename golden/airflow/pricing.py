@@ -14,6 +14,14 @@ PIPELINE = 'pricing'
 SPEC_SHA256 = '98a998f8a9572daf940b13d1b7bd88368cc5efb7621c3eec409f027aa9d258f4'
 EXPERIMENT = 'pricing'
 TRACKING_URI = "{{ env_var('MLFLOW_TRACKING_URI') }}"
+TIMEZONE = 'UTC'
+
+
+def _run_date(dag_run) -> str:
+    """${run.date}: the run's logical date in the schedule's timezone (the trigger time's, for a run without one)."""
+    from pipegen.runtime.step import run_date_from
+
+    return run_date_from((dag_run.logical_date or dag_run.run_after).isoformat(), TIMEZONE)
 
 
 @task
@@ -38,10 +46,43 @@ def _start_run(step: str, run_key: str, tracking_uri: str) -> dict:
 
 @task.sensor(mode="reschedule")
 def _wait_for_gate(gate: dict) -> bool:
-    """Poke a data gate; the sensor's poke_interval and timeout come from the gate's wait."""
+    """Poke a data gate until it passes or the gate's wait.timeout, counted from its first poke, runs out."""
+    from datetime import datetime, timezone
+
+    from airflow.sdk import get_current_context
+    from airflow.sdk.exceptions import AirflowSensorTimeout
+
     from pipegen.runtime.gates import check_gate
 
-    return bool(check_gate(gate)["passed"])
+    context = get_current_context()
+    ti = context["ti"]
+    now = datetime.now(timezone.utc)
+    # A retry (after an error) starts the sensor's own timeout clock again: Airflow 3 drops the
+    # reschedule records the clock is read from. The wait's start is kept in the task state store,
+    # which every try of this task instance shares, so a retry resumes the wait; a cleared task (a
+    # new first try) waits anew.
+    first_try = ti.max_tries - (ti.task.retries or 0) + 1
+    started = now
+    store = context.get("task_state_store")
+    if store is not None:
+        anchor = store.get("pipegen.wait")
+        if isinstance(anchor, dict) and anchor.get("first_try") == first_try:
+            started = datetime.fromisoformat(anchor["started"])
+        else:
+            store.set("pipegen.wait", {"first_try": first_try, "started": now.isoformat()})
+    waited = (now - started).total_seconds()
+    over = f"gate wait of {ti.task.timeout:g}s is over (waited {waited:.0f}s since {started:%Y-%m-%dT%H:%M:%SZ})"
+    try:
+        result = check_gate(gate)
+    except Exception as exc:
+        if waited < ti.task.timeout:
+            raise  # retried with the step's retries; the wait goes on from where it was
+        raise AirflowSensorTimeout(f"{over}; last check: {exc}") from exc
+    if result["passed"]:
+        return True
+    if waited >= ti.task.timeout:
+        raise AirflowSensorTimeout(f"{over}: {result['reason']}")  # never retried: the data did not come
+    return False
 
 
 @task
@@ -104,10 +145,10 @@ with DAG(
     tags=['pricing'],
     params={'max_depth': Param(8, type='integer')},
     default_args=default_args,
-    user_defined_macros={"env_var": lambda name: os.environ.get(name, "")},
+    user_defined_macros={"env_var": lambda name: os.environ.get(name, ""), "pipegen_run_date": _run_date},
 ):
     partition_ready = _wait_for_gate.override(task_id='partition_ready', poke_interval=900, timeout=28800)(
-        gate={'check': 'partition_exists', 'path': 's3://pricing-data/quotes/dt={{ ds }}/'},
+        gate={'check': 'partition_exists', 'path': 's3://pricing-data/quotes/dt={{ pipegen_run_date(dag_run) }}/'},
     )
     pipegen_start_run_train = _start_run.override(task_id='pipegen_start_run_train')(
         step='train',
@@ -119,8 +160,9 @@ with DAG(
         job_name='pricing-train',
         job_queue='ml-cpu-64',
         job_definition='pricing-train:3',
-        container_overrides={'command': ['python', '-m', 'pricing.train', '--date', '{{ ds }}', '--max-depth', "{{ params['max_depth'] }}"], 'environment': [{'name': 'MLFLOW_TRACKING_URI', 'value': "{{ ti.xcom_pull(task_ids='pipegen_start_run_train')['tracking_uri'] }}"}, {'name': 'MLFLOW_EXPERIMENT_ID', 'value': "{{ ti.xcom_pull(task_ids='pipegen_start_run_train')['experiment_id'] }}"}, {'name': 'MLFLOW_RUN_ID', 'value': "{{ ti.xcom_pull(task_ids='pipegen_start_run_train')['run_id'] }}"}], 'resourceRequirements': [{'type': 'VCPU', 'value': '64'}, {'type': 'MEMORY', 'value': '262144'}]},
+        container_overrides={'command': ['python', '-m', 'pricing.train', '--date', '{{ pipegen_run_date(dag_run) }}', '--max-depth', "{{ params['max_depth'] }}"], 'environment': [{'name': 'MLFLOW_TRACKING_URI', 'value': "{{ ti.xcom_pull(task_ids='pipegen_start_run_train')['tracking_uri'] }}"}, {'name': 'MLFLOW_EXPERIMENT_ID', 'value': "{{ ti.xcom_pull(task_ids='pipegen_start_run_train')['experiment_id'] }}"}, {'name': 'MLFLOW_RUN_ID', 'value': "{{ ti.xcom_pull(task_ids='pipegen_start_run_train')['run_id'] }}"}], 'resourceRequirements': [{'type': 'VCPU', 'value': '64'}, {'type': 'MEMORY', 'value': '262144'}]},
         region_name='us-east-1',
+        submit_job_timeout=21600,
         awslogs_enabled=True,
         execution_timeout=timedelta(seconds=21600),
     )

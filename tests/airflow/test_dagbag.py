@@ -76,4 +76,8 @@ def test_a_dag_of_jobs_only_loads_without_the_task_decorator(dags_folder: Path) 
     dag = bag.dags["synth-fanout-25"]
     assert len(dag.tasks) == 25
     assert dag.get_task("s11").upstream_task_ids == {"s1"}
-    assert dag.get_task("s11").container_overrides["command"][-3:] == ["{{ ds }}", "--shards", "{{ params['shards'] }}"]
+    assert dag.get_task("s11").container_overrides["command"][-3:] == [
+        "{{ pipegen_run_date(dag_run) }}",
+        "--shards",
+        "{{ params['shards'] }}",
+    ]

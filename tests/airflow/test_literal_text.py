@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 from pipegen.compiler import compile_checked
 from pipegen.frontend import check_source
@@ -24,7 +26,9 @@ def load_hostile(dags_folder: Path) -> object:
 def rendered(dag: object, task_id: str) -> object:
     """The task after Airflow renders its templated fields for a run on 2026-01-02."""
     task = dag.get_task(task_id)  # type: ignore[attr-defined]
-    context = {"ds": "2026-01-02", "run_id": "manual__1", "params": {"p": "P!"}, "dag": dag, "task": task}
+    logical = datetime(2026, 1, 2, 12, tzinfo=UTC)
+    dag_run = SimpleNamespace(logical_date=logical, run_after=logical)
+    context = {"dag_run": dag_run, "run_id": "manual__1", "params": {"p": "P!"}, "dag": dag, "task": task}
     task.render_template_fields(context, jinja_env=dag.get_template_env())  # type: ignore[attr-defined]
     return task
 

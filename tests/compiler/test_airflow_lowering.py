@@ -69,12 +69,13 @@ def test_jinja_string_literal_round_trips(text: str) -> None:
 )
 def test_mixed_templates_render_literal_text_exactly(before: str, after: str) -> None:
     source = ast.literal_eval(templated(parse_template(before + "${run.date}" + after)))
-    assert render_jinja(source, ds="2026-01-02") == before + "2026-01-02" + after
+    dated = render_jinja(source, pipegen_run_date=lambda dag_run: dag_run["date"], dag_run={"date": "2026-01-02"})
+    assert dated == before + "2026-01-02" + after
 
 
 def test_references_lower_to_airflow_context() -> None:
     source = ast.literal_eval(templated(parse_template("${params.lr}|${run.id}|${run.date}")))
-    assert source == "{{ params['lr'] }}|{{ run_id }}|{{ ds }}"
+    assert source == "{{ params['lr'] }}|{{ run_id }}|{{ pipegen_run_date(dag_run) }}"
 
 
 def test_unsupported_backend_is_a_located_diagnostic(cli: Cli, tmp_path: Path) -> None:

@@ -28,6 +28,10 @@ def action(name: str) -> Callable[..., dict[str, Any]]:
         from pipegen.runtime.notify import notify
 
         return notify
+    if name == "run_date":
+        from pipegen.runtime.context import run_date
+
+        return run_date
     if name == "step":
         from pipegen.runtime.step import step_action
 
@@ -35,4 +39,4 @@ def action(name: str) -> Callable[..., dict[str, Any]]:
     raise ValueError(f"unknown runtime action '{name}' (expected one of: {', '.join(ACTIONS)})")
 
 
-ACTIONS = ("start_run", "gate", "evaluate", "promote", "notify", "step")
+ACTIONS = ("start_run", "gate", "evaluate", "promote", "notify", "step", "run_date")

@@ -16,7 +16,14 @@ from pipegen.expr import parse_template
 from pipegen.render import py, render
 from pipegen.resolve import Pipeline, ResolvedStep, RetryPolicy, resolve_policy_defaults
 from pipegen.spec import AwsBatchBackend, KubernetesBackend, SageMakerBackend
-from pipegen.targets.airflow_expr import templated, uses_literal
+from pipegen.targets.airflow_expr import (
+    JOB_NAME_MACRO,
+    RUN_DATE_MACRO,
+    SECRET_MACRO,
+    jinja_string_literal,
+    templated,
+    uses_literal,
+)
 from pipegen.targets.base import Support, Target, kubernetes_name
 from pipegen.targets.resources import batch_resources, kubernetes_cpu
 
@@ -38,12 +45,16 @@ _TAKEN = {
     "SPEC_SHA256",
     "EXPERIMENT",
     "TRACKING_URI",
+    "TIMEZONE",
+    "FAILURE_WEBHOOKS",
     "dag",
     "annotations",
 }
 
 
 TAG_LIMIT = 100
+# AWS Batch's smallest attemptDurationSeconds.
+BATCH_MIN_TIMEOUT = 60
 
 
 class AirflowOptions(BaseModel):
@@ -118,9 +129,10 @@ class AirflowTarget(Target):
             "evaluate on_fail: fail": "@task that fails without retry",
             "promote": "runtime @task",
             "notify.on_failure": "DAG on_failure_callback",
-            "${run.date} / ${run.id}": "{{ ds }} / {{ run_id }}",
+            "${run.date} / ${run.id}": "the logical date (the trigger time without one) in the schedule's timezone"
+            " / {{ run_id }}",
             "${env.X}": "the worker's environment variable X at render time",
-            "${secret.X}": "Airflow Variable X; Kubernetes secret X as a whole pod env value",
+            "${secret.X}": "Airflow Variable X, masked in logs; Kubernetes secret X as a whole pod env value",
         },
     )
     options_model = AirflowOptions
@@ -193,6 +205,10 @@ class _Lowering:
             self.imports.add("from airflow.sdk import literal")
         if any(r.namespace == "env" for r in template.refs):
             self.imports.add("import os")
+        if any(r.namespace == "run" and r.name == "date" for r in template.refs):
+            self.helpers.add("run_date")
+        if any(r.namespace == "secret" for r in template.refs):
+            self.helpers.add("secret")
         return templated(template)
 
     def lit(self, text: str) -> str:
@@ -225,7 +241,10 @@ class _Lowering:
         if self.p.spec.notify.on_failure:
             constants.append(("FAILURE_WEBHOOKS", self.failure_webhooks()))
         dag_kwargs = self.dag_kwargs()
-        if self.helpers - {"notify_failure"}:
+        if "run_date" in self.helpers:
+            # ${run.date} is the date in the schedule's timezone, as on every target.
+            constants.append(("TIMEZONE", py(self.p.schedule.timezone if self.p.schedule else "UTC")))
+        if self.helpers - {"notify_failure", "run_date", "job_name", "secret"}:
             # Only when used: `task` is lazy in airflow.sdk and its first use imports ~25 modules, which
             # every forked parse of the DAG processor would pay (see BENCHMARKS.md).
             self.imports.add("from airflow.sdk import task")
@@ -296,8 +315,17 @@ class _Lowering:
             )
             out.append(("params", "{" + params + "}"))
         out.append(("default_args", "default_args"))
+        macros = []
         if "import os" in self.imports:
-            out.append(("user_defined_macros", '{"env_var": lambda name: os.environ.get(name, "")}'))
+            macros.append('"env_var": lambda name: os.environ.get(name, "")')
+        if "run_date" in self.helpers:
+            macros.append(f'"{RUN_DATE_MACRO}": _run_date')
+        if "secret" in self.helpers:
+            macros.append(f'"{SECRET_MACRO}": _secret')
+        if "job_name" in self.helpers:
+            macros.append(f'"{JOB_NAME_MACRO}": _job_name')
+        if macros:
+            out.append(("user_defined_macros", "{" + ", ".join(macros) + "}"))
         if spec.notify.on_failure:
             self.helpers.add("notify_failure")
             out.append(("on_failure_callback", "_notify_failure"))
@@ -474,6 +502,13 @@ class _Lowering:
             kwargs.append(("region_name", self.lit(backend.region)))
         if self.options.aws_conn_id != "aws_default":
             kwargs.append(("aws_conn_id", py(self.options.aws_conn_id)))
+        # BatchOperator (amazon 9.39) terminates its job in on_kill, which Airflow calls on execution_timeout
+        # and when the task is killed; it submits a new job on every try, so a retry after a worker died
+        # does not find the job the earlier try submitted: attemptDurationSeconds bounds that job.
+        if step.policy.timeout is not None:
+            # Batch itself ends the job at the step's timeout (at least 60 s, Batch's minimum), even when the
+            # worker that would have terminated it (on_kill, on execution_timeout) is gone.
+            kwargs.append(("submit_job_timeout", py(max(BATCH_MIN_TIMEOUT, step.policy.timeout))))
         kwargs += [("awslogs_enabled", "True"), *self._policy(step)]
         return Task(var_name(step.name), "BatchOperator", kwargs)
 
@@ -484,8 +519,13 @@ class _Lowering:
         body = step.body
         argv = [self.value(a) for a in body.command]
         env = [(py(k), v) for k, v in self._mlflow_env(run)] + self._env(step)
-        # Training job names are unique per account and at most 63 characters.
-        job = f"{self.p.name}-{step.name.replace('_', '-')}"[:46] + "-{{ ts_nodash }}"
+        # SageMakerTrainingOperator (amazon 9.39) has no on_kill: a timed-out or killed task leaves the job to
+        # StoppingCondition.MaxRuntimeInSeconds (the step's timeout). A retry finds the name taken and, with
+        # its defaults (check_if_job_exists, action_if_job_exists="timestamp"), starts a suffixed job.
+        # Training job names are unique per account: the runtime derives one from the run id and the step
+        # (as every target does), defined also for a run without a logical date, where `ts_nodash` is not.
+        self.helpers.add("job_name")
+        job = f"{{{{ {JOB_NAME_MACRO}({jinja_string_literal(f'{self.p.name}-{step.name}')}, run_id) }}}}"
         algorithm = (
             f"{{'TrainingImage': {self.value(backend.image)}, 'TrainingInputMode': 'File', "
             f"'ContainerEntrypoint': [{argv[0]}], 'ContainerArguments': [{', '.join(argv[1:])}]}}"

@@ -8,6 +8,12 @@ from pipegen.render import py
 # Airflow renders every string in a templated field with Jinja. Jinja acts on these openers, and it
 # also rewrites line endings ('\r\n' and '\r' become '\n'), so text holding them is protected too.
 _JINJA_OPENERS = ("{{", "{%", "{#", "\r", "\n")
+# The DAG's macro for ${run.date}: the run's date in the schedule's timezone.
+RUN_DATE_MACRO = "pipegen_run_date"
+# The DAG's macro for a SageMaker training job name: one per run and step, as the runtime derives it.
+JOB_NAME_MACRO = "pipegen_job_name"
+# The DAG's macro for ${secret.X}: the Airflow Variable X, masked in logs and rendered fields.
+SECRET_MACRO = "pipegen_secret"
 
 
 def jinja_string_literal(text: str) -> str:
@@ -20,12 +26,14 @@ def ref_expression(ref: Ref) -> str:
     if ref.namespace == "params":
         return f"params[{jinja_string_literal(ref.name)}]"
     if ref.namespace == "run":
-        return "ds" if ref.name == "date" else "run_id"
+        # Not `ds`: that is the logical date in UTC, and absent for a run without a logical date.
+        return f"{RUN_DATE_MACRO}(dag_run)" if ref.name == "date" else "run_id"
     if ref.namespace == "env":
         # The worker's environment at render time, through the DAG's env_var macro.
         return f"env_var({jinja_string_literal(ref.name)})"
-    # Secrets live in Airflow Variables (and through them in any configured secrets backend).
-    return f"var.value[{jinja_string_literal(ref.name)}]"
+    # Secrets live in Airflow Variables (and through them in any configured secrets backend), read by a
+    # macro that masks the value: Airflow masks a Variable only when its name sounds secret.
+    return f"{SECRET_MACRO}({jinja_string_literal(ref.name)})"
 
 
 def templated(template: Template) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 
 # The execution input's keys: {"params": {...}, "scheduled_time": "<ISO time>"}, both optional.
 SCHEDULED_TIME = "scheduled_time"
+LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,21 @@ class TextList:
     """A list of strings built at run time (a job's command)."""
 
     items: tuple[Text, ...]
+
+
+@dataclass(frozen=True)
+class LocalDate:
+    """How the run date is found for a schedule outside UTC: a runtime Lambda call (intrinsics know no zones)."""
+
+    timezone: str
+    function: str
+    retry: tuple[dict[str, Any], ...]
+    fail_state: str
+
+    def request(self, scheduled_time: Any) -> dict[str, Any]:
+        """The lambda:invoke request, scheduled_time being this query language's read of the time."""
+        args = {"scheduled_time": scheduled_time, "timezone": self.timezone}
+        return {"FunctionName": self.function, "Payload": {"action": "run_date", "args": args}}
 
 
 Condition = Any
@@ -99,9 +115,25 @@ class Dialect(ABC):
     # ---- states ------------------------------------------------------------------------------
     @abstractmethod
     def context_states(
-        self, defaults: dict[str, Any], evaluations: list[str], next_state: str
+        self, defaults: dict[str, Any], evaluations: list[str], next_state: str, local_date: LocalDate | None
     ) -> dict[str, dict[str, Any]]:
-        """The first states: params (input over defaults), run id and run date into ("pipegen",)."""
+        """The first states: params (input over defaults), run id and run date into ("pipegen",).
+
+        The run date is the scheduled time's date (the execution's start for a manual run): cut from
+        the UTC time, or, with local_date, the date in the schedule's timezone from the runtime.
+        """
+
+    def _local_date_state(self, local_date: LocalDate, io: dict[str, Any], next_state: str) -> dict[str, Any]:
+        return {
+            "Type": "Task",
+            "Comment": f"The run date (${{run.date}}): the scheduled time's date in {local_date.timezone}.",
+            "Resource": LAMBDA_INVOKE,
+            **io,
+            "Retry": list(local_date.retry),
+            # No notification yet: it would need the context this state makes.
+            "Catch": [self.catch(local_date.fail_state)],
+            "Next": next_state,
+        }
 
     @abstractmethod
     def task_io(
@@ -181,20 +213,32 @@ class JsonPath(Dialect):
         return f"States.Format('{pattern}', {', '.join(reads)})"
 
     def context_states(
-        self, defaults: dict[str, Any], evaluations: list[str], next_state: str
+        self, defaults: dict[str, Any], evaluations: list[str], next_state: str, local_date: LocalDate | None
     ) -> dict[str, dict[str, Any]]:
         # Intrinsics cannot default a missing input field, so the defaults are merged under the input:
         # first the whole input (its params replace the defaults' params), then the params themselves.
         # $$.State.EnteredTime of the first state is the execution's start, as an ISO string.
+        scheduled = f"$.merged.{SCHEDULED_TIME}"
         context: dict[str, Any] = {
             "pipegen": {
                 "params.$": "States.JsonMerge($.defaults.params, $.merged.params, false)",
                 "run_id.$": "$$.Execution.Name",
-                "run_date.$": f"States.ArrayGetItem(States.StringSplit($.merged.{SCHEDULED_TIME}, 'T'), 0)",
+                "run_date.$": "$.local.run_date"
+                if local_date
+                else f"States.ArrayGetItem(States.StringSplit({scheduled}, 'T'), 0)",
             }
         }
         if evaluations:
             context["evaluations"] = {e: {"passed": False} for e in evaluations}
+        dated: dict[str, dict[str, Any]] = {}
+        if local_date is not None:
+            request = self.template(local_date.request(Slot(("merged", SCHEDULED_TIME))))
+            io = {
+                "Parameters": request,
+                "ResultSelector": {"run_date.$": "$.Payload.run_date"},
+                "ResultPath": "$.local",
+            }
+            dated["pipegen.run_date"] = self._local_date_state(local_date, io, "pipegen.context")
         return {
             "pipegen.input": {
                 "Type": "Pass",
@@ -208,8 +252,9 @@ class JsonPath(Dialect):
             "pipegen.merge": {
                 "Type": "Pass",
                 "Parameters": {"defaults.$": "$.defaults", "merged.$": "States.JsonMerge($.defaults, $.input, false)"},
-                "Next": "pipegen.context",
+                "Next": next(iter(dated), "pipegen.context"),
             },
+            **dated,
             "pipegen.context": {
                 "Type": "Pass",
                 "Comment": "The run's params, id (${run.id}) and logical date (${run.date}).",
@@ -315,7 +360,7 @@ class Jsonata(Dialect):
         return " & ".join(pieces) if pieces else '""'
 
     def context_states(
-        self, defaults: dict[str, Any], evaluations: list[str], next_state: str
+        self, defaults: dict[str, Any], evaluations: list[str], next_state: str, local_date: LocalDate | None
     ) -> dict[str, dict[str, Any]]:
         given = "$states.input"
         params = (
@@ -327,18 +372,29 @@ class Jsonata(Dialect):
             "pipegen": {
                 "params": params,
                 "run_id": "{% $states.context.Execution.Name %}",
-                "run_date": f"{{% $substringBefore({when}, 'T') %}}",
+                "run_date": "{% $local_run_date %}" if local_date else f"{{% $substringBefore({when}, 'T') %}}",
             }
         }
         for e in evaluations:
             assign[f"evaluations_{e}"] = {"passed": False}
+        dated: dict[str, dict[str, Any]] = {}
+        if local_date is not None:
+            request = self.template(local_date.request(""))
+            request["Payload"]["args"]["scheduled_time"] = "{% " + when + " %}"
+            io = {
+                "Arguments": request,
+                "Assign": {"local_run_date": "{% $states.result.Payload.run_date %}"},
+                "Output": "{% $states.input %}",
+            }
+            dated["pipegen.run_date"] = self._local_date_state(local_date, io, "pipegen.context")
         return {
+            **dated,
             "pipegen.context": {
                 "Type": "Pass",
                 "Comment": 'Execution input: {"params": {...}, "scheduled_time": "<ISO time>"}, both optional.',
                 "Assign": assign,
                 "Next": next_state,
-            }
+            },
         }
 
     def task_io(

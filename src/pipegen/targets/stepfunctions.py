@@ -22,7 +22,7 @@ from pipegen.emit import Output
 from pipegen.expr import Lit, parse_template
 from pipegen.resolve import Pipeline, ResolvedStep
 from pipegen.spec import AwsBatchBackend, KubernetesBackend, SageMakerBackend
-from pipegen.targets.asl import Dialect, Read, Slot, Text, TextList, dialect_for
+from pipegen.targets.asl import LAMBDA_INVOKE, Dialect, LocalDate, Read, Slot, Text, TextList, dialect_for
 from pipegen.targets.base import Support, Target, kubernetes_name, promote_request
 from pipegen.targets.eventbridge import schedule_problems, scheduler_schedule
 from pipegen.targets.resources import batch_resources, kubernetes_cpu
@@ -32,7 +32,6 @@ from pipegen.targets.resources import batch_resources, kubernetes_cpu
 MAX_DEFINITION_BYTES = 1_048_576
 MAX_REQUEST_BYTES = 1_048_576
 REQUEST_ROOM = 8_192
-LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
 LAMBDA_MAX_SECONDS = 900
 # Errors a Lambda invocation raises on service-side trouble: always worth a quick retry (AWS's advice).
 LAMBDA_RETRIER = {
@@ -102,7 +101,8 @@ class StepFunctionsTarget(Target):
             "evaluate": "runtime Lambda + Choice (skip: later steps skipped, run succeeds; fail: Fail state)",
             "promote": "runtime Lambda",
             "notify.on_failure": "Catch on every task -> runtime Lambda notification -> Fail",
-            "${run.id} / ${run.date}": "execution name / scheduled time's date (start date for manual runs)",
+            "${run.id} / ${run.date}": "execution name / scheduled time's date in the schedule's timezone (start date"
+            " for manual runs; a runtime Lambda state when the timezone is not UTC)",
             "${params.X} / ${env.X}": "rendered by the runtime Lambda (env: the Lambda's environment)",
             "${secret.X}": "runtime Lambda: PIPEGEN_SECRET_<X> in its environment; kubernetes: secret as a whole env value",
         },
@@ -286,7 +286,13 @@ class _Lowering:
             f" (sha256 {self.p.spec_sha256}); do not edit."
         )
         evaluations = sorted({e for name in self.guarded for e in self.skip_ancestors[name]}, key=self.order.index)
-        context = self.d.context_states(dict(sorted(spec.params.items())), evaluations, self._entry(0))
+        sched = self.p.schedule
+        local_date = (
+            LocalDate(sched.timezone, self.o.runtime_function, (LAMBDA_RETRIER,), FAILED)
+            if sched is not None and sched.timezone != "UTC"
+            else None
+        )
+        context = self.d.context_states(dict(sorted(spec.params.items())), evaluations, self._entry(0), local_date)
         self.states.update(context)
         for i, step in enumerate(self.p.steps):
             self._step(i, step)
@@ -554,6 +560,9 @@ class _Lowering:
     def _job_state(
         self, step: ResolvedStep, dynamic: bool, request: dict[str, Any], native: TextList | None
     ) -> dict[str, Any]:
+        # A `.sync` Task that times out (TimeoutSeconds) or whose execution is stopped has Step Functions stop
+        # the job it started (batch:TerminateJob, sagemaker:StopTrainingJob, which the state machine's role
+        # must allow); a Retry then starts a new job. moto does not model this, so it is not tested here.
         backend = step.backend
         name = step.name
         rendered = Slot(("prepared", name, "job"))
