@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
+
+import pytest
 
 from tests.cases import GOLDEN
 
@@ -81,3 +84,34 @@ def test_a_dag_of_jobs_only_loads_without_the_task_decorator(dags_folder: Path) 
         "--shards",
         "{{ params['shards'] }}",
     ]
+
+
+def test_a_description_is_text_even_when_it_names_a_file(
+    dags_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Airflow reads doc_md as a path when it ends with '.md': a description must never pull a file in."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    from pipegen.compiler import compile_checked
+    from pipegen.frontend import check_source
+    from pipegen.loader import Source
+
+    secret = tmp_path / "notes.md"
+    secret.write_text("TOP-SECRET-FILE-CONTENT")
+    monkeypatch.chdir(tmp_path)
+    for description in (str(secret), "notes.md", " \r"):
+        spec = (
+            "pipegen: 1\nname: described\n"
+            f"description: {json.dumps(description)}\n"
+            "backends: {here: {type: local}}\n"
+            "steps:\n  - name: a\n    task: {backend: here, command: [echo, hi]}\n"
+        )
+        result = compile_checked(check_source(Source("described.yaml", spec)), ["airflow"])
+        assert result.ok, [d.format() for d in result.diagnostics]
+        (dags_folder / "described.py").write_text(result.outputs[0].text, encoding="utf-8")
+        bag = DagBag(dag_folder=str(dags_folder))
+        assert bag.import_errors == {}
+        doc = bag.dags["described"].doc_md
+        assert "TOP-SECRET" not in (doc or "")
+        if description.strip():
+            assert doc is not None and doc.strip() == description

@@ -290,9 +290,12 @@ class _Lowering:
         spec = self.p.spec
         sched = self.p.schedule
         out = [("dag_id", py(self.p.name))]
-        if spec.description:
-            out.append(("description", py(spec.description.strip().splitlines()[0])))
-            out.append(("doc_md", py(spec.description)))
+        lines = (spec.description or "").strip().splitlines()
+        if lines:
+            out.append(("description", py(lines[0].strip())))
+            # Airflow reads doc_md as a file path when it ends with '.md': a description is text, always.
+            doc = spec.description or ""
+            out.append(("doc_md", py(doc + "\n" if doc.endswith(".md") else doc)))
         if sched is None:
             out.append(("schedule", "None"))
         else:
