@@ -15,6 +15,7 @@ from typing import Any
 from pipegen.diagnostics import Diagnostic, diag
 from pipegen.progress import Progress
 from pipegen.resolve import Pipeline, ResolvedStep, RetryPolicy
+from pipegen.runtime.redacted_output import run_redacted
 from pipegen.runtime.templating import Values
 
 DEFAULT_DB = "mlflow.db"
@@ -170,22 +171,15 @@ class LocalRun:
         log_path = self.logs / f"{step.name}.log"
         with log_path.open("ab") as log:
             try:
-                proc = subprocess.run(
-                    argv,
-                    cwd=cwd,
-                    env=env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    timeout=step.policy.timeout,
-                    check=False,
-                )
+                # The job's env holds rendered secrets: its output reaches the log redacted.
+                returncode = run_redacted(argv, cwd=cwd, env=env, timeout=step.policy.timeout, output=log)
             except FileNotFoundError:
                 raise StepFailed(f"command not found: {argv[0]}") from None
             except subprocess.TimeoutExpired:
                 raise StepFailed(f"timed out after {step.policy.timeout}s (log: {log_path})") from None
-        if proc.returncode != 0:
+        if returncode != 0:
             tail = log_path.read_text(errors="replace").strip().splitlines()[-1:] or [""]
-            raise StepFailed(f"exit code {proc.returncode}: {tail[0][:200]} (log: {log_path})")
+            raise StepFailed(f"exit code {returncode}: {tail[0][:200]} (log: {log_path})")
         return str(log_path)
 
     def _task(self, step: ResolvedStep) -> tuple[str, str, dict[str, Any]]:
