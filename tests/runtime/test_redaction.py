@@ -149,3 +149,16 @@ def test_runtime_command_line_redacts_errors_and_results(
     assert json.loads(output.read_text())["reason"] == f"{tmp_path}/***/ is not empty"
     assert f"{tmp_path}/***/ is not empty" in out
     assert name not in out + err + output.read_text()
+
+
+def test_a_gate_reason_masks_a_token_in_its_connection(tmp_path: Path) -> None:
+    # As Airflow calls it: the connection was rendered from a Variable, not by the runtime.
+    import sqlite3
+
+    from pipegen.runtime.gates import check_gate
+
+    with sqlite3.connect(tmp_path / "data.db") as db:
+        db.execute("CREATE TABLE events (id INTEGER)")
+    connection = f"sqlite:///file:{tmp_path}/data.db?mode=ro&token=tok_live_8f2a9c71d3&uri=true"
+    result = check_gate({"check": "row_count", "connection": connection, "table": "events"})
+    assert result["reason"].endswith("/data.db?mode=ro&token=***&uri=true has 0 rows, fewer than the minimum 1")

@@ -458,11 +458,11 @@ def _strip_sql(query: str) -> str:
 
 
 def _mask_url(url: str) -> str:
-    """A connection URL fit for logs: the password replaced by ***."""
+    """A connection URL fit for logs: the password (and a token in its query) replaced by ***."""
     from sqlalchemy.engine import make_url
 
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        return redact.redact(make_url(url).render_as_string(hide_password=True))
     except Exception:  # noqa: BLE001 - an unparseable URL is reported by the check itself; mask what we can
         return redact.redact(url)
 

@@ -59,7 +59,9 @@ class Values:
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
 
     def __post_init__(self) -> None:
-        # Jobs inherit these variables and may print them before (or without) rendering them.
+        # Wherever spec strings are rendered, library logs are redacted too; and jobs inherit the
+        # PIPEGEN_SECRET_* variables and may print them before (or without) rendering them.
+        redact.install_log_redaction()
         redact.register_environment(self.environ)
 
     def text(self, template: Template) -> str:
