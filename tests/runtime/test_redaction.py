@@ -162,3 +162,22 @@ def test_a_gate_reason_masks_a_token_in_its_connection(tmp_path: Path) -> None:
     connection = f"sqlite:///file:{tmp_path}/data.db?mode=ro&token=tok_live_8f2a9c71d3&uri=true"
     result = check_gate({"check": "row_count", "connection": connection, "table": "events"})
     assert result["reason"].endswith("/data.db?mode=ro&token=***&uri=true has 0 rows, fewer than the minimum 1")
+
+
+def test_lambda_handler_masks_an_error_and_keeps_its_type(aws: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipegen.runtime.lambda_handler import handler
+
+    value = secret().split("/")[0]
+    monkeypatch.setenv("PIPEGEN_SECRET_BUCKET_PATH", value)  # not in (moto's) Secrets Manager: the fallback
+    gate = {"gate": {"check": "partition_exists", "path": "gs://bucket/${secret.bucket_path}/"}}
+    event = {
+        "action": "step",
+        "args": {"kind": "gate", "spec": gate, "context": {"params": {}, "run_id": "r", "run_date": "d"}},
+    }
+    with pytest.raises(ValueError) as error:
+        handler(event)
+    assert (
+        str(error.value)
+        == "unsupported path scheme 'gs://' in 'gs://bucket/***/' (expected s3://, file:// or a local path)"
+    )
+    assert error.value.__cause__ is None and error.value.__suppress_context__
