@@ -181,3 +181,14 @@ def test_lambda_handler_masks_an_error_and_keeps_its_type(aws: str, monkeypatch:
         == "unsupported path scheme 'gs://' in 'gs://bucket/***/' (expected s3://, file:// or a local path)"
     )
     assert error.value.__cause__ is None and error.value.__suppress_context__
+
+
+def test_command_output_reaches_a_text_only_stdout(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A task runner may replace sys.stdout with a stream that has no binary buffer.
+    value = secret()
+    register(value)
+    stream = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", stream)
+    code = run_redacted([sys.executable, "-c", "import sys; print(sys.argv[1])", value])
+    assert code == 0
+    assert stream.getvalue() == "***\n"

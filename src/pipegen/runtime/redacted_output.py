@@ -9,7 +9,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import IO
 
 from pipegen.runtime.redact import redact
@@ -30,12 +30,9 @@ def run_redacted(
 
     Raises FileNotFoundError like subprocess.run, and subprocess.TimeoutExpired after killing the command.
     """
-    if output is None:
-        sys.stdout.flush()
-        output = sys.stdout.buffer
     proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     assert proc.stdout is not None
-    copier = threading.Thread(target=_copy, args=(proc.stdout, output), daemon=True)
+    copier = threading.Thread(target=_copy, args=(proc.stdout, _sink(output)), daemon=True)
     copier.start()
     try:
         proc.wait(timeout=timeout)
@@ -49,13 +46,34 @@ def run_redacted(
     return proc.returncode
 
 
-def _copy(source: IO[bytes], output: IO[bytes]) -> None:
+def _sink(output: IO[bytes] | None) -> Callable[[str], None]:
+    """Where redacted lines go: output, else this process's stdout (which a task runner may have replaced)."""
+    if output is not None:
+        binary = output
+    else:
+        sys.stdout.flush()
+        buffer = getattr(sys.stdout, "buffer", None)
+        if buffer is None:  # a text-only stream, e.g. a logging adapter: hand it text
+
+            def write_text(text: str) -> None:
+                sys.stdout.write(text.encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
+                sys.stdout.flush()
+
+            return write_text
+        binary = buffer
+
+    def write(text: str) -> None:
+        # surrogateescape: bytes that are not UTF-8 go through unchanged.
+        binary.write(text.encode("utf-8", "surrogateescape"))
+        binary.flush()
+
+    return write
+
+
+def _copy(source: IO[bytes], write: Callable[[str], None]) -> None:
     try:
         for line in iter(source.readline, b""):
-            # surrogateescape: bytes that are not UTF-8 go through unchanged.
-            text = line.decode("utf-8", "surrogateescape")
-            output.write(redact(text).encode("utf-8", "surrogateescape"))
-            output.flush()
+            write(redact(line.decode("utf-8", "surrogateescape")))
     except (OSError, ValueError):  # the log was closed under a grandchild still writing: stop copying
         pass
     finally:
