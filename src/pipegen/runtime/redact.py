@@ -20,6 +20,7 @@ from pipegen.runtime.url_credentials import QUERY_PARAM, SECRET_PATH, USERINFO, 
 
 __all__ = [
     "MASK",
+    "forget",
     "install_log_redaction",
     "redact",
     "redact_data",
@@ -60,6 +61,14 @@ def register(value: str) -> None:
         alternatives = sorted(_values, key=lambda s: (-len(s), s))
         _pattern = re.compile("|".join(map(re.escape, alternatives)))
     install_log_redaction()
+
+
+def forget() -> None:
+    """Forget every registered value: for a process that runs many pipelines' steps (a test session)."""
+    global _pattern
+    with _lock:
+        _values.clear()
+        _pattern = None
 
 
 def register_environment(environ: Mapping[str, str]) -> None:
