@@ -33,6 +33,15 @@ def _in_repo() -> Iterator[None]:
         os.chdir(before)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_redactor() -> Iterator[None]:
+    """Secrets one test registers are not masked in the next: the redactor is process-wide, tests share a process."""
+    from pipegen.runtime import redact
+
+    yield
+    redact.forget()
+
+
 @pytest.fixture
 def demo_workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The demo's example folder in a scratch directory, run from there, with an sqlite MLflow store there."""

@@ -149,6 +149,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from pipegen.localrun import LocalRun, coerce_param, default_tracking_uri, run_key_for, unsupported_backends
     from pipegen.progress import Progress, summary
     from pipegen.resolve import resolve
+    from pipegen.runtime.redact import redact
     from pipegen.runtime.step import run_date_from
     from pipegen.runtime.templating import Values
 
@@ -188,7 +189,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             tracking_uri = ""
     tracking_uri = tracking_uri or default_tracking_uri(Path.cwd())
     print(
-        f"running {pipeline.name} ({len(pipeline.steps)} steps) as {values.run_id}; MLflow: {tracking_uri}",
+        redact(f"running {pipeline.name} ({len(pipeline.steps)} steps) as {values.run_id}; MLflow: {tracking_uri}"),
         file=sys.stderr,
     )
     run = LocalRun(pipeline, values, tracking_uri, Progress(sys.stderr))
@@ -404,6 +405,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception:  # noqa: BLE001 - the last line of defence: never a bare traceback for users
+        from pipegen.runtime.redact import redact
+
         print("pipegen: internal error (this is a bug in pipegen; please report it with the spec):", file=sys.stderr)
-        traceback.print_exc(limit=-3, file=sys.stderr)
+        print(redact(traceback.format_exc(limit=-3)), end="", file=sys.stderr)  # `pipegen run` renders secrets
         return EXIT_INTERNAL

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -12,11 +10,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from pipegen.diagnostics import Diagnostic, diag
 from pipegen.progress import Progress
 from pipegen.resolve import Pipeline, ResolvedStep, RetryPolicy
+from pipegen.runtime.redacted_output import run_redacted
 from pipegen.runtime.templating import Values
 
 DEFAULT_DB = "mlflow.db"
@@ -215,7 +214,8 @@ class LocalRun:
         log_path = self.logs / f"{step.name}.log"
         with log_path.open("ab") as log:
             try:
-                returncode = run_process(argv, cwd=cwd, env=env, log=log, timeout=step.policy.timeout)
+                # The job's env holds rendered secrets: its output reaches the log redacted.
+                returncode = run_redacted(argv, cwd=cwd, env=env, timeout=step.policy.timeout, output=log)
             except FileNotFoundError:
                 raise StepFailed(f"command not found: {argv[0]}") from None
             except subprocess.TimeoutExpired:
@@ -317,31 +317,6 @@ def last_line(path: Path, window: int = 4096) -> str:
         handle.seek(max(0, size - window))
         lines = handle.read().decode(errors="replace").strip().splitlines()
     return lines[-1] if lines else ""
-
-
-def run_process(argv: list[str], *, cwd: str | None, env: dict[str, str], log: BinaryIO, timeout: float | None) -> int:
-    """Run a job's command in its own process group; on a timeout or an interrupt, end the whole group.
-
-    subprocess.run kills only the direct child, so workers a training script started (data loaders,
-    `torchrun` ranks) would outlive the step and keep its GPU or port.
-    """
-    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        return proc.wait(timeout=timeout)
-    except BaseException:
-        _end_group(proc)
-        raise
-
-
-def _end_group(proc: subprocess.Popen[bytes], grace: float = 10.0) -> None:
-    """SIGTERM the process group, give it a grace period to save its work, then SIGKILL what is left."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=grace)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
 
 
 def git_commit(where: Path) -> str | None:

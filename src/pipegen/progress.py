@@ -6,6 +6,8 @@ import threading
 import time
 from typing import TYPE_CHECKING, TextIO
 
+from pipegen.runtime.redact import redact
+
 if TYPE_CHECKING:
     from pipegen.localrun import Outcome
 
@@ -67,8 +69,9 @@ class Progress:
         self._write(f"{text}\n")
 
     def _write(self, text: str) -> None:
+        # Every progress line passes here: a step's detail may quote a rendered secret (a URL, an error).
         with self._lock:
-            self.stream.write(text)
+            self.stream.write(redact(text))
             self.stream.flush()
 
 
@@ -86,4 +89,4 @@ def summary(pipeline_name: str, outcomes: list[Outcome], tracking_uri: str) -> s
     if not promoted and any(o.kind == "promote" for o in outcomes):
         lines.append("nothing was promoted")
     lines.append(f"MLflow: {tracking_uri}")
-    return "\n".join(lines) + "\n"
+    return redact("\n".join(lines) + "\n")

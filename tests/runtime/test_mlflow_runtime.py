@@ -21,6 +21,7 @@ from pipegen.runtime.promote import promote
 from pipegen.runtime.start_run import start_run, training_env
 from tests.cases import REPO
 from tests.support_mlflow import MlflowServer, play_training, start_mlflow_server
+from tests.support_tools import tool
 
 pytestmark = pytest.mark.xdist_group("mlflow")
 
@@ -250,7 +251,9 @@ def test_a_model_logged_by_name_registers_quietly(
         "    mlflow.pyfunc.log_model(name='model', python_model=M(), pip_requirements=[])\n"
     )
     env = {**training_env(run), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
-    subprocess.run([sys.executable, "-c", script], env=env, check=True, capture_output=True, timeout=300)
+    # The training job runs in its own image with full MLflow (the tools environment's Python here), not in
+    # the runtime-only environment these tests may run in.
+    subprocess.run([str(tool("python")), "-c", script], env=env, check=True, capture_output=True, timeout=300)
     capfd.readouterr()
     result = promote(run_id=run["run_id"], model=name, tracking_uri=mlflow_server.uri)
     assert result["version"] == "1" and holder(mlflow_server, name) == "1"

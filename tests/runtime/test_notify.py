@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -11,6 +12,7 @@ import pytest
 
 from pipegen.runtime.errors import RuntimeFailure
 from pipegen.runtime.notify import notify
+from pipegen.runtime.templating import Values
 
 
 class Hook:
@@ -61,3 +63,21 @@ def test_persistent_failure_is_a_clear_error(hook: Hook) -> None:
 def test_unreachable_webhook_is_a_clear_error() -> None:
     with pytest.raises(RuntimeFailure, match=r"http://127\.0\.0\.1:9/x: ConnectionError"):
         notify(webhooks=["http://127.0.0.1:9/x"], message={})
+
+
+def test_a_rendered_secret_in_the_url_is_masked_in_the_error() -> None:
+    value = f"tok_{uuid.uuid4().hex}"
+    values = Values({}, "run-1", "2026-01-02", {"PIPEGEN_SECRET_HOOK": value})
+    url = values.string("http://127.0.0.1:9/hooks/${secret.hook}/rebuild")
+    with pytest.raises(RuntimeFailure) as failure:
+        notify(webhooks=[url], message={"event": "failed"})
+    assert str(failure.value) == (
+        "webhook notification failed after 4 retries: http://127.0.0.1:9/hooks/***/rebuild: ConnectionError"
+    )
+
+
+def test_a_token_the_runtime_did_not_render_is_masked_too() -> None:
+    # Airflow renders `${secret.X}` from a Variable before the runtime sees the URL.
+    with pytest.raises(RuntimeFailure) as failure:
+        notify(webhooks=["http://127.0.0.1:9/rebuild?token=tok_live_8f2a9c71d3&run=1"], message={})
+    assert str(failure.value).endswith("http://127.0.0.1:9/rebuild?token=***&run=1: ConnectionError")

@@ -10,7 +10,11 @@ from pipegen.checks import CheckContext, check
 from pipegen.diagnostics import Diagnostic, diag
 from pipegen.expr import ExpressionError, Ref, parse_template
 from pipegen.loader import PathKey
+from pipegen.runtime.url_credentials import SECRET_PATH, is_credential_name
 
+# Every URL in a string (a command argument may hold one after `--url=`), and the parts that carry
+# credentials; the runtime masks the same parts in its messages (pipegen.runtime.redact).
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
 _URL_PASSWORD = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*:(?P<password>[^/\s@]+)@")
 _SECRET_KEY = re.compile(r"pass(word|wd)?|pwd|token|secret|api[_-]?key|access[_-]?key|private[_-]?key|credential", re.I)
 # Keys that name where a secret lives rather than holding it.
@@ -47,18 +51,37 @@ def _strings(node: Any, path: PathKey) -> Iterator[tuple[PathKey, str | None, st
                 yield from _strings(value, (*path, i))
 
 
+def _url_credential(text: str) -> tuple[str, str] | None:
+    """(message, hint) for the first literal credential in a URL inside text: password, secret path, query token."""
+    for url in _URL.findall(text):
+        match = _URL_PASSWORD.match(url)
+        if match and not _is_reference(match["password"]):
+            return "URL holds a literal password", "put the password in a secret and write ${secret.NAME} in its place"
+        path = SECRET_PATH.search(url)
+        # A Slack or Discord webhook URL is its own credential: its last path segment is the secret.
+        if path and not _is_reference(path["path"].rstrip("/").rsplit("/", 1)[-1]):
+            return (
+                "webhook URL holds its secret in its path (anyone with the URL can post)",
+                "put the whole URL in a secret: ${secret.NAME}",
+            )
+        query = url.partition("?")[2].partition("#")[0]
+        for pair in re.split(r"[&;]", query):
+            name, _, value = pair.partition("=")
+            if value and is_credential_name(name) and not _REFERENCE_KEY.search(name) and not _is_reference(value):
+                return (
+                    f"URL holds a literal credential in its query parameter '{name}'",
+                    f"put the value in a secret: {name}=" + "${secret.NAME}, or the whole URL: ${secret.NAME}",
+                )
+    return None
+
+
 @check
 def no_literal_credentials(ctx: CheckContext) -> Iterator[Diagnostic]:
-    """URLs carry no password; keys named like secrets hold references, not values."""
+    """URLs carry no password, token or secret path; keys named like secrets hold references, not values."""
     for path, key, text in _strings(ctx.data, ()):
-        match = _URL_PASSWORD.match(text.strip())
-        if match and not _is_reference(match["password"]):
-            yield diag(
-                "PG500",
-                "URL holds a literal password",
-                ctx.smap.value(path),
-                "put the password in a secret and write ${secret.NAME} in its place",
-            )
+        found = _url_credential(text)
+        if found is not None:
+            yield diag("PG500", found[0], ctx.smap.value(path), found[1])
             continue
         if key and _SECRET_KEY.search(key) and not _REFERENCE_KEY.search(key) and not _is_reference(text):
             yield diag("PG501", f"'{key}' holds a literal credential", ctx.smap.value(path), _hint(key))

@@ -1,7 +1,8 @@
 """`python -m pipegen.runtime ACTION ARGS_JSON [--output FILE]`: run one action in a container.
 
 The result is printed as JSON on the last line of stdout (and written to --output when given, for
-KFP output parameters). A failure exits 1 with the reason on stderr.
+KFP output parameters). A failure exits 1 with the reason on stderr. Everything printed or written
+passes through the redactor: a container's log and KFP's output parameters are no place for a secret.
 """
 
 from __future__ import annotations
@@ -9,10 +10,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import traceback
 from pathlib import Path
 
 from pipegen.runtime.actions import ACTIONS, action
 from pipegen.runtime.errors import RuntimeFailure
+from pipegen.runtime.redact import install_log_redaction, redact, redact_data
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,6 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("args", help="the action's arguments as a JSON object")
     parser.add_argument("--output", help="also write the JSON result to this file")
     ns = parser.parse_args(argv)
+    install_log_redaction()
     try:
         kwargs = json.loads(ns.args)
     except json.JSONDecodeError as exc:
@@ -31,9 +35,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = action(ns.action)(**kwargs)
     except RuntimeFailure as exc:
-        print(f"pipegen.runtime {ns.action}: {exc}", file=sys.stderr)
+        print(redact(f"pipegen.runtime {ns.action}: {exc}"), file=sys.stderr)
         return 1
-    text = json.dumps(result, sort_keys=True)
+    except Exception:  # noqa: BLE001 - any other error keeps its traceback for whoever debugs it, masked
+        print(redact(traceback.format_exc()), file=sys.stderr, end="")
+        return 1
+    text = json.dumps(redact_data(result), sort_keys=True)
     if ns.output:
         Path(ns.output).parent.mkdir(parents=True, exist_ok=True)
         Path(ns.output).write_text(text)

@@ -18,9 +18,10 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from stat import S_ISDIR
 from typing import TYPE_CHECKING, Any, NamedTuple
-from urllib.parse import quote, unquote
+from urllib.parse import unquote
 
 from pipegen.durations import format_duration
+from pipegen.runtime import redact
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, CursorResult
@@ -35,8 +36,6 @@ DEFAULT_MIN_ROWS = 1
 DEFAULT_INTERVAL_SECONDS = 300.0
 # Any scheme-qualified path: recognised so that `gs://...` is an error rather than a relative path.
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
-# `scheme://user:password@` anywhere in a text, for URLs SQLAlchemy cannot parse and error messages.
-_URL_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*:)[^@\s]+@")
 _MAX_VALUE_CHARS = 80
 
 
@@ -90,7 +89,7 @@ def run_gate(
         # KeyboardInterrupt, the task being killed) still stops it.
         except Exception as exc:  # noqa: BLE001
             last = None
-            last_error = (attempts, _describe_error(exc, prepared.secrets))
+            last_error = (attempts, _describe_error(exc))
             log.warning("gate check %d on %s raised %s", attempts, prepared.target, last_error[1])
         else:
             if last["passed"]:
@@ -116,10 +115,9 @@ def run_gate(
 
 
 class _Prepared(NamedTuple):
-    """A validated gate: what it looks at (for messages), secrets to mask, and the check itself."""
+    """A validated gate: what it looks at (for messages) and the check itself."""
 
     target: str
-    secrets: tuple[str, ...]
     check: Callable[[], dict[str, Any]]
 
 
@@ -129,30 +127,29 @@ def _prepare(gate: dict[str, Any]) -> _Prepared:
     check = gate.get("check")
     if check == "partition_exists":
         path, s3 = _path(gate), _LazyS3()
-        return _Prepared(path, (), lambda: _partition_exists(path, s3))
+        return _Prepared(path, lambda: _partition_exists(path, s3))
     if check == "freshness":
         path, s3 = _path(gate), _LazyS3()
         max_age = _number(gate, "max_age_seconds", minimum=0)
-        return _Prepared(path, (), lambda: _freshness(path, max_age, s3))
+        return _Prepared(path, lambda: _freshness(path, max_age, s3))
     if check == "row_count":
         connection = _text(gate, "connection")
         table, query = gate.get("table"), gate.get("query")
         if (table is None) == (query is None):
             raise ValueError("a row_count gate takes exactly one of 'table' and 'query'")
         min_rows = int(_number(gate, "min_rows", minimum=0, default=DEFAULT_MIN_ROWS, integer=True))
+        _register_password(connection)
         shown = _mask_url(connection)
-        secrets = _secrets(connection)
         if table is not None:
             name = _text(gate, "table")
-            return _Prepared(f"table {name} on {shown}", secrets, lambda: _count_table(connection, name, min_rows))
+            return _Prepared(f"table {name} on {shown}", lambda: _count_table(connection, name, min_rows))
         sql, binds = _text(gate, "query"), _binds(gate)
-        return _Prepared(f"query on {shown}", secrets, lambda: _count_query(connection, sql, binds, min_rows))
+        return _Prepared(f"query on {shown}", lambda: _count_query(connection, sql, binds, min_rows))
     if check == "sql":
         connection = _text(gate, "connection")
         sql, binds = _text(gate, "query"), _binds(gate)
-        return _Prepared(
-            f"query on {_mask_url(connection)}", _secrets(connection), lambda: _sql(connection, sql, binds)
-        )
+        _register_password(connection)
+        return _Prepared(f"query on {_mask_url(connection)}", lambda: _sql(connection, sql, binds))
     raise ValueError(f"unknown gate check {check!r} (expected one of: {', '.join(CHECKS)})")
 
 
@@ -508,32 +505,30 @@ def _strip_sql(query: str) -> str:
 
 
 def _mask_url(url: str) -> str:
-    """A connection URL fit for logs: the password replaced by ***."""
+    """A connection URL fit for logs: the password (and a token in its query) replaced by ***."""
     from sqlalchemy.engine import make_url
 
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        return redact.redact(make_url(url).render_as_string(hide_password=True))
     except Exception:  # noqa: BLE001 - an unparseable URL is reported by the check itself; mask what we can
-        return _URL_PASSWORD.sub(r"\1***@", url)
+        return redact.redact(url)
 
 
-def _secrets(url: str) -> tuple[str, ...]:
+def _register_password(url: str) -> None:
+    """A connection's password is a secret wherever it came from (Airflow renders Variables itself)."""
     from sqlalchemy.engine import make_url
 
     try:
         password = make_url(url).password
-    except Exception:  # noqa: BLE001 - unparseable: _URL_PASSWORD still masks it inside any URL
-        return ()
-    if not password:
-        return ()
-    # The password may appear as typed or percent-encoded, as it is inside the URL.
-    return tuple(sorted({str(password), quote(str(password), safe="")}, key=len, reverse=True))
+    except Exception:  # noqa: BLE001 - unparseable: the redactor still masks it inside any URL
+        return
+    if password:
+        # Registered in every form it may take in a message: as typed, percent-encoded, escaped.
+        redact.register(str(password))
 
 
-def _describe_error(exc: BaseException, secrets: tuple[str, ...]) -> str:
-    text = _URL_PASSWORD.sub(r"\1***@", str(exc))
-    for secret in secrets:
-        text = text.replace(secret, "***")
+def _describe_error(exc: BaseException) -> str:
+    text = redact.redact(str(exc))
     # SQLAlchemy appends a "Background on this error" link and the failing SQL on extra lines.
     first_line = text.strip().splitlines()[0] if text.strip() else ""
     return f"{type(exc).__name__}: {first_line}" if first_line else type(exc).__name__

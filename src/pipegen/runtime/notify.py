@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from pipegen.runtime.errors import RuntimeFailure
+from pipegen.runtime.redact import redact_data
 
 RETRIES = 4
 BACKOFF_FACTOR = 0.5
@@ -28,7 +29,8 @@ def notify(*, webhooks: list[str], message: dict[str, Any], timeout: float = TIM
     session = requests.Session()
     session.mount("http://", HTTPAdapter(max_retries=retry))
     session.mount("https://", HTTPAdapter(max_retries=retry))
-    body = json.dumps(message, sort_keys=True)
+    # The message may quote a failure's error and cause; the receiver is no place for a secret either.
+    body = json.dumps(redact_data(message), sort_keys=True)
     failures = []
     for url in webhooks:
         try:
@@ -39,5 +41,6 @@ def notify(*, webhooks: list[str], message: dict[str, Any], timeout: float = TIM
         if response.status_code >= 400:
             failures.append(f"{url}: HTTP {response.status_code}")
     if failures:
+        # The URLs are rendered; RuntimeFailure masks a ${secret.X} in them, or a token no spec named.
         raise RuntimeFailure(f"webhook notification failed after {RETRIES} retries: {'; '.join(failures)}")
     return {"sent": len(webhooks)}

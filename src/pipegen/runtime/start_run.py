@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from pipegen.runtime import tags
+from pipegen.runtime.redact import redact
 from pipegen.runtime.tracking import client, reaching, resolve_tracking_uri
 
 
@@ -49,7 +50,8 @@ def start_run(
             if params:
                 # A tag, not MLflow params: params are immutable, and the training script may log
                 # the same names itself (often with another spelling, 100000 vs 100000.0).
-                run_tags[tags.PARAMS] = json.dumps(params, sort_keys=True, default=str)
+                # MLflow keeps tags for good: a parameter holding a URL with a token is masked like a log line.
+                run_tags[tags.PARAMS] = redact(json.dumps(params, sort_keys=True, default=str))
             run = c.create_run(experiment_id, tags=run_tags, run_name=f"{pipeline}.{step}")
             run_id = run.info.run_id
     return {"run_id": run_id, "experiment_id": experiment_id, "tracking_uri": uri}

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from pipegen.runtime.errors import RuntimeFailure
+from pipegen.runtime.redacted_output import run_redacted
 from pipegen.runtime.templating import Values
 
 
@@ -187,9 +187,9 @@ def _command(
             **env,
         }
         cwd = values.string(spec["working_dir"]) if spec.get("working_dir") else None
-        proc = subprocess.run(command, env=full, cwd=cwd, check=False)
-        if proc.returncode != 0:
-            raise RuntimeFailure(f"command exited with {proc.returncode}: {command[0]}")
+        returncode = run_redacted(command, env=full, cwd=cwd)  # its env holds rendered secrets
+        if returncode != 0:
+            raise RuntimeFailure(f"command exited with {returncode}: {command[0]}")
         return {"passed": True}
     if kind == "aws_batch":
         from pipegen.runtime.aws_jobs import batch_job, batch_job_name
