@@ -52,6 +52,8 @@ def _run_local(command: list, env: dict, run: dict | None, cwd: str | None) -> N
     import subprocess
     import sys
 
+    from pipegen.runtime.redacted_output import run_redacted
+
     # As with `pipegen run`: `python` means the worker's own Python environment.
     full_env = {**os.environ, "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]), **env}
     if run is not None:
@@ -60,7 +62,10 @@ def _run_local(command: list, env: dict, run: dict | None, cwd: str | None) -> N
             MLFLOW_EXPERIMENT_ID=str(run["experiment_id"]),
             MLFLOW_RUN_ID=run["run_id"],
         )
-    subprocess.run(command, env=full_env, cwd=cwd, check=True)
+    # The job's output is redacted line by line on its way to the task log, and its process group ends with the task.
+    code = run_redacted(command, env=full_env, cwd=cwd)
+    if code != 0:
+        raise subprocess.CalledProcessError(code, command[0])
 
 
 @task.short_circuit(ignore_downstream_trigger_rules=True)

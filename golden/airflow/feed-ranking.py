@@ -33,9 +33,13 @@ def _secret(name: str) -> str:
     from airflow.sdk import Variable
     from airflow.sdk.log import mask_secret
 
+    from pipegen.runtime.redact import register
+
     value = Variable.get(name)
     # Without the name: Airflow masks a Variable by itself only when its name sounds secret ("token", ...).
     mask_secret(value)
+    # pipegen's own redactor too: runtime messages and a local job's output are masked before Airflow sees them.
+    register(value)
     return value
 
 

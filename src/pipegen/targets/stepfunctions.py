@@ -104,7 +104,7 @@ class StepFunctionsTarget(Target):
             "${run.id} / ${run.date}": "execution name / scheduled time's date in the schedule's timezone (start date"
             " for manual runs; a runtime Lambda state when the timezone is not UTC)",
             "${params.X} / ${env.X}": "rendered by the runtime Lambda (env: the Lambda's environment)",
-            "${secret.X}": "runtime Lambda: PIPEGEN_SECRET_<X> in its environment; kubernetes: secret as a whole env value",
+            "${secret.X}": "runtime Lambda: AWS Secrets Manager secret pipegen/<X> (PIPEGEN_SECRET_<X> as a fallback); kubernetes: secret as a whole env value",
         },
     )
     options_model = StepFunctionsOptions
