@@ -20,28 +20,14 @@ except ImportError:
     meets_delta = None
 from pipegen.runtime.evaluate import evaluate
 from pipegen.runtime.promote import promote
-from pipegen.runtime.start_run import start_run
 from pipegen.thresholds import parse_threshold
-from tests.support_mlflow import MlflowServer, play_training
+from tests.runtime.test_mlflow_runtime import trained
+from tests.support_mlflow import MlflowServer
 
 pytestmark = pytest.mark.xdist_group("mlflow")
 
 ROUNDS = 20
 RACERS = 8
-
-
-def trained(server: MlflowServer, name: str, metrics: dict[str, float], key: str) -> str:
-    run = start_run(
-        pipeline="demo",
-        step="train",
-        spec_sha256="c" * 64,
-        target="local",
-        run_key=f"{name}-{key}",
-        experiment=name,
-        tracking_uri=server.uri,
-    )
-    play_training(server.uri, run["run_id"], metrics)
-    return str(run["run_id"])
 
 
 def champion(name: str, metric: str = "auc", mode: str = "max", min_delta: float = 0.0) -> dict[str, Any]:
