@@ -43,6 +43,16 @@ def py(value: Any) -> str:
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
+def comment_text(value: str) -> str:
+    """Text that stays inside one `#` comment: every character that could end the line is escaped.
+
+    A spec's file name is user text like any other: `evil<newline>import os...` must not become a line
+    of code in the generated module (Python ends a comment at \\n or \\r; escaping every non-printable
+    character keeps the header readable and one line in any editor too).
+    """
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in value)
+
+
 def ident(value: str) -> str:
     """Check that value is a safe Python identifier and return it unchanged."""
     if not _IDENT.match(value) or keyword.iskeyword(value) or keyword.issoftkeyword(value):
