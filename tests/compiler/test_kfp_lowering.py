@@ -97,7 +97,7 @@ def test_runtime_components_without_a_runtime_image_are_a_located_error(cli: Cli
     assert result.code == 1
     assert result.err.splitlines()[0] == (
         f"{spec}:4:5: error[PG604]: target 'kfp' needs targets.kfp.base_image: step 'ready' runs pipegen's runtime "
-        "in a KFP component, and no public image has it; hint: build an image with pipegen's [runtime] extra "
+        "in a KFP component, and no public image has it; hint: build an image with pipegen-ml[runtime] "
         "installed and set targets: {kfp: {base_image: registry.example.com/ml/pipegen-runtime:0.1}} (your image's name)"
     )
     # With other KFP options and no image, the error points at them.
