@@ -120,3 +120,11 @@ def test_step_graph_order_ancestors_and_networkx_view() -> None:
     assert graph.order() == list(nx.lexicographical_topological_sort(graph.graph))
     assert graph.ancestors("d") == {"a", "c"} == nx.ancestors(graph.graph, "d")
     assert sorted(graph.edges()) == sorted(graph.graph.edges)
+
+
+def test_batch_memory_takes_every_suffix_the_spec_accepts() -> None:
+    """`memory: 1Pi` validates (within 2**31-1 MiB), so the Batch lowering must read it too (it asserted before)."""
+    from pipegen.targets.resources import quantity_mib
+
+    assert quantity_mib("32Gi") == 32 * 1024 and quantity_mib("512M") == 488 and quantity_mib("1000") == 1
+    assert quantity_mib("1Pi") == 2**30 and quantity_mib("2P") == round(2e15 / 2**20)

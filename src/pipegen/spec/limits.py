@@ -218,6 +218,12 @@ _SUFFIX = {"m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1
 _SUFFIX |= {f"{s.upper()}i": 1024.0 ** (i + 1) for i, s in enumerate("kMGTPE")}
 
 
+def quantity_value(quantity: str) -> float | None:
+    """A Kubernetes quantity ('32Gi', '500m', '1.5T') as a plain number, or None when it is not one."""
+    match = _QUANTITY.match(quantity)
+    return float(match[1]) * _SUFFIX.get(match[2] or "", 1.0) if match else None
+
+
 def check_cpu(value: float | str) -> float | str:
     """A CPU amount (cores, or a Kubernetes quantity like '500m') within LIMITS['resources.cpu'], in millicores."""
     limit = LIMITS["resources.cpu"]

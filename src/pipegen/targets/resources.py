@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-import re
-
 from pipegen.spec import Resources
+from pipegen.spec.limits import quantity_value
 
 
 def quantity_mib(quantity: str) -> int:
-    """Kubernetes memory quantity to MiB, as AWS Batch wants it."""
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)(Ki|Mi|Gi|Ti|k|M|G|T)?", quantity)
-    assert match, quantity
-    number, unit = float(match[1]), match[2] or ""
-    factor = {
-        "": 1 / 2**20,
-        "Ki": 1 / 1024,
-        "Mi": 1,
-        "Gi": 1024,
-        "Ti": 1024**2,
-        "k": 1000 / 2**20,
-        "M": 10**6 / 2**20,
-        "G": 10**9 / 2**20,
-        "T": 10**12 / 2**20,
-    }[unit]
-    return max(1, round(number * factor))
+    """Kubernetes memory quantity to MiB, as AWS Batch wants it (every suffix the spec accepts, Pi and Ei too)."""
+    value = quantity_value(quantity)
+    assert value is not None, quantity
+    return max(1, round(value / 2**20))
 
 
 def kubernetes_cpu(cpu: float | str) -> str:
