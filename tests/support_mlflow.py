@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import tempfile
 import time
@@ -24,14 +26,19 @@ class MlflowServer:
     process: subprocess.Popen[bytes]
 
     def stop(self) -> None:
-        """Stop the server and wait for it."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        """Stop the server and every process it started (uvicorn, job runners), and wait for it."""
+        _end_group(self.process)
+
+
+def _end_group(process: subprocess.Popen[bytes]) -> None:
+    # The server runs in its own process group: its uvicorn and huey children must not outlive it.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=20)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
 
 
 def start_mlflow_server(root: Path | None = None, port: int | None = None) -> MlflowServer:
@@ -61,6 +68,7 @@ def start_mlflow_server(root: Path | None = None, port: int | None = None) -> Ml
         stderr=subprocess.STDOUT,
         cwd=root,
         env={**os.environ, "MLFLOW_TRACKING_URI": ""},
+        start_new_session=True,
     )
     uri = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + STARTUP_SECONDS
@@ -75,7 +83,7 @@ def start_mlflow_server(root: Path | None = None, port: int | None = None) -> Ml
                     return MlflowServer(uri, root, process)
         except OSError:
             time.sleep(0.5)
-    process.kill()
+    _end_group(process)
     raise RuntimeError(f"mlflow server did not become healthy in {STARTUP_SECONDS}s")
 
 
