@@ -12,6 +12,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pipegen.compiler import compile_checked
+from pipegen.frontend import check_file
 from pipegen.targets.asl import Jsonata
 from tests.hostile import BENIGN, HOSTILE, literal_value
 from tests.stepfunctions.asl import compile_text, hostile_spec, load, strings, validate, with_targets
@@ -256,3 +258,20 @@ def test_any_text_stays_the_same_string(text: str, language: str, tmp_path: Path
     expected = Jsonata().literal(text) if language == "JSONata" else text
     assert job["Command"] == ["x", expected]
     assert job["Environment"] == [{"Name": "A", "Value": expected}]
+
+
+def test_wait_loops_past_the_history_limit_are_a_located_error(tmp_path: Path) -> None:
+    """A day of checks every 30 s is 2,881 checks of 11 events: over an execution's 25,000 events."""
+    spec = tmp_path / "often.yaml"
+    spec.write_text(
+        "pipegen: 1\nname: often\nsteps:\n"
+        "  - name: ready\n"
+        "    gate: {check: partition_exists, path: 's3://b/p/', wait: {timeout: 24h, interval: 30s}}\n"
+    )
+    result = compile_checked(check_file(str(spec)), ["stepfunctions"])
+    codes = [(d.code, d.location.line, d.location.column) for d in result.diagnostics]
+    assert ("PG602", 5, 87) in codes, [d.format() for d in result.diagnostics]
+    message = next(d.message for d in result.diagnostics if d.code == "PG602")
+    assert "2881 checks of 11 history events" in message and "25000-event limit" in message
+    spec.write_text(spec.read_text().replace("interval: 30s", "interval: 5m"))
+    assert compile_checked(check_file(str(spec)), ["stepfunctions"]).ok

@@ -112,7 +112,7 @@ class StepFunctionsTarget(Target):
     def check(self, pipeline: Pipeline, options: BaseModel) -> list[Diagnostic]:
         """Shared checks plus what Step Functions cannot express."""
         assert isinstance(options, StepFunctionsOptions)
-        problems = [*super().check(pipeline, options), *_limits(pipeline, options)]
+        problems = [*super().check(pipeline, options), *_limits(pipeline, options), *_history(pipeline)]
         if not has_errors(problems):
             problems.extend(_size(pipeline, options))
         return problems
@@ -213,6 +213,34 @@ def _limits(pipeline: Pipeline, options: StepFunctionsOptions) -> Iterator[Diagn
                 pipeline.source_map.value(("backends", str(step.backend_name), "image")),
                 "write the image in full",
             )
+
+
+# A Standard execution's history holds at most 25,000 events; one check of a wait loop writes 11 (the
+# Lambda Task's entered, scheduled, started, succeeded, exited; the Choice's, the Wait's and the counter
+# Pass's entered and exited). The rest of the pipeline keeps the margin.
+MAX_HISTORY_EVENTS = 25_000
+EVENTS_PER_CHECK = 11
+HISTORY_MARGIN = 1_000
+
+
+def _history(pipeline: Pipeline) -> Iterator[Diagnostic]:
+    """Wait loops whose checks, at their worst, would pass the execution history's event limit."""
+    loops = []
+    for step in pipeline.steps:
+        wait = (step.gate or {}).get("wait")
+        if wait is not None:
+            loops.append((wait["timeout_seconds"] // wait["interval_seconds"] + 1, step))
+    events = sum(checks * EVENTS_PER_CHECK for checks, _ in loops)
+    if loops and events > MAX_HISTORY_EVENTS - HISTORY_MARGIN:
+        checks, step = max(loops, key=lambda pair: pair[0])
+        yield diag(
+            "PG602",
+            f"target 'stepfunctions' cannot wait this long this often: the gates' wait loops may make "
+            f"{events // EVENTS_PER_CHECK} checks of {EVENTS_PER_CHECK} history events each, over the "
+            f"{MAX_HISTORY_EVENTS}-event limit of an execution ('{step.name}' alone makes {checks})",
+            pipeline.locate(step, "gate", "wait", "interval"),
+            f"check less often: at most {(MAX_HISTORY_EVENTS - HISTORY_MARGIN) // EVENTS_PER_CHECK} checks in all",
+        )
 
 
 def _size(pipeline: Pipeline, options: StepFunctionsOptions) -> Iterator[Diagnostic]:
