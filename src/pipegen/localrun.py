@@ -82,14 +82,10 @@ def coerce_param(name: str, raw: str, default: Any) -> Any:
 
 
 def retry_delays(policy: RetryPolicy) -> list[float]:
-    """The wait before each retry, following the spec's backoff and cap."""
-    delays = []
-    for attempt in range(policy.retries):
-        delay = policy.retry_delay * (2**attempt if policy.backoff == "exponential" else 1)
-        if policy.max_retry_delay is not None:
-            delay = min(delay, policy.max_retry_delay)
-        delays.append(float(delay))
-    return delays
+    """The wait before each retry, following the spec's backoff and cap (as the runtime's own retries)."""
+    from pipegen.runtime.retrying import retry_delays as runtime_delays
+
+    return runtime_delays(policy.runtime_retry())
 
 
 class LocalRun:
@@ -141,18 +137,16 @@ class LocalRun:
             except KeyboardInterrupt:
                 self.interrupted = True
                 outcome.status, outcome.detail = "failed", "interrupted"
-                self._close_open_run(outcome, "KILLED")
+                if self._open_run is not None:
+                    self._close_open_run(self._open_run, "KILLED")
             outcome.seconds = time.monotonic() - started
             self.progress.finish(index, total, outcome)
         if not self.interrupted:
             self._notify_pipeline()
         return [self.outcomes[s.name] for s in self.pipeline.steps]
 
-    def _close_open_run(self, outcome: Outcome, status: str) -> None:
-        """Close the training run a step opened if its job left it RUNNING; a failure to do so is reported."""
-        run = outcome.result if outcome.result.get("run_id") else self._open_run
-        if run is None:
-            return
+    def _close_open_run(self, run: dict[str, Any], status: str) -> None:
+        """Close a training run its job left RUNNING; a failure to do so is reported, not raised."""
         from pipegen.runtime.start_run import close_run
 
         try:
@@ -247,9 +241,9 @@ class LocalRun:
             log = self._command(step, training_env(run))
         except StepFailed:
             # A job that failed or timed out leaves its run RUNNING: mark it as the job ended.
-            self._close_open_run(Outcome(step.name, step.kind, result=run), "FAILED")
+            self._close_open_run(run, "FAILED")
             raise
-        self._close_open_run(Outcome(step.name, step.kind, result=run), "FINISHED")
+        self._close_open_run(run, "FINISHED")
         self._open_run = None
         return "passed", f"MLflow run {run['run_id']} (log: {log})", run
 

@@ -44,6 +44,15 @@ class RetryPolicy:
     max_retry_delay: int | None
     timeout: int | None
 
+    def runtime_retry(self) -> dict[str, object]:
+        """The policy as pipegen.runtime.retrying takes it: {retries, delay_seconds, backoff, max_delay_seconds}."""
+        return {
+            "retries": self.retries,
+            "delay_seconds": self.retry_delay,
+            "backoff": 2.0 if self.backoff == "exponential" else 1.0,
+            "max_delay_seconds": self.max_retry_delay,
+        }
+
 
 @dataclass(frozen=True)
 class ResolvedSchedule:

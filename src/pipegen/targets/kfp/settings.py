@@ -34,7 +34,7 @@ class TaskSettings:
         deadline = gate_deadline_seconds(step)
         if step.kind == "evaluate" and deadline is not None and policy.retries:
             # Its retries run inside one pod: each attempt keeps the step's timeout, plus the waits between them.
-            deadline = deadline * (policy.retries + 1) + int(sum(retry_delays(self._retry_policy(step))))
+            deadline = deadline * (policy.retries + 1) + int(sum(retry_delays(step.policy.runtime_retry())))
         if deadline is not None:
             self.uses_kubernetes = True
             out.append(f"kubernetes.set_timeout({var}, {deadline})")
@@ -67,15 +67,5 @@ class TaskSettings:
                 out.append(f"kubernetes.{call}({var}, {argument}_name={py(source.name)}, {argument}_key_to_env={keys})")
         return out
 
-    def _retry_policy(self, step: ResolvedStep) -> dict[str, object]:
-        """The runtime's retry policy (runtime.retrying) for a step the orchestrator does not retry."""
-        policy = step.policy
-        return {
-            "retries": policy.retries,
-            "delay_seconds": policy.retry_delay,
-            "backoff": 2.0 if policy.backoff == "exponential" else 1.0,
-            "max_delay_seconds": policy.max_retry_delay,
-        }
-
     def _runtime_retry(self, step: ResolvedStep) -> tuple[tuple[str, str], ...]:
-        return (("retry", py(self._retry_policy(step))),) if step.policy.retries else ()
+        return (("retry", py(step.policy.runtime_retry())),) if step.policy.retries else ()
