@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import subprocess
 import tempfile
 import time
@@ -12,6 +10,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipegen.runtime.redacted_output import end_group
 from tests.support_tools import free_port, tool
 
 STARTUP_SECONDS = 180
@@ -27,18 +26,8 @@ class MlflowServer:
 
     def stop(self) -> None:
         """Stop the server and every process it started (uvicorn, job runners), and wait for it."""
-        _end_group(self.process)
-
-
-def _end_group(process: subprocess.Popen[bytes]) -> None:
-    # The server runs in its own process group: its uvicorn and huey children must not outlive it.
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(timeout=20)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
+        # The server runs in its own process group: its uvicorn and huey children must not outlive it.
+        end_group(self.process, grace=20)
 
 
 def start_mlflow_server(root: Path | None = None, port: int | None = None) -> MlflowServer:
@@ -83,7 +72,7 @@ def start_mlflow_server(root: Path | None = None, port: int | None = None) -> Ml
                     return MlflowServer(uri, root, process)
         except OSError:
             time.sleep(0.5)
-    _end_group(process)
+    end_group(process, grace=20)
     raise RuntimeError(f"mlflow server did not become healthy in {STARTUP_SECONDS}s")
 
 
