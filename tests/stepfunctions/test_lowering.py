@@ -163,26 +163,33 @@ def test_hostile_strings_stay_string_values(language: str, tmp_path: Path) -> No
     assert doc["Comment"].startswith(HOSTILE)
 
 
-def test_guard_when_an_independent_step_runs_between(tmp_path: Path) -> None:
-    """A step under a skip-evaluation, run after an independent step, checks the evaluation itself."""
+def test_skip_inside_a_branch_and_a_guard_after_it(tmp_path: Path) -> None:
+    """A skip-evaluation in a branch ends its branch; a step after the Parallel checks the evaluation itself."""
     text = Path("specs/pricing.yaml").read_text().replace("on_fail: fail", "on_fail: skip")
-    # Steps run in lexicographic topological order: train, quality, report (independent of quality), ship.
     text = text.replace(
         "  - name: promote\n",
         "  - name: report\n    after: [train]\n    task: {backend: batch-cpu, command: [report]}\n"
+        "  - name: final\n    after: [ship, report]\n    task: {backend: batch-cpu, command: [final]}\n"
         "  - name: ship\n    after: [quality]\n",
     )
     outputs, diags = compile_text(text, tmp_path)
     assert outputs, diags
     doc = load(outputs["stepfunctions/pricing.asl.json"])
     states = doc["States"]
-    order = [n for n in states if "." not in n]
-    assert order == ["partition_ready", "train", "quality", "report", "ship"]
-    # quality failing skips to report (not under it); ship then checks quality itself.
-    assert states["quality.passed"]["Default"] == "report"
-    assert states["report"]["Next"] == "ship.enabled"
-    assert states["ship.enabled"]["Choices"][0]["Variable"] == "$.evaluations.quality.passed"
-    assert states["ship.enabled"]["Default"] == "pipegen.done"
+    assert [n for n in states if "." not in n] == ["partition_ready", "train", "final"]
+    parallel = states["train.job"]["Next"]
+    quality, report = states[parallel]["Branches"]
+    # quality failing ends its branch (ship depends on it); report runs in the other branch regardless.
+    assert quality["States"]["quality.passed"]["Default"] == f"{parallel}.0.end"
+    assert "ship.enabled" not in quality["States"]
+    assert report["StartAt"] == "report"
+    # Only the verdict leaves the branch, and the join merges it into the state data.
+    assert states[parallel]["ResultSelector"] == {
+        "evaluations": {"quality": {"passed.$": "$[0].evaluations.quality.passed"}}
+    }
+    assert states[f"{parallel}.join"]["Next"] == "final.enabled"
+    assert states["final.enabled"]["Choices"][0]["Variable"] == "$.evaluations.quality.passed"
+    assert states["final.enabled"]["Default"] == "pipegen.done"
     assert states["pipegen.context"]["Parameters"]["evaluations"] == {"quality": {"passed": False}}
     path = tmp_path / "guard.asl.json"
     path.write_text(outputs["stepfunctions/pricing.asl.json"])

@@ -21,13 +21,33 @@ LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
 
 @dataclass(frozen=True)
 class Slot:
-    """A value the state machine holds: a stored slot (one or two names), optionally a field inside it."""
+    """A value the state machine holds: a stored slot (one or two names), optionally a field inside it.
+
+    depth is the nesting of Parallel branches where the slot is read or written (0: the top level);
+    JSONata variables cannot be assigned in a branch once an outer scope has them, so each depth has
+    its own variable, and a Parallel copies its branches' results one level out.
+    """
 
     path: tuple[str, ...]
+    depth: int = 0
 
     def field(self, *names: str) -> Slot:
         """A value inside this slot."""
-        return Slot((*self.path, *names))
+        return Slot((*self.path, *names), self.depth)
+
+
+@dataclass(frozen=True)
+class Shared:
+    """A step's result that other steps read (a train step's run, a skip-evaluation's verdict), and its default."""
+
+    kind: str
+    step: str
+    field: str
+    default: Any
+
+    def slot(self, depth: int) -> Slot:
+        """Where it is held at this depth."""
+        return Slot((self.kind, self.step, self.field), depth)
 
 
 @dataclass(frozen=True)
@@ -115,9 +135,9 @@ class Dialect(ABC):
     # ---- states ------------------------------------------------------------------------------
     @abstractmethod
     def context_states(
-        self, defaults: dict[str, Any], evaluations: list[str], next_state: str, local_date: LocalDate | None
+        self, defaults: dict[str, Any], shared: list[Shared], next_state: str, local_date: LocalDate | None
     ) -> dict[str, dict[str, Any]]:
-        """The first states: params (input over defaults), run id and run date into ("pipegen",).
+        """The first states: params (input over defaults), run id and run date into ("pipegen",), shared defaults.
 
         The run date is the scheduled time's date (the execution's start for a manual run): cut from
         the UTC time, or, with local_date, the date in the schedule's timezone from the runtime.
@@ -160,6 +180,27 @@ class Dialect(ABC):
     @abstractmethod
     def fail_state(self) -> dict[str, Any]:
         """The Fail state, carrying the recorded failure's cause."""
+
+    @abstractmethod
+    def fail_with(self, error: str, cause: Slot, as_json: bool = False) -> dict[str, Any]:
+        """A Fail state with this error and the cause read from a slot (inside a Parallel branch)."""
+
+    @abstractmethod
+    def branch_start(self, produced: list[Shared], depth: int, next_state: str) -> dict[str, Any] | None:
+        """A branch's first state when its results need defaults in its own scope (None: none needed)."""
+
+    @abstractmethod
+    def branch_end(self, produced: list[Shared], depth: int) -> dict[str, Any]:
+        """A branch's last state: its output is only the shared results it produced."""
+
+    @abstractmethod
+    def parallel(
+        self, branches: list[dict[str, Any]], produced: list[list[Shared]], depth: int, comment: str, kinds: list[str]
+    ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """A Parallel state that keeps its branches' shared results at depth, and the Pass that joins them, if any.
+
+        kinds: every kind of shared result the state data holds, which the join keeps.
+        """
 
     @abstractmethod
     def is_true(self, slot: Slot) -> Condition:
@@ -213,7 +254,7 @@ class JsonPath(Dialect):
         return f"States.Format('{pattern}', {', '.join(reads)})"
 
     def context_states(
-        self, defaults: dict[str, Any], evaluations: list[str], next_state: str, local_date: LocalDate | None
+        self, defaults: dict[str, Any], shared: list[Shared], next_state: str, local_date: LocalDate | None
     ) -> dict[str, dict[str, Any]]:
         # Intrinsics cannot default a missing input field, so the defaults are merged under the input:
         # first the whole input (its params replace the defaults' params), then the params themselves.
@@ -228,8 +269,8 @@ class JsonPath(Dialect):
                 else f"States.ArrayGetItem(States.StringSplit({scheduled}, 'T'), 0)",
             }
         }
-        if evaluations:
-            context["evaluations"] = {e: {"passed": False} for e in evaluations}
+        for item in shared:
+            context.setdefault(item.kind, {})[item.step] = {item.field: item.default}
         dated: dict[str, dict[str, Any]] = {}
         if local_date is not None:
             request = self.template(local_date.request(Slot(("merged", SCHEDULED_TIME))))
@@ -299,6 +340,45 @@ class JsonPath(Dialect):
     def fail_state(self) -> dict[str, Any]:
         return {"Type": "Fail", "Error": "pipegen.PipelineFailed", "CausePath": "$.failure.Cause"}
 
+    def fail_with(self, error: str, cause: Slot, as_json: bool = False) -> dict[str, Any]:
+        read = f"States.JsonToString({self.path(cause)})" if as_json else self.path(cause)
+        return {"Type": "Fail", "Error": error, "CausePath": read}
+
+    def branch_start(self, produced: list[Shared], depth: int, next_state: str) -> dict[str, Any] | None:
+        return None  # a branch's input is a copy of the state data, defaults included
+
+    def _export(self, produced: list[Shared], prefix: str) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for item in produced:
+            out.setdefault(item.kind, {})[item.step] = {
+                f"{item.field}.$": f"{prefix}.{item.kind}.{item.step}.{item.field}"
+            }
+        return out
+
+    def branch_end(self, produced: list[Shared], depth: int) -> dict[str, Any]:
+        # Only what later steps read leaves the branch: the Parallel's result stays small.
+        keep = {"Parameters": self._export(produced, "$")} if produced else {"Result": {}}
+        return {"Type": "Pass", **keep, "End": True}
+
+    def parallel(
+        self, branches: list[dict[str, Any]], produced: list[list[Shared]], depth: int, comment: str, kinds: list[str]
+    ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        state: dict[str, Any] = {"Type": "Parallel", "Comment": comment, "Branches": branches}
+        picked: dict[str, Any] = {}
+        for i, items in enumerate(produced):
+            for kind, entries in self._export(items, f"$[{i}]").items():
+                picked.setdefault(kind, {}).update(entries)
+        if not picked:
+            return state | {"ResultPath": None}, None
+        state |= {"ResultSelector": picked, "ResultPath": "$.joined"}
+        # States.JsonMerge is shallow: each branch's entries replace the defaults of their own steps.
+        merged = {
+            f"{kind}.$": f"States.JsonMerge($.{kind}, $.joined.{kind}, false)" if kind in picked else f"$.{kind}"
+            for kind in kinds
+        }
+        join = {"Type": "Pass", "Parameters": {"pipegen.$": "$.pipegen", **merged}}
+        return state, join
+
     def is_true(self, slot: Slot) -> Condition:
         return {"Variable": self.path(slot), "BooleanEquals": True}
 
@@ -324,9 +404,10 @@ class Jsonata(Dialect):
 
     def var(self, slot: Slot) -> str:
         stored, rest = slot.path[:2], slot.path[2:]
+        suffix = f"_D{slot.depth}" if slot.depth else ""  # step names are lower case: no clash
         if stored[0] in ("pipegen", "failure"):
-            stored, rest = slot.path[:1], slot.path[1:]
-        return "$" + "_".join(stored) + "".join(f".{name}" for name in rest)
+            stored, rest, suffix = slot.path[:1], slot.path[1:], ""
+        return "$" + "_".join(stored) + suffix + "".join(f".{name}" for name in rest)
 
     def stored(self, slot: Slot) -> str:
         return self.var(slot)[1:]
@@ -360,7 +441,7 @@ class Jsonata(Dialect):
         return " & ".join(pieces) if pieces else '""'
 
     def context_states(
-        self, defaults: dict[str, Any], evaluations: list[str], next_state: str, local_date: LocalDate | None
+        self, defaults: dict[str, Any], shared: list[Shared], next_state: str, local_date: LocalDate | None
     ) -> dict[str, dict[str, Any]]:
         given = "$states.input"
         params = (
@@ -375,8 +456,8 @@ class Jsonata(Dialect):
                 "run_date": "{% $local_run_date %}" if local_date else f"{{% $substringBefore({when}, 'T') %}}",
             }
         }
-        for e in evaluations:
-            assign[f"evaluations_{e}"] = {"passed": False}
+        for item in shared:
+            assign[f"{item.kind}_{item.step}"] = {item.field: item.default}
         dated: dict[str, dict[str, Any]] = {}
         if local_date is not None:
             request = self.template(local_date.request(""))
@@ -434,6 +515,38 @@ class Jsonata(Dialect):
 
     def fail_state(self) -> dict[str, Any]:
         return {"Type": "Fail", "Error": "pipegen.PipelineFailed", "Cause": "{% $failure.Cause %}"}
+
+    def fail_with(self, error: str, cause: Slot, as_json: bool = False) -> dict[str, Any]:
+        read = f"$string({self.var(cause)})" if as_json else self.var(cause)
+        return {"Type": "Fail", "Error": error, "Cause": "{% " + read + " %}"}
+
+    def branch_start(self, produced: list[Shared], depth: int, next_state: str) -> dict[str, Any] | None:
+        if not produced:
+            return None
+        # A skipped step leaves its variable unassigned, and reading an unassigned variable fails.
+        assign = {self.stored(Slot(item.slot(depth).path[:2], depth)): {item.field: item.default} for item in produced}
+        return {"Type": "Pass", "Assign": assign, "Next": next_state}
+
+    def branch_end(self, produced: list[Shared], depth: int) -> dict[str, Any]:
+        if not produced:
+            return {"Type": "Pass", "Output": {}, "End": True}
+        fields = ", ".join(
+            f'"{item.kind}_{item.step}": {{"{item.field}": {self.var(item.slot(depth))}}}' for item in produced
+        )
+        return {"Type": "Pass", "Output": "{% {" + fields + "} %}", "End": True}
+
+    def parallel(
+        self, branches: list[dict[str, Any]], produced: list[list[Shared]], depth: int, comment: str, kinds: list[str]
+    ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        state: dict[str, Any] = {"Type": "Parallel", "Comment": comment, "Branches": branches}
+        assign = {
+            self.stored(Slot((item.kind, item.step), depth)): f"{{% $states.result[{i}].{item.kind}_{item.step} %}}"
+            for i, items in enumerate(produced)
+            for item in items
+        }
+        if assign:
+            state["Assign"] = assign
+        return state | {"Output": "{% $states.input %}"}, None
 
     def is_true(self, slot: Slot) -> Condition:
         return f"{self.var(slot)} = true"

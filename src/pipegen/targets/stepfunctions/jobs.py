@@ -1,0 +1,232 @@
+"""Job steps (Batch, SageMaker, EKS): the `.sync` Task, and the Lambda state that renders it when needed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipegen.expr import Lit, parse_template
+from pipegen.resolve import Pipeline, ResolvedStep
+from pipegen.spec import AwsBatchBackend, KubernetesBackend, SageMakerBackend
+from pipegen.targets.asl import Dialect, Read, Slot, Text, TextList
+from pipegen.targets.base import kubernetes_name
+from pipegen.targets.resources import batch_resources, kubernetes_cpu
+from pipegen.targets.stepfunctions.options import StepFunctionsOptions
+
+
+def literal(value: Any) -> Any:
+    """What spec strings without references mean (`$${` is a literal `${`), for the definition itself."""
+    if isinstance(value, list):
+        return [literal(v) for v in value]
+    return parse_template(value).literal_text()
+
+
+class JobStates:
+    """The job part of the lowering (mixed into it: it needs the step's policy and runtime tasks)."""
+
+    p: Pipeline
+    o: StepFunctionsOptions
+    d: Dialect
+    states: dict[str, dict[str, Any]]
+
+    def _policy(self, step: ResolvedStep, lambda_task: bool) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _runtime_task(
+        self,
+        step: ResolvedStep,
+        kind: str,
+        spec: dict[str, Any],
+        select: dict[str, str],
+        store: Slot | None,
+        comment: str,
+        mlflow_run: str | None = None,
+    ) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _own(self, *path: str) -> Slot:
+        raise NotImplementedError
+
+    def _tracking(self) -> dict[str, str]:
+        """The spec's tracking URI for a runtime request; none when the spec has none (the runtime reads
+        MLFLOW_TRACKING_URI then), as an empty string is not a value asl-validator accepts in JSONata."""
+        uri = self.p.spec.mlflow.tracking_uri
+        return {"tracking_uri": uri} if uri else {}
+
+    def _job(self, step: ResolvedStep, after: dict[str, Any]) -> None:
+        """A job step: its `.sync` Task, after a Lambda state that renders it when it holds ${...}."""
+        backend = step.backend
+        body = step.body
+        name = step.name
+        env = {**getattr(backend, "env", {}), **body.env}
+        secret_env = {}
+        if isinstance(backend, KubernetesBackend):
+            for key, value in list(env.items()):
+                ref = parse_template(value).single_ref
+                if ref is not None and ref.namespace == "secret":
+                    secret_env[key] = {"secret": kubernetes_name(ref.name), "key": ref.name}
+                    del env[key]
+        service = (
+            "batch"
+            if isinstance(backend, AwsBatchBackend)
+            else "eks"
+            if isinstance(backend, KubernetesBackend)
+            else "sagemaker"
+        )
+        # A Batch command the state machine can build itself needs no Lambda hop (and its bytes).
+        native = self._native_command(step, env) if service == "batch" and step.kind != "train" else None
+        dynamic = (
+            step.kind == "train"
+            or service == "sagemaker"
+            or (native is None and any(parse_template(v).refs for v in [*body.command, *env.values()]))
+        )
+        request: dict[str, Any] = {"service": service, "command": list(body.command), "env": dict(sorted(env.items()))}
+        if secret_env:
+            request["secret_env"] = secret_env
+        if isinstance(backend, SageMakerBackend):
+            request |= {"image": backend.image, "output_path": backend.output_path, "job_name": f"{self.p.name}-{name}"}
+        if step.kind == "train":
+            request["start_run"] = {
+                "pipeline": self.p.name,
+                "step": name,
+                "spec_sha256": self.p.spec_sha256,
+                "experiment": self.p.experiment,
+            }
+            request |= self._tracking()
+        job_state = name
+        if dynamic:
+            what = "start its MLflow run and render" if step.kind == "train" else "render"
+            select = {"job": "job", "run": "run"} if step.kind == "train" else {"job": "job"}
+            prepare = self._runtime_task(
+                step,
+                "prepare",
+                request,
+                select,
+                self._own("prepared", name),
+                f"Step '{name}': {what} the job's command.",
+            )
+            self.states[name] = prepare | {"Next": f"{name}.job"}
+            job_state = f"{name}.job"
+        job = self._job_state(step, dynamic, request, native)
+        self.states[job_state] = job | self._policy(step, lambda_task=False) | after
+
+    def _native_command(self, step: ResolvedStep, env: dict[str, str]) -> TextList | None:
+        """A command with ${...} as run-time text, when the query language can build it; else None."""
+        command = step.body.command
+        if any(parse_template(v).refs for v in env.values()) or not any(parse_template(a).refs for a in command):
+            return None
+        items = []
+        for arg in command:
+            text = self._text(arg)
+            if text is None:
+                return None  # the prepare Lambda renders it
+            items.append(text)
+        return TextList(tuple(items))
+
+    def _text(self, value: str) -> Text | None:
+        """${run.*} and ${params.X} (not floats, whose text the languages write differently) inside literal text."""
+        parts: list[str | Read] = []
+        for part in parse_template(value).parts:
+            if isinstance(part, Lit):
+                if not self.d.holds_literal(part.text):
+                    return None
+                parts.append(part.text)
+            elif part.namespace == "run":
+                parts.append(Read(Slot(("pipegen", "run_date" if part.name == "date" else "run_id"))))
+            elif part.namespace == "params" and not isinstance(self.p.spec.params.get(part.name), float):
+                parts.append(Read(Slot(("pipegen", "params", part.name)), as_text=True))
+            else:
+                return None
+        return Text(tuple(parts))
+
+    def _job_state(
+        self, step: ResolvedStep, dynamic: bool, request: dict[str, Any], native: TextList | None
+    ) -> dict[str, Any]:
+        # A `.sync` Task that times out (TimeoutSeconds) or whose execution is stopped has Step Functions stop
+        # the job it started (batch:TerminateJob, sagemaker:StopTrainingJob, which the state machine's role
+        # must allow); a Retry then starts a new job. moto does not model this, so it is not tested here.
+        backend = step.backend
+        name = step.name
+        rendered = self._own("prepared", name, "job")
+        params: dict[str, Any]
+        comment = f"Step '{name}' on backend '{step.backend_name}'."
+        if isinstance(backend, AwsBatchBackend):
+            overrides: dict[str, Any]
+            if dynamic:
+                overrides = {"Command": rendered.field("Command"), "Environment": rendered.field("Environment")}
+            else:
+                overrides = {"Command": native if native is not None else literal(request["command"])}
+                if request["env"]:
+                    overrides["Environment"] = [{"Name": k, "Value": literal(v)} for k, v in request["env"].items()]
+            resources = batch_resources(step.body.resources)
+            if resources:
+                overrides["ResourceRequirements"] = [{"Type": k, "Value": v} for k, v in resources.items()]
+            params = {
+                "JobName": f"{self.p.name}-{name}",
+                "JobQueue": backend.job_queue,
+                "JobDefinition": backend.job_definition,
+                "ContainerOverrides": overrides,
+            }
+            return {"Type": "Task", "Comment": comment, "Resource": "arn:aws:states:::batch:submitJob.sync"} | (
+                self.d.task_io(params, {}, None)
+            )
+        if isinstance(backend, SageMakerBackend):
+            params = {
+                "TrainingJobName": rendered.field("TrainingJobName"),
+                "AlgorithmSpecification": rendered.field("AlgorithmSpecification"),
+                "Environment": rendered.field("Environment"),
+                "RoleArn": backend.role_arn,
+                "ResourceConfig": {
+                    "InstanceType": backend.instance_type,
+                    "InstanceCount": backend.instance_count,
+                    "VolumeSizeInGB": 30,
+                },
+                "OutputDataConfig": rendered.field("OutputDataConfig"),
+                "StoppingCondition": {"MaxRuntimeInSeconds": step.policy.timeout or 86400},
+            }
+            return {
+                "Type": "Task",
+                "Comment": comment,
+                "Resource": "arn:aws:states:::sagemaker:createTrainingJob.sync",
+            } | self.d.task_io(params, {}, None)
+        assert isinstance(backend, KubernetesBackend) and self.o.eks_cluster is not None
+        container: dict[str, Any] = {"name": "main", "image": parse_template(backend.image).literal_text()}
+        if dynamic:
+            container |= {"command": rendered.field("command"), "env": rendered.field("env")}
+        else:
+            container |= {
+                "command": literal(request["command"]),
+                "env": [{"name": k, "value": literal(v)} for k, v in request["env"].items()],
+            }
+        resources = step.body.resources
+        if resources is not None:
+            quantities: dict[str, str] = {}
+            if resources.cpu is not None:
+                quantities["cpu"] = kubernetes_cpu(resources.cpu)
+            if resources.memory is not None:
+                quantities["memory"] = resources.memory
+            if resources.gpu:
+                quantities["nvidia.com/gpu"] = str(resources.gpu)
+            container["resources"] = {"requests": quantities, "limits": quantities}
+        pod: dict[str, Any] = {"restartPolicy": "Never", "containers": [container]}
+        if backend.service_account:
+            pod["serviceAccountName"] = backend.service_account
+        if backend.node_selector:
+            pod["nodeSelector"] = dict(sorted(backend.node_selector.items()))
+        job_name = kubernetes_name(f"{self.p.name}-{name}")[:57]
+        params = {
+            "ClusterName": self.o.eks_cluster.name,
+            "CertificateAuthority": self.o.eks_cluster.certificate_authority,
+            "Endpoint": self.o.eks_cluster.endpoint,
+            "Namespace": backend.namespace,
+            "LogOptions": {"RetrieveLogs": False},
+            "Job": {
+                "apiVersion": "batch/v1",
+                "kind": "Job",
+                "metadata": {"generateName": f"{job_name}-"},
+                # Step Functions retries the step; the Job itself does not retry.
+                "spec": {"backoffLimit": 0, "template": {"spec": pod}},
+            },
+        }
+        return {"Type": "Task", "Comment": comment, "Resource": "arn:aws:states:::eks:runJob.sync"} | self.d.task_io(
+            params, {}, None
+        )
