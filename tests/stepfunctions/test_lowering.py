@@ -282,3 +282,20 @@ def test_wait_loops_past_the_history_limit_are_a_located_error(tmp_path: Path) -
     assert "2881 checks of 11 history events" in message and "25000-event limit" in message
     spec.write_text(spec.read_text().replace("interval: 30s", "interval: 5m"))
     assert compile_checked(check_file(str(spec)), ["stepfunctions"]).ok
+
+
+def test_history_counts_every_state_not_only_wait_loops(tmp_path: Path) -> None:
+    """500 job steps write about 3,000 events: with a wait loop of 2,000 checks the run passes 25,000."""
+    jobs = "".join(f"  - name: s{i}\n    task: {{backend: jobs, command: [run]}}\n" for i in range(500))
+    text = (
+        "pipegen: 1\nname: busy\nbackends:\n  jobs: {type: aws_batch, job_queue: q, job_definition: d}\nsteps:\n"
+        "  - name: ready\n    gate: {check: partition_exists, path: 's3://b/p/', wait: {timeout: 19990s, interval: 10s}}\n"
+        + jobs
+    )
+    _, diags = compile_text(text, tmp_path)
+    assert any("error[PG602]" in d and "2000 checks of 11 history events" in d for d in diags), diags
+    # Without the jobs the same loop fits.
+    outputs, diags = compile_text(
+        text.replace(jobs, "  - name: s0\n    task: {backend: jobs, command: [run]}\n"), tmp_path
+    )
+    assert outputs, diags

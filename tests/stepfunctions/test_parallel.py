@@ -320,3 +320,63 @@ def test_the_lowering_is_linear_in_steps(tmp_path: Path) -> None:
     """Four times the steps take about four times the memory (per-step sets of descendants took sixteen)."""
     small, large = _compile_peak(tmp_path, 500), _compile_peak(tmp_path, 2000)
     assert large / small < 6, (small, large)
+
+
+# ---- JSONata: variables per scope, evaluated with the reference jsonata ------------------------------
+
+
+def _assigned(states: dict[str, Any]) -> set[str]:
+    names: set[str] = set()
+    for state in states.values():
+        names |= set(state.get("Assign", {}))
+        for catcher in state.get("Catch", []):
+            names |= set(catcher.get("Assign", {}))
+    return names
+
+
+def _scope_clashes(states: dict[str, Any], outer: frozenset[str] = frozenset()) -> list[str]:
+    """Variables a branch assigns that an enclosing scope assigns too (Step Functions refuses that write)."""
+    mine = _assigned(states)
+    clashes = sorted(mine & outer)
+    for state in states.values():
+        for branch in state.get("Branches", []):
+            clashes += _scope_clashes(branch["States"], outer | mine)
+    return clashes
+
+
+def test_jsonata_branches_never_assign_an_outer_variable(tmp_path: Path) -> None:
+    doc = load(_compile(_skipping_spec("JSONata"), tmp_path, "skipping"))
+    assert _parallels(doc["States"])
+    assert _scope_clashes(doc["States"]) == []
+    # The check can fail: a branch assigning a top-level name is reported.
+    broken = json.loads(json.dumps(doc["States"]))
+    parallel = _parallels(broken)[0]
+    first = parallel["Branches"][0]["States"]
+    next(iter(first.values())).setdefault("Assign", {})["pipegen"] = 1
+    assert _scope_clashes(broken) == ["pipegen"]
+
+
+def test_jsonata_skip_verdicts_leave_their_branch(tmp_path: Path) -> None:
+    """A skipped branch's default verdict reaches the outer scope, where the guard below reads it as not passed."""
+    from tests.stepfunctions.test_jsonata import _generic_bindings, evaluate, expressions
+
+    doc = load(_compile(_skipping_spec("JSONata"), tmp_path, "skipping"))
+    exprs = expressions(doc)
+    bindings = _generic_bindings(exprs)
+    results = evaluate([{"expr": e, "bindings": bindings} for e in exprs])
+    assert [(e, r) for e, r in zip(exprs, results, strict=True) if "error" in r] == []
+    # The branch that holds quality_a: its start sets the default verdict, its end exports it.
+    parallel, index = next(
+        (p, i) for p in _parallels(doc["States"]) for i, b in enumerate(p["Branches"]) if "quality_a" in b["States"]
+    )
+    branch = parallel["Branches"][index]["States"]
+    start = branch[parallel["Branches"][index]["StartAt"]]
+    end = next(s for n, s in branch.items() if n.endswith(".end"))
+    (exported,) = evaluate([{"expr": end["Output"][2:-2].strip(), "bindings": dict(start["Assign"])}])
+    assert exported["value"]["evaluations_quality_a"] == {"passed": False}
+    # The Parallel copies it one scope out; the guard of a step below both branches reads it there.
+    key = next(k for k in parallel["Assign"] if k.startswith("evaluations_quality_a"))
+    result: list[Any] = [{}] * len(parallel["Branches"])
+    result[index] = exported["value"]
+    (picked,) = evaluate([{"expr": parallel["Assign"][key][2:-2].strip(), "bindings": {"states": {"result": result}}}])
+    assert picked == {"value": {"passed": False}}

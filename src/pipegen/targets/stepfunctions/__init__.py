@@ -94,9 +94,10 @@ class StepFunctionsTarget(Target):
     def check(self, pipeline: Pipeline, options: BaseModel) -> list[Diagnostic]:
         """Shared checks plus what Step Functions cannot express."""
         assert isinstance(options, StepFunctionsOptions)
-        problems = [*super().check(pipeline, options), *limits(pipeline, options), *history(pipeline)]
+        problems = [*super().check(pipeline, options), *limits(pipeline, options)]
         if not has_errors(problems):
-            problems.extend(size(pipeline, options))
+            # Both measure the definition, which only a spec without errors can be lowered to.
+            problems.extend([*history(pipeline, options), *size(pipeline, options)])
         return problems
 
     def render(self, pipeline: Pipeline, options: BaseModel) -> list[Output]:

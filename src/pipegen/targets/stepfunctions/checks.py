@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from typing import Any
 
 from pipegen.diagnostics import Diagnostic, diag
 from pipegen.expr import parse_template
@@ -77,32 +78,60 @@ def limits(pipeline: Pipeline, options: StepFunctionsOptions) -> Iterator[Diagno
             )
 
 
-# A Standard execution's history holds at most 25,000 events; one check of a wait loop writes 11 (the
-# Lambda Task's entered, scheduled, started, succeeded, exited; the Choice's, the Wait's and the counter
-# Pass's entered and exited). The rest of the pipeline keeps the margin.
+# A Standard execution's history holds at most 25,000 events. Each state writes its entered/exited
+# events, a Task also scheduled/started/succeeded (and submitted for a `.sync` job), a Parallel
+# started/succeeded; one more check of a wait loop writes 11 (the Lambda Task's five, the Choice's,
+# the Wait's and the counter Pass's entered and exited).
 MAX_HISTORY_EVENTS = 25_000
 EVENTS_PER_CHECK = 11
-HISTORY_MARGIN = 1_000
+EXECUTION_EVENTS = 2  # ExecutionStarted, ExecutionSucceeded (or Failed)
 
 
-def history(pipeline: Pipeline) -> Iterator[Diagnostic]:
-    """Wait loops whose checks, at their worst, would pass the execution history's event limit."""
+def state_events(states: dict[str, Any]) -> int:
+    """Events of passing once through every state, branch states included (an upper bound of one run)."""
+    total = 0
+    for state in states.values():
+        kind = state["Type"]
+        if kind == "Task":
+            total += 6 if str(state.get("Resource", "")).endswith(".sync") else 5
+        elif kind == "Parallel":
+            total += 4 + sum(state_events(b["States"]) for b in state["Branches"])
+        else:
+            total += 2
+    return total
+
+
+def history(pipeline: Pipeline, options: StepFunctionsOptions) -> Iterator[Diagnostic]:
+    """A run whose events, at their worst (every wait loop to its last check), would pass the history's limit."""
+    once = EXECUTION_EVENTS + state_events(json.loads(definition_text(pipeline, options))["States"])
     loops = []
     for step in pipeline.steps:
         wait = (step.gate or {}).get("wait")
         if wait is not None:
             loops.append((wait["timeout_seconds"] // wait["interval_seconds"] + 1, step))
-    events = sum(checks * EVENTS_PER_CHECK for checks, _ in loops)
-    if loops and events > MAX_HISTORY_EVENTS - HISTORY_MARGIN:
+    waiting = sum((checks - 1) * EVENTS_PER_CHECK for checks, _ in loops)
+    if once + waiting <= MAX_HISTORY_EVENTS:
+        return
+    if loops and waiting:
         checks, step = max(loops, key=lambda pair: pair[0])
+        total = sum(c for c, _ in loops)
         yield diag(
             "PG602",
             f"target 'stepfunctions' cannot wait this long this often: the gates' wait loops may make "
-            f"{events // EVENTS_PER_CHECK} checks of {EVENTS_PER_CHECK} history events each, over the "
-            f"{MAX_HISTORY_EVENTS}-event limit of an execution ('{step.name}' alone makes {checks})",
+            f"{total} checks of {EVENTS_PER_CHECK} history events each, over the "
+            f"{MAX_HISTORY_EVENTS}-event limit of an execution with the {once} events of the rest of the run "
+            f"('{step.name}' alone makes {checks})",
             pipeline.locate(step, "gate", "wait", "interval"),
-            f"check less often: at most {(MAX_HISTORY_EVENTS - HISTORY_MARGIN) // EVENTS_PER_CHECK} checks in all",
+            f"check less often: at most {max(0, MAX_HISTORY_EVENTS - once) // EVENTS_PER_CHECK + len(loops)} checks in all",
         )
+        return
+    yield diag(
+        "PG602",
+        f"target 'stepfunctions' cannot run pipeline '{pipeline.name}' in one execution: one run writes about "
+        f"{once} history events, over the {MAX_HISTORY_EVENTS}-event limit of an execution",
+        pipeline.source_map.value(("name",)),
+        "split the pipeline into smaller specs",
+    )
 
 
 def size(pipeline: Pipeline, options: StepFunctionsOptions) -> Iterator[Diagnostic]:
