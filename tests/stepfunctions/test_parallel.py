@@ -100,14 +100,13 @@ def test_a_fan_out_submits_both_jobs_before_either_finishes(
         "  - name: both\n    after: [left, right]\n    task: {backend: jobs, command: [both]}\n"
     )
     definition = _compile(text, tmp_path, "fanout")
-    states = load(definition)["States"]
-    (parallel,) = _parallels(states)
-    assert [b["StartAt"] for b in parallel["Branches"]] == ["left", "right"]
     result = run_state_machine(definition, name, {})
     assert result["status"] == "SUCCEEDED", _explain(result)
     # Each of the two was submitted while the other was held in its submission: they ran together.
     assert sorted(jobs.order[:2]) == ["left", "right"] and jobs.order[2] == "both"
     assert jobs.overlapped[:2] == [True, True]
+    (parallel,) = _parallels(load(definition)["States"])
+    assert [b["StartAt"] for b in parallel["Branches"]] == ["left", "right"]
 
 
 class _Receiver(http.server.BaseHTTPRequestHandler):
