@@ -1,11 +1,14 @@
 """Compile cost and artifact size: whole-process `pipegen compile -t all` of synthetic specs.
 
-    .venv/bin/python -m benchmarks.compile [--sizes 10,100,1000] [--shapes chain,fanout] [--repeat N] [--json FILE]
+    .venv/bin/python -m benchmarks.compile [--sizes 10,100,1000] [--shapes chain,fanout] [--repeat N]
+        [--memory-sizes 1000,10000] [--json FILE]
 
 Reports, per shape and size: the whole process's best time, the compiler's own work per step
 inside a process (linear growth keeps it flat), bytes per step of each target's output, and whether the Step
 Functions definition fits the service's 1 MiB definition and request limits. Floors: an empty
-Python, and a Python that imports the compiler's four libraries.
+Python, and a Python that imports the compiler's four libraries. Peak memory: the resident set
+(ru_maxrss) of one compile process per target on long chains, where a per-step cost that grows with
+the chain's length (quadratic in all) shows.
 """
 
 from __future__ import annotations
@@ -47,6 +50,50 @@ def work_time(spec: Path, repeat: int) -> float:
     return best(samples[1:])
 
 
+# One target's compile in a fresh process; prints its peak resident set (KiB), wall time and exit code.
+# The loader refuses a spec over 100,000 YAML values (the alias-bomb guard counts every value), which a
+# 10,000-step chain of this shape passes (about 13 values a step): raised here, only here. The address
+# space is capped so a quadratic target fails with MemoryError instead of calling the OOM killer on a
+# shared machine.
+MEMORY_CAP = 1024**3
+MEMORY = """
+import resource, sys, time
+resource.setrlimit(resource.RLIMIT_AS, (int(sys.argv[4]), int(sys.argv[4])))
+import pipegen.loader
+pipegen.loader.MAX_VALUES = 10**9
+from pipegen.cli import main
+start = time.perf_counter()
+try:
+    code = main(["compile", sys.argv[1], "-t", sys.argv[2], "-o", sys.argv[3]])
+except SystemExit as exc:
+    code = exc.code or 0
+except MemoryError:
+    code = "MemoryError"
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, time.perf_counter() - start, code)
+"""
+
+
+def peak_memory(spec: Path, target: str, outdir: Path) -> dict[str, object]:
+    """Peak resident set (MiB), wall time and exit of one process compiling spec for one target."""
+    proc = subprocess.run(
+        [python(CORE), "-c", MEMORY, str(spec), target, str(outdir), str(MEMORY_CAP)],
+        check=False,
+        env=child_env(),
+        capture_output=True,
+        text=True,
+    )
+    fields = proc.stdout.split()[-3:]
+    if len(fields) != 3:  # killed, or died in a way it could not report
+        return {"target": target, "peak_mib": None, "seconds": None, "exit": str(proc.returncode)}
+    rss_kib, seconds, code = fields
+    return {
+        "target": target,
+        "peak_mib": round(int(rss_kib) / 1024, 1),
+        "seconds": round(float(seconds), 2),
+        "exit": code,
+    }
+
+
 def artifact_sizes(outdir: Path, name: str, n: int) -> dict[str, object]:
     """Bytes (and bytes per step) of each target's output; the ASL as written, compact and as uploaded."""
     airflow = (outdir / "airflow" / f"{name}.py").read_bytes()
@@ -76,6 +123,7 @@ def main() -> None:
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)))
     parser.add_argument("--shapes", default=",".join(SHAPES))
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--memory-sizes", default="1000,10000")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     sizes = tuple(int(s) for s in args.sizes.split(","))
@@ -112,7 +160,30 @@ def main() -> None:
         growth[f"{shape}_largest_vs_100"] = round(
             float(per_step[max(per_step)]) / float(per_step.get(100, per_step[max(per_step)])), 2
         )  # type: ignore[arg-type]
-    write_results(args.json, "compile", {"floors": floors, "rows": rows, "growth": growth})
+    memory: list[dict[str, object]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        sizes = tuple(int(s) for s in args.memory_sizes.split(",") if s)
+        baseline = [
+            python(CORE),
+            "-c",
+            "import resource, pipegen.cli; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)",
+        ]
+        floor_kib = int(subprocess.run(baseline, check=True, env=child_env(), capture_output=True, text=True).stdout)
+        floors["pipegen_import_peak_mib"] = round(floor_kib / 1024, 1)
+        for spec in write_specs(Path(tmp) / "specs", ("chain",), sizes):
+            n = int(spec.stem.split("-")[2])
+            for target in ("airflow", "kfp", "stepfunctions"):
+                row = {"n": n, **peak_memory(spec, target, Path(tmp) / "out")}
+                memory.append(row)
+                print(f"memory chain {n:6} {target:14} {row['peak_mib']} MiB {row['seconds']} s", file=sys.stderr)
+    results = {
+        "floors": floors,
+        "rows": rows,
+        "growth": growth,
+        "memory": memory,
+        "memory_cap_gib": MEMORY_CAP / 1024**3,
+    }
+    write_results(args.json, "compile", results)
 
 
 if __name__ == "__main__":

@@ -379,3 +379,20 @@ def test_jsonata_skip_verdicts_leave_their_branch(tmp_path: Path) -> None:
     result[index] = exported["value"]
     (picked,) = evaluate([{"expr": parallel["Assign"][key][2:-2].strip(), "bindings": {"states": {"result": result}}}])
     assert picked == {"value": {"passed": False}}
+
+
+def test_a_fan_out_below_a_skip_evaluation_needs_no_guards(tmp_path: Path) -> None:
+    """Failing, the evaluation ends the run before the Parallel; inside it nothing checks the verdict again."""
+    tasks = "".join(
+        f"  - name: t{i}\n    after: [quality]\n    task: {{backend: jobs, command: [t{i}]}}\n" for i in range(5)
+    )
+    text = (
+        f"pipegen: 1\nname: wide\n{JOBS}steps:\n"
+        "  - name: train\n    train: {backend: jobs, command: [a], metrics: [score]}\n"
+        "  - name: quality\n    evaluate: {run_of: train, thresholds: ['score > 0.5'], on_fail: skip}\n"
+        + tasks
+        + "  - name: final\n    after: [t0, t1, t2, t3, t4]\n    task: {backend: jobs, command: [final]}\n"
+    )
+    states = load(_compile(text, tmp_path, "wide"))["States"]
+    assert states["quality.passed"]["Default"] == "pipegen.done"
+    assert [n for n in _all_states(states) if n.endswith(".enabled")] == ["final.enabled"]

@@ -58,6 +58,7 @@ class Lowering(JobStates):
         self.o = options
         self.d = dialect
         self.steps = {s.name: s for s in pipeline.steps}
+        self.position = {s.name: i for i, s in enumerate(pipeline.steps)}
         self.skips = {s.name for s in pipeline.steps if s.kind == "evaluate" and s.body.on_fail == "skip"}
         self.near = nearest_skips(pipeline)
         read_runs = {s.body.run_of for s in pipeline.steps if s.kind in ("evaluate", "promote")}
@@ -68,6 +69,7 @@ class Lowering(JobStates):
             for s in pipeline.steps
             if s.name in read_runs or s.name in self.skips
         }
+        self.kinds = sorted({item.kind for item in self.shared.values()})
         self.plan = plan([s.name for s in pipeline.steps], {s.name: s.upstream for s in pipeline.steps})
         # Each step's branch path: (parallel name, branch index) pairs from the top level in.
         self.scope: dict[str, tuple[tuple[str, int], ...]] = {}
@@ -107,13 +109,19 @@ class Lowering(JobStates):
             "States": self.states,
         }
 
-    def _walk(self, seq: Seq, chain: tuple[tuple[str, int], ...]) -> None:
-        """Name the Parallel states (after their first step, unique); note each step's branch path and predecessor."""
+    def _walk(self, seq: Seq, chain: tuple[tuple[str, int], ...], inherited: str | None = None) -> None:
+        """Name the Parallel states (after their first step, unique); note each step's branch path and predecessor.
+
+        A step's predecessor is the step it can rely on having run and passed whenever it runs: the step
+        before it in an exact sequence, or, for a sequence's first item, what the enclosing Parallel
+        relied on (a Parallel is entered only when that step passed, else its sequence ended early).
+        """
         for i, item in enumerate(seq.items):
+            before = seq.items[i - 1] if i > 0 else None
+            prev = inherited if i == 0 else before if seq.exact and isinstance(before, str) else None
             if isinstance(item, str):
                 self.scope[item] = chain
-                before = seq.items[i - 1] if i > 0 else None
-                self.prev[item] = before if seq.exact and isinstance(before, str) else None
+                self.prev[item] = prev
                 continue
             name = base = f"{_first(item)}.parallel"
             while name in self.names or name in self.steps:
@@ -121,7 +129,7 @@ class Lowering(JobStates):
             self.names.add(name)
             item.name = name
             for b, branch in enumerate(item.branches):
-                self._walk(branch, (*chain, (name, b)))
+                self._walk(branch, (*chain, (name, b)), prev)
 
     def _entry(self, item: Item) -> str:
         if isinstance(item, Par):
@@ -167,8 +175,7 @@ class Lowering(JobStates):
             branches.append({"StartAt": next(iter(branch_states)), "States": branch_states})
         steps = [s for b in par.branches for s in _steps(b)]
         comment = par.note or f"Run side by side: {', '.join(steps[:8])}{', ...' if len(steps) > 8 else ''}."
-        kinds = sorted({item.kind for item in self.shared.values()})
-        state, join = self.d.parallel(branches, produced, depth, comment, kinds)
+        state, join = self.d.parallel(branches, produced, depth, comment, self.kinds)
         if depth == 0:
             # Only the top level catches: a branch's failure fails its Parallel, up to here, once.
             state["Catch"] = [self.d.catch(self.fail_entry)]
@@ -263,7 +270,7 @@ class Lowering(JobStates):
     ) -> None:
         self._current = step.name
         if self._guarded(step.name):
-            evaluations = sorted(self.near[step.name], key=list(self.steps).index)
+            evaluations = sorted(self.near[step.name], key=self.position.__getitem__)
             condition = self.d.all_of([self.d.is_true(self._read(e, "evaluations", e, "passed")) for e in evaluations])
             states[f"{step.name}.enabled"] = self.d.choice(
                 [(condition, step.name)],
