@@ -77,15 +77,18 @@ notify:
 # break and a tab, non-ASCII text, and SQL quoting.
 HOSTILE_TEXT = (
     "H\"'\\ \\n\n\t{{ 7*7 }}{{ var.value.HIDDEN }}{% raw %} {{$}} {{$.inputs.parameters['pipelinechannel--p']}} "
-    "{{$.pipeline_job_uuid}} $.x States.Format('{}') $(HOME) Ref::x $${HOME} ' OR '1'='1 ünï ✓"
+    "{{$.pipeline_job_uuid}} $.x States.Format('{}') $(HOME) Ref::x /kfp-workspace $${HOME} ' OR '1'='1 ünï ✓"
 )
 HOSTILE_LINE = HOSTILE_TEXT.replace("\n", " ").replace("\t", " ")
+# What kfp can carry in a parameter default: its placeholders and workspace path, broken (it has no escape).
+HOSTILE_KFP_DEFAULT = HOSTILE_LINE.replace("{{$", "{{ $").replace("/kfp-workspace", "kfp-workspace")
 # What a field with a restricted syntax gets: the first of these its type accepts, most hostile first (the
 # later ones are the plain values a pattern, enum-like check or range leaves).
 CANDIDATES = (
     HOSTILE_TEXT,
     HOSTILE_LINE,
     "https://example.com/" + HOSTILE_LINE.replace(" ", "%20"),
+    HOSTILE_KFP_DEFAULT,
     "R.-_1",
     "r.-1",
     "_R-1",
@@ -445,5 +448,6 @@ def benign_twin(data: Any) -> Any:
             data.replace(url, "https://example.com/" + BENIGN_TEXT.replace(" ", "%20"))
             .replace(HOSTILE_TEXT, BENIGN_TEXT)
             .replace(HOSTILE_LINE, BENIGN_TEXT)
+            .replace(HOSTILE_KFP_DEFAULT, BENIGN_TEXT)
         )
     return data

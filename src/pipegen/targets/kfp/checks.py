@@ -8,8 +8,13 @@ from pipegen.diagnostics import Diagnostic, diag
 from pipegen.expr import Ref, parse_template
 from pipegen.resolve import Pipeline
 from pipegen.spec import KubernetesBackend
-from pipegen.targets.kfp.names import step_refs
+from pipegen.targets.kfp.names import WORKSPACE_PATH, step_refs
 from pipegen.targets.kfp.options import KfpOptions
+
+# Text kfp replaces in the string value of any task input, whatever put it there: its placeholders' opening
+# (kfp.local's resolver substitutes `{{$}}`, `{{$.pipeline_job_uuid}}`, `{{$.inputs.parameters['x']}}`...
+# inside values) and kfp.local's workspace path.
+KFP_SUBSTITUTED = ("{{$", WORKSPACE_PATH)
 
 
 def runtime_steps(pipeline: Pipeline) -> list[str]:
@@ -79,6 +84,14 @@ def limits(pipeline: Pipeline) -> Iterator[Diagnostic]:
                 f"target 'kfp' cannot take a line break in the default of parameter '{name}'",
                 pipeline.source_map.value(("params", name)),
                 "kfp copies defaults into the IR's comment header, where a line break ends the comment",
+            )
+        if isinstance(value, str) and any(text in value for text in KFP_SUBSTITUTED):
+            yield diag(
+                "PG602",
+                f"target 'kfp' cannot pass the default of parameter '{name}' unchanged: kfp substitutes "
+                f"{' and '.join(repr(t) for t in KFP_SUBSTITUTED)} in every string parameter value it hands a task",
+                pipeline.source_map.value(("params", name)),
+                "kfp has no escape for its placeholders: write the value without them, or pass it when submitting",
             )
         if name.startswith("pipegen"):
             yield diag(
