@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -99,3 +100,34 @@ def test_every_templated_field_renders_hostile_text_literally(
                     seen += 1
     assert seen >= 5
     assert os.environ["AIRFLOW_VAR_HIDDEN"] == LEAK
+
+
+# Airflow's lowering renders ${params.p} in a gate query as Jinja ('{{ params['p'] }}'), pasting the value into
+# the SQL text before the runtime can bind it; the fix belongs to the Airflow target (see the report of issue 15).
+AIRFLOW_SQL = "issue 15: Airflow pastes ${params.X} into gate SQL with Jinja instead of letting the runtime bind it"
+
+
+@pytest.mark.xfail(strict=True, reason=AIRFLOW_SQL)
+@pytest.mark.parametrize("value", ["x' UNION SELECT password FROM users --", "it's {{ 7*7 }}"])
+def test_gate_sql_binds_a_hostile_parameter(dags_folder: Path, tmp_path: Path, value: str) -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    from pipegen.runtime.gates import check_gate
+    from tests.runtime.test_hostile_sql import compiled, database
+
+    url = database(tmp_path / "w.db")
+    with sqlite3.connect(tmp_path / "w.db") as db:
+        db.execute("INSERT INTO t VALUES (?)", (value,))
+    (dags_folder / "sqlgate.py").write_text(compiled(url, "airflow"), encoding="utf-8")
+    bag = DagBag(dag_folder=str(dags_folder))
+    assert bag.import_errors == {}
+    dag = bag.dags["sqlgate"]
+    logical = datetime(2026, 1, 2, 12, tzinfo=UTC)
+    for task_id in ("quoted", "bare"):
+        task = dag.get_task(task_id)
+        context = {"dag_run": SimpleNamespace(logical_date=logical, run_after=logical), "run_id": "manual__1"}
+        task.render_template_fields({**context, "params": {"p": value}, "dag": dag, "task": task})
+        # What the generated gate task hands the runtime.
+        result = check_gate(task.op_kwargs["gate"])
+        assert result["passed"] is True, result
+        assert "hunter2" not in str(result)
