@@ -18,10 +18,11 @@ def literal_value(text: str) -> str:
     return text.replace("$${", "${")
 
 
-def spec_text(s: str, param: str | None = None) -> str:
+def spec_text(s: str, param: str | None = None, image: str | None = None) -> str:
     """The hostile-fields spec with s in every free-text field (YAML double-quoted, JSON-escaped).
 
-    param replaces s as the parameter default, for targets that refuse some defaults (kfp: line breaks).
+    param replaces s as the parameter default, for targets that refuse some defaults (kfp: line breaks);
+    image replaces it as the container image (kfp refuses braces there: it reads them as placeholders).
     """
     import json
 
@@ -42,7 +43,7 @@ mlflow:
 backends:
   pods:
     type: kubernetes
-    image: {q}
+    image: {json.dumps(s if image is None else image, ensure_ascii=False)}
     namespace: {q}
     service_account: {q}
     node_selector: {{pool: {q}}}

@@ -49,3 +49,24 @@ def test_skip_conditions_keep_their_order_and_sharing() -> None:
     assert conditions["s0"] == []
     # Steps under the same evaluations share one list instead of holding copies.
     assert conditions["s11"] is conditions["s19"]
+
+
+def test_an_image_kfp_would_read_as_a_placeholder_is_a_located_diagnostic() -> None:
+    """kfp's compiler turns `{{channel:...}}` in a container image into a pipeline input, its backend `{{$...}}`."""
+    from pipegen.compiler import compile_checked
+
+    image = "reg/img:{{channel:task=;name=p;type=String;}}"
+    text = (
+        "pipegen: 1\nname: images\nbackends:\n"
+        f"  pods: {{type: kubernetes, image: '{image}'}}\n"
+        "steps:\n  - {name: t, task: {backend: pods, command: [run]}}\n  - {name: u, task: {command: [run]}}\n"
+        f"targets: {{kfp: {{base_image: 'reg/rt:{{{{$}}}}'}}}}\n"
+    )
+    result = compile_checked(check_source(Source("images.yaml", text)), ["kfp"])
+    assert [d.format() for d in result.diagnostics if d.severity.name == "ERROR"] == [
+        f"images.yaml:4:35: error[PG602]: target 'kfp' cannot use image '{image}' of backend 'pods': kfp reads "
+        "'{{' in an image as a pipeline input placeholder; hint: an image reference has no braces: write it as "
+        "registry/name:tag",
+        "images.yaml:8:29: error[PG602]: target 'kfp' cannot use base_image 'reg/rt:{{$}}': kfp reads '{{' in an "
+        "image as a pipeline input placeholder; hint: an image reference has no braces: write it as registry/name:tag",
+    ]

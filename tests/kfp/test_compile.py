@@ -98,7 +98,8 @@ def test_hostile_spec_compiles_with_kfp(tmp_path: Path) -> None:
     from tests.hostile import HOSTILE, spec_text
 
     single_line = HOSTILE.replace("\n", " ").replace("\t", " ")
-    text = spec_text(HOSTILE, param=single_line) + f"targets: {{kfp: {{base_image: {RUNTIME_IMAGE}}}}}\n"
+    image = "registry.example.com/feed/train:1"  # kfp reads braces in an image as a placeholder (PG602)
+    text = spec_text(HOSTILE, param=single_line, image=image) + f"targets: {{kfp: {{base_image: {RUNTIME_IMAGE}}}}}\n"
     result = compile_checked(check_source(Source("hostile.yaml", text)), ["kfp"])
     assert result.ok, [d.format() for d in result.diagnostics]
     module = tmp_path / "hostile.py"

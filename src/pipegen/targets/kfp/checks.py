@@ -30,6 +30,14 @@ def uses_run_context(pipeline: Pipeline) -> bool:
 def runtime_image(pipeline: Pipeline, options: KfpOptions) -> Iterator[Diagnostic]:
     """A spec with runtime components must name an image that has pipegen's runtime: there is no usable default."""
     if options.base_image is not None:
+        if "{{" in options.base_image:
+            yield diag(
+                "PG602",
+                f"target 'kfp' cannot use base_image '{options.base_image}': kfp reads '{{{{' in an image as a "
+                "pipeline input placeholder",
+                pipeline.source_map.value(("targets", "kfp", "base_image")),
+                "an image reference has no braces: write it as registry/name:tag",
+            )
         return
     steps = runtime_steps(pipeline)
     if not steps and not uses_run_context(pipeline):
@@ -99,6 +107,7 @@ def limits(pipeline: Pipeline) -> Iterator[Diagnostic]:
                 f"parameter name '{name}' uses the reserved prefix 'pipegen'",
                 pipeline.source_map.key(("params", name)),
             )
+    yield from _images(pipeline)
     for step in pipeline.steps:
         backend = step.backend
         if not isinstance(backend, KubernetesBackend):
@@ -134,6 +143,19 @@ def limits(pipeline: Pipeline) -> Iterator[Diagnostic]:
                 "pass the service account when submitting the run",
             )
     yield from condition_nesting(pipeline)
+
+
+def _images(pipeline: Pipeline) -> Iterator[Diagnostic]:
+    """kfp reads `{{channel:...}}` and `{{$...}}` in a container image as pipeline inputs; an image name has no braces."""
+    for name, backend in pipeline.spec.backends.items():
+        if isinstance(backend, KubernetesBackend) and "{{" in backend.image:
+            yield diag(
+                "PG602",
+                f"target 'kfp' cannot use image '{backend.image}' of backend '{name}': kfp reads '{{{{' in an image "
+                "as a pipeline input placeholder",
+                pipeline.source_map.value(("backends", name, "image")),
+                "an image reference has no braces: write it as registry/name:tag",
+            )
 
 
 def _command_hint(ref: Ref) -> str:
