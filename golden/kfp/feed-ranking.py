@@ -81,20 +81,20 @@ def train(
     pipegen_mlflow_run_id: str,
     pipegen_mlflow_experiment_id: str,
     pipegen_mlflow_tracking_uri: str,
-    arg_0: str,
-    arg_1: str,
-    arg_2: str,
-    arg_3: str,
-    arg_4: str,
-    arg_5: str,
-    arg_6: str,
-    arg_7: str,
-    arg_8: str,
+    arg_0_0: str,
+    arg_1_0: str,
+    arg_2_0: str,
+    arg_3_0: str,
+    arg_4_0: str,
+    arg_5_0: str,
+    arg_6_0: str,
+    arg_7_0: str,
+    arg_8_0: str,
 ) -> dsl.ContainerSpec:
     "train step 'train' of pipeline 'feed-ranking' in its own image."
     return dsl.ContainerSpec(
         image='registry.example.com/feed/train:1.4.2',
-        command=['sh', '-c', 'export MLFLOW_RUN_ID="$1" MLFLOW_EXPERIMENT_ID="$2" MLFLOW_TRACKING_URI="$3"; shift 3; exec "$@"', 'pipegen', pipegen_mlflow_run_id, pipegen_mlflow_experiment_id, pipegen_mlflow_tracking_uri, arg_0, arg_1, arg_2, arg_3, arg_4, arg_5, arg_6, arg_7, arg_8],
+        command=['sh', '-c', '_pg_d() { _pg_r=; _pg_s=$1; while :; do case $_pg_s in *%*) _pg_r=$_pg_r${_pg_s%%[%]*}; _pg_s=${_pg_s#*[%]}; case $_pg_s in 7B*) _pg_r=$_pg_r{;; 2F*) _pg_r=$_pg_r/;; *) _pg_r=$_pg_r%;; esac; _pg_s=${_pg_s#??};; *) break;; esac; done; _pg_v=$_pg_r$_pg_s; }; _pg_a0=; _pg_d "${4}"; _pg_a0=$_pg_a0$_pg_v; _pg_a1=; _pg_d "${5}"; _pg_a1=$_pg_a1$_pg_v; _pg_a2=; _pg_d "${6}"; _pg_a2=$_pg_a2$_pg_v; _pg_a3=; _pg_d "${7}"; _pg_a3=$_pg_a3$_pg_v; _pg_a4=; _pg_a4=$_pg_a4"${8}"; _pg_a5=; _pg_d "${9}"; _pg_a5=$_pg_a5$_pg_v; _pg_a6=; _pg_a6=$_pg_a6"${10}"; _pg_a7=; _pg_d "${11}"; _pg_a7=$_pg_a7$_pg_v; _pg_a8=; _pg_a8=$_pg_a8"${12}"; export MLFLOW_RUN_ID="${1}" MLFLOW_EXPERIMENT_ID="${2}" MLFLOW_TRACKING_URI="${3}"; set -- "$_pg_a0" "$_pg_a1" "$_pg_a2" "$_pg_a3" "$_pg_a4" "$_pg_a5" "$_pg_a6" "$_pg_a7" "$_pg_a8"; exec "$@"', 'pipegen', pipegen_mlflow_run_id, pipegen_mlflow_experiment_id, pipegen_mlflow_tracking_uri, arg_0_0, arg_1_0, arg_2_0, arg_3_0, arg_4_0, arg_5_0, arg_6_0, arg_7_0, arg_8_0],
     )
 
 
@@ -187,15 +187,15 @@ def pipeline(
         pipegen_mlflow_run_id=train_run.outputs['run_id'],
         pipegen_mlflow_experiment_id=train_run.outputs['experiment_id'],
         pipegen_mlflow_tracking_uri=train_run.outputs['tracking_uri'],
-        arg_0='python',
-        arg_1='-m',
-        arg_2='feed.train',
-        arg_3='--date',
-        arg_4=f'{run_date}',
-        arg_5='--lr',
-        arg_6=f'{learning_rate}',
-        arg_7='--epochs',
-        arg_8=f'{epochs}',
+        arg_0_0='python',
+        arg_1_0='-m',
+        arg_2_0='feed.train',
+        arg_3_0='--date',
+        arg_4_0=run_date,
+        arg_5_0='--lr',
+        arg_6_0=f'{learning_rate}',
+        arg_7_0='--epochs',
+        arg_8_0=f'{epochs}',
     )
     train_task.set_caching_options(False)
     train_task.set_retry(num_retries=3, backoff_duration='300s', backoff_factor=2.0, backoff_max_duration='3600s')

@@ -17,6 +17,8 @@ from tests.hostile import BENIGN, HOSTILE, spec_text
 
 Cli = Callable[..., CliResult]
 RUNTIME_IMAGE = "registry.example.com/ml/pipegen-runtime:0.1"
+# kfp reads braces in an image as a placeholder (a located PG602): the container image is a plain one here.
+IMAGE = "registry.example.com/feed/train:1"
 
 
 def compile_kfp(cli: Cli, tmp_path: Path, text: str, name: str) -> str:
@@ -29,8 +31,10 @@ def compile_kfp(cli: Cli, tmp_path: Path, text: str, name: str) -> str:
 
 def test_hostile_strings_do_not_change_the_code(cli: Cli, tmp_path: Path) -> None:
     single_line = HOSTILE.replace("\n", " ")
-    hostile_shape, constants = shape(compile_kfp(cli, tmp_path, spec_text(HOSTILE, param=single_line), "h"))
-    benign_shape, _ = shape(compile_kfp(cli, tmp_path, spec_text(BENIGN), "b"))
+    hostile_shape, constants = shape(
+        compile_kfp(cli, tmp_path, spec_text(HOSTILE, param=single_line, image=IMAGE), "h")
+    )
+    benign_shape, _ = shape(compile_kfp(cli, tmp_path, spec_text(BENIGN, image=IMAGE), "b"))
     assert hostile_shape == benign_shape
     # Component sources embed step specs as JSON in which braces are escaped.
     for constant in constants:

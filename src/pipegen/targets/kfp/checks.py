@@ -8,8 +8,13 @@ from pipegen.diagnostics import Diagnostic, diag
 from pipegen.expr import Ref, parse_template
 from pipegen.resolve import Pipeline
 from pipegen.spec import KubernetesBackend
-from pipegen.targets.kfp.names import step_refs
+from pipegen.targets.kfp.names import WORKSPACE_PATH, step_refs
 from pipegen.targets.kfp.options import KfpOptions
+
+# Text kfp replaces in the string value of any task input, whatever put it there: its placeholders' opening
+# (kfp.local's resolver substitutes `{{$}}`, `{{$.pipeline_job_uuid}}`, `{{$.inputs.parameters['x']}}`...
+# inside values) and kfp.local's workspace path.
+KFP_SUBSTITUTED = ("{{$", WORKSPACE_PATH)
 
 
 def runtime_steps(pipeline: Pipeline) -> list[str]:
@@ -25,6 +30,14 @@ def uses_run_context(pipeline: Pipeline) -> bool:
 def runtime_image(pipeline: Pipeline, options: KfpOptions) -> Iterator[Diagnostic]:
     """A spec with runtime components must name an image that has pipegen's runtime: there is no usable default."""
     if options.base_image is not None:
+        if "{{" in options.base_image:
+            yield diag(
+                "PG602",
+                f"target 'kfp' cannot use base_image '{options.base_image}': kfp reads '{{{{' in an image as a "
+                "pipeline input placeholder",
+                pipeline.source_map.value(("targets", "kfp", "base_image")),
+                "an image reference has no braces: write it as registry/name:tag",
+            )
         return
     steps = runtime_steps(pipeline)
     if not steps and not uses_run_context(pipeline):
@@ -80,12 +93,21 @@ def limits(pipeline: Pipeline) -> Iterator[Diagnostic]:
                 pipeline.source_map.value(("params", name)),
                 "kfp copies defaults into the IR's comment header, where a line break ends the comment",
             )
+        if isinstance(value, str) and any(text in value for text in KFP_SUBSTITUTED):
+            yield diag(
+                "PG602",
+                f"target 'kfp' cannot pass the default of parameter '{name}' unchanged: kfp substitutes "
+                f"{' and '.join(repr(t) for t in KFP_SUBSTITUTED)} in every string parameter value it hands a task",
+                pipeline.source_map.value(("params", name)),
+                "kfp has no escape for its placeholders: write the value without them, or pass it when submitting",
+            )
         if name.startswith("pipegen"):
             yield diag(
                 "PG601",
                 f"parameter name '{name}' uses the reserved prefix 'pipegen'",
                 pipeline.source_map.key(("params", name)),
             )
+    yield from _images(pipeline)
     for step in pipeline.steps:
         backend = step.backend
         if not isinstance(backend, KubernetesBackend):
@@ -123,6 +145,19 @@ def limits(pipeline: Pipeline) -> Iterator[Diagnostic]:
     yield from condition_nesting(pipeline)
 
 
+def _images(pipeline: Pipeline) -> Iterator[Diagnostic]:
+    """kfp reads `{{channel:...}}` and `{{$...}}` in a container image as pipeline inputs; an image name has no braces."""
+    for name, backend in pipeline.spec.backends.items():
+        if isinstance(backend, KubernetesBackend) and "{{" in backend.image:
+            yield diag(
+                "PG602",
+                f"target 'kfp' cannot use image '{backend.image}' of backend '{name}': kfp reads '{{{{' in an image "
+                "as a pipeline input placeholder",
+                pipeline.source_map.value(("backends", name, "image")),
+                "an image reference has no braces: write it as registry/name:tag",
+            )
+
+
 def _command_hint(ref: Ref) -> str:
     if ref.namespace == "secret":
         return f"pass it as an environment variable whose whole value is {ref} and let the program read that variable"
@@ -143,13 +178,23 @@ def _env_hint(ref: Ref) -> str:
 
 
 def skip_conditions(pipeline: Pipeline) -> dict[str, list[str]]:
-    """For each step, the skip-on-fail evaluate steps it runs under, outermost first."""
-    order = [s.name for s in pipeline.steps]
-    ancestors: dict[str, set[str]] = {}
-    for step in pipeline.steps:
-        ancestors[step.name] = set(step.upstream).union(*(ancestors[u] for u in step.upstream))
+    """For each step, the skip-on-fail evaluate steps it runs under, outermost first.
+
+    Only those evaluations are propagated, not every ancestor (which grows with the square of a chain's
+    length: 10,000 steps took 2.4 GB); a step whose upstream adds nothing shares its upstream's set.
+    """
+    position = {s.name: i for i, s in enumerate(pipeline.steps)}
     skips = {s.name for s in pipeline.steps if s.kind == "evaluate" and s.body.on_fail == "skip"}
-    return {name: sorted(ancestors[name] & skips, key=order.index) for name in order}
+    under: dict[str, frozenset[str]] = {}
+    for step in pipeline.steps:
+        sets = {under[u] | {u} if u in skips else under[u] for u in step.upstream}
+        under[step.name] = sets.pop() if len(sets) == 1 else frozenset().union(*sets)
+    # One sorted list per distinct set, shared by every step under it (callers only read them).
+    ordered: dict[frozenset[str], list[str]] = {}
+    for found in under.values():
+        if found not in ordered:
+            ordered[found] = sorted(found, key=position.__getitem__)
+    return {name: ordered[found] for name, found in under.items()}
 
 
 def condition_nesting(pipeline: Pipeline) -> Iterator[Diagnostic]:
@@ -158,13 +203,17 @@ def condition_nesting(pipeline: Pipeline) -> Iterator[Diagnostic]:
     open_blocks: list[str] = []
     block_of: dict[str, tuple[str, ...]] = {}
     closed: set[tuple[str, ...]] = set()
+    current: tuple[str, ...] = ()
     for step in pipeline.steps:
         wanted = conditions[step.name]
         while open_blocks and open_blocks != wanted[: len(open_blocks)]:
             closed.add(tuple(open_blocks))
             open_blocks.pop()
-        open_blocks.extend(wanted[len(open_blocks) :])
-        block_of[step.name] = tuple(open_blocks)
+        if len(open_blocks) < len(wanted):
+            open_blocks.extend(wanted[len(open_blocks) :])
+        if tuple(open_blocks) != current:  # built when the blocks change, shared by the steps inside them
+            current = tuple(open_blocks)
+        block_of[step.name] = current
         for up in step.upstream:
             if block_of[up] in closed or block_of[up] != block_of[step.name][: len(block_of[up])]:
                 yield diag(

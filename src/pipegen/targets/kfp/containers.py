@@ -2,13 +2,32 @@
 
 from __future__ import annotations
 
-from pipegen.expr import Lit, parse_template
+from pipegen.expr import Lit, Ref, parse_template
 from pipegen.render import py
 from pipegen.resolve import Pipeline, ResolvedStep
 from pipegen.spec import KubernetesBackend
+from pipegen.spec.limits import quantity_value
 from pipegen.targets.base import kubernetes_name
-from pipegen.targets.kfp.names import MLFLOW_INPUTS, ident, is_secret
+from pipegen.targets.kfp.names import MLFLOW_INPUTS, ident, is_secret, kfp_text
 from pipegen.targets.kfp.view import Component
+
+# sh: _pg_v becomes $1 with kfp_text's escapes undone (%25 -> %, %7B -> {, %2F -> /), left to right.
+_DECODE = (
+    "_pg_d() { _pg_r=; _pg_s=$1; while :; do case $_pg_s in *%*) _pg_r=$_pg_r${_pg_s%%[%]*}; "
+    "_pg_s=${_pg_s#*[%]}; case $_pg_s in 7B*) _pg_r=$_pg_r{;; 2F*) _pg_r=$_pg_r/;; *) _pg_r=$_pg_r%;; esac; "
+    "_pg_s=${_pg_s#??};; *) break;; esac; done; _pg_v=$_pg_r$_pg_s; }"
+)
+
+
+def kfp_cpu(cpu: float | str) -> str:
+    """A CPU amount in the form kfp's set_cpu_request takes: whole cores, or millicores ('500m').
+
+    The spec takes any Kubernetes quantity ('1k', '0.5', '1Gi'); kfp takes only a number or 'N' + 'm'.
+    """
+    cores = quantity_value(cpu) if isinstance(cpu, str) else float(cpu)
+    assert cores is not None, cpu  # the spec's pattern admits quantities only
+    millicores = round(cores * 1000)  # the spec refuses amounts finer than a millicore
+    return str(millicores // 1000) if millicores % 1000 == 0 else f"{millicores}m"
 
 
 class ContainerSteps:
@@ -20,12 +39,18 @@ class ContainerSteps:
     def _container(
         self, step: ResolvedStep, backend: KubernetesBackend, mlflow: bool
     ) -> tuple[Component, list[tuple[str, str]]]:
-        """A container component whose every argument and env value is an input: constants stay data, never template."""
+        """A container component whose every argument and env value is built from inputs by sh.
+
+        kfp resolves placeholders (`{{$}}`, `{{$.pipeline_job_uuid}}`, `{{$.inputs.parameters['x']}}`, and
+        kfp.local's `/kfp-workspace`) inside every string input value and has no escape for them; so the
+        literal text of a value travels percent-encoded (kfp_text) and sh decodes it in the container, and each
+        ${...} reference is an input of its own that sh appends as it is.
+        """
         body = step.body
         env = {**backend.env, **body.env}
         plain_env = sorted((k, v) for k, v in env.items() if not is_secret(v))
         # KFP substitutes `{{$.inputs.parameters['NAME']}}` one input at a time, also inside values already
-        # substituted; so input names must not be ones the step's own text mentions.
+        # substituted (a run's parameter value); so input names must not be ones the step's own text mentions.
         mentioned = " ".join([*body.command, *env.values()])
         suffix = ""
         while any(f"parameters['{p}{suffix}_" in mentioned for p in ("arg", "env")):
@@ -33,27 +58,25 @@ class ContainerSteps:
         arg, env_name = f"arg{suffix}", f"env{suffix}"
         inputs: list[tuple[str, str]] = []
         kwargs: list[tuple[str, str]] = []
+        script = [_DECODE]
         exports: list[str] = []
-        position = 1
         if mlflow:
             for name, var in zip(
                 MLFLOW_INPUTS, ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_TRACKING_URI"), strict=True
             ):
                 inputs.append((name, "str"))
-                exports.append(f'{var}="${position}"')
-                position += 1
+                exports.append(f'{var}="${{{len(inputs)}}}"')
         for i, (key, value) in enumerate(plain_env):
-            inputs.append((f"{env_name}_{i}", "str"))
-            kwargs.append((f"{env_name}_{i}", self._channel_string(value)))
-            exports.append(f'{key}="${position}"')
-            position += 1
+            script.append(self._assemble(f"_pg_e{i}", f"{env_name}_{i}", value, inputs, kwargs))
+            exports.append(f'{key}="$_pg_e{i}"')
         for i, value in enumerate(body.command):
-            inputs.append((f"{arg}_{i}", "str"))
-            kwargs.append((f"{arg}_{i}", self._channel_string(value)))
+            script.append(self._assemble(f"_pg_a{i}", f"{arg}_{i}", value, inputs, kwargs))
         # sh receives the values as positional parameters, so no value is ever parsed as shell text.
-        script = (f"export {' '.join(exports)}; shift {position - 1}; " if exports else "") + 'exec "$@"'
-        names = [n for n, _ in inputs if n.startswith(("pipegen_mlflow", f"{env_name}_"))]
-        command = ["'sh'", "'-c'", py(script), "'pipegen'", *names, *(f"{arg}_{i}" for i in range(len(body.command)))]
+        if exports:
+            script.append(f"export {' '.join(exports)}")
+        script.append("set -- " + " ".join(f'"$_pg_a{i}"' for i in range(len(body.command))))
+        script.append('exec "$@"')
+        command = ["'sh'", "'-c'", py("; ".join(script)), "'pipegen'", *(name for name, _ in inputs)]
         component_body = [
             "return dsl.ContainerSpec(",
             f"    image={py(backend.image.replace('$${', '${'))},",
@@ -62,6 +85,30 @@ class ContainerSteps:
         ]
         doc = f"{step.kind} step '{step.name}' of pipeline '{self.p.name}' in its own image."
         return Component(ident(step.name), "container", inputs, "dsl.ContainerSpec", py(doc), component_body), kwargs
+
+    def _assemble(
+        self, var: str, prefix: str, text: str, inputs: list[tuple[str, str]], kwargs: list[tuple[str, str]]
+    ) -> str:
+        """sh that sets var to text: its literal pieces decoded, its references as they arrive; adds the inputs."""
+        steps = [f"{var}="]
+        for j, part in enumerate(parse_template(text).parts):
+            name = f"{prefix}_{j}"
+            inputs.append((name, "str"))
+            position = f'"${{{len(inputs)}}}"'
+            if isinstance(part, Lit):
+                kwargs.append((name, py(kfp_text(part.text))))
+                steps.append(f"_pg_d {position}; {var}=${var}$_pg_v")
+            else:
+                kwargs.append((name, self._reference(part)))
+                steps.append(f"{var}=${var}{position}")
+        return "; ".join(steps)
+
+    def _reference(self, ref: Ref) -> str:
+        """Python source for the pipeline channel a ${params.X} / ${run.*} reference reads, as a str."""
+        if ref.namespace == "params":
+            return "f" + py("{" + ref.name + "}")
+        assert ref.namespace == "run", ref  # checks.limits refuses env and secret references here
+        return "run_key" if ref.name == "id" else "run_date"
 
     def _kubernetes_settings(self, step: ResolvedStep, backend: KubernetesBackend, var: str) -> list[str]:
         out: list[str] = []
@@ -80,7 +127,7 @@ class ContainerSteps:
         resources = step.body.resources
         if resources is not None:
             if resources.cpu is not None:
-                cpu = py(str(resources.cpu) if isinstance(resources.cpu, str) else f"{resources.cpu:g}")
+                cpu = py(kfp_cpu(resources.cpu))
                 out += [f"{var}.set_cpu_request({cpu})", f"{var}.set_cpu_limit({cpu})"]
             if resources.memory is not None:
                 out += [
@@ -93,19 +140,3 @@ class ContainerSteps:
                     f"{var}.set_accelerator_limit({resources.gpu})",
                 ]
         return out
-
-    def _channel_string(self, text: str) -> str:
-        """Python source for a str input: a constant, or an f-string over pipeline channels."""
-        template = parse_template(text)
-        if template.is_literal:
-            return py(template.literal_text())
-        pieces = []
-        for part in template.parts:
-            if isinstance(part, Lit):
-                pieces.append(part.text.replace("{", "{{").replace("}", "}}"))
-            elif part.namespace == "params":
-                pieces.append("{" + part.name + "}")
-            elif part.namespace == "run":
-                pieces.append("{run_key}" if part.name == "id" else "{run_date}")
-        # repr of the joined text, then turned into an f-string: quotes and backslashes stay escaped.
-        return "f" + py("".join(pieces))

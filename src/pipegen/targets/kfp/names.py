@@ -13,6 +13,8 @@ from pipegen.resolve import ResolvedStep
 RUN_KEY, RUN_DATE = "pipegen_run_key", "pipegen_run_date"
 # A waiting gate's anchor: when its wait began (see Lowering._gate).
 WAIT_STARTED = "pipegen_wait_started"
+# kfp.local replaces this path (kfp.dsl.constants.WORKSPACE_MOUNT_PATH) in every command and input string.
+WORKSPACE_PATH = "/kfp-workspace"
 MLFLOW_INPUTS = ("pipegen_mlflow_run_id", "pipegen_mlflow_experiment_id", "pipegen_mlflow_tracking_uri")
 _TAKEN = {
     "dsl",
@@ -31,7 +33,8 @@ def escaped_json(value: object) -> str:
     """Canonical JSON in which every brace inside a string is a \\u escape.
 
     KFP launchers substitute `{{$...}}` placeholders anywhere in a component's command, including the
-    embedded source; with braces escaped, no user text can form one. Structural braces stay as they are
+    embedded source, and kfp.local the path /kfp-workspace; with braces and slashes escaped, no user text can
+    form one. Structural braces stay as they are
     (JSON objects never open with `{{`).
     """
     if isinstance(value, dict):
@@ -39,8 +42,17 @@ def escaped_json(value: object) -> str:
     if isinstance(value, list | tuple):
         return "[" + ", ".join(escaped_json(v) for v in value) + "]"
     if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False).replace("{", "\\u007b").replace("}", "\\u007d")
+        # kfp.local also replaces the text /kfp-workspace anywhere in a command.
+        text = json.dumps(value, ensure_ascii=False).replace("{", "\\u007b").replace("}", "\\u007d")
+        return text.replace(WORKSPACE_PATH, "\\u002f" + WORKSPACE_PATH[1:])
     return json.dumps(value)
+
+
+def kfp_text(text: str) -> str:
+    """text with '%', '{' and the '/' of /kfp-workspace percent-encoded: no kfp placeholder (`{{$...}}`,
+    kfp.local's workspace path) can form in it; the container's sh decodes it (containers._DECODE)."""
+    encoded = text.replace("%", "%25").replace("{", "%7B")
+    return encoded.replace(WORKSPACE_PATH, "%2F" + WORKSPACE_PATH[1:])
 
 
 def ident(name: str) -> str:

@@ -1,0 +1,133 @@
+"""Every templated field of every task of a DAG compiled from a spec with hostile text in every string field
+(generated from the models, options included; see tests.hostile) renders that text literally (issue 15)."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from pipegen.compiler import compile_checked
+from pipegen.frontend import check_source
+from pipegen.loader import Source
+from tests.hostile import HOSTILE_TEXT, dump, hostile_spec
+
+# What Airflow would put in place of the hostile text's Jinja if it evaluated it: {{ 7*7 }} and a Variable.
+LEAK = "VAR-LEAK-VALUE"
+# The part of the hostile text every literal rendering keeps whole.
+CORE = "{{ 7*7 }}{{ var.value.HIDDEN }}{% raw %} {{$}}"
+PARAM = "P!"
+
+
+def strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from strings(k)
+            yield from strings(v)
+    elif isinstance(value, list | tuple | set):
+        for v in value:
+            yield from strings(v)
+    elif hasattr(value, "to_dict"):  # kubernetes client models (env vars)
+        yield from strings(value.to_dict())
+
+
+def rendered_tasks(dags_folder: Path, backend: str) -> list[tuple[str, dict[str, Any]]]:
+    """(task id, templated field -> rendered value) for every task of the hostile DAG."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    data, _ = hostile_spec(backend, target="airflow")
+    result = compile_checked(check_source(Source("hostile.yaml", dump(data))), ["airflow"])
+    assert result.ok, [d.format() for d in result.diagnostics]
+    (dags_folder / "hostile.py").write_text(result.outputs[0].text, encoding="utf-8")
+    bag = DagBag(dag_folder=str(dags_folder))
+    assert bag.import_errors == {}
+    dag = bag.dags["hostile"]
+    logical = datetime(2026, 1, 2, 12, tzinfo=UTC)
+    out = []
+    for task in dag.tasks:
+        context = {
+            "dag_run": SimpleNamespace(logical_date=logical, run_after=logical),
+            "run_id": "manual__1",
+            "params": {"p": PARAM},
+            # What an upstream task handed on (start_run's run): the value never holds user text here.
+            "ti": SimpleNamespace(xcom_pull=lambda *a, **k: {"run_id": "r", "experiment_id": "e", "tracking_uri": "t"}),
+            "dag": dag,
+            "task": task,
+        }
+        task.render_template_fields(context, jinja_env=dag.get_template_env())
+        out.append((task.task_id, {f: getattr(task, f) for f in task.template_fields}))
+    return out
+
+
+# targets.airflow.aws_conn_id / kubernetes_conn_id and SageMaker backend fields reach templated fields as
+# Jinja (the "airflow" helper of issue 15 is fixing exactly this): strict, so the fix turns them into failures
+# to remove.
+AIRFLOW_HELPER = "issue 15: targets.airflow.* conn ids and SageMaker fields are rendered as Jinja (airflow helper)"
+
+
+@pytest.mark.parametrize(
+    "backend",
+    [
+        pytest.param("kubernetes", marks=pytest.mark.xfail(strict=True, reason=AIRFLOW_HELPER)),
+        pytest.param("aws_batch", marks=pytest.mark.xfail(strict=True, reason=AIRFLOW_HELPER)),
+        pytest.param("sagemaker", marks=pytest.mark.xfail(strict=True, reason=AIRFLOW_HELPER)),
+        "local",
+    ],
+)
+def test_every_templated_field_renders_hostile_text_literally(
+    dags_folder: Path, monkeypatch: pytest.MonkeyPatch, backend: str
+) -> None:
+    # Airflow reads Variables from AIRFLOW_VAR_<NAME> first: an evaluated {{ var.value.HIDDEN }} would show it.
+    monkeypatch.setenv("AIRFLOW_VAR_HIDDEN", LEAK)
+    assert HOSTILE_TEXT.count(CORE) == 1
+    seen = 0
+    for task_id, fields in rendered_tasks(dags_folder, backend):
+        for field, value in fields.items():
+            for text in strings(value):
+                assert LEAK not in text, (task_id, field, text)
+                if "7*7" in text:
+                    # The Jinja, placeholders and raw block arrive as written, not evaluated or swallowed
+                    # (in URLs the generator wrote spaces as %20).
+                    assert CORE in text.replace("%20", " "), (task_id, field, text)
+                    seen += 1
+    assert seen >= 5
+    assert os.environ["AIRFLOW_VAR_HIDDEN"] == LEAK
+
+
+# Airflow's lowering renders ${params.p} in a gate query as Jinja ('{{ params['p'] }}'), pasting the value into
+# the SQL text before the runtime can bind it; the fix belongs to the Airflow target (see the report of issue 15).
+AIRFLOW_SQL = "issue 15: Airflow pastes ${params.X} into gate SQL with Jinja instead of letting the runtime bind it"
+
+
+@pytest.mark.xfail(strict=True, reason=AIRFLOW_SQL)
+@pytest.mark.parametrize("value", ["x' UNION SELECT password FROM users --", "it's {{ 7*7 }}"])
+def test_gate_sql_binds_a_hostile_parameter(dags_folder: Path, tmp_path: Path, value: str) -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    from pipegen.runtime.gates import check_gate
+    from tests.runtime.test_hostile_sql import compiled, database
+
+    url = database(tmp_path / "w.db")
+    with sqlite3.connect(tmp_path / "w.db") as db:
+        db.execute("INSERT INTO t VALUES (?)", (value,))
+    (dags_folder / "sqlgate.py").write_text(compiled(url, "airflow"), encoding="utf-8")
+    bag = DagBag(dag_folder=str(dags_folder))
+    assert bag.import_errors == {}
+    dag = bag.dags["sqlgate"]
+    logical = datetime(2026, 1, 2, 12, tzinfo=UTC)
+    for task_id in ("quoted", "bare"):
+        task = dag.get_task(task_id)
+        context = {"dag_run": SimpleNamespace(logical_date=logical, run_after=logical), "run_id": "manual__1"}
+        task.render_template_fields({**context, "params": {"p": value}, "dag": dag, "task": task})
+        # What the generated gate task hands the runtime.
+        result = check_gate(task.op_kwargs["gate"])
+        assert result["passed"] is True, result
+        assert "hunter2" not in str(result)
