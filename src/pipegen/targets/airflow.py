@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import itertools
 import keyword
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic_core import PydanticCustomError
 
 from pipegen.diagnostics import Diagnostic, diag
 from pipegen.emit import Output
@@ -20,6 +22,8 @@ from pipegen.targets.airflow_expr import (
     RUN_DATE_MACRO,
     SECRET_MACRO,
     jinja_string_literal,
+    literal_source,
+    needs_literal,
     templated,
     uses_literal,
 )
@@ -56,6 +60,11 @@ TAG_LIMIT = 100
 BATCH_MIN_TIMEOUT = 60
 
 
+# What Airflow accepts as a connection id (airflow.models.connection.RE_SANITIZE_CONN_ID, CONN_ID_MAX_LEN):
+# no brace, quote or line break, so an accepted id is also literal text in the templated fields it reaches.
+CONN_ID = re.compile(r"[\w#!()\-.:/\\]{1,250}")
+
+
 class AirflowOptions(BaseModel):
     """`targets: {airflow: {...}}` in a spec."""
 
@@ -64,6 +73,20 @@ class AirflowOptions(BaseModel):
     aws_conn_id: str = "aws_default"
     kubernetes_conn_id: str = "kubernetes_default"
     sagemaker_volume_gb: int = 30
+
+    @field_validator("aws_conn_id", "kubernetes_conn_id")
+    @classmethod
+    def _conn_id(cls, value: str) -> str:
+        if not CONN_ID.fullmatch(value):
+            raise PydanticCustomError(
+                "pg_name",
+                "'{value}' is not an Airflow connection id",
+                {
+                    "value": value,
+                    "hint": "Airflow connection ids are 1 to 250 letters, digits and the characters _ - . : / \\ # ! ( )",
+                },
+            )
+        return value
 
 
 @dataclass
@@ -151,6 +174,7 @@ class AirflowTarget(Target):
                 )
 
     def _secret_placement(self, pipeline: Pipeline) -> Iterator[Diagnostic]:
+        yield from self._tracking_secret(pipeline)
         for step in pipeline.steps:
             if step.backend is None or step.backend.type == "local":
                 continue
@@ -176,6 +200,30 @@ class AirflowTarget(Target):
                         pipeline.locate(step, step.kind, *where) if where else step.location,
                         "on kubernetes, write the value as exactly ${secret.NAME}",
                     )
+
+    def _tracking_secret(self, pipeline: Pipeline) -> Iterator[Diagnostic]:
+        """A training job gets the tracking URI in its environment: a secret in it follows the env rule."""
+        uri = pipeline.spec.mlflow.tracking_uri
+        if uri is None:
+            return
+        template = parse_template(uri)
+        if not any(r.namespace == "secret" for r in template.refs):
+            return
+        for step in pipeline.steps:
+            backend = step.backend
+            if step.kind != "train" or backend is None or backend.type == "local":
+                continue
+            if backend.type == "kubernetes" and template.single_ref is not None:
+                continue
+            yield diag(
+                "PG602",
+                f"target 'airflow' can pass a secret in mlflow.tracking_uri to training step '{step.name}' on "
+                f"{backend.type} only as a Kubernetes secret: the whole URI must be ${{secret.NAME}} on a kubernetes pod",
+                pipeline.source_map.value(("mlflow", "tracking_uri")),
+                "keep the credentials out of the URI (e.g. MLFLOW_TRACKING_TOKEN from a secret), or make the whole "
+                "tracking_uri ${secret.NAME} and train on kubernetes",
+            )
+            return
 
     def render(self, pipeline: Pipeline, options: BaseModel) -> list[Output]:
         """The DAG file for this pipeline."""
@@ -214,6 +262,12 @@ class _Lowering:
         """A plain spec string (no expressions) placed where Airflow renders templates."""
         return self.value(text.replace("${", "$${"))
 
+    def literal(self, value: object) -> str:
+        """A JSON-like value of plain spec strings (names, thresholds, options) in a templated field: never Jinja."""
+        if needs_literal(value):
+            self.imports.add("from airflow.sdk import literal")
+        return literal_source(value)
+
     def lit_dict(self, mapping: dict[str, str]) -> str:
         """A dict of plain strings placed in a templated field (keys are not rendered by Airflow)."""
         return "{" + ", ".join(f"{py(k)}: {self.lit(v)}" for k, v in sorted(mapping.items())) + "}"
@@ -236,10 +290,10 @@ class _Lowering:
         if self.p.spec.notify.on_failure:
             constants.append(("FAILURE_WEBHOOKS", self.failure_webhooks()))
         dag_kwargs = self.dag_kwargs()
-        if "run_date" in self.helpers:
+        if self.helpers & {"run_date", "timezone"}:
             # ${run.date} is the date in the schedule's timezone, as on every target.
             constants.append(("TIMEZONE", py(self.p.schedule.timezone if self.p.schedule else "UTC")))
-        if self.helpers - {"notify_failure", "run_date", "job_name", "secret"}:
+        if self.helpers - {"notify_failure", "run_date", "job_name", "secret", "timezone"}:
             # Only when used: `task` is lazy in airflow.sdk and its first use imports ~25 modules, which
             # every forked parse of the DAG processor would pay (see BENCHMARKS.md).
             self.imports.add("from airflow.sdk import task")
@@ -349,8 +403,11 @@ class _Lowering:
     def _gate(self, step: ResolvedStep) -> list[Task]:
         assert step.gate is not None
         request = {k: v for k, v in step.gate.items() if k != "wait"}
-        values = [(k, self.value(v) if isinstance(v, str) else py(v)) for k, v in request.items()]
-        gate_dict = "{" + ", ".join(f"{py(k)}: {v}" for k, v in values) + "}"
+        # The gate goes to the task as written, untouched by Jinja: the runtime renders its references there,
+        # a query's as bind parameters (runtime.sqlparams), and reads ${secret.X} from Variables it masks.
+        self.imports.add("from airflow.sdk import literal")
+        self.helpers.add("timezone")
+        gate_dict = f"literal({py(request)})"
         kwargs = [("task_id", py(step.name)), *self._policy(step)]
         wait = step.gate.get("wait")
         if wait is not None:
@@ -388,19 +445,25 @@ class _Lowering:
             "sagemaker": self._sagemaker,
         }[backend.type](step, run)
 
-    def _mlflow_env(self, run: Task | None) -> list[tuple[str, str]]:
+    def _mlflow_env(self, run: Task | None, *, tracking_uri: bool = True) -> list[tuple[str, str]]:
+        """The training job's MLflow variables: the run from start_run's XCom, the tracking URI rendered here.
+
+        start_run returns no tracking URI (it may hold ${secret.X} credentials, and XComs are plain data):
+        the URI is the spec's, rendered by Airflow for this task, or the worker's MLFLOW_TRACKING_URI.
+        """
         if run is None:
             return []
         pull = "{{{{ ti.xcom_pull(task_ids={task_id})[{key}] }}}}"
         task_id = f"'pipegen_start_run_{run.var.removeprefix('pipegen_start_run_').rstrip('_')}'"
-        return [
+        ids = [
             (name, py(pull.format(task_id=task_id, key=f"'{key}'")))
-            for name, key in (
-                ("MLFLOW_TRACKING_URI", "tracking_uri"),
-                ("MLFLOW_EXPERIMENT_ID", "experiment_id"),
-                ("MLFLOW_RUN_ID", "run_id"),
-            )
+            for name, key in (("MLFLOW_EXPERIMENT_ID", "experiment_id"), ("MLFLOW_RUN_ID", "run_id"))
         ]
+        return [("MLFLOW_TRACKING_URI", self.value(self.training_tracking_uri())), *ids] if tracking_uri else ids
+
+    def training_tracking_uri(self) -> str:
+        """The tracking URI a training job gets, as a spec string: the spec's, else the worker's MLFLOW_TRACKING_URI."""
+        return self.p.spec.mlflow.tracking_uri or "${env.MLFLOW_TRACKING_URI}"
 
     def _env(self, step: ResolvedStep) -> list[tuple[str, str]]:
         merged = {**getattr(step.backend, "env", {}), **step.body.env}
@@ -414,6 +477,8 @@ class _Lowering:
         kwargs.append(("run", run.var if run else "None"))
         working_dir = getattr(step.backend, "working_dir", None)
         kwargs.append(("cwd", self.lit(working_dir) if working_dir else "None"))
+        # Rendered in this task (masked when it holds a secret): start_run's XCom does not carry it.
+        kwargs.append(("tracking_uri", "TRACKING_URI" if run else py("")))
         return Task(
             var_name(step.name),
             f"_run_local.override({_kw([('task_id', py(step.name)), *self._policy(step)])})",
@@ -438,6 +503,11 @@ class _Lowering:
         env: list[tuple[str, str]] = []
         secrets: list[str] = []
         merged = {**backend.env, **body.env}
+        tracking = parse_template(self.training_tracking_uri()).single_ref
+        # A tracking URI that is exactly ${secret.X} reaches the pod as a Kubernetes secret, like any env value.
+        secret_uri = run is not None and tracking is not None and tracking.namespace == "secret"
+        if secret_uri and "MLFLOW_TRACKING_URI" not in merged:
+            merged["MLFLOW_TRACKING_URI"] = self.training_tracking_uri()
         for key, value in sorted(merged.items()):
             ref = parse_template(value).single_ref
             if ref is not None and ref.namespace == "secret":
@@ -445,7 +515,7 @@ class _Lowering:
                 secrets.append(f"Secret({py('env')}, {py(key)}, {py(kubernetes_name(ref.name))}, {py(ref.name)})")
             else:
                 env.append((py(key), self.value(value)))
-        env = [(py(k), v) for k, v in self._mlflow_env(run)] + env
+        env = [(py(k), v) for k, v in self._mlflow_env(run, tracking_uri=not secret_uri)] + env
         if env:
             kwargs.append(("env_vars", "{" + ", ".join(f"{k}: {v}" for k, v in env) + "}"))
         if secrets:
@@ -534,7 +604,7 @@ class _Lowering:
             ("RoleArn", self.lit(backend.role_arn)),
             (
                 "ResourceConfig",
-                py(
+                self.literal(
                     {
                         "InstanceType": backend.instance_type,
                         "InstanceCount": backend.instance_count,
@@ -552,6 +622,8 @@ class _Lowering:
             ("config", "{" + ", ".join(f"{py(k)}: {v}" for k, v in config) + "}"),
             ("wait_for_completion", "True"),
         ]
+        if backend.region:
+            kwargs.append(("region_name", self.lit(backend.region)))
         if self.options.aws_conn_id != "aws_default":
             kwargs.append(("aws_conn_id", py(self.options.aws_conn_id)))
         kwargs += self._policy(step)
@@ -561,10 +633,10 @@ class _Lowering:
         body = step.body
         helper = "evaluate_or_skip" if body.on_fail == "skip" else "evaluate_or_fail"
         self.helpers.add(helper)
-        champion = py(step.champion)
+        champion = self.literal(step.champion)
         kwargs = [
             ("run", var_name(f"pipegen_start_run_{body.run_of}")),
-            ("thresholds", py(list(body.thresholds))),
+            ("thresholds", self.literal(list(body.thresholds))),
             ("champion", champion),
             ("tracking_uri", "TRACKING_URI"),
         ]
@@ -579,14 +651,14 @@ class _Lowering:
     def _promote(self, step: ResolvedStep) -> list[Task]:
         self.helpers.add("promote")
         body = step.body
-        champion = py(step.champion)
+        champion = self.literal(step.champion)
         kwargs = [
             ("run", var_name(f"pipegen_start_run_{body.run_of}")),
-            ("model", py(body.model)),
-            ("alias", py(body.alias)),
+            ("model", self.literal(body.model)),
+            ("alias", self.literal(body.alias)),
             ("artifact", self.lit(body.artifact)),
             ("champion", champion),
-            ("thresholds", py(list(step.judged_by))),
+            ("thresholds", self.literal(list(step.judged_by))),
             ("webhooks", "[" + ", ".join(self.value(n.webhook) for n in body.notify) + "]"),
             ("tracking_uri", "TRACKING_URI"),
         ]
