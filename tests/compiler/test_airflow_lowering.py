@@ -177,3 +177,17 @@ def test_a_gate_reaches_its_task_as_written() -> None:
     gate = {"check": "sql", "connection": "${secret.db}", "query": query}
     assert f"gate=literal({gate!r})" in dag.replace("\n", "")
     assert "{{" not in dag.split("with DAG(")[1]
+
+
+def test_a_secret_in_a_backend_image_or_output_path_is_refused() -> None:
+    text = (
+        "pipegen: 1\nname: s\nbackends:\n"
+        "  pod: {type: kubernetes, image: '${secret.registry}/train:1'}\n"
+        "  sm: {type: sagemaker, role_arn: r, image: i, instance_type: ml.m5.large, output_path: 's3://${secret.b}/o'}\n"
+        "steps:\n"
+        "  - name: a\n    task: {backend: pod, command: [x]}\n"
+        "  - name: b\n    task: {backend: sm, command: [x]}\n"
+    )
+    errors, _ = _airflow(text)
+    assert [e.split(": error[")[0] for e in errors] == ["s.yaml:4:34", "s.yaml:5:89"]
+    assert all("error[PG602]: target 'airflow' cannot pass a secret in the" in e for e in errors)

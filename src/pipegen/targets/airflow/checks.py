@@ -26,6 +26,7 @@ def tags(pipeline: Pipeline) -> Iterator[Diagnostic]:
 def secret_placement(pipeline: Pipeline) -> Iterator[Diagnostic]:
     """Secrets reach pods and jobs only as whole Kubernetes env values (never in commands or job overrides)."""
     yield from tracking_secret(pipeline)
+    yield from backend_fields(pipeline)
     for step in pipeline.steps:
         if step.backend is None or step.backend.type == "local":
             continue
@@ -76,3 +77,25 @@ def tracking_secret(pipeline: Pipeline) -> Iterator[Diagnostic]:
             "tracking_uri ${secret.NAME} and train on kubernetes",
         )
         return
+
+
+# Backend settings that may hold ${...}: Airflow would render a secret into the pod spec or job request as a value.
+_BACKEND_TEMPLATES = ("image", "output_path")
+
+
+def backend_fields(pipeline: Pipeline) -> Iterator[Diagnostic]:
+    """No secret in a backend's image or output path: those are pod and job settings, stored and shown as given."""
+    for name, backend in sorted(pipeline.spec.backends.items()):
+        if backend.type == "local":
+            continue
+        for key in _BACKEND_TEMPLATES:
+            value = getattr(backend, key, None)
+            if isinstance(value, str) and any(r.namespace == "secret" for r in parse_template(value).refs):
+                yield diag(
+                    "PG602",
+                    f"target 'airflow' cannot pass a secret in the {key} of backend '{name}' ({backend.type}): "
+                    "it would be a plain value in the pod or job",
+                    pipeline.source_map.value(("backends", name, key)),
+                    "only a kubernetes pod's environment can take a secret (a whole value ${secret.NAME}); "
+                    "registry and bucket credentials belong to the cluster or the job's role",
+                )
