@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow.sdk import DAG, Param, task
+from airflow.sdk import DAG, literal, Param, task
 
 PIPELINE = 'demo'
 SPEC_SHA256 = 'f8401189a8bf061cee2827f1fd53a1cbb2c9de7e96f85bc535cdd5c2e41eb273'
 EXPERIMENT = 'pipegen-demo'
 TRACKING_URI = ''
+TIMEZONE = 'UTC'
 
 
 @task
@@ -22,7 +23,7 @@ def _start_run(step: str, run_key: str, tracking_uri: str) -> dict:
     from pipegen.runtime.start_run import start_run
 
     params = dict(get_current_context()["params"])
-    return start_run(
+    run = start_run(
         pipeline=PIPELINE,
         step=step,
         spec_sha256=SPEC_SHA256,
@@ -32,36 +33,38 @@ def _start_run(step: str, run_key: str, tracking_uri: str) -> dict:
         tracking_uri=tracking_uri or None,
         params=params,
     )
+    # Not the tracking URI: it may hold credentials, and an XCom is stored and shown as plain data.
+    return {"run_id": run["run_id"], "experiment_id": run["experiment_id"]}
 
 
 @task
 def _check_gate(gate: dict) -> dict:
     """Check a data gate once; fail the task when it does not pass."""
+    from pipegen.runtime.airflow_values import rendered_gate
     from pipegen.runtime.gates import run_gate
 
-    result = run_gate(gate)
+    # The gate comes as written in the spec: a query's references become bind parameters, never SQL text.
+    result = run_gate(rendered_gate(gate, TIMEZONE))
     if not result["passed"]:
         raise RuntimeError(result["reason"])
     return result
 
 
 @task
-def _run_local(command: list, env: dict, run: dict | None, cwd: str | None) -> None:
+def _run_local(command: list, env: dict, run: dict | None, cwd: str | None, tracking_uri: str) -> None:
     """Run the step's command as a subprocess on the worker (the local backend)."""
     import os
     import subprocess
     import sys
 
     from pipegen.runtime.redacted_output import run_redacted
+    from pipegen.runtime.start_run import training_env
+    from pipegen.runtime.tracking import resolve_tracking_uri
 
     # As with `pipegen run`: `python` means the worker's own Python environment.
     full_env = {**os.environ, "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]), **env}
     if run is not None:
-        full_env.update(
-            MLFLOW_TRACKING_URI=run["tracking_uri"],
-            MLFLOW_EXPERIMENT_ID=str(run["experiment_id"]),
-            MLFLOW_RUN_ID=run["run_id"],
-        )
+        full_env.update(training_env({**run, "tracking_uri": resolve_tracking_uri(tracking_uri or None)}))
     # The job's output is redacted line by line on its way to the task log, and its process group ends with the task.
     code = run_redacted(command, env=full_env, cwd=cwd)
     if code != 0:
@@ -125,7 +128,7 @@ with DAG(
     default_args=default_args,
 ):
     data_ready = _check_gate.override(task_id='data_ready')(
-        gate={'check': 'partition_exists', 'path': 'examples/data/'},
+        gate=literal({'check': 'partition_exists', 'path': 'examples/data/'}),
     )
     pipegen_start_run_train = _start_run.override(task_id='pipegen_start_run_train')(
         step='train',
@@ -137,6 +140,7 @@ with DAG(
         env={},
         run=pipegen_start_run_train,
         cwd=None,
+        tracking_uri=TRACKING_URI,
     )
     quality = _evaluate_or_skip.override(task_id='quality')(
         run=pipegen_start_run_train,

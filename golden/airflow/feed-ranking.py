@@ -10,7 +10,7 @@ from datetime import timedelta
 import pendulum
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 from airflow.providers.cncf.kubernetes.secret import Secret
-from airflow.sdk import DAG, Param, task
+from airflow.sdk import DAG, literal, Param, task
 from kubernetes.client import models as k8s
 
 PIPELINE = 'feed-ranking'
@@ -28,21 +28,6 @@ def _run_date(dag_run) -> str:
     return run_date_from((dag_run.logical_date or dag_run.run_after).isoformat(), TIMEZONE)
 
 
-def _secret(name: str) -> str:
-    """${secret.NAME}: the Airflow Variable NAME, masked in task logs and rendered fields."""
-    from airflow.sdk import Variable
-    from airflow.sdk.log import mask_secret
-
-    from pipegen.runtime.redact import register
-
-    value = Variable.get(name)
-    # Without the name: Airflow masks a Variable by itself only when its name sounds secret ("token", ...).
-    mask_secret(value)
-    # pipegen's own redactor too: runtime messages and a local job's output are masked before Airflow sees them.
-    register(value)
-    return value
-
-
 @task
 def _start_run(step: str, run_key: str, tracking_uri: str) -> dict:
     """Create the step's MLflow run (a retry returns the same run)."""
@@ -51,7 +36,7 @@ def _start_run(step: str, run_key: str, tracking_uri: str) -> dict:
     from pipegen.runtime.start_run import start_run
 
     params = dict(get_current_context()["params"])
-    return start_run(
+    run = start_run(
         pipeline=PIPELINE,
         step=step,
         spec_sha256=SPEC_SHA256,
@@ -61,6 +46,8 @@ def _start_run(step: str, run_key: str, tracking_uri: str) -> dict:
         tracking_uri=tracking_uri or None,
         params=params,
     )
+    # Not the tracking URI: it may hold credentials, and an XCom is stored and shown as plain data.
+    return {"run_id": run["run_id"], "experiment_id": run["experiment_id"]}
 
 
 @task.sensor(mode="reschedule")
@@ -71,6 +58,7 @@ def _wait_for_gate(gate: dict) -> bool:
     from airflow.sdk import get_current_context
     from airflow.sdk.exceptions import AirflowSensorTimeout
 
+    from pipegen.runtime.airflow_values import rendered_gate
     from pipegen.runtime.gates import check_gate
 
     context = get_current_context()
@@ -92,7 +80,8 @@ def _wait_for_gate(gate: dict) -> bool:
     waited = (now - started).total_seconds()
     over = f"gate wait of {ti.task.timeout:g}s is over (waited {waited:.0f}s since {started:%Y-%m-%dT%H:%M:%SZ})"
     try:
-        result = check_gate(gate)
+        # The gate comes as written in the spec: a query's references become bind parameters, never SQL text.
+        result = check_gate(rendered_gate(gate, TIMEZONE))
     except Exception as exc:
         if waited < ti.task.timeout:
             raise  # retried with the step's retries; the wait goes on from where it was
@@ -171,11 +160,11 @@ with DAG(
     tags=['daily', 'ranking'],
     params={'epochs': Param(10, type='integer'), 'learning_rate': Param(0.01, type='number')},
     default_args=default_args,
-    user_defined_macros={"env_var": lambda name: os.environ.get(name, ""), "pipegen_run_date": _run_date, "pipegen_secret": _secret},
+    user_defined_macros={"env_var": lambda name: os.environ.get(name, ""), "pipegen_run_date": _run_date},
     on_failure_callback=_notify_failure,
 ):
     engagement_ready = _wait_for_gate.override(task_id='engagement_ready', poke_interval=600, timeout=21600)(
-        gate={'check': 'row_count', 'connection': "{{ pipegen_secret('warehouse_url') }}", 'query': "SELECT user_id FROM engagement WHERE dt = '{{ pipegen_run_date(dag_run) }}'", 'min_rows': 1000000},
+        gate=literal({'check': 'row_count', 'connection': '${secret.warehouse_url}', 'min_rows': 1000000, 'query': "SELECT user_id FROM engagement WHERE dt = '${run.date}'"}),
     )
     pipegen_start_run_train = _start_run.override(task_id='pipegen_start_run_train')(
         step='train',
@@ -189,7 +178,7 @@ with DAG(
         image='registry.example.com/feed/train:1.4.2',
         cmds=['python'],
         arguments=['-m', 'feed.train', '--date', '{{ pipegen_run_date(dag_run) }}', '--lr', "{{ params['learning_rate'] }}", '--epochs', "{{ params['epochs'] }}"],
-        env_vars={'MLFLOW_TRACKING_URI': "{{ ti.xcom_pull(task_ids='pipegen_start_run_train')['tracking_uri'] }}", 'MLFLOW_EXPERIMENT_ID': "{{ ti.xcom_pull(task_ids='pipegen_start_run_train')['experiment_id'] }}", 'MLFLOW_RUN_ID': "{{ ti.xcom_pull(task_ids='pipegen_start_run_train')['run_id'] }}"},
+        env_vars={'MLFLOW_TRACKING_URI': "{{ env_var('MLFLOW_TRACKING_URI') }}", 'MLFLOW_EXPERIMENT_ID': "{{ ti.xcom_pull(task_ids='pipegen_start_run_train')['experiment_id'] }}", 'MLFLOW_RUN_ID': "{{ ti.xcom_pull(task_ids='pipegen_start_run_train')['run_id'] }}"},
         secrets=[Secret('env', 'FEATURE_STORE_TOKEN', 'feature-store-token', 'feature_store_token')],
         service_account_name='feed-trainer',
         node_selector={'accelerator': 'nvidia-a100'},

@@ -8,7 +8,7 @@ import os
 from datetime import timedelta
 
 from airflow.providers.amazon.aws.operators.batch import BatchOperator
-from airflow.sdk import DAG, Param, task
+from airflow.sdk import DAG, literal, Param, task
 
 PIPELINE = 'pricing'
 SPEC_SHA256 = '98a998f8a9572daf940b13d1b7bd88368cc5efb7621c3eec409f027aa9d258f4'
@@ -32,7 +32,7 @@ def _start_run(step: str, run_key: str, tracking_uri: str) -> dict:
     from pipegen.runtime.start_run import start_run
 
     params = dict(get_current_context()["params"])
-    return start_run(
+    run = start_run(
         pipeline=PIPELINE,
         step=step,
         spec_sha256=SPEC_SHA256,
@@ -42,6 +42,8 @@ def _start_run(step: str, run_key: str, tracking_uri: str) -> dict:
         tracking_uri=tracking_uri or None,
         params=params,
     )
+    # Not the tracking URI: it may hold credentials, and an XCom is stored and shown as plain data.
+    return {"run_id": run["run_id"], "experiment_id": run["experiment_id"]}
 
 
 @task.sensor(mode="reschedule")
@@ -52,6 +54,7 @@ def _wait_for_gate(gate: dict) -> bool:
     from airflow.sdk import get_current_context
     from airflow.sdk.exceptions import AirflowSensorTimeout
 
+    from pipegen.runtime.airflow_values import rendered_gate
     from pipegen.runtime.gates import check_gate
 
     context = get_current_context()
@@ -73,7 +76,8 @@ def _wait_for_gate(gate: dict) -> bool:
     waited = (now - started).total_seconds()
     over = f"gate wait of {ti.task.timeout:g}s is over (waited {waited:.0f}s since {started:%Y-%m-%dT%H:%M:%SZ})"
     try:
-        result = check_gate(gate)
+        # The gate comes as written in the spec: a query's references become bind parameters, never SQL text.
+        result = check_gate(rendered_gate(gate, TIMEZONE))
     except Exception as exc:
         if waited < ti.task.timeout:
             raise  # retried with the step's retries; the wait goes on from where it was
@@ -148,7 +152,7 @@ with DAG(
     user_defined_macros={"env_var": lambda name: os.environ.get(name, ""), "pipegen_run_date": _run_date},
 ):
     partition_ready = _wait_for_gate.override(task_id='partition_ready', poke_interval=900, timeout=28800)(
-        gate={'check': 'partition_exists', 'path': 's3://pricing-data/quotes/dt={{ pipegen_run_date(dag_run) }}/'},
+        gate=literal({'check': 'partition_exists', 'path': 's3://pricing-data/quotes/dt=${run.date}/'}),
     )
     pipegen_start_run_train = _start_run.override(task_id='pipegen_start_run_train')(
         step='train',
@@ -160,7 +164,7 @@ with DAG(
         job_name='pricing-train',
         job_queue='ml-cpu-64',
         job_definition='pricing-train:3',
-        container_overrides={'command': ['python', '-m', 'pricing.train', '--date', '{{ pipegen_run_date(dag_run) }}', '--max-depth', "{{ params['max_depth'] }}"], 'environment': [{'name': 'MLFLOW_TRACKING_URI', 'value': "{{ ti.xcom_pull(task_ids='pipegen_start_run_train')['tracking_uri'] }}"}, {'name': 'MLFLOW_EXPERIMENT_ID', 'value': "{{ ti.xcom_pull(task_ids='pipegen_start_run_train')['experiment_id'] }}"}, {'name': 'MLFLOW_RUN_ID', 'value': "{{ ti.xcom_pull(task_ids='pipegen_start_run_train')['run_id'] }}"}], 'resourceRequirements': [{'type': 'VCPU', 'value': '64'}, {'type': 'MEMORY', 'value': '262144'}]},
+        container_overrides={'command': ['python', '-m', 'pricing.train', '--date', '{{ pipegen_run_date(dag_run) }}', '--max-depth', "{{ params['max_depth'] }}"], 'environment': [{'name': 'MLFLOW_TRACKING_URI', 'value': "{{ env_var('MLFLOW_TRACKING_URI') }}"}, {'name': 'MLFLOW_EXPERIMENT_ID', 'value': "{{ ti.xcom_pull(task_ids='pipegen_start_run_train')['experiment_id'] }}"}, {'name': 'MLFLOW_RUN_ID', 'value': "{{ ti.xcom_pull(task_ids='pipegen_start_run_train')['run_id'] }}"}], 'resourceRequirements': [{'type': 'VCPU', 'value': '64'}, {'type': 'MEMORY', 'value': '262144'}]},
         region_name='us-east-1',
         submit_job_timeout=21600,
         awslogs_enabled=True,

@@ -123,3 +123,71 @@ def test_literal_text_survives_rendering(text: str) -> None:
         assert ast.literal_eval(source[len("literal(") : -1]) == text
     else:
         assert render_jinja(ast.literal_eval(source)) == text
+
+
+def _airflow(text: str) -> tuple[list[str], str]:
+    """(error diagnostics, DAG source) for a spec compiled for Airflow."""
+    from pipegen.compiler import compile_checked
+    from pipegen.frontend import check_source
+    from pipegen.loader import Source
+
+    result = compile_checked(check_source(Source("s.yaml", text)), ["airflow"])
+    errors = [d.format() for d in result.diagnostics if "error[" in d.format()]
+    return errors, (result.outputs[0].text if result.ok else "")
+
+
+def _trained_on(backend: str, uri: str) -> str:
+    return (
+        f"pipegen: 1\nname: s\nmlflow: {{tracking_uri: '{uri}'}}\nbackends:\n  b: {backend}\n"
+        "steps:\n  - name: fit\n    train: {backend: b, command: [python, t.py], metrics: [m]}\n"
+    )
+
+
+POD = "{type: kubernetes, image: img}"
+BATCH = "{type: aws_batch, job_queue: q, job_definition: d}"
+
+
+def test_a_secret_tracking_uri_reaches_a_pod_as_a_kubernetes_secret_not_through_xcom() -> None:
+    errors, dag = _airflow(_trained_on(POD, "${secret.mlflow_uri}"))
+    assert errors == []
+    assert "Secret('env', 'MLFLOW_TRACKING_URI', 'mlflow-uri', 'mlflow_uri')" in dag
+    assert "'tracking_uri'" not in dag  # nothing reads a tracking URI from start_run's XCom
+    assert "'MLFLOW_TRACKING_URI': " not in dag  # nor renders the secret into the pod's env
+
+
+def test_a_tracking_uri_holding_a_secret_inside_text_is_refused_for_jobs_and_pods() -> None:
+    for backend in (POD, BATCH):
+        errors, _ = _airflow(_trained_on(backend, "https://u:${secret.pw}@mlflow"))
+        assert len(errors) == 1 and errors[0].startswith(
+            "s.yaml:3:24: error[PG602]: target 'airflow' can pass a secret"
+        )
+    errors, _ = _airflow(_trained_on(BATCH, "${secret.mlflow_uri}"))
+    assert len(errors) == 1 and "error[PG602]" in errors[0]
+
+
+def test_a_gate_reaches_its_task_as_written() -> None:
+    query = "SELECT ok FROM flags WHERE dt = '${params.dt}' AND d = '${run.date}'"
+    text = (
+        "pipegen: 1\nname: s\nparams: {dt: x}\nsteps:\n"
+        f"  - name: ready\n    gate: {{check: sql, connection: '${{secret.db}}', query: \"{query}\"}}\n"
+    )
+    errors, dag = _airflow(text)
+    assert errors == []
+    # No Jinja in it: the runtime renders the references in the task, the query's as bind parameters.
+    gate = {"check": "sql", "connection": "${secret.db}", "query": query}
+    assert f"gate=literal({gate!r})" in dag.replace("\n", "")
+    assert "{{" not in dag.split("with DAG(")[1]
+
+
+def test_a_secret_in_a_backend_image_or_output_path_is_refused() -> None:
+    text = (
+        "pipegen: 1\nname: s\nbackends:\n"
+        "  pod: {type: kubernetes, image: '${secret.registry}/train:1'}\n"
+        "  sm: {type: sagemaker, role_arn: r, image: i, instance_type: ml.m5.large, output_path: 's3://${secret.b}/o'}\n"
+        "steps:\n"
+        "  - name: a\n    task: {backend: pod, command: [x]}\n"
+        "  - name: b\n    task: {backend: sm, command: [x]}\n"
+    )
+    errors, _ = _airflow(text)
+    assert [e.split(": error[")[0] for e in errors] == ["s.yaml:4:34", "s.yaml:5:89"]
+    assert all("error[PG602]: target 'airflow' cannot pass a secret in the" in e for e in errors)

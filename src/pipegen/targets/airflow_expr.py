@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pipegen.expr import Lit, Ref, Template
 from pipegen.render import py
 
@@ -57,6 +59,41 @@ def templated(template: Template) -> str:
         else:
             out.append(part.text)
     return py("".join(out))
+
+
+def literal_source(value: Any) -> str:
+    """Python source for a JSON-like value placed in a templated field: every string in it reaches the task as written.
+
+    Names the spec restricts (metrics, models, aliases) hold no Jinja opener today; they take the same path,
+    so a looser pattern tomorrow cannot turn one into a template.
+    """
+    if isinstance(value, str):
+        return f"literal({py(value)})" if _has_opener(value) else py(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(literal_source(v) for v in value) + "]"
+    if isinstance(value, dict):
+        # Airflow renders a dict's values, never its keys.
+        return (
+            "{"
+            + ", ".join(f"{py(k)}: {literal_source(v)}" for k, v in sorted(value.items(), key=lambda kv: str(kv[0])))
+            + "}"
+        )
+    return py(value)
+
+
+def needs_literal(value: Any) -> bool:
+    """True when literal_source(value) uses airflow.sdk.literal."""
+    if isinstance(value, str):
+        return _has_opener(value)
+    if isinstance(value, list | tuple):
+        return any(needs_literal(v) for v in value)
+    if isinstance(value, dict):
+        return any(needs_literal(v) for v in value.values())
+    return False
+
+
+def _has_opener(text: str) -> bool:
+    return any(opener in text for opener in _JINJA_OPENERS)
 
 
 def plain(template: Template) -> str:

@@ -1,0 +1,81 @@
+"""The Airflow 3 target: one DAG file per spec, with airflow.sdk and the providers' operators.
+
+`options` (targets: {airflow: ...}), `checks` (what Airflow cannot take), and the lowering in layers:
+`values` (spec strings as Python source), `backends` (operators per backend type), `lowering` (the DAG),
+laid out by `view` and templates/airflow/dag.py.j2.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from pipegen.diagnostics import Diagnostic
+from pipegen.emit import Output
+from pipegen.render import render
+from pipegen.resolve import Pipeline
+from pipegen.targets.airflow.backends import BATCH_MIN_TIMEOUT
+from pipegen.targets.airflow.checks import TAG_LIMIT, secret_placement, tags
+from pipegen.targets.airflow.lowering import Lowering
+from pipegen.targets.airflow.options import CONN_ID, AirflowOptions
+from pipegen.targets.airflow.view import Task, View, var_name
+from pipegen.targets.base import Support, Target
+
+__all__ = [
+    "BATCH_MIN_TIMEOUT",
+    "CONN_ID",
+    "TAG_LIMIT",
+    "TARGET",
+    "AirflowOptions",
+    "AirflowTarget",
+    "Task",
+    "View",
+    "var_name",
+]
+
+
+class AirflowTarget(Target):
+    """Airflow 3.3 DAG files."""
+
+    name = "airflow"
+    title = "Apache Airflow 3"
+    support = Support(
+        backends={
+            "kubernetes": "KubernetesPodOperator (cncf.kubernetes provider)",
+            "aws_batch": "BatchOperator (amazon provider)",
+            "sagemaker": "SageMakerTrainingOperator (amazon provider)",
+            "local": "a @task that runs the command as a subprocess on the worker",
+        },
+        gates={
+            "partition_exists": "runtime gate; with wait: @task.sensor in reschedule mode",
+            "freshness": "runtime gate; with wait: @task.sensor in reschedule mode",
+            "row_count": "runtime gate; with wait: @task.sensor in reschedule mode",
+            "sql": "runtime gate; with wait: @task.sensor in reschedule mode",
+        },
+        features={
+            "schedule": "DAG schedule, start_date, catchup, timezone",
+            "params": "DAG params (airflow.sdk.Param)",
+            "retries/backoff/timeout": "retries, retry_delay, retry_exponential_backoff, max_retry_delay, execution_timeout",
+            "evaluate on_fail: skip": "@task.short_circuit (skips promotion)",
+            "evaluate on_fail: fail": "@task that fails without retry",
+            "promote": "runtime @task",
+            "notify.on_failure": "DAG on_failure_callback",
+            "${run.date} / ${run.id}": "the logical date (the trigger time without one) in the schedule's timezone"
+            " / {{ run_id }}",
+            "${env.X}": "the worker's environment variable X at render time",
+            "${secret.X}": "Airflow Variable X, masked in logs; Kubernetes secret X as a whole pod env value",
+        },
+    )
+    options_model = AirflowOptions
+
+    def check(self, pipeline: Pipeline, options: BaseModel) -> list[Diagnostic]:
+        """Shared capability checks plus where secrets can go in pods and jobs, and Airflow's tag limit."""
+        return [*super().check(pipeline, options), *secret_placement(pipeline), *tags(pipeline)]
+
+    def render(self, pipeline: Pipeline, options: BaseModel) -> list[Output]:
+        """The DAG file for this pipeline."""
+        assert isinstance(options, AirflowOptions)
+        view = Lowering(pipeline, options).view()
+        return [Output(f"airflow/{pipeline.name}.py", render("airflow/dag.py.j2", v=view))]
+
+
+TARGET = AirflowTarget()

@@ -1,0 +1,93 @@
+"""What the DAG template lays out: operator calls and module parts, as pre-rendered Python source."""
+
+from __future__ import annotations
+
+import keyword
+from dataclasses import dataclass, field
+
+# Names the generated module defines or imports; a step with one of these names gets a '_' suffix.
+_TAKEN = {
+    "DAG",
+    "Param",
+    "literal",
+    "task",
+    "os",
+    "timedelta",
+    "pendulum",
+    "k8s",
+    "Secret",
+    "KubernetesPodOperator",
+    "BatchOperator",
+    "SageMakerTrainingOperator",
+    "PIPELINE",
+    "SPEC_SHA256",
+    "EXPERIMENT",
+    "TRACKING_URI",
+    "TIMEZONE",
+    "FAILURE_WEBHOOKS",
+    "dag",
+    "annotations",
+}
+
+
+@dataclass
+class Task:
+    """One operator instantiation in the DAG body: `var = call(kwargs...)`."""
+
+    var: str
+    call: str
+    kwargs: list[tuple[str, str]]
+    comment: str = ""
+
+
+@dataclass
+class View:
+    """Everything the DAG template lays out, as pre-rendered Python source."""
+
+    header: list[str]
+    docstring: str
+    imports: list[str]
+    constants: list[tuple[str, str]]
+    helpers: set[str]
+    default_args: list[tuple[str, str]]
+    dag_kwargs: list[tuple[str, str]]
+    tasks: list[Task] = field(default_factory=list)
+    edges: list[str] = field(default_factory=list)
+
+
+def var_name(step: str) -> str:
+    """A Python variable for a step: its name, with '_' added where that would shadow something."""
+    if keyword.iskeyword(step) or keyword.issoftkeyword(step) or step in _TAKEN:
+        return step + "_"
+    return step
+
+
+def timedelta_source(seconds: int) -> str:
+    """Python source for a timedelta of whole seconds."""
+    return f"timedelta(seconds={seconds})"
+
+
+def kw(pairs: list[tuple[str, str]]) -> str:
+    """Keyword arguments as Python source."""
+    return ", ".join(f"{k}={v}" for k, v in pairs)
+
+
+def sorted_imports(lines: set[str]) -> list[str]:
+    """Imports grouped like isort: stdlib, then third party; `from x import a` lines merged."""
+    merged: dict[str, set[str]] = {}
+    plain_imports: set[str] = set()
+    for line in lines:
+        if line.startswith("from "):
+            module, names = line[5:].split(" import ")
+            merged.setdefault(module, set()).update(n.strip() for n in names.split(","))
+        else:
+            plain_imports.add(line)
+    stdlib = sorted(i for i in plain_imports if i in ("import os",)) + sorted(
+        f"from {m} import {', '.join(sorted(n))}" for m, n in merged.items() if m == "datetime"
+    )
+    third = sorted(i for i in plain_imports if i not in ("import os",)) + sorted(
+        f"from {m} import {', '.join(sorted(n, key=lambda x: (x.lower(), x)))}"
+        for m, n in merged.items()
+        if m != "datetime"
+    )
+    return [*stdlib, "", *third]
