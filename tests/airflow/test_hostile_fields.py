@@ -67,18 +67,12 @@ def rendered_tasks(dags_folder: Path, backend: str) -> list[tuple[str, dict[str,
     return out
 
 
-# targets.airflow.aws_conn_id / kubernetes_conn_id and SageMaker backend fields reach templated fields as
-# Jinja (the "airflow" helper of issue 15 is fixing exactly this): strict, so the fix turns them into failures
-# to remove.
-AIRFLOW_HELPER = "issue 15: targets.airflow.* conn ids and SageMaker fields are rendered as Jinja (airflow helper)"
-
-
 @pytest.mark.parametrize(
     "backend",
     [
-        pytest.param("kubernetes", marks=pytest.mark.xfail(strict=True, reason=AIRFLOW_HELPER)),
-        pytest.param("aws_batch", marks=pytest.mark.xfail(strict=True, reason=AIRFLOW_HELPER)),
-        pytest.param("sagemaker", marks=pytest.mark.xfail(strict=True, reason=AIRFLOW_HELPER)),
+        "kubernetes",
+        "aws_batch",
+        "sagemaker",
         "local",
     ],
 )
@@ -102,16 +96,15 @@ def test_every_templated_field_renders_hostile_text_literally(
     assert os.environ["AIRFLOW_VAR_HIDDEN"] == LEAK
 
 
-# Airflow's lowering renders ${params.p} in a gate query as Jinja ('{{ params['p'] }}'), pasting the value into
-# the SQL text before the runtime can bind it; the fix belongs to the Airflow target (see the report of issue 15).
-AIRFLOW_SQL = "issue 15: Airflow pastes ${params.X} into gate SQL with Jinja instead of letting the runtime bind it"
-
-
-@pytest.mark.xfail(strict=True, reason=AIRFLOW_SQL)
+# A gate reaches its task as written (airflow.sdk.literal): no templated field holds its query's values, and
+# the task binds them (tests/airflow/test_gate_sql_injection.py runs that through dag.test()).
 @pytest.mark.parametrize("value", ["x' UNION SELECT password FROM users --", "it's {{ 7*7 }}"])
-def test_gate_sql_binds_a_hostile_parameter(dags_folder: Path, tmp_path: Path, value: str) -> None:
+def test_gate_sql_binds_a_hostile_parameter(
+    dags_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
     from airflow.dag_processing.dagbag import DagBag
 
+    from pipegen.runtime import airflow_values
     from pipegen.runtime.gates import check_gate
     from tests.runtime.test_hostile_sql import compiled, database
 
@@ -123,11 +116,16 @@ def test_gate_sql_binds_a_hostile_parameter(dags_folder: Path, tmp_path: Path, v
     assert bag.import_errors == {}
     dag = bag.dags["sqlgate"]
     logical = datetime(2026, 1, 2, 12, tzinfo=UTC)
+    # The task's own context (get_current_context) holds these when it runs.
+    values = airflow_values.Values({"p": value}, "manual__1", "2026-01-02")
+    monkeypatch.setattr(airflow_values, "task_values", lambda timezone: values)
     for task_id in ("quoted", "bare"):
         task = dag.get_task(task_id)
         context = {"dag_run": SimpleNamespace(logical_date=logical, run_after=logical), "run_id": "manual__1"}
         task.render_template_fields({**context, "params": {"p": value}, "dag": dag, "task": task})
-        # What the generated gate task hands the runtime.
-        result = check_gate(task.op_kwargs["gate"])
+        gate = task.op_kwargs["gate"]
+        assert value not in str(gate)  # rendering put no value into the gate: the task binds it
+        # What the generated gate task does with it: its context's params, bound into the query.
+        result = check_gate(airflow_values.rendered_gate(gate, "UTC"))
         assert result["passed"] is True, result
         assert "hunter2" not in str(result)

@@ -45,8 +45,8 @@ def _keys(value: Any) -> set[str]:
 
 # asl-validator 4 reads a string inside an array of a JSONPath payload with the pattern ^(?!\{% )(.+)(?! %\})$
 # (jsonata.json, not_jsonata), whose `.` stops at a line break: a command argument or an env value holding a line
-# break (or an empty one) makes the definition invalid for it, though Step Functions takes it. The fix belongs to
-# src/pipegen/targets/stepfunctions.py (the sfn helper's): see the report of issue 15.
+# break (or an empty one) makes the definition invalid for it, though Step Functions takes it. Open in issue 15:
+# carry such strings where the validator reads no pattern (the runtime spec as one JSON string; Batch commands?).
 SFN_LINE_BREAK = "issue 15: asl-validator rejects a line break in a string inside a JSONPath payload array"
 
 
