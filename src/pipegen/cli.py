@@ -141,18 +141,33 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """Run the pipeline here: local backend, shared runtime, sqlite MLflow by default."""
+    """Run the pipeline here: local steps as processes, AWS jobs submitted and awaited, sqlite MLflow by default."""
     from datetime import date
 
     from pipegen.compiler import repo_relative
     from pipegen.frontend import check_file
-    from pipegen.localrun import LocalRun, coerce_param, default_tracking_uri, run_key_for, unsupported_backends
-    from pipegen.progress import Progress, summary
+    from pipegen.localrun import (
+        LocalRun,
+        coerce_param,
+        default_parallelism,
+        default_tracking_uri,
+        run_key_for,
+        unsupported_backends,
+    )
+    from pipegen.localrun.progress import Progress, summary
     from pipegen.resolve import resolve
     from pipegen.runtime.redact import redact
     from pipegen.runtime.step import run_date_from
     from pipegen.runtime.templating import Values
 
+    parallelism = default_parallelism()
+    if args.parallelism is not None:
+        try:
+            parallelism = int(args.parallelism)
+        except ValueError:
+            parallelism = 0
+        if parallelism < 1:
+            raise UsageError(f"--parallelism takes a number of steps, at least 1; got '{args.parallelism}'")
     checked = check_file(args.spec)
     _emit_diagnostics(checked.diagnostics, "text", sys.stderr)
     if not checked.ok or checked.spec is None:
@@ -192,7 +207,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         redact(f"running {pipeline.name} ({len(pipeline.steps)} steps) as {values.run_id}; MLflow: {tracking_uri}"),
         file=sys.stderr,
     )
-    run = LocalRun(pipeline, values, tracking_uri, Progress(sys.stderr))
+    run = LocalRun(pipeline, values, tracking_uri, Progress(sys.stderr), parallelism=parallelism)
     # SIGTERM (a CI job cancelled, `kill`) ends the run as Ctrl-C does: steps stopped, runs closed, a summary.
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
@@ -360,11 +375,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("mermaid", "dot", "json"), default="mermaid")
     p.set_defaults(func=cmd_graph)
 
-    p = sub.add_parser("run", help="run the pipeline here (local backend, sqlite MLflow by default)")
+    p = sub.add_parser(
+        "run", help="run the pipeline here (local steps as processes, AWS Batch/SageMaker jobs; sqlite MLflow)"
+    )
     p.add_argument("spec", metavar="SPEC")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="override a parameter")
     p.add_argument("--tracking-uri", metavar="URI", help="MLflow tracking URI (default: sqlite:///mlflow.db here)")
     p.add_argument("--date", metavar="YYYY-MM-DD", help="the run's logical date, ${run.date} (default: today)")
+    p.add_argument(
+        "--parallelism",
+        metavar="N",
+        help="run at most N independent steps at once (default: the number of CPUs; 1 runs them one by one)",
+    )
     p.set_defaults(func=cmd_run)
 
     from pipegen.starter import SCHEMA_FILE, backend_types

@@ -100,9 +100,9 @@ def test_failing_command_is_retried_then_fails(workdir: Path, tmp_path: Path) ->
     assert "quality     not run  train failed" in proc.stdout
 
 
-def test_other_backends_are_refused_with_a_located_diagnostic() -> None:
+def test_backends_that_need_a_cluster_are_refused_with_a_located_diagnostic() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "pipegen", "run", "specs/pricing.yaml"],
+        [sys.executable, "-m", "pipegen", "run", "specs/feed-ranking.yaml"],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -110,14 +110,21 @@ def test_other_backends_are_refused_with_a_located_diagnostic() -> None:
     )
     assert proc.returncode == 1
     assert (
-        "specs/pricing.yaml:41:16: error[PG602]: `pipegen run` cannot run step 'train' on backend 'batch-cpu' (aws_batch)"
-        in proc.stderr
-    )
+        "specs/feed-ranking.yaml:47:16: error[PG602]: `pipegen run` cannot run step 'train' on backend 'gpu-cluster' "
+        "(kubernetes); it runs local, aws_batch and sagemaker steps; hint: compile for the orchestrator"
+    ) in proc.stderr
     assert "Traceback" not in proc.stderr
 
 
 @pytest.mark.parametrize(
-    "args", [["--param", "nope=1"], ["--param", "alpha=abc"], ["--param", "alpha"], ["--date", "yesterday"]]
+    "args",
+    [
+        ["--param", "nope=1"],
+        ["--param", "alpha=abc"],
+        ["--param", "alpha"],
+        ["--date", "yesterday"],
+        ["--parallelism", "0"],
+    ],
 )
 def test_bad_run_arguments_are_usage_errors(args: list[str]) -> None:
     proc = subprocess.run(

@@ -22,6 +22,9 @@ from pipegen.runtime.errors import RuntimeFailure
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 30.0
+# The first status checks come sooner (1, 2, 4, ... s, then every POLL_SECONDS), so a job of a few seconds is
+# not waited on for a whole poll, and a job of hours costs no more calls than a fixed poll.
+FIRST_POLL_SECONDS = 1.0
 BATCH_ACTIVE = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING")
 SAGEMAKER_REUSABLE = ("InProgress", "Completed", "Stopping")
 # A SageMaker name is never reused, so a retry after a failed job takes the next of NAME, NAME-2, ...
@@ -62,24 +65,36 @@ def _stop_on_sigterm() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def poll_delays(poll_seconds: float | None) -> Iterator[float]:
+    """The waits between status checks: poll_seconds each, or FIRST_POLL_SECONDS doubling up to POLL_SECONDS."""
+    delay = FIRST_POLL_SECONDS if poll_seconds is None else poll_seconds
+    while True:
+        yield delay
+        if poll_seconds is None:
+            delay = min(delay * 2, POLL_SECONDS)
+
+
 def _wait(
     poll: Callable[[], bool],
     stop: Callable[[str], None],
     what: str,
     *,
     timeout_seconds: float | None,
-    poll_seconds: float,
+    poll_seconds: float | None,
     sleep: Callable[[float], None],
     clock: Callable[[], float],
 ) -> None:
     """Poll until poll() says done; on cancellation or timeout call stop(reason) first, then fail."""
     deadline = None if timeout_seconds is None else clock() + timeout_seconds
+    delays = poll_delays(poll_seconds)
     with _stop_on_sigterm():
         try:
             while not poll():
                 if deadline is not None and clock() >= deadline:
                     raise _TimedOut
-                sleep(poll_seconds)
+                delay = next(delays)
+                # The last wait ends at the deadline, so the job is stopped on time, not up to a poll late.
+                sleep(delay if deadline is None else max(0.0, min(delay, deadline - clock())))
         except _TimedOut:
             stop(f"pipegen: the step's timeout of {timeout_seconds:g}s passed")
             raise RuntimeFailure(f"{what} did not finish within {timeout_seconds:g}s; it was stopped") from None
@@ -119,7 +134,7 @@ def batch_job(
     resources: dict[str, str] | None = None,
     region: str | None = None,
     timeout_seconds: float | None = None,
-    poll_seconds: float = POLL_SECONDS,
+    poll_seconds: float | None = None,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> dict[str, Any]:
@@ -138,6 +153,7 @@ def batch_job(
         job_id = batch.submit_job(
             jobName=job_name, jobQueue=job_queue, jobDefinition=job_definition, containerOverrides=overrides, **extra
         )["jobId"]
+        log.info("submitted AWS Batch job %s (%s) to queue %s", job_name, job_id, job_queue)
     found: dict[str, Any] = {}
 
     def done() -> bool:
@@ -197,7 +213,7 @@ def sagemaker_training(
     volume_gb: int = 30,
     region: str | None = None,
     timeout_seconds: float | None = None,
-    poll_seconds: float = POLL_SECONDS,
+    poll_seconds: float | None = None,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> dict[str, Any]:
@@ -223,6 +239,7 @@ def sagemaker_training(
             StoppingCondition={"MaxRuntimeInSeconds": max_runtime_seconds},
             Environment=dict(sorted((environment or {}).items())),
         )
+        log.info("created SageMaker training job %s", name)
 
     def done() -> bool:
         job = sagemaker.describe_training_job(TrainingJobName=name)

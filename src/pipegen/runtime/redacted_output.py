@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import IO
 
@@ -28,11 +29,13 @@ def run_redacted(
     cwd: str | None = None,
     timeout: float | None = None,
     output: IO[bytes] | None = None,
+    stop: threading.Event | None = None,
 ) -> int:
     """Run argv with stdout and stderr, redacted, written to output (default: this process's stdout); its exit code.
 
     Raises FileNotFoundError like subprocess.run, and subprocess.TimeoutExpired after ending the command's
-    whole process group.
+    whole process group. When stop is set (from another thread) the process group is ended the same way and
+    the command's exit code (negative: the signal) is returned; the caller knows why.
     """
     # Its own process group: subprocess.run would kill only the direct child, so workers a training
     # script started (data loaders, `torchrun` ranks) would outlive the step and keep its GPU or port.
@@ -43,7 +46,10 @@ def run_redacted(
     copier = threading.Thread(target=_copy, args=(proc.stdout, _sink(output)), daemon=True)
     copier.start()
     try:
-        proc.wait(timeout=timeout)
+        if stop is None:
+            proc.wait(timeout=timeout)
+        elif _wait_or_stop(proc, timeout, stop):
+            end_group(proc)
     except BaseException:  # the timeout, or an interrupt (Ctrl-C, SIGTERM) of the process running the step
         end_group(proc)
         raise
@@ -51,6 +57,18 @@ def run_redacted(
         # A grandchild that keeps the pipe open must not hold the step forever.
         copier.join(_DRAIN_SECONDS)
     return proc.returncode
+
+
+def _wait_or_stop(proc: subprocess.Popen[bytes], timeout: float | None, stop: threading.Event) -> bool:
+    """Wait for proc (TimeoutExpired past timeout); True as soon as stop is set while it still runs."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while proc.poll() is None:
+        if deadline is not None and time.monotonic() >= deadline:
+            raise subprocess.TimeoutExpired(proc.args, timeout or 0.0)
+        # A worker thread cannot get KeyboardInterrupt: it polls the run's stop event instead.
+        if stop.wait(0.1):
+            return proc.poll() is None
+    return False
 
 
 def end_group(proc: subprocess.Popen[bytes], grace: float = 10.0) -> None:

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from pipegen.runtime import tags
+from pipegen.runtime.errors import RuntimeFailure
 from pipegen.runtime.redact import redact
 from pipegen.runtime.tracking import client, reaching, resolve_tracking_uri
 
@@ -26,8 +27,7 @@ def start_run(
     c = client(tracking_uri)
     uri = resolve_tracking_uri(tracking_uri)
     with reaching(uri, "starting the run"):
-        exp = c.get_experiment_by_name(experiment)
-        experiment_id = exp.experiment_id if exp is not None else c.create_experiment(experiment)
+        experiment_id = _experiment_id(c, experiment)
         # Idempotent: a retried task must not create a second run for the same pipeline run and step.
         existing = c.search_runs(
             [experiment_id],
@@ -94,6 +94,25 @@ def training_env(run: dict[str, Any]) -> dict[str, str]:
         "MLFLOW_EXPERIMENT_ID": str(run["experiment_id"]),
         "MLFLOW_RUN_ID": str(run["run_id"]),
     }
+
+
+def _experiment_id(c: Any, experiment: str) -> str:
+    """The experiment's id, creating it when missing (a step racing to create it too is no error)."""
+    from mlflow.exceptions import MlflowException
+
+    exp = c.get_experiment_by_name(experiment)
+    if exp is not None:
+        return str(exp.experiment_id)
+    try:
+        return str(c.create_experiment(experiment))
+    except MlflowException as exc:
+        # Two training steps of one run started side by side (a fan-out) both found no experiment.
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+    exp = c.get_experiment_by_name(experiment)
+    if exp is None:
+        raise RuntimeFailure(f"MLflow said experiment '{experiment}' exists, then could not find it")
+    return str(exp.experiment_id)
 
 
 def _quote(text: str) -> str:

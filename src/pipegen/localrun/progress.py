@@ -1,7 +1,12 @@
-"""Progress of a local run: a live line on a terminal, plain lines otherwise, and the closing summary."""
+"""Progress of a local run: one whole line per event, a live status line on a terminal, and the closing summary.
+
+Steps run side by side, and every line goes out whole under one lock, so lines of concurrent steps never mix.
+On a terminal a status line under them ticks each running step's time; it is cleared before any other line.
+"""
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 from typing import TYPE_CHECKING, TextIO
@@ -9,20 +14,23 @@ from typing import TYPE_CHECKING, TextIO
 from pipegen.runtime.redact import redact
 
 if TYPE_CHECKING:
-    from pipegen.localrun import Outcome
+    from pipegen.localrun.outcome import Outcome
 
 _MARKS = {"passed": "ok", "failed": "FAILED", "skipped": "skipped", "not run": "not run"}
+_CLEAR = "\r\033[K"
 
 
 class Progress:
-    """Reports each step as it starts and ends; on a terminal the running step's line ticks live."""
+    """Reports each step as it starts and ends; on a terminal the running steps' times tick live."""
 
     def __init__(self, stream: TextIO, live: bool | None = None) -> None:
         self.stream = stream
         self.live = stream.isatty() if live is None else live
+        self._lock = threading.Lock()
+        self._running: dict[str, tuple[str, float]] = {}  # name -> (label, started), in start order
+        self._status_shown = False
         self._ticker: threading.Thread | None = None
         self._stop = threading.Event()
-        self._lock = threading.Lock()
 
     def start(self, index: int, total: int, name: str, kind: str) -> None:
         """A step starts."""
@@ -30,31 +38,21 @@ class Progress:
         if not self.live:
             self._write(f"{label} started\n")
             return
-        self._stop.clear()
-        started = time.monotonic()
-
-        def tick() -> None:
-            while not self._stop.wait(0.2):
-                self._write(f"\r\033[K{label} running {time.monotonic() - started:5.1f}s")
-
-        self._ticker = threading.Thread(target=tick, daemon=True)
-        self._ticker.start()
-
-    def _end_live(self) -> None:
-        if self._ticker is not None:
-            self._stop.set()
-            self._ticker.join()
-            self._ticker = None
-            self._write("\r\033[K")
+        with self._lock:
+            self._running[name] = (label, time.monotonic())
+            if self._ticker is None:
+                self._stop.clear()
+                self._ticker = threading.Thread(target=self._tick, name="pipegen-progress", daemon=True)
+                self._ticker.start()
 
     def retry(self, name: str, attempt: int, delay: float, reason: str) -> None:
         """A step failed and will be tried again."""
-        self._end_live()
         self._write(f"      {name}: attempt {attempt} failed ({reason}); retrying in {delay:g}s\n")
 
     def finish(self, index: int, total: int, outcome: Outcome) -> None:
         """A step ended (or was not run)."""
-        self._end_live()
+        with self._lock:
+            self._running.pop(outcome.name, None)
         timing = (
             f" in {outcome.seconds:.1f}s"
             if outcome.status in ("passed", "failed", "skipped") and outcome.seconds
@@ -64,13 +62,43 @@ class Progress:
         self._write(f"[{index}/{total}] {outcome.name} ({outcome.kind}) {_MARKS[outcome.status]}{timing}{detail}\n")
 
     def note(self, text: str) -> None:
-        """A line that belongs to no step."""
-        self._end_live()
+        """A line that belongs to no step's start or end."""
         self._write(f"{text}\n")
+
+    def close(self) -> None:
+        """Stop the live status line (the run has ended)."""
+        ticker = self._ticker
+        if ticker is not None:
+            self._stop.set()
+            ticker.join()
+            self._ticker = None
+        with self._lock:
+            self._clear_status()
+            self.stream.flush()
+
+    def _tick(self) -> None:
+        while not self._stop.wait(0.2):
+            with self._lock:
+                if not self._running:
+                    self._clear_status()
+                    continue
+                now = time.monotonic()
+                status = " | ".join(f"{label} running {now - t:5.1f}s" for label, t in self._running.values())
+                # One screen line at most: a wrapped status line could not be cleared with \r.
+                width = max(20, shutil.get_terminal_size().columns - 1)
+                self.stream.write(_CLEAR + redact(status)[:width])
+                self.stream.flush()
+                self._status_shown = True
+
+    def _clear_status(self) -> None:
+        if self._status_shown:
+            self.stream.write(_CLEAR)
+            self._status_shown = False
 
     def _write(self, text: str) -> None:
         # Every progress line passes here: a step's detail may quote a rendered secret (a URL, an error).
         with self._lock:
+            self._clear_status()
             self.stream.write(redact(text))
             self.stream.flush()
 
