@@ -85,6 +85,11 @@ def cmd_compile(args: argparse.Namespace) -> int:
     from pipegen.frontend import check_file
 
     targets = _target_names(args.target)
+    if args.ir and "kfp" in targets:
+        import importlib.util
+
+        if importlib.util.find_spec("kfp") is None:
+            raise UsageError("--ir compiles with kfp, which is not installed here (pip install kfp==2.17.0)")
     outputs: list[Output] = []
     diags: list[Diagnostic] = []
     for path in spec_paths(args.specs):

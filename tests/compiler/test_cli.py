@@ -152,3 +152,16 @@ def test_schema_command_matches_committed_file(cli: Cli) -> None:
     result = cli("schema")
     assert result.code == 0
     assert result.out == SCHEMA.read_text(), "schema/ is stale: run `make golden`"
+
+
+def test_ir_without_kfp_is_a_usage_error(cli: Cli, tmp_path: Path) -> None:
+    # It was a ModuleNotFoundError traceback (exit 3) where kfp is not installed, as in the compiler's own env.
+    import importlib.util
+
+    if importlib.util.find_spec("kfp") is not None:
+        pytest.skip("kfp is installed here")
+    result = cli("compile", rel(SPECS[0]), "-t", "kfp", "--ir", "-o", str(tmp_path / "out"))
+    assert result.code == 2
+    assert "--ir compiles with kfp, which is not installed here" in result.err
+    assert "Traceback" not in result.err
+    assert not (tmp_path / "out").exists()
