@@ -19,6 +19,7 @@ _PLAIN_TAGS = {
     f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", "bool", "null", "timestamp", "map", "seq")
 }
 # Aliases can make a small file expand exponentially ("billion laughs"); no real spec comes near this.
+# Counted are the values an alias repeats, not the values written out: those the file's size bounds.
 MAX_VALUES = 100_000
 # The deepest nesting of mappings and sequences a spec may have; real specs use under ten levels.
 MAX_DEPTH = 64
@@ -222,11 +223,16 @@ class _Builder:
         self.diagnostics: list[Diagnostic] = []
         self._constructor = yaml.SafeLoader("")
         self._count = 0
+        self._built: set[int] = set()
 
     def build(self, node: yaml.Node, path: PathKey) -> Any:
-        self._count += 1
-        if self._count > MAX_VALUES:
-            raise _TooLarge(_mark(self.file, node))
+        # A node built before is reached again through an alias: only such repeats count towards the bound.
+        if id(node) in self._built:
+            self._count += 1
+            if self._count > MAX_VALUES:
+                raise _TooLarge(_mark(self.file, node))
+        else:
+            self._built.add(id(node))
         self.smap.values[path] = _mark(self.file, node)
         if node.tag not in _PLAIN_TAGS:
             self.diagnostics.append(

@@ -36,3 +36,24 @@ def test_a_file_of_brackets_does_not_crash_validate(tmp_path: Path) -> None:
     assert proc.returncode == 1, (proc.returncode, proc.stderr[-500:])
     assert "Traceback" not in proc.stderr
     assert f"{spec}:3:" in proc.stdout and "error[PG107]" in proc.stdout
+
+
+def test_a_long_spec_without_aliases_is_not_an_alias_bomb() -> None:
+    """Every value written out once counted towards the alias bound: a long chain of steps was refused as
+    'expands to more than 100000 values (through YAML aliases)'."""
+    from pipegen.loader import MAX_VALUES
+
+    command = "[python, train.py, --a, '1', --b, '2', --c, '3', --d, '4']"
+    steps = "".join(f"  - {{name: s{i}, task: {{backend: local, command: {command}}}}}\n" for i in range(10_000))
+    loaded = load_text(Source("long.yaml", f"pipegen: 1\nname: x\nsteps:\n{steps}"))
+    assert loaded.diagnostics == [] and loaded.data is not None
+    assert len(loaded.data["steps"]) == 10_000
+    assert _values(loaded.data) > MAX_VALUES  # more values than the bound, none repeated
+
+
+def _values(data: object) -> int:
+    if isinstance(data, dict):
+        return 1 + sum(_values(v) for v in data.values())
+    if isinstance(data, list):
+        return 1 + sum(_values(v) for v in data)
+    return 1
