@@ -1,0 +1,78 @@
+"""A training job for the differential scenarios: records what it received, logs fixed metrics into its run.
+
+    python -m tests.differential.jobs.train [--metric NAME=VALUE]... [--fail-times N] [--exit-code C]
+        [--sleep SECONDS] [--key TEXT] [ANY MORE ARGS...]
+
+It appends one JSON line {"argv", "env", "attempt"} to $PIPEGEN_DIFF_RECORD (argv = everything after the
+script, byte for byte; env = the variables named JOB_* or MLFLOW_*); fails its first N attempts (counted per
+tracking server and --key under $PIPEGEN_DIFF_STATE); logs the metrics and a `model` directory into the
+MLflow run the orchestrator started (MLFLOW_RUN_ID), as a real training script's `mlflow.start_run()` does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def recorded_env() -> dict[str, str]:
+    """The part of the environment the scenarios compare: what the spec and the runtime gave the job."""
+    return {k: v for k, v in sorted(os.environ.items()) if k.startswith(("JOB_", "MLFLOW_"))}
+
+
+def attempt_number(key: str) -> int:
+    """This job's attempt (1, 2, ...) for this tracking server and key."""
+    state = Path(os.environ.get("PIPEGEN_DIFF_STATE") or tempfile.gettempdir()) / "attempts"
+    state.mkdir(parents=True, exist_ok=True)
+    name = hashlib.sha256(f"{os.environ.get('MLFLOW_TRACKING_URI', '')}|{key}".encode()).hexdigest()[:20]
+    counter = state / name
+    # One line per attempt: appending is atomic enough for jobs that never run the same key concurrently.
+    with counter.open("a") as handle:
+        handle.write("x\n")
+    return len(counter.read_text().splitlines())
+
+
+def main(argv: list[str]) -> int:
+    """Record, maybe fail, then log metrics and a model into the started run."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--metric", action="append", default=[])
+    parser.add_argument("--fail-times", type=int, default=0)
+    parser.add_argument("--exit-code", type=int, default=3)
+    parser.add_argument("--sleep", type=float, default=0.0)
+    parser.add_argument("--key", default="")
+    args, _ = parser.parse_known_args(argv)
+    attempt = attempt_number(args.key or " ".join(argv))
+    record = os.environ.get("PIPEGEN_DIFF_RECORD")
+    if record:
+        with open(record, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps({"argv": argv, "env": recorded_env(), "attempt": attempt}) + "\n")
+    if args.sleep:
+        time.sleep(args.sleep)
+    if attempt <= args.fail_times:
+        print(f"failing on purpose: attempt {attempt} of the first {args.fail_times}", file=sys.stderr)
+        return args.exit_code
+    run_id = os.environ.get("MLFLOW_RUN_ID")
+    if not run_id:
+        return 0  # a task step: no run to log into
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    for item in args.metric:
+        name, _, value = item.partition("=")
+        client.log_metric(run_id, name, float(value))
+    with tempfile.TemporaryDirectory() as tmp:
+        model = Path(tmp) / "model"
+        model.mkdir()
+        (model / "MLmodel").write_text(f"artifact_path: model\nflavors: {{}}\nrun_id: {run_id}\n")
+        client.log_artifacts(run_id, str(model), "model")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
