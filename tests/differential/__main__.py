@@ -1,9 +1,13 @@
-"""python -m tests.differential SPEC... [--engines pipegen,airflow,kfp,stepfunctions] [--param k=v]... [--date YYYY-MM-DD]"""
+"""python -m tests.differential SPEC... [--engines pipegen,airflow,kfp,stepfunctions] [--param k=v]... [--date YYYY-MM-DD]
+
+[--compiled DIR] runs the outputs already in DIR instead of compiling the specs.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from tests.differential.harness import ENGINES, main, parse_params
 
@@ -18,6 +22,12 @@ def cli(argv: list[str] | None = None) -> int:
     parser.add_argument("--engines", default=",".join(ENGINES), help="comma-separated (default: all)")
     parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="a run-time parameter")
     parser.add_argument("--date", metavar="YYYY-MM-DD", help="a scheduled run on that date (the schedule's first fire)")
+    parser.add_argument(
+        "--compiled",
+        metavar="DIR",
+        type=Path,
+        help="run the outputs already in DIR (DIR/<target>/...) instead of compiling: to try a hand-edited lowering",
+    )
     args = parser.parse_args(argv)
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
     unknown = [e for e in engines if e not in ENGINES]
@@ -27,7 +37,7 @@ def cli(argv: list[str] | None = None) -> int:
         params = parse_params(args.param)
     except ValueError as exc:
         parser.error(str(exc))
-    return main(args.specs, engines, params, args.date)
+    return main(args.specs, engines, params, args.date, args.compiled.resolve() if args.compiled else None)
 
 
 if __name__ == "__main__":

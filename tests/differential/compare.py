@@ -51,7 +51,8 @@ def normalise(
     runs = Labeller("run")
     keys = Labeller("run key")
     rows: dict[str, str] = {"pipeline status": result.status}
-    # Run ids are labelled in the order MLflow started the runs (the same order on every engine).
+    # Runs are listed by step, then start time: parallel branches start their runs in either order.
+    mlflow = {**mlflow, "runs": sorted(mlflow["runs"], key=lambda r: r["tags"].get("pipegen.step", ""))}
     for run in mlflow["runs"]:
         runs(run["id"])
 
@@ -109,19 +110,25 @@ def _tag(engine: str, tag: str, value: str, keys: Labeller) -> str:
     if tag == "pipegen.promote_attempt_ms":
         # A wall-clock timestamp of the promotion attempt: only its shape is compared.
         return "<ms>" if value.isdigit() else value
-    if tag == "pipegen.params":
-        return value
     return value
 
 
+# What the runtime gives a training job (runtime.start_run.training_env); the spec's own env is JOB_*.
+TRAINING_ENV = ("MLFLOW_EXPERIMENT_ID", "MLFLOW_RUN_ID", "MLFLOW_TRACKING_URI")
+
+
 def _job(record: dict[str, Any], runs: Labeller, tracking_uri: str) -> str:
-    env = dict(record.get("env", {}))
+    # A local job inherits its orchestrator's environment (PATH, the runtime's MLFLOW_HTTP_* client settings,
+    # Airflow's own variables), a container only its spec's: only the spec's (JOB_*) and the runtime's
+    # training variables are compared.
+    env = {k: v for k, v in record.get("env", {}).items() if k.startswith("JOB_") or k in TRAINING_ENV}
     if "MLFLOW_RUN_ID" in env:
         # The run the job logs into, by label (its id is engine-specific).
         env["MLFLOW_RUN_ID"] = runs(env["MLFLOW_RUN_ID"])
     if env.get("MLFLOW_TRACKING_URI", "").rstrip("/") == tracking_uri.rstrip("/"):
         # Each engine has its own tracking server: compared as "this engine's own server".
         env["MLFLOW_TRACKING_URI"] = "<own server>"
+    # Its start and end times are wall-clock readings: not compared (the harness prints the fan-out span).
     return json.dumps({"argv": record.get("argv"), "env": env, "attempt": record.get("attempt")}, sort_keys=True)
 
 

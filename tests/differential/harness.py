@@ -141,6 +141,7 @@ class SpecRun:
     table: compare.Table
     results: dict[str, Result]
     skipped: dict[str, str]
+    spans: dict[str, str] = field(default_factory=dict)
 
     @property
     def agree(self) -> bool:
@@ -159,6 +160,8 @@ class SpecRun:
                 lines.append(f"    {engine:14} {self.table.rows[row].get(engine, compare.MISSING)}")
         walls = ", ".join(f"{e} {r.wall_seconds:.1f}s" for e, r in self.results.items())
         lines.append(f"wall time: {walls}")
+        for engine, span in self.spans.items():
+            lines.append(f"jobs on {engine}: {span}")
         lines.append("AGREE" if self.agree else "DIFFER")
         return "\n".join(lines) + "\n"
 
@@ -173,6 +176,16 @@ def compile_targets(spec: str, out: Path) -> dict[str, str | None]:
         )  # fmt: skip
         found[target] = None if proc.returncode == 0 else (proc.stderr.strip() or proc.stdout.strip())
     return found
+
+
+def already_compiled(spec: str, out: Path) -> dict[str, str | None]:
+    """Which targets' outputs a given directory holds for this spec (its files are used as they are)."""
+    name = load_pipeline(spec).name
+    suffixes = {"airflow": ".py", "kfp": ".py", "stepfunctions": ".asl.json"}
+    return {
+        target: None if (out / target / f"{name}{suffix}").exists() else f"no {target} output in {out}"
+        for target, suffix in suffixes.items()
+    }
 
 
 def why_not(engine: str, spec: str, compiled: dict[str, str | None]) -> str | None:
@@ -224,11 +237,16 @@ def run_spec(
     params: dict[str, str],
     scheduled_time: str | None,
     workdir: Path,
+    compiled_dir: Path | None = None,
 ) -> SpecRun:
-    """Compile, run each able engine once (in parallel), read their end states, compare."""
+    """Compile (or take compiled_dir as it is), run each able engine once (in parallel), read, compare."""
     spec = str(Path(spec).resolve())
-    out = workdir / "compiled"
-    compiled = compile_targets(spec, out)
+    if compiled_dir is None:
+        out = workdir / "compiled"
+        compiled = compile_targets(spec, out)
+    else:
+        out = compiled_dir
+        compiled = already_compiled(spec, out)
     skipped = {e: reason for e in engines if (reason := why_not(e, spec, compiled))}
     able = [e for e in engines if e not in skipped]
     if services.aws and uses_aws(spec):
@@ -239,6 +257,7 @@ def run_spec(
         results = {e: f.result() for e, f in futures.items()}
     pipeline = load_pipeline(spec)
     states = {}
+    spans = {}
     assert services.receiver is not None
     for engine in able:
         request = requests[engine]
@@ -247,17 +266,27 @@ def run_spec(
             from tests.differential.aws import record_path
 
             records.append(record_path(services.root / "aws", request.tracking_uri))
+        jobs = state.job_records(*records)
         states[engine] = compare.normalise(
             engine,
             results[engine],
             state.mlflow_state(request.tracking_uri, pipeline),
             services.receiver.take(engine),
-            state.job_records(*records),
+            jobs,
             request.tracking_uri,
         )
+        if len(jobs) > 1:
+            spans[engine] = job_span(jobs)
         for path in records[1:]:
             path.unlink(missing_ok=True)  # Batch records are per server: the next spec starts empty
-    return SpecRun(spec, compare.table(states), results, skipped)
+    return SpecRun(spec, compare.table(states), results, skipped, spans)
+
+
+def job_span(jobs: list[dict[str, Any]]) -> str:
+    """How long the jobs took together against the longest one: about 1x when they ran side by side."""
+    span = max(j["ended"] for j in jobs) - min(j["started"] for j in jobs)
+    longest = max(j["ended"] - j["started"] for j in jobs)
+    return f"{len(jobs)} jobs spanned {span:.1f}s, the longest took {longest:.1f}s ({span / longest:.2f}x)"
 
 
 def _request(
@@ -317,7 +346,9 @@ def session_dir() -> Path:
     return Path(tempfile.mkdtemp(prefix="pipegen-diff-"))
 
 
-def main(specs: list[str], engines: list[str], params: dict[str, str], day: str | None) -> int:
+def main(
+    specs: list[str], engines: list[str], params: dict[str, str], day: str | None, compiled: Path | None = None
+) -> int:
     """Run every spec on the engines, print one table per spec; 0 only when all agree everywhere."""
     root = session_dir()
     services = Services(
@@ -329,7 +360,7 @@ def main(specs: list[str], engines: list[str], params: dict[str, str], day: str 
     try:
         for index, spec in enumerate(specs):
             scheduled = scheduled_instant(str(Path(spec).resolve()), day) if day else None
-            run = run_spec(spec, services, engines, params, scheduled, root / f"spec{index}")
+            run = run_spec(spec, services, engines, params, scheduled, root / f"spec{index}", compiled)
             sys.stdout.write(run.report())
             sys.stdout.flush()
             ok = ok and run.agree

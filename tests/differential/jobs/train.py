@@ -3,8 +3,8 @@
     python -m tests.differential.jobs.train [--metric NAME=VALUE]... [--fail-times N] [--exit-code C]
         [--sleep SECONDS] [--key TEXT] [ANY MORE ARGS...]
 
-It appends one JSON line {"argv", "env", "attempt"} to $PIPEGEN_DIFF_RECORD (argv = everything after the
-script, byte for byte; env = the variables named JOB_* or MLFLOW_*); fails its first N attempts (counted per
+It appends one JSON line {"argv", "env", "attempt", "started", "ended"} when it ends to $PIPEGEN_DIFF_RECORD (argv = everything after the
+script, byte for byte; env = its environment); fails its first N attempts (counted per
 tracking server and --key under $PIPEGEN_DIFF_STATE); logs the metrics and a `model` directory into the
 MLflow run the orchestrator started (MLFLOW_RUN_ID), as a real training script's `mlflow.start_run()` does.
 """
@@ -22,8 +22,8 @@ from pathlib import Path
 
 
 def recorded_env() -> dict[str, str]:
-    """The part of the environment the scenarios compare: what the spec and the runtime gave the job."""
-    return {k: v for k, v in sorted(os.environ.items()) if k.startswith(("JOB_", "MLFLOW_"))}
+    """The job's whole environment but the harness's own variables (compare.py picks what it compares)."""
+    return {k: v for k, v in sorted(os.environ.items()) if not k.startswith("PIPEGEN_DIFF_")}
 
 
 def attempt_number(key: str) -> int:
@@ -48,29 +48,44 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--key", default="")
     args, _ = parser.parse_known_args(argv)
     attempt = attempt_number(args.key or " ".join(argv))
-    record = os.environ.get("PIPEGEN_DIFF_RECORD")
-    if record:
-        with open(record, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps({"argv": argv, "env": recorded_env(), "attempt": attempt}) + "\n")
+    started = time.time()
+    try:
+        return work(args, attempt)
+    finally:
+        record = os.environ.get("PIPEGEN_DIFF_RECORD")
+        if record:
+            entry = {"argv": argv, "env": recorded_env(), "attempt": attempt, "started": started, "ended": time.time()}
+            with open(record, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(entry) + "\n")
+
+
+def work(args: argparse.Namespace, attempt: int) -> int:
+    """Sleep, fail when told to, else log the metrics and a model into the run."""
     if args.sleep:
         time.sleep(args.sleep)
-    if attempt <= args.fail_times:
-        print(f"failing on purpose: attempt {attempt} of the first {args.fail_times}", file=sys.stderr)
-        return args.exit_code
-    run_id = os.environ.get("MLFLOW_RUN_ID")
-    if not run_id:
+    if not os.environ.get("MLFLOW_RUN_ID"):
+        if attempt <= args.fail_times:
+            print(f"failing on purpose: attempt {attempt} of the first {args.fail_times}", file=sys.stderr)
+            return args.exit_code
         return 0  # a task step: no run to log into
     import mlflow
 
-    client = mlflow.MlflowClient()
-    for item in args.metric:
-        name, _, value = item.partition("=")
-        client.log_metric(run_id, name, float(value))
-    with tempfile.TemporaryDirectory() as tmp:
-        model = Path(tmp) / "model"
-        model.mkdir()
-        (model / "MLmodel").write_text(f"artifact_path: model\nflavors: {{}}\nrun_id: {run_id}\n")
-        client.log_artifacts(run_id, str(model), "model")
+    # As a real training script: mlflow.start_run() resumes the orchestrator's run (MLFLOW_RUN_ID) and ends it
+    # FINISHED, or FAILED when the script exits with an error inside it.
+    with mlflow.start_run():
+        if attempt <= args.fail_times:
+            print(f"failing on purpose: attempt {attempt} of the first {args.fail_times}", file=sys.stderr)
+            sys.exit(args.exit_code)
+        for item in args.metric:
+            name, _, value = item.partition("=")
+            mlflow.log_metric(name, float(value))
+        with tempfile.TemporaryDirectory() as tmp:
+            model = Path(tmp) / "model"
+            model.mkdir()
+            (model / "MLmodel").write_text(
+                f"artifact_path: model\nflavors: {{}}\nrun_id: {mlflow.active_run().info.run_id}\n"
+            )
+            mlflow.log_artifacts(str(model), "model")
     return 0
 
 
