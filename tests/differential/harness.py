@@ -27,7 +27,10 @@ ENGINES = ("pipegen", "airflow", "kfp", "stepfunctions")
 # The compile target each engine runs (`pipegen run` runs the spec itself).
 TARGETS = {"airflow": "airflow", "kfp": "kfp", "stepfunctions": "stepfunctions"}
 AWS_BACKENDS = {"aws_batch", "sagemaker"}
-ENGINE_TIMEOUT = 600
+# An engine run's deadline (the engine modules' own watchdog), and the harness's, a little later. Generous: on a
+# busy 2-core machine one Airflow or KFP run of a small spec takes minutes.
+ENGINE_TIMEOUT = 840
+HARNESS_TIMEOUT = ENGINE_TIMEOUT + 60
 
 
 def engine_module_exists(engine: str) -> bool:
@@ -222,7 +225,8 @@ def prepare_aws(spec: str, services: Services) -> None:
         s3 = boto3.client("s3")
         for step in pipeline.steps:
             for bucket in re.findall(r"s3://([a-z0-9][a-z0-9.-]+)", json.dumps(step.gate or {})):
-                s3.create_bucket(Bucket=bucket)
+                if bucket not in {b["Name"] for b in s3.list_buckets()["Buckets"]}:
+                    s3.create_bucket(Bucket=bucket)
             if step.backend is not None and step.backend.type == "aws_batch":
                 batch_queue(step.backend.job_queue, step.backend.job_definition)
     finally:
@@ -308,6 +312,7 @@ def _request(
         "PIPEGEN_DIFF_RECORD": str(workdir / "jobs.jsonl"),
         "PIPEGEN_DIFF_STATE": str(services.root / "state"),
         "DIFF_WEBHOOK": services.receiver.url(engine),
+        "PIPEGEN_DIFF_ENGINE_TIMEOUT": str(ENGINE_TIMEOUT),
         **services.aws_credentials(engine),
     }
     if services.endpoint:
@@ -334,7 +339,7 @@ def _run_engine(request: Request) -> Result:
         proc = subprocess.run(
             [str(python), "-m", f"tests.differential.engines.{request.engine}", str(path)],
             cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=out, stderr=subprocess.STDOUT,
-            timeout=ENGINE_TIMEOUT,
+            timeout=HARNESS_TIMEOUT,
         )  # fmt: skip
     if proc.returncode != 0 or not request.result_path.exists():
         raise RuntimeError(f"engine module {request.engine} broke (exit {proc.returncode}):\n{log.read_text()[-3000:]}")
