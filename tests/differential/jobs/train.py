@@ -49,12 +49,14 @@ def main(argv: list[str]) -> int:
     args, _ = parser.parse_known_args(argv)
     attempt = attempt_number(args.key or " ".join(argv))
     started = time.time()
+    # Read now: mlflow.start_run() takes MLFLOW_RUN_ID out of the environment when its run ends.
+    env = recorded_env()
     try:
         return work(args, attempt)
     finally:
         record = os.environ.get("PIPEGEN_DIFF_RECORD")
         if record:
-            entry = {"argv": argv, "env": recorded_env(), "attempt": attempt, "started": started, "ended": time.time()}
+            entry = {"argv": argv, "env": env, "attempt": attempt, "started": started, "ended": time.time()}
             with open(record, "a", encoding="utf-8") as handle:
                 handle.write(json.dumps(entry) + "\n")
 
