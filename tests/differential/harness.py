@@ -68,17 +68,35 @@ class Services:
     airflow_db: Path | None = None
 
     def start(self) -> None:
-        """Start everything in parallel (MLflow servers take ~20 s each on a busy machine)."""
+        """Start everything in parallel (MLflow servers take ~20 s each on a busy machine).
+
+        If anything fails to start, what did start is stopped before the error propagates: no server outlives
+        a failed session.
+        """
         self.root.mkdir(parents=True, exist_ok=True)
         self.receiver = Receiver()
+        failure: BaseException | None = None
         with ThreadPoolExecutor(max_workers=len(self.engines) + 2) as pool:
             servers = {e: pool.submit(start_mlflow_server, self.root / f"mlflow-{e}") for e in self.engines}
             airflow = pool.submit(self._migrate_airflow) if "airflow" in self.engines else None
-            if self.aws:
-                self._start_moto()
-            self.mlflow = {e: f.result() for e, f in servers.items()}
+            try:
+                if self.aws:
+                    self._start_moto()
+            except BaseException as exc:  # noqa: BLE001 - re-raised below, once the servers are accounted for
+                failure = exc
+            for engine, future in servers.items():
+                try:
+                    self.mlflow[engine] = future.result()
+                except BaseException as exc:  # noqa: BLE001 - re-raised below
+                    failure = failure or exc
             if airflow is not None:
-                self.airflow_db = airflow.result()
+                try:
+                    self.airflow_db = airflow.result()
+                except BaseException as exc:  # noqa: BLE001 - re-raised below
+                    failure = failure or exc
+        if failure is not None:
+            self.stop()
+            raise failure
 
     def _start_moto(self) -> None:
         aws_dir = self.root / "aws"
@@ -95,7 +113,7 @@ class Services:
             [str(ROOT / ".venv/bin/python"), "-m", "tests.differential.aws", str(aws_dir)],
             stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=env,
         )  # fmt: skip
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 300  # importing moto's backends takes minutes on a saturated machine
         while not (aws_dir / "endpoint").exists():
             if self.moto.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"moto did not start: see {aws_dir / 'moto.log'}")
@@ -362,7 +380,7 @@ def main(
         root, engines, aws=any(uses_aws(str(Path(s).resolve())) for s in specs) or "stepfunctions" in engines
     )
     print(f"session: {root}", file=sys.stderr)
-    services.start()
+    services.start()  # stops what it started when it fails
     ok = True
     try:
         for index, spec in enumerate(specs):
