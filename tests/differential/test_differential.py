@@ -37,7 +37,7 @@ EXPECT: dict[str, dict[str, str]] = {
     "retry_once": {"pipeline status": "succeeded", "mlflow runs": "1", "job runs": "2"},
     "always_fail": {"pipeline status": "failed", "step train": "failed", "step quality": "not_run", "job runs": "2"},
     "fanout": {"model diff-fanout-a alias champion": "version 1", "model diff-fanout-b alias champion": "version 1"},
-    "params": {"run 1 (train) param lr": "0.25", "run 1 (train) param label": "override"},
+    "params": {"run 1 (train) tag pipegen.params": '{"epochs": 3, "label": "override", "lr": 0.25}'},
     "run_date": {"pipeline status": "succeeded"},
     "literal_local": {"pipeline status": "succeeded"},
     "literal_batch": {"pipeline status": "succeeded"},
