@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.differential.harness import ENGINES, ROOT, Services, engine_module_exists, run_spec, scheduled_instant
 
@@ -84,6 +86,12 @@ def test_engines_agree(scenario: str, services: Services, tmp_path: Path) -> Non
     first = run.table.engines[0]
     for row, value in EXPECT[scenario].items():
         assert run.table.rows.get(row, {}).get(first) == value, f"{row}: expected {value}\n{run.report()}"
+    if scenario.startswith("literal_"):
+        # Agreement is not enough: the text must arrive exactly as the spec wrote it (not mangled alike).
+        train = yaml.safe_load(Path(spec).read_text())["steps"][0]["train"]
+        job = json.loads(run.table.rows["job 1"][first])
+        assert job["argv"][0] == train["command"][3]
+        assert job["env"]["JOB_TEXT"] == train["env"]["JOB_TEXT"]
 
 
 def test_every_scenario_has_expectations() -> None:
