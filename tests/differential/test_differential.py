@@ -86,6 +86,11 @@ def test_engines_agree(scenario: str, services: Services, tmp_path: Path) -> Non
     first = run.table.engines[0]
     for row, value in EXPECT[scenario].items():
         assert run.table.rows.get(row, {}).get(first) == value, f"{row}: expected {value}\n{run.report()}"
+    if scenario == "run_date":
+        # 07:00 in Tokyo on 2026-01-15 is 22:00 UTC the day before: the date is the schedule zone's.
+        job = json.loads(run.table.rows["job 1"][first])
+        assert job["argv"][:2] == ["--day", "2026-01-15"]
+        assert job["env"]["JOB_DAY"] == "day=2026-01-15"
     if scenario.startswith("literal_"):
         # Agreement is not enough: the text must arrive exactly as the spec wrote it (not mangled alike).
         train = yaml.safe_load(Path(spec).read_text())["steps"][0]["train"]
