@@ -95,7 +95,8 @@ def normalise(
         rows[f"webhook {index}"] = hook
     rows["job runs"] = str(len(jobs))
     # Job records likewise sorted: a fan-out's jobs start in an engine-chosen order.
-    for index, job in enumerate(sorted(_job(j, runs, tracking_uri) for j in jobs), 1):
+    experiment = mlflow.get("experiment_id")
+    for index, job in enumerate(sorted(_job(j, runs, tracking_uri, experiment) for j in jobs), 1):
         rows[f"job {index}"] = job
     return rows
 
@@ -117,7 +118,7 @@ def _tag(engine: str, tag: str, value: str, keys: Labeller) -> str:
 TRAINING_ENV = ("MLFLOW_EXPERIMENT_ID", "MLFLOW_RUN_ID", "MLFLOW_TRACKING_URI")
 
 
-def _job(record: dict[str, Any], runs: Labeller, tracking_uri: str) -> str:
+def _job(record: dict[str, Any], runs: Labeller, tracking_uri: str, experiment: str | None) -> str:
     # A local job inherits its orchestrator's environment (PATH, the runtime's MLFLOW_HTTP_* client settings,
     # Airflow's own variables), a container only its spec's: only the spec's (JOB_*) and the runtime's
     # training variables are compared.
@@ -125,6 +126,9 @@ def _job(record: dict[str, Any], runs: Labeller, tracking_uri: str) -> str:
     if "MLFLOW_RUN_ID" in env:
         # The run the job logs into, by label (its id is engine-specific).
         env["MLFLOW_RUN_ID"] = runs(env["MLFLOW_RUN_ID"])
+    if experiment is not None and env.get("MLFLOW_EXPERIMENT_ID") == experiment:
+        # Experiment ids count the experiments a store has seen (other specs' too): compared as "the spec's own".
+        env["MLFLOW_EXPERIMENT_ID"] = "<own experiment>"
     if env.get("MLFLOW_TRACKING_URI", "").rstrip("/") == tracking_uri.rstrip("/"):
         # Each engine has its own tracking server: compared as "this engine's own server".
         env["MLFLOW_TRACKING_URI"] = "<own server>"

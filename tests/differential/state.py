@@ -46,7 +46,7 @@ def mlflow_state(tracking_uri: str, pipeline: Any) -> dict[str, Any]:
                 for v in sorted(versions, key=lambda v: int(v.version))
             },
         }
-    return {"runs": runs, "models": models}
+    return {"runs": runs, "models": models, "experiment_id": experiment.experiment_id if experiment else None}
 
 
 def job_records(*paths: Path) -> list[dict[str, Any]]:

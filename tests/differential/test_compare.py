@@ -8,7 +8,9 @@ from tests.differential import compare
 from tests.differential.engines import Result, StepResult
 
 
-def state(engine: str, run_id: str, run_key: str, target: str, auc: float = 0.9) -> dict[str, str]:
+def state(
+    engine: str, run_id: str, run_key: str, target: str, auc: float = 0.9, experiment: str = "1"
+) -> dict[str, str]:
     result = Result(engine, "succeeded", {"train": StepResult("passed", f"{engine} words")}, 1.0, "log")
     run: dict[str, Any] = {
         "id": run_id,
@@ -18,13 +20,15 @@ def state(engine: str, run_id: str, run_key: str, target: str, auc: float = 0.9)
         "metrics": {"auc": auc},
     }
     models = {"m": {"aliases": {"champion": "1"}, "versions": {"1": {"run": run_id, "tags": {}, "aliases": []}}}}
-    jobs = [{"argv": ["a"], "env": {"MLFLOW_RUN_ID": run_id, "PATH": engine, "JOB_X": "1"}, "attempt": 1}]
-    return compare.normalise(engine, result, {"runs": [run], "models": models}, [], jobs, "http://x")
+    env = {"MLFLOW_RUN_ID": run_id, "MLFLOW_EXPERIMENT_ID": experiment, "PATH": engine, "JOB_X": "1"}
+    jobs = [{"argv": ["a"], "env": env, "attempt": 1}]
+    mlflow = {"runs": [run], "models": models, "experiment_id": experiment}
+    return compare.normalise(engine, result, mlflow, [], jobs, "http://x")
 
 
 def test_engine_specific_identifiers_are_compared_by_role() -> None:
     a = state("pipegen", "r1", "local__1", "local")
-    b = state("airflow", "zz", "manual__2", "airflow")
+    b = state("airflow", "zz", "manual__2", "airflow", experiment="7")
     assert compare.table({"pipegen": a, "airflow": b}).differing == []
 
 
