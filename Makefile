@@ -29,7 +29,7 @@ AWS_SPECS := $(filter-out specs/demo.yaml,$(SPECS))
 OUT := build
 
 .PHONY: help uv env-core env-airflow env-kfp env-bench env-runtime env-runtime-oldest envs node demo test lint test-core \
-	test-airflow test-kfp test-runtime golden bench clean
+	test-airflow test-kfp test-runtime test-differential golden bench clean
 
 help:
 	@echo "make demo    set up, then validate, draw and compile the example specs (and run the demo)"
@@ -79,7 +79,7 @@ lint: env-core
 
 test-core: env-core node
 	$(CORE)/bin/pytest -n 2 --dist loadgroup tests --ignore=tests/airflow --ignore=tests/kfp --ignore=tests/runtime_only \
-		$(addprefix --ignore=,$(RUNTIME_SUITE))
+		--ignore=tests/differential $(addprefix --ignore=,$(RUNTIME_SUITE))
 
 test-airflow: env-airflow
 	$(AIRFLOW)/bin/pytest tests/test_import_guard.py $(wildcard tests/airflow)
@@ -95,7 +95,12 @@ test-runtime: env-core env-runtime env-runtime-oldest
 	PIPEGEN_TEST_TOOLS=$(abspath $(CORE))/bin $(RUNTIME_OLDEST)/bin/pytest tests/runtime_only \
 		tests/runtime/test_mlflow_runtime.py --deselect tests/runtime/test_mlflow_runtime.py::test_server_stopped_mid_promotion
 
-test: lint test-core test-airflow test-kfp test-runtime
+# One spec, every engine, the same end state (tests/differential, docs/migrating.md). Not under xdist: the
+# harness shares one MLflow server per engine, moto and an Airflow DB across scenarios and runs engines in parallel.
+test-differential: env-core env-airflow env-kfp node
+	$(CORE)/bin/pytest tests/differential
+
+test: lint test-core test-airflow test-kfp test-runtime test-differential
 
 golden: env-core
 	$(CORE)/bin/python -m tests.regen

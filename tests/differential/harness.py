@@ -1,0 +1,405 @@
+"""Run one spec on every engine that can run it, against shared services, and compare their end states."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from tests.differential import compare, state
+from tests.differential.engines import VENVS, Request, Result, load_pipeline
+from tests.differential.receiver import Receiver
+from tests.support_mlflow import MlflowServer, start_mlflow_server
+
+ROOT = Path(__file__).resolve().parents[2]
+ENGINES = ("pipegen", "airflow", "kfp", "stepfunctions")
+# The compile target each engine runs (`pipegen run` runs the spec itself).
+TARGETS = {"airflow": "airflow", "kfp": "kfp", "stepfunctions": "stepfunctions"}
+AWS_BACKENDS = {"aws_batch", "sagemaker"}
+# An engine run's deadline (the engine modules' own watchdog), and the harness's, a little later. Generous: on a
+# busy 2-core machine one Airflow or KFP run of a small spec takes minutes.
+ENGINE_TIMEOUT = 840
+HARNESS_TIMEOUT = ENGINE_TIMEOUT + 60
+
+
+def engine_module_exists(engine: str) -> bool:
+    """Whether tests/differential/engines/<engine>.py is there yet."""
+    return (Path(__file__).parent / "engines" / f"{engine}.py").exists()
+
+
+def scheduled_instant(spec: str, day: str) -> str:
+    """The schedule's first fire on `day` in the spec's timezone, as a UTC instant (`...Z`)."""
+    from croniter import croniter
+
+    pipeline = load_pipeline(spec)
+    if pipeline.schedule is None:
+        raise ValueError(f"{spec} has no schedule: --date needs one")
+    zone = ZoneInfo(pipeline.schedule.timezone)
+    midnight = datetime.fromisoformat(day).replace(tzinfo=zone)
+    fire = croniter(pipeline.schedule.cron, midnight - timedelta(seconds=1)).get_next(datetime)
+    if fire.date() != midnight.date():
+        raise ValueError(f"{spec}'s schedule `{pipeline.schedule.cron}` does not fire on {day}")
+    return fire.astimezone(ZoneInfo("UTC")).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class Services:
+    """What every engine run of a session shares: one fresh MLflow server per engine, a webhook receiver,
+    moto with Batch jobs that run, and a migrated Airflow DB."""
+
+    root: Path
+    engines: list[str]
+    aws: bool
+    mlflow: dict[str, MlflowServer] = field(default_factory=dict)
+    receiver: Receiver | None = None
+    moto: subprocess.Popen[bytes] | None = None
+    endpoint: str = ""
+    airflow_db: Path | None = None
+
+    def start(self) -> None:
+        """Start everything in parallel (MLflow servers take ~20 s each on a busy machine).
+
+        If anything fails to start, what did start is stopped before the error propagates: no server outlives
+        a failed session.
+        """
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.receiver = Receiver()
+        failure: BaseException | None = None
+        with ThreadPoolExecutor(max_workers=len(self.engines) + 2) as pool:
+            servers = {e: pool.submit(start_mlflow_server, self.root / f"mlflow-{e}") for e in self.engines}
+            airflow = pool.submit(self._migrate_airflow) if "airflow" in self.engines else None
+            try:
+                if self.aws:
+                    self._start_moto()
+            except BaseException as exc:  # noqa: BLE001 - re-raised below, once the servers are accounted for
+                failure = exc
+            for engine, future in servers.items():
+                try:
+                    self.mlflow[engine] = future.result()
+                except BaseException as exc:  # noqa: BLE001 - re-raised below
+                    failure = failure or exc
+            if airflow is not None:
+                try:
+                    self.airflow_db = airflow.result()
+                except BaseException as exc:  # noqa: BLE001 - re-raised below
+                    failure = failure or exc
+        if failure is not None:
+            self.stop()
+            raise failure
+
+    def _start_moto(self) -> None:
+        aws_dir = self.root / "aws"
+        aws_dir.mkdir(exist_ok=True)
+        env = {
+            **os.environ,
+            **self.aws_credentials("moto"),
+            "PYTHONPATH": str(ROOT),
+            "PIPEGEN_DIFF_STATE": str(self.root / "state"),
+        }
+        env["PATH"] = os.pathsep.join([str(ROOT / VENVS["pipegen"] / "bin"), env.get("PATH", "")])
+        log = (aws_dir / "moto.log").open("ab")
+        self.moto = subprocess.Popen(
+            [str(ROOT / ".venv/bin/python"), "-m", "tests.differential.aws", str(aws_dir)],
+            stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=env,
+        )  # fmt: skip
+        deadline = time.monotonic() + 300  # importing moto's backends takes minutes on a saturated machine
+        while not (aws_dir / "endpoint").exists():
+            if self.moto.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"moto did not start: see {aws_dir / 'moto.log'}")
+            time.sleep(0.1)
+        self.endpoint = (aws_dir / "endpoint").read_text()
+
+    def _migrate_airflow(self) -> Path:
+        home = self.root / "airflow-home"
+        home.mkdir(exist_ok=True)
+        env = {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
+        subprocess.run(
+            [str(ROOT / VENVS["airflow"] / "bin/airflow"), "db", "migrate"], check=True, capture_output=True, env=env
+        )
+        return home / "airflow.db"
+
+    def aws_credentials(self, engine: str) -> dict[str, str]:
+        """moto accepts any key; each engine gets its own, so a log line says who called."""
+        return {
+            "AWS_ACCESS_KEY_ID": f"diff{engine}",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_REGION": "us-east-1",
+        }
+
+    def stop(self) -> None:
+        """Stop every service this session started."""
+        for server in self.mlflow.values():
+            server.stop()
+        if self.receiver is not None:
+            self.receiver.stop()
+        if self.moto is not None:
+            assert self.moto.stdin is not None
+            self.moto.stdin.close()
+            try:
+                self.moto.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.moto.kill()
+                self.moto.wait()
+
+
+@dataclass
+class SpecRun:
+    """One spec run on several engines: the comparison and what each engine reported."""
+
+    spec: str
+    table: compare.Table
+    results: dict[str, Result]
+    skipped: dict[str, str]
+    spans: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def agree(self) -> bool:
+        """True when at least one engine ran and every engine that ran ended in the same state."""
+        return bool(self.results) and not self.table.differing
+
+    def report(self) -> str:
+        """The table, the full values of differing rows, skipped engines and wall times."""
+        lines = [f"== {self.spec}"]
+        for engine, reason in self.skipped.items():
+            lines.append(f"   {engine}: not run ({reason})")
+        lines.append(self.table.render())
+        for row in self.table.differing:
+            lines.append(f"DIFFERS: {row}")
+            for engine in self.table.engines:
+                lines.append(f"    {engine:14} {self.table.rows[row].get(engine, compare.MISSING)}")
+        walls = ", ".join(f"{e} {r.wall_seconds:.1f}s" for e, r in self.results.items())
+        lines.append(f"wall time: {walls}")
+        for engine, span in self.spans.items():
+            lines.append(f"jobs on {engine}: {span}")
+        lines.append("AGREE" if self.agree else "DIFFER")
+        return "\n".join(lines) + "\n"
+
+
+def compile_targets(spec: str, out: Path) -> dict[str, str | None]:
+    """Compile the spec for each engine's target; {target: None when it compiled, else the diagnostics}."""
+    found: dict[str, str | None] = {}
+    for target in TARGETS.values():
+        proc = subprocess.run(
+            [str(ROOT / ".venv/bin/pipegen"), "compile", spec, "-t", target, "-o", str(out)],
+            capture_output=True, text=True, cwd=ROOT,
+        )  # fmt: skip
+        found[target] = None if proc.returncode == 0 else (proc.stderr.strip() or proc.stdout.strip())
+    return found
+
+
+def already_compiled(spec: str, out: Path) -> dict[str, str | None]:
+    """Which targets' outputs a given directory holds for this spec (its files are used as they are)."""
+    name = load_pipeline(spec).name
+    suffixes = {"airflow": ".py", "kfp": ".py", "stepfunctions": ".asl.json"}
+    return {
+        target: None if (out / target / f"{name}{suffix}").exists() else f"no {target} output in {out}"
+        for target, suffix in suffixes.items()
+    }
+
+
+def why_not(engine: str, spec: str, compiled: dict[str, str | None]) -> str | None:
+    """Why an engine cannot run this spec (None: it can)."""
+    if not engine_module_exists(engine):
+        return f"tests/differential/engines/{engine}.py is not written yet"
+    if engine == "pipegen":
+        from pipegen import localrun
+
+        # `pipegen run` says itself which backends it cannot run (none, once it submits AWS jobs too).
+        unsupported = getattr(localrun, "unsupported_backends", None)
+        problems = unsupported(load_pipeline(spec)) if unsupported is not None else []
+        return f"`pipegen run` cannot run it yet: {problems[0].message}" if problems else None
+    diagnostics = compiled[TARGETS[engine]]
+    return f"{TARGETS[engine]} does not compile it: {diagnostics.splitlines()[0]}" if diagnostics else None
+
+
+def uses_aws(spec: str) -> bool:
+    """Whether the spec needs moto: an AWS backend or an s3:// gate."""
+    pipeline = load_pipeline(spec)
+    backends = {s.backend.type for s in pipeline.steps if s.backend is not None}
+    gates = [json.dumps(s.gate) for s in pipeline.steps if s.gate]
+    return bool(backends & AWS_BACKENDS) or any("s3://" in g for g in gates)
+
+
+def prepare_aws(spec: str, services: Services) -> None:
+    """Create what the spec names on moto: buckets of its s3:// gates, Batch queues and job definitions."""
+    pipeline = load_pipeline(spec)
+    saved = dict(os.environ)
+    os.environ.update({**services.aws_credentials("harness"), "AWS_ENDPOINT_URL": services.endpoint})
+    try:
+        import boto3
+
+        from tests.support_aws import batch_queue
+
+        s3 = boto3.client("s3")
+        for step in pipeline.steps:
+            for bucket in re.findall(r"s3://([a-z0-9][a-z0-9.-]+)", json.dumps(step.gate or {})):
+                if bucket not in {b["Name"] for b in s3.list_buckets()["Buckets"]}:
+                    s3.create_bucket(Bucket=bucket)
+            if step.backend is not None and step.backend.type == "aws_batch":
+                batch_queue(step.backend.job_queue, step.backend.job_definition)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def run_spec(
+    spec: str,
+    services: Services,
+    engines: list[str],
+    params: dict[str, str],
+    scheduled_time: str | None,
+    workdir: Path,
+    compiled_dir: Path | None = None,
+) -> SpecRun:
+    """Compile (or take compiled_dir as it is), run each able engine once (in parallel), read, compare."""
+    spec = str(Path(spec).resolve())
+    if compiled_dir is None:
+        out = workdir / "compiled"
+        compiled = compile_targets(spec, out)
+    else:
+        out = compiled_dir
+        compiled = already_compiled(spec, out)
+    skipped = {e: reason for e in engines if (reason := why_not(e, spec, compiled))}
+    able = [e for e in engines if e not in skipped]
+    if services.aws and uses_aws(spec):
+        prepare_aws(spec, services)
+    requests = {e: _request(e, spec, out, workdir / e, services, params, scheduled_time) for e in able}
+    with ThreadPoolExecutor(max_workers=max(1, len(able))) as pool:
+        futures = {e: pool.submit(_run_engine, r) for e, r in requests.items()}
+        results = {e: f.result() for e, f in futures.items()}
+    pipeline = load_pipeline(spec)
+    states = {}
+    spans = {}
+    assert services.receiver is not None
+    for engine in able:
+        request = requests[engine]
+        records = [Path(request.env["PIPEGEN_DIFF_RECORD"])]
+        if services.aws:
+            from tests.differential.aws import record_path
+
+            records.append(record_path(services.root / "aws", request.tracking_uri))
+        jobs = state.job_records(*records)
+        states[engine] = compare.normalise(
+            engine,
+            results[engine],
+            state.mlflow_state(request.tracking_uri, pipeline),
+            services.receiver.take(engine),
+            jobs,
+            request.tracking_uri,
+        )
+        if len(jobs) > 1:
+            spans[engine] = job_span(jobs)
+        for path in records[1:]:
+            path.unlink(missing_ok=True)  # Batch records are per server: the next spec starts empty
+    return SpecRun(spec, compare.table(states), results, skipped, spans)
+
+
+def job_span(jobs: list[dict[str, Any]]) -> str:
+    """How long the jobs took together against the longest one: about 1x when they ran side by side."""
+    span = max(j["ended"] for j in jobs) - min(j["started"] for j in jobs)
+    longest = max(j["ended"] - j["started"] for j in jobs)
+    return f"{len(jobs)} jobs spanned {span:.1f}s, the longest took {longest:.1f}s ({span / longest:.2f}x)"
+
+
+def _request(
+    engine: str,
+    spec: str,
+    out: Path,
+    workdir: Path,
+    services: Services,
+    params: dict[str, str],
+    scheduled_time: str | None,
+) -> Request:
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True)
+    assert services.receiver is not None
+    env = {
+        # Job scripts are `python -m tests.differential.jobs....`: importable from every engine's processes.
+        "PYTHONPATH": str(ROOT),
+        "PIPEGEN_DIFF_RECORD": str(workdir / "jobs.jsonl"),
+        "PIPEGEN_DIFF_STATE": str(services.root / "state"),
+        "DIFF_WEBHOOK": services.receiver.url(engine),
+        "PIPEGEN_DIFF_ENGINE_TIMEOUT": str(ENGINE_TIMEOUT),
+        **services.aws_credentials(engine),
+    }
+    if services.endpoint:
+        env.update(AWS_ENDPOINT_URL=services.endpoint, MOTO_PORT=services.endpoint.rsplit(":", 1)[1])
+    return Request(
+        engine=engine,
+        spec=spec,
+        compiled=str(out),
+        workdir=str(workdir),
+        tracking_uri=services.mlflow[engine].uri,
+        params=dict(params),
+        scheduled_time=scheduled_time,
+        env=env,
+        airflow_db=str(services.airflow_db) if engine == "airflow" and services.airflow_db else None,
+    )
+
+
+def _run_engine(request: Request) -> Result:
+    path = Path(request.workdir) / "REQUEST.json"
+    request.write(path)
+    python = ROOT / VENVS[request.engine] / "bin" / "python"
+    log = Path(request.workdir) / "module.log"
+    with log.open("wb") as out:
+        proc = subprocess.run(
+            [str(python), "-m", f"tests.differential.engines.{request.engine}", str(path)],
+            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=out, stderr=subprocess.STDOUT,
+            timeout=HARNESS_TIMEOUT,
+        )  # fmt: skip
+    if proc.returncode != 0 or not request.result_path.exists():
+        raise RuntimeError(f"engine module {request.engine} broke (exit {proc.returncode}):\n{log.read_text()[-3000:]}")
+    return Result.read(request.result_path)
+
+
+def session_dir() -> Path:
+    """A fresh scratch directory for one harness session."""
+    return Path(tempfile.mkdtemp(prefix="pipegen-diff-"))
+
+
+def main(
+    specs: list[str], engines: list[str], params: dict[str, str], day: str | None, compiled: Path | None = None
+) -> int:
+    """Run every spec on the engines, print one table per spec; 0 only when all agree everywhere."""
+    root = session_dir()
+    services = Services(
+        root, engines, aws=any(uses_aws(str(Path(s).resolve())) for s in specs) or "stepfunctions" in engines
+    )
+    print(f"session: {root}", file=sys.stderr)
+    services.start()  # stops what it started when it fails
+    ok = True
+    try:
+        for index, spec in enumerate(specs):
+            scheduled = scheduled_instant(str(Path(spec).resolve()), day) if day else None
+            run = run_spec(spec, services, engines, params, scheduled, root / f"spec{index}", compiled)
+            sys.stdout.write(run.report())
+            sys.stdout.flush()
+            ok = ok and run.agree
+    finally:
+        services.stop()
+    return 0 if ok else 1
+
+
+def parse_params(items: list[str]) -> dict[str, Any]:
+    """--param k=v pairs as a dict (values stay strings, as `pipegen run --param` takes them)."""
+    params: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--param takes NAME=VALUE; got '{item}'")
+        params[key] = value
+    return params

@@ -1,0 +1,95 @@
+"""A training job for the differential scenarios: records what it received, logs fixed metrics into its run.
+
+    python -m tests.differential.jobs.train [--metric NAME=VALUE]... [--fail-times N] [--exit-code C]
+        [--sleep SECONDS] [--key TEXT] [ANY MORE ARGS...]
+
+It appends one JSON line {"argv", "env", "attempt", "started", "ended"} when it ends to $PIPEGEN_DIFF_RECORD (argv = everything after the
+script, byte for byte; env = its environment); fails its first N attempts (counted per
+tracking server and --key under $PIPEGEN_DIFF_STATE); logs the metrics and a `model` directory into the
+MLflow run the orchestrator started (MLFLOW_RUN_ID), as a real training script's `mlflow.start_run()` does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def recorded_env() -> dict[str, str]:
+    """The job's whole environment but the harness's own variables (compare.py picks what it compares)."""
+    return {k: v for k, v in sorted(os.environ.items()) if not k.startswith("PIPEGEN_DIFF_")}
+
+
+def attempt_number(key: str) -> int:
+    """This job's attempt (1, 2, ...) for this tracking server and key."""
+    state = Path(os.environ.get("PIPEGEN_DIFF_STATE") or tempfile.gettempdir()) / "attempts"
+    state.mkdir(parents=True, exist_ok=True)
+    name = hashlib.sha256(f"{os.environ.get('MLFLOW_TRACKING_URI', '')}|{key}".encode()).hexdigest()[:20]
+    counter = state / name
+    # One line per attempt: appending is atomic enough for jobs that never run the same key concurrently.
+    with counter.open("a") as handle:
+        handle.write("x\n")
+    return len(counter.read_text().splitlines())
+
+
+def main(argv: list[str]) -> int:
+    """Record, maybe fail, then log metrics and a model into the started run."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--metric", action="append", default=[])
+    parser.add_argument("--fail-times", type=int, default=0)
+    parser.add_argument("--exit-code", type=int, default=3)
+    parser.add_argument("--sleep", type=float, default=0.0)
+    parser.add_argument("--key", default="")
+    args, _ = parser.parse_known_args(argv)
+    attempt = attempt_number(args.key or " ".join(argv))
+    started = time.time()
+    # Read now: mlflow.start_run() takes MLFLOW_RUN_ID out of the environment when its run ends.
+    env = recorded_env()
+    try:
+        return work(args, attempt)
+    finally:
+        record = os.environ.get("PIPEGEN_DIFF_RECORD")
+        if record:
+            entry = {"argv": argv, "env": env, "attempt": attempt, "started": started, "ended": time.time()}
+            with open(record, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(entry) + "\n")
+
+
+def work(args: argparse.Namespace, attempt: int) -> int:
+    """Sleep, fail when told to, else log the metrics and a model into the run."""
+    if args.sleep:
+        time.sleep(args.sleep)
+    if not os.environ.get("MLFLOW_RUN_ID"):
+        if attempt <= args.fail_times:
+            print(f"failing on purpose: attempt {attempt} of the first {args.fail_times}", file=sys.stderr)
+            return args.exit_code
+        return 0  # a task step: no run to log into
+    import mlflow
+
+    # As a real training script: mlflow.start_run() resumes the orchestrator's run (MLFLOW_RUN_ID) and ends it
+    # FINISHED, or FAILED when the script exits with an error inside it.
+    with mlflow.start_run():
+        if attempt <= args.fail_times:
+            print(f"failing on purpose: attempt {attempt} of the first {args.fail_times}", file=sys.stderr)
+            sys.exit(args.exit_code)
+        for item in args.metric:
+            name, _, value = item.partition("=")
+            mlflow.log_metric(name, float(value))
+        with tempfile.TemporaryDirectory() as tmp:
+            model = Path(tmp) / "model"
+            model.mkdir()
+            (model / "MLmodel").write_text(
+                f"artifact_path: model\nflavors: {{}}\nrun_id: {mlflow.active_run().info.run_id}\n"
+            )
+            mlflow.log_artifacts(str(model), "model")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
