@@ -1,7 +1,7 @@
 """Each engine module runs one tiny spec on its real engine and reports it in RESULT.json.
 
-The spec trains (a job logging `score` into the run the orchestrator started), judges the run with a
-threshold the run-time param makes fail, and would promote: so the mapping each module does from its
+The spec trains (a job logging `score` into the run the orchestrator started, and the run date it was
+given), judges the run with a threshold the run-time param makes fail, and would promote: so the mapping each module does from its
 engine's own view (Airflow's short-circuit, KFP's dsl.If, Step Functions' Choice) to the harness's
 outcomes is checked on the case where the engines differ most: train passed, the evaluation rejected with
 the runtime's reason, promotion skipped, and the run succeeded. The engines run as the harness runs them:
@@ -28,12 +28,15 @@ from tests.support_mlflow import MlflowServer, start_mlflow_server
 # One xdist worker runs them all: they share one MLflow server, one migrated Airflow DB and one moto server.
 pytestmark = pytest.mark.xdist_group("differential-engines")
 
-# Logs the score it is given into the run the orchestrator started (MLFLOW_RUN_ID).
+# Logs the score it is given into the run the orchestrator started (MLFLOW_RUN_ID), and tags the run date it got.
 JOB = (
-    "import os, sys, mlflow; "
-    "mlflow.MlflowClient().log_metric(os.environ['MLFLOW_RUN_ID'], 'score', float(sys.argv[1])); "
+    "import os, sys, mlflow; c = mlflow.MlflowClient(); run = os.environ['MLFLOW_RUN_ID']; "
+    "c.log_metric(run, 'score', float(sys.argv[1])); c.set_tag(run, 'job.run_date', sys.argv[2]); "
     "print('logged score', sys.argv[1])"
 )
+# 20:00Z on 15 January is 05:00 on the 16th in Tokyo (UTC+9, no DST): the scheduled run's ${run.date}.
+SCHEDULED_TIME = "2026-01-15T20:00:00Z"
+RUN_DATE = "2026-01-16"
 BACKENDS = {
     "local": "here: {type: local}",
     "aws_batch": "here: {type: aws_batch, job_queue: engine-queue, job_definition: 'engine-job:1'}",
@@ -41,10 +44,11 @@ BACKENDS = {
 
 
 def spec_text(name: str, backend: str) -> str:
-    """A three-step spec: train (score from a param), evaluate (on_fail: skip), promote."""
+    """A three-step spec scheduled in Tokyo: train (score from a param), evaluate (on_fail: skip), promote."""
     return f"""\
 pipegen: 1
 name: {name}
+schedule: {{cron: "0 5 * * *", timezone: Asia/Tokyo}}
 params: {{score: 0.9}}
 defaults: {{retries: 0, timeout: 5m}}
 mlflow: {{experiment: {name}}}
@@ -54,7 +58,7 @@ steps:
   - name: train
     train:
       backend: here
-      command: [python, -c, {json.dumps(JOB)}, "${{params.score}}"]
+      command: [python, -c, {json.dumps(JOB)}, "${{params.score}}", "${{run.date}}"]
       metrics: [score]
   - name: quality
     evaluate: {{run_of: train, thresholds: ["score >= 0.5"], on_fail: skip}}
@@ -107,8 +111,11 @@ def run_engine(request: Request) -> tuple[Result, float]:
     return Result.read(request.result_path), took
 
 
-def assert_rejected_and_skipped(result: Result, engine: str) -> None:
-    """train passed, quality rejected with the runtime's reason, promote skipped, the run succeeded."""
+def assert_rejected_and_skipped(result: Result, engine: str, tracking_uri: str) -> None:
+    """train passed, quality rejected with the runtime's reason, promote skipped, the run succeeded.
+
+    And the job ran for the scheduled date: the engine got the scheduled time the way its target reads it.
+    """
     log = Path(result.log)
     assert log.exists() and log.stat().st_size > 0, "the engine's output went nowhere"
     outcomes = {name: (step.outcome, step.reason) for name, step in result.steps.items()}
@@ -120,6 +127,14 @@ def assert_rejected_and_skipped(result: Result, engine: str) -> None:
     }, log.read_text(errors="replace")[-3000:]
     assert result.status == "succeeded"
     assert result.wall_seconds > 0
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
+    experiment = client.get_experiment_by_name(f"engine-{engine}")
+    assert experiment is not None
+    (run,) = client.search_runs([experiment.experiment_id])
+    assert run.data.tags["pipegen.target"] == engine
+    assert run.data.tags["job.run_date"] == RUN_DATE
 
 
 def local_request(tmp_path: Path, engine: str, target: str, server: MlflowServer, **extra: object) -> Request:
@@ -132,6 +147,7 @@ def local_request(tmp_path: Path, engine: str, target: str, server: MlflowServer
         workdir=str(tmp_path / "work" / engine),
         tracking_uri=server.uri,
         params={"score": "0.2"},
+        scheduled_time=SCHEDULED_TIME,
         env=env,
         **extra,  # type: ignore[arg-type]
     )
@@ -152,13 +168,13 @@ def test_airflow_reports_a_short_circuit_as_rejected_and_skipped(
 ) -> None:
     request = local_request(tmp_path, "airflow", "airflow", mlflow_server, airflow_db=str(airflow_db))
     result, _ = run_engine(request)
-    assert_rejected_and_skipped(result, "airflow")
+    assert_rejected_and_skipped(result, "airflow", mlflow_server.uri)
 
 
 def test_kfp_reports_a_false_dsl_if_as_rejected_and_skipped(tmp_path: Path, mlflow_server: MlflowServer) -> None:
     request = local_request(tmp_path, "kfp", "kfp", mlflow_server)
     result, _ = run_engine(request)
-    assert_rejected_and_skipped(result, "kfp")
+    assert_rejected_and_skipped(result, "kfp", mlflow_server.uri)
 
 
 @pytest.fixture(scope="module")
@@ -225,10 +241,11 @@ def test_stepfunctions_reports_a_declined_choice_as_rejected_and_skipped(
         workdir=str(tmp_path / "work" / "stepfunctions"),
         tracking_uri=mlflow_server.uri,
         params={"score": "0.2"},
+        scheduled_time=SCHEDULED_TIME,
         env={"PYTHONPATH": str(REPO), **aws},
     )
     result, _ = run_engine(request)
-    assert_rejected_and_skipped(result, "stepfunctions")
+    assert_rejected_and_skipped(result, "stepfunctions", mlflow_server.uri)
 
 
 def test_a_hung_engine_fails_its_result_and_leaves_no_job_behind(tmp_path: Path) -> None:
