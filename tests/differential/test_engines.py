@@ -292,3 +292,44 @@ def test_a_hung_engine_fails_its_result_and_leaves_no_job_behind(tmp_path: Path)
     assert all(step.reason == "engine timed out after 3s" for step in result.steps.values())
     time.sleep(9)
     assert not marker.exists(), "the engine's job outlived the timed-out engine"
+
+
+def test_an_engine_that_ended_keeps_its_verdict_when_reading_mlflow_hangs(tmp_path: Path) -> None:
+    """Past the deadline after the engine ended (the module was still reading MLflow): the engine's verdict stands."""
+    spec = tmp_path / "ended.yaml"
+    spec.write_text(spec_text("ended", "local"))
+    request = Request(
+        engine="kfp",
+        spec=str(spec),
+        compiled=str(tmp_path / "compiled"),
+        workdir=str(tmp_path / "work"),
+        tracking_uri="http://127.0.0.1:9",
+        env={"PIPEGEN_DIFF_ENGINE_TIMEOUT": "3"},
+    )
+    Path(request.workdir).mkdir(parents=True)
+    request.write(tmp_path / "REQUEST.json")
+    ended = (
+        "import sys, time\n"
+        "from tests.differential.engines import Result, StepResult\n"
+        "from tests.differential.engines.supervise import engine_main\n"
+        "def run(request, progress):\n"
+        "    steps = {'train': StepResult('passed'), 'quality': StepResult('failed'), 'promote': StepResult('not_run')}\n"
+        "    progress.engine_ended(Result(request.engine, 'failed', steps, 1.5, 'engine.log'))\n"
+        "    time.sleep(3600)\n"
+        "sys.exit(engine_main(run))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", ended, str(tmp_path / "REQUEST.json")],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr.decode()
+    result = Result.read(request.result_path)
+    assert (result.status, result.wall_seconds) == ("failed", 1.5)
+    assert {name: step.outcome for name, step in result.steps.items()} == {
+        "train": "passed",
+        "quality": "failed",
+        "promote": "not_run",
+    }

@@ -142,6 +142,7 @@ def run(request: Request, progress: Progress) -> Result:
     print(f"dag.test() ended: run {dag_run.run_id} {dag_run.state} after {wall:.1f}s", flush=True)
     steps = step_outcomes(request, dag_run)
     status = "succeeded" if str(dag_run.state) == "success" else "failed"
+    progress.engine_ended(Result(request.engine, status, steps, round(wall, 2), log))
     return Result(request.engine, status, settle_evaluations(request, steps), round(wall, 2), log)
 
 

@@ -166,7 +166,9 @@ def run(request: Request, progress: Progress) -> Result:
     print(f"kfp.local ended after {wall:.1f}s; failed: {observed.failed}", flush=True)
     steps = step_outcomes(request, observed, around)
     status = "failed" if observed.failed is not None else "succeeded"
-    return Result(request.engine, status, settle_evaluations(request, steps), round(wall, 2), str(log_path(request)))
+    log = str(log_path(request))
+    progress.engine_ended(Result(request.engine, status, steps, round(wall, 2), log))
+    return Result(request.engine, status, settle_evaluations(request, steps), round(wall, 2), log)
 
 
 if __name__ == "__main__":

@@ -329,6 +329,7 @@ def run(request: Request, progress: Progress) -> Result:
     )
     steps = step_outcomes(request, definition, events)
     status = "succeeded" if described["status"] == "SUCCEEDED" else "failed"
+    progress.engine_ended(Result(request.engine, status, steps, round(wall, 2), str(log)))
     return Result(request.engine, status, settle_evaluations(request, steps), round(wall, 2), str(log))
 
 
