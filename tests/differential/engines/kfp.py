@@ -111,7 +111,7 @@ class Observed:
             report(pipeline_name=pipeline_name, raise_on_error=raise_on_error, fail_stack=fail_stack)
 
         task_executor.execute_single_task = execute_single_task
-        enhanced_dag_orchestrator.ConditionEvaluator.evaluate_condition = staticmethod(evaluate_condition)  # type: ignore[method-assign]
+        enhanced_dag_orchestrator.ConditionEvaluator.evaluate_condition = staticmethod(evaluate_condition)
         placeholder_utils.resolve_individual_placeholder = resolve_individual_placeholder
         pipeline_orchestrator.log_and_maybe_raise_for_failure = log_and_maybe_raise_for_failure
 
