@@ -22,9 +22,9 @@ from typing import Any
 from tests.differential.engines import Request, Result, StepResult, load_pipeline, main
 
 # A run that takes longer than this is a hung engine. A 3-step pipeline takes 1-4 min on a busy 2-core machine
-# (each KFP component and Airflow task imports mlflow); the harness kills the module at 600 s, and before
-# that the module must have written its RESULT.json.
-DEFAULT_TIMEOUT_SECONDS = 540.0
+# (each KFP component and Airflow task imports mlflow); the harness kills the module at 840 s
+# (harness.ENGINE_TIMEOUT), and before that the module must have written its RESULT.json.
+DEFAULT_TIMEOUT_SECONDS = 780.0
 TIMEOUT_VARIABLE = "PIPEGEN_DIFF_ENGINE_TIMEOUT"
 LOG_NAME = "engine.log"
 
