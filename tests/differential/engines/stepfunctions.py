@@ -210,6 +210,17 @@ def _step_of(state: str, steps: set[str]) -> str | None:
     return head if head in steps else None
 
 
+def _runs_the_step(state: str, step: str, states: dict[str, dict[str, Any]]) -> bool:
+    """Whether entering this state of the step means the step ran.
+
+    Not its guard (`<step>.enabled` decides whether it runs), nor the structure a fan-out is named after
+    its first step by (`<step>.parallel`, its joins and branch ends), which is entered before any branch runs.
+    """
+    if state == f"{step}.enabled" or states.get(state, {}).get("Type") in ("Parallel", "Map"):
+        return False
+    return not state.startswith(f"{step}.parallel")
+
+
 def step_outcomes(request: Request, definition: dict[str, Any], events: list[dict[str, Any]]) -> dict[str, StepResult]:
     """Each spec step's outcome from the history: its Task results, its Choice's way, its failure states."""
     pipeline = load_pipeline(request.spec)
@@ -222,8 +233,7 @@ def step_outcomes(request: Request, definition: dict[str, Any], events: list[dic
     ran: dict[str, list[str]] = {}
     for state in entered:
         step = _step_of(state, names)
-        # `<step>.enabled` is the guard deciding whether the step runs; entering it is not running.
-        if step is not None and state != f"{step}.enabled":
+        if step is not None and _runs_the_step(state, step, states):
             ran.setdefault(step, []).append(state)
     rejected: set[str] = set()
     steps: dict[str, StepResult] = {}
@@ -236,8 +246,11 @@ def step_outcomes(request: Request, definition: dict[str, Any], events: list[dic
         if f"{step.name}.failed" in mine and step.kind == "evaluate":
             rejected.add(step.name)
             steps[step.name] = StepResult("rejected")
-        elif failed_tasks or unfinished or f"{step.name}.timed_out" in mine:
+        elif failed_tasks or f"{step.name}.timed_out" in mine:
             steps[step.name] = StepResult("failed")
+        elif unfinished:
+            # Started, never ended: the execution stopped first (another branch of a Parallel failed, or a timeout).
+            steps[step.name] = StepResult("failed", f"state {unfinished[0]} did not finish before the execution ended")
         elif step.kind == "evaluate" and step.body.on_fail == "skip" and _choice_declined(step.name, states, log):
             rejected.add(step.name)
             steps[step.name] = StepResult("rejected")
