@@ -126,7 +126,7 @@ with DAG(
     tags=['demo'],
     params={'alpha': Param(0.5, type='number'), 'n_samples': Param(400, type='integer')},
     default_args=default_args,
-):
+) as dag:
     data_ready = _check_gate.override(task_id='data_ready')(
         gate=literal({'check': 'partition_exists', 'path': 'examples/data/'}),
     )

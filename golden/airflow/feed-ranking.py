@@ -136,7 +136,9 @@ def _notify_failure(context: dict) -> None:
     """Post the failed run to the pipeline's on_failure webhooks."""
     from pipegen.runtime.notify import notify
 
-    env = context["dag"].get_template_env()
+    # This module's DAG, not context["dag"]: a callback may get the serialized DAG, which has no template
+    # environment (Airflow 3.3's dag.test()), and the URLs need this DAG's macros (pipegen_secret).
+    env = dag.get_template_env()
     webhooks = [url.resolve(context) if hasattr(url, "resolve") else env.from_string(url).render(**context) for url in FAILURE_WEBHOOKS]
     notify(webhooks=webhooks, message={"pipeline": PIPELINE, "event": "failed", "run": context["run_id"]})
 
@@ -162,7 +164,7 @@ with DAG(
     default_args=default_args,
     user_defined_macros={"env_var": lambda name: os.environ.get(name, ""), "pipegen_run_date": _run_date},
     on_failure_callback=_notify_failure,
-):
+) as dag:
     engagement_ready = _wait_for_gate.override(task_id='engagement_ready', poke_interval=600, timeout=21600)(
         gate=literal({'check': 'row_count', 'connection': '${secret.warehouse_url}', 'min_rows': 1000000, 'query': "SELECT user_id FROM engagement WHERE dt = '${run.date}'"}),
     )

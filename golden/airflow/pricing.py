@@ -150,7 +150,7 @@ with DAG(
     params={'max_depth': Param(8, type='integer')},
     default_args=default_args,
     user_defined_macros={"env_var": lambda name: os.environ.get(name, ""), "pipegen_run_date": _run_date},
-):
+) as dag:
     partition_ready = _wait_for_gate.override(task_id='partition_ready', poke_interval=900, timeout=28800)(
         gate=literal({'check': 'partition_exists', 'path': 's3://pricing-data/quotes/dt=${run.date}/'}),
     )
