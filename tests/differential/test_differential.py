@@ -46,14 +46,8 @@ EXPECT: dict[str, dict[str, str]] = {
 }
 # Divergences the suite found in src/ (each to be fixed at its root there; strict, so a fix makes it pass).
 KNOWN: dict[str, str] = {
-    "pass_promote": (
-        "the promotion webhook's body: `pipegen run` adds the run key ('run', src/pipegen/localrun.py _promote), "
-        "the runtime every orchestrator calls does not (src/pipegen/runtime/step.py, kind promote)"
-    ),
     "fail_fail": (
-        "the failure webhook: Airflow's on_failure DAG callback calls context['dag'].get_template_env(), which "
-        "Airflow 3.3's SerializedDAG lacks, so nothing is sent; KFP drops notify.on_failure without a diagnostic; "
-        "`pipegen run`'s body has failed_steps, Airflow's not"
+        "the failure webhook: the KFP target drops notify.on_failure without a diagnostic (no exit handler)"
     ),
 }
 

@@ -182,4 +182,4 @@ def test_waiting_gate_times_out_notifies_and_fails(
     (message,) = _Receiver.received
     assert message["pipeline"] == "waiting" and message["event"] == "failed"
     assert message["error"] == "pipegen.GateTimeout"
-    assert message["run_id"] == f"{name}-run"
+    assert message["run"] == f"{name}-run"

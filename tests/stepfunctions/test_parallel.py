@@ -164,7 +164,7 @@ def test_a_failure_inside_a_branch_fails_the_run_once_with_one_notification(
     assert kinds.count("gate") == 2  # the step's own retry, unchanged inside the branch
     assert kinds.count("notify") == 1
     (message,) = _Receiver.received
-    assert message["event"] == "failed" and message["run_id"] == f"{name}-run"
+    assert message["event"] == "failed" and message["run"] == f"{name}-run"
     assert "after_ready" not in jobs.order and "end" not in jobs.order
 
 

@@ -168,7 +168,6 @@ class LocalRun:
             "pipeline": self.pipeline.name,
             "run": self.values.run_id,
             "event": "failed" if failed else "succeeded",
-            "failed_steps": [o.name for o in failed],
         }
         try:
             notify(webhooks=[self.values.string(n.webhook) for n in targets], message=message)

@@ -159,7 +159,8 @@ class StepRunner:
             tracking_uri=self.tracking_uri,
         )
         if body.notify:
-            message = {"pipeline": self.pipeline.name, "run": self.values.run_id, "event": "promoted", **result}
+            # The body every target posts (runtime.step, the Airflow DAG): the differential suite compares them.
+            message = {"pipeline": self.pipeline.name, "event": "promoted", **result}
             notify(webhooks=[self.values.string(n.webhook) for n in body.notify], message=message)
         detail = f"{result['model']} version {result['version']}; {result['alias']} -> version {result['holder']}"
         return "passed", detail, result

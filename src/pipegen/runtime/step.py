@@ -163,7 +163,8 @@ def step_action(
     failure is what a Catch recorded ({"Error", "Cause"}), told to the failure notification.
     """
     if failure is not None:
-        message = {**spec["message"], "run_id": context["run_id"]}
+        # "run" as the Airflow DAG and `pipegen run` name it in their failure notifications.
+        message = {**spec["message"], "run": context["run_id"]}
         message |= {"error": str(failure.get("Error", "")), "cause": str(failure.get("Cause", ""))}
         spec = {**spec, "message": message}
     return run_step(
