@@ -17,6 +17,25 @@ from typing import Any
 # The execution input's keys: {"params": {...}, "scheduled_time": "<ISO time>"}, both optional.
 SCHEDULED_TIME = "scheduled_time"
 LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
+# What JavaScript's regex `.` does not match: asl-validator's patterns use it.
+LINE_TERMINATORS = "\n\r\u2028\u2029"
+
+
+def plain_string(text: str) -> bool:
+    """Whether asl-validator 4 reads text as a plain (not JSONata) string where it checks one.
+
+    Its pattern `^(?!\\{% )(.+)(?! %\\})$` (jsonata.json, not_jsonata) applies to every string of a JSONata
+    template and to the strings inside arrays of a JSONPath payload: it refuses an empty string, a line
+    break anywhere (`.` stops there) and a leading '{% '. Step Functions takes such strings; pipegen
+    writes them where the validator reads no pattern (see JsonPath.request_spec, JobStates._job).
+    """
+    return bool(text) and not any(c in text for c in LINE_TERMINATORS) and not text.startswith("{% ")
+
+
+def jsonata_json(value: Any) -> str:
+    """value as JSON text that is also one line of JSONata: U+2028/U+2029, which JSON leaves raw, escaped."""
+    text = json.dumps(value, ensure_ascii=False)
+    return text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
 
 
 @dataclass(frozen=True)
@@ -132,6 +151,14 @@ class Dialect(ABC):
     def text_list_entry(self, key: str, value: TextList) -> dict[str, Any]:
         """An object entry whose value is a list of strings built at run time."""
 
+    @abstractmethod
+    def in_list(self, text: str) -> bool:
+        """Whether literal text can be an item of a literal list the definition writes (a job's command)."""
+
+    @abstractmethod
+    def request_spec(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """The runtime request's spec as `step` action arguments: {"spec": ...} or {"spec_json": "<JSON text>"}."""
+
     # ---- states ------------------------------------------------------------------------------
     @abstractmethod
     def context_states(
@@ -241,6 +268,15 @@ class JsonPath(Dialect):
 
     def text_list_entry(self, key: str, value: TextList) -> dict[str, Any]:
         return {f"{key}.$": "States.Array(" + ", ".join(self._text(t) for t in value.items) + ")"}
+
+    def in_list(self, text: str) -> bool:
+        # A string inside an array of a JSONPath payload must be one non-empty line for asl-validator.
+        return plain_string(text)
+
+    def request_spec(self, spec: dict[str, Any]) -> dict[str, Any]:
+        # One JSON string, which the Lambda handler decodes: a string value of an object is never
+        # pattern-checked, so the spec's lists may hold any text (an empty or multi-line argument).
+        return {"spec_json": json.dumps(spec, ensure_ascii=False, separators=(",", ":"))}
 
     def _text(self, text: Text) -> str:
         for piece in text.parts:
@@ -414,9 +450,10 @@ class Jsonata(Dialect):
 
     def literal(self, value: Any) -> Any:
         # The service evaluates a string that starts with '{%' and ends with '%}'; any string holding
-        # '{%' is written as a JSONata string literal instead (JSON string syntax is valid JSONata).
-        if isinstance(value, str) and "{%" in value:
-            return "{% " + json.dumps(value, ensure_ascii=False) + " %}"
+        # '{%' is written as a JSONata string literal instead (JSON string syntax is valid JSONata), and
+        # so is one asl-validator would not read as plain text (empty, or with a line break).
+        if isinstance(value, str) and ("{%" in value or not plain_string(value)):
+            return "{% " + jsonata_json(value) + " %}"
         return value
 
     def read_entry(self, key: str, slot: Slot) -> dict[str, Any]:
@@ -429,13 +466,15 @@ class Jsonata(Dialect):
     def text_list_entry(self, key: str, value: TextList) -> dict[str, Any]:
         return {key: "{% [" + ", ".join(self._text(t) for t in value.items) + "] %}"}
 
+    def in_list(self, text: str) -> bool:
+        return True  # literal() writes what the validator cannot read as a JSONata string literal
+
+    def request_spec(self, spec: dict[str, Any]) -> dict[str, Any]:
+        return {"spec": spec}  # literal() covers every string of it
+
     def _text(self, text: Text) -> str:
         pieces = [
-            json.dumps(p, ensure_ascii=False)
-            if isinstance(p, str)
-            else f"$string({self.var(p.slot)})"
-            if p.as_text
-            else self.var(p.slot)
+            jsonata_json(p) if isinstance(p, str) else f"$string({self.var(p.slot)})" if p.as_text else self.var(p.slot)
             for p in text.parts
         ]
         return " & ".join(pieces) if pieces else '""'
@@ -444,10 +483,7 @@ class Jsonata(Dialect):
         self, defaults: dict[str, Any], shared: list[Shared], next_state: str, local_date: LocalDate | None
     ) -> dict[str, dict[str, Any]]:
         given = "$states.input"
-        params = (
-            f"{{% $merge([{json.dumps(defaults, ensure_ascii=False)}, "
-            f"$exists({given}.params) ? {given}.params : {{}}]) %}}"
-        )
+        params = f"{{% $merge([{jsonata_json(defaults)}, $exists({given}.params) ? {given}.params : {{}}]) %}}"
         when = f"$exists({given}.{SCHEDULED_TIME}) ? {given}.{SCHEDULED_TIME} : $states.context.Execution.StartTime"
         assign: dict[str, Any] = {
             "pipegen": {
