@@ -137,7 +137,8 @@ def test_user_text_reaches_the_job_as_written(
     assert templated["command"] == [meant, today, meant + "7"]
     assert templated["environment"]["B_VAR"] == meant
     assert templated["environment"]["C_VAR"] == f"{name}-run"
-    # No ${...} in this step: the definition carries the strings themselves, and the service passes them on.
+    # No ${...} in this step, but HOSTILE's line break (which asl-validator refuses in a JSONPath list): the
+    # prepare Lambda renders the command from the request's spec_json, and the job gets the strings unchanged.
     assert literal["command"] == [*lookalikes, meant]
     assert literal["environment"]["D_VAR"] == "$$.Execution.Name"
     assert native["command"] == [*native_lookalikes, f"--date={today}", "7", f"run {name}-run, true"]

@@ -2,10 +2,13 @@
 
 What the handler returns or raises lands in the execution history (state output, a Catch's Cause),
 so both leave it redacted; `${secret.X}` is read from AWS Secrets Manager (aws_secrets.py).
+A JSONPath state machine sends a `step` request's spec as one JSON string, "spec_json" (asl-validator
+cannot read every string inside a JSONPath payload's lists); the handler decodes it into "spec".
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from pipegen.runtime.actions import action
@@ -22,12 +25,25 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         # One store per invocation: each secret is read once per call, and a rotated value is seen
         # by the next call rather than cached in a warm container for its lifetime.
         with secret_store(SecretsManagerStore()):
-            result = action(str(event["action"]))(**dict(event.get("args") or {}))
+            result = action(str(event["action"]))(**arguments(event))
     except Exception as exc:  # noqa: BLE001 - every error's text leaves through the redactor
         # from None: a chained original error, unmasked, must not reach the Lambda's error report.
         raise _masked(exc) from None
     redacted: dict[str, Any] = redact_data(result)
     return redacted
+
+
+def arguments(event: dict[str, Any]) -> dict[str, Any]:
+    """The action's keyword arguments: the event's args, a "spec_json" string decoded into "spec"."""
+    args = dict(event.get("args") or {})
+    if "spec_json" in args:
+        text = args.pop("spec_json")
+        if "spec" in args:
+            raise ValueError('a request holds "spec_json" or "spec", not both')
+        if not isinstance(text, str):
+            raise ValueError(f'"spec_json" must be a JSON string, not {type(text).__name__}')
+        args["spec"] = json.loads(text)
+    return args
 
 
 def _masked(exc: Exception) -> Exception:

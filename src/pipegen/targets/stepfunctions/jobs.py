@@ -78,6 +78,9 @@ class JobStates:
             step.kind == "train"
             or service == "sagemaker"
             or (native is None and any(parse_template(v).refs for v in [*body.command, *env.values()]))
+            # A literal argument the query language cannot write in a list (JSONPath: an empty or
+            # multi-line one, which asl-validator refuses there) is rendered by the Lambda too.
+            or (native is None and not all(self.d.in_list(arg) for arg in literal(list(body.command))))
         )
         request: dict[str, Any] = {"service": service, "command": list(body.command), "env": dict(sorted(env.items()))}
         if secret_env:

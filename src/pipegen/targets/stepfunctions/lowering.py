@@ -244,7 +244,7 @@ class Lowering(JobStates):
         comment: str,
         mlflow_run: str | None = None,
     ) -> dict[str, Any]:
-        args: dict[str, Any] = {"kind": kind, "spec": spec, "context": Slot(("pipegen",))}
+        args: dict[str, Any] = {"kind": kind, **self.d.request_spec(spec), "context": Slot(("pipegen",))}
         if mlflow_run is not None:
             args["mlflow_run"] = self._read(mlflow_run, "prepared", mlflow_run, "run")
         return self._lambda(comment, args, select, store) | self._policy(step, lambda_task=True)
@@ -382,7 +382,7 @@ class Lowering(JobStates):
             }
             args: dict[str, Any] = {
                 "kind": "notify",
-                "spec": spec,
+                **self.d.request_spec(spec),
                 "context": Slot(("pipegen",)),
                 "failure": Slot(("failure",)),
             }
