@@ -82,7 +82,12 @@ def test_a_uri_a_training_job_cannot_take_is_a_located_diagnostic(uri: str, back
 
 def test_an_env_uri_a_pod_cannot_see_is_a_diagnostic_unless_mounted(tmp_path: Path) -> None:
     errors, _ = compiled(spec("${env.MLFLOW_URL}", "pods"))
-    assert len(errors) == 1 and "error[PG602]" in errors[0] and "${env.MLFLOW_URL}" in errors[0]
+    assert errors == [
+        "uri.yaml:4:24: error[PG602]: target 'kfp' cannot give container training step 'train' the tracking URI: "
+        "its pod does not see the environment ${env.MLFLOW_URL} would come from; hint: list MLFLOW_URL in the keys "
+        "of targets.kfp.mlflow_secret or mlflow_config_map (it is mounted as MLFLOW_TRACKING_URI), or write the URI "
+        "literally, or as exactly ${secret.NAME}"
+    ]
     options = ", mlflow_config_map: {name: mlflow, keys: [MLFLOW_URL]}"
     errors, module = compiled(spec("${env.MLFLOW_URL}", "pods", options))
     assert errors == []

@@ -110,9 +110,9 @@ def tracking_placement(pipeline: Pipeline, options: KfpOptions) -> Iterator[Diag
             f"target 'kfp' cannot give container training step '{step.name}' the tracking URI: its pod does not "
             f"see the environment {env_ref} would come from",
             pipeline.source_map.value(("mlflow", "tracking_uri")),
-            f"make the whole tracking_uri {env_ref} and list {env_ref.name} in the keys of targets.kfp.mlflow_secret "
-            "or mlflow_config_map (it is mounted as MLFLOW_TRACKING_URI), or write the URI literally, or as "
-            "exactly ${secret.NAME}",
+            ("" if ref is not None else f"make the whole tracking_uri {env_ref} and ")
+            + f"list {env_ref.name} in the keys of targets.kfp.mlflow_secret or mlflow_config_map (it is mounted "
+            "as MLFLOW_TRACKING_URI), or write the URI literally, or as exactly ${secret.NAME}",
         )
         return
 
