@@ -17,16 +17,14 @@ def pipegen_start_run(
     pipegen_run_date: str,
     alpha: float,
     n_samples: int,
-) -> NamedTuple('Outputs', [('run_id', str), ('experiment_id', str), ('tracking_uri', str)]):
+) -> NamedTuple('Outputs', [('run_id', str), ('experiment_id', str)]):
     'Create (or, on a retry, find) the MLflow run a training step logs into.'
     from collections import namedtuple
 
     from pipegen.runtime.step import run_step
 
     run = run_step('start_run', spec, params={'alpha': alpha, 'n_samples': n_samples}, run_id=pipegen_run_key, run_date=pipegen_run_date)
-    return namedtuple('Outputs', ['run_id', 'experiment_id', 'tracking_uri'])(
-        run['run_id'], run['experiment_id'], run['tracking_uri']
-    )
+    return namedtuple('Outputs', ['run_id', 'experiment_id'])(run['run_id'], run['experiment_id'])
 
 
 @dsl.component(base_image=BASE_IMAGE)
@@ -59,7 +57,6 @@ def train(
     n_samples: int,
     pipegen_mlflow_run_id: str,
     pipegen_mlflow_experiment_id: str,
-    pipegen_mlflow_tracking_uri: str,
 ) -> str:
     "train step 'train' of pipeline 'demo', run by pipegen.runtime."
     import json
@@ -68,11 +65,11 @@ def train(
 
     result = run_step(
         'local',
-        '{"command": ["python", "examples/train_demo.py", "--alpha", "$\\u007bparams.alpha\\u007d", "--samples", "$\\u007bparams.n_samples\\u007d"], "env": {}}',
+        '{"command": ["python", "examples/train_demo.py", "--alpha", "$\\u007bparams.alpha\\u007d", "--samples", "$\\u007bparams.n_samples\\u007d"], "env": {}, "tracking_uri": ""}',
         params={'alpha': alpha, 'n_samples': n_samples},
         run_id=pipegen_run_key,
         run_date=pipegen_run_date,
-        mlflow_run={'run_id': pipegen_mlflow_run_id, 'experiment_id': pipegen_mlflow_experiment_id, 'tracking_uri': pipegen_mlflow_tracking_uri},
+        mlflow_run={'run_id': pipegen_mlflow_run_id, 'experiment_id': pipegen_mlflow_experiment_id},
     )
     return json.dumps(result, sort_keys=True)
 
@@ -85,7 +82,6 @@ def quality(
     n_samples: int,
     pipegen_mlflow_run_id: str,
     pipegen_mlflow_experiment_id: str,
-    pipegen_mlflow_tracking_uri: str,
 ) -> bool:
     "evaluate step 'quality' of pipeline 'demo', run by pipegen.runtime."
     from pipegen.runtime.step import run_step
@@ -96,7 +92,7 @@ def quality(
         params={'alpha': alpha, 'n_samples': n_samples},
         run_id=pipegen_run_key,
         run_date=pipegen_run_date,
-        mlflow_run={'run_id': pipegen_mlflow_run_id, 'experiment_id': pipegen_mlflow_experiment_id, 'tracking_uri': pipegen_mlflow_tracking_uri},
+        mlflow_run={'run_id': pipegen_mlflow_run_id, 'experiment_id': pipegen_mlflow_experiment_id},
         retry={'backoff': 1.0, 'delay_seconds': 1, 'max_delay_seconds': None, 'retries': 1},
     )
     return bool(result['passed'])
@@ -110,7 +106,6 @@ def promote(
     n_samples: int,
     pipegen_mlflow_run_id: str,
     pipegen_mlflow_experiment_id: str,
-    pipegen_mlflow_tracking_uri: str,
 ) -> str:
     "promote step 'promote' of pipeline 'demo', run by pipegen.runtime."
     import json
@@ -123,7 +118,7 @@ def promote(
         params={'alpha': alpha, 'n_samples': n_samples},
         run_id=pipegen_run_key,
         run_date=pipegen_run_date,
-        mlflow_run={'run_id': pipegen_mlflow_run_id, 'experiment_id': pipegen_mlflow_experiment_id, 'tracking_uri': pipegen_mlflow_tracking_uri},
+        mlflow_run={'run_id': pipegen_mlflow_run_id, 'experiment_id': pipegen_mlflow_experiment_id},
     )
     return json.dumps(result, sort_keys=True)
 
@@ -163,7 +158,6 @@ def pipeline(
         n_samples=n_samples,
         pipegen_mlflow_run_id=train_run.outputs['run_id'],
         pipegen_mlflow_experiment_id=train_run.outputs['experiment_id'],
-        pipegen_mlflow_tracking_uri=train_run.outputs['tracking_uri'],
     )
     train_task.set_caching_options(False)
     train_task.set_retry(num_retries=1, backoff_duration='1s', backoff_factor=1.0)
@@ -178,7 +172,6 @@ def pipeline(
         n_samples=n_samples,
         pipegen_mlflow_run_id=train_run.outputs['run_id'],
         pipegen_mlflow_experiment_id=train_run.outputs['experiment_id'],
-        pipegen_mlflow_tracking_uri=train_run.outputs['tracking_uri'],
     )
     quality_task.set_caching_options(False)
     kubernetes.set_timeout(quality_task, 1201)
@@ -192,7 +185,6 @@ def pipeline(
             n_samples=n_samples,
             pipegen_mlflow_run_id=train_run.outputs['run_id'],
             pipegen_mlflow_experiment_id=train_run.outputs['experiment_id'],
-            pipegen_mlflow_tracking_uri=train_run.outputs['tracking_uri'],
         )
         promote_task.set_caching_options(False)
         promote_task.set_retry(num_retries=1, backoff_duration='1s', backoff_factor=1.0)

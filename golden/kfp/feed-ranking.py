@@ -40,16 +40,14 @@ def pipegen_start_run(
     pipegen_run_date: str,
     epochs: int,
     learning_rate: float,
-) -> NamedTuple('Outputs', [('run_id', str), ('experiment_id', str), ('tracking_uri', str)]):
+) -> NamedTuple('Outputs', [('run_id', str), ('experiment_id', str)]):
     'Create (or, on a retry, find) the MLflow run a training step logs into.'
     from collections import namedtuple
 
     from pipegen.runtime.step import run_step
 
     run = run_step('start_run', spec, params={'epochs': epochs, 'learning_rate': learning_rate}, run_id=pipegen_run_key, run_date=pipegen_run_date)
-    return namedtuple('Outputs', ['run_id', 'experiment_id', 'tracking_uri'])(
-        run['run_id'], run['experiment_id'], run['tracking_uri']
-    )
+    return namedtuple('Outputs', ['run_id', 'experiment_id'])(run['run_id'], run['experiment_id'])
 
 
 @dsl.component(base_image=BASE_IMAGE)
@@ -80,7 +78,6 @@ def engagement_ready(
 def train(
     pipegen_mlflow_run_id: str,
     pipegen_mlflow_experiment_id: str,
-    pipegen_mlflow_tracking_uri: str,
     arg_0_0: str,
     arg_1_0: str,
     arg_2_0: str,
@@ -94,7 +91,7 @@ def train(
     "train step 'train' of pipeline 'feed-ranking' in its own image."
     return dsl.ContainerSpec(
         image='registry.example.com/feed/train:1.4.2',
-        command=['sh', '-c', '_pg_d() { _pg_r=; _pg_s=$1; while :; do case $_pg_s in *%*) _pg_r=$_pg_r${_pg_s%%[%]*}; _pg_s=${_pg_s#*[%]}; case $_pg_s in 7B*) _pg_r=$_pg_r{;; 2F*) _pg_r=$_pg_r/;; *) _pg_r=$_pg_r%;; esac; _pg_s=${_pg_s#??};; *) break;; esac; done; _pg_v=$_pg_r$_pg_s; }; _pg_a0=; _pg_d "${4}"; _pg_a0=$_pg_a0$_pg_v; _pg_a1=; _pg_d "${5}"; _pg_a1=$_pg_a1$_pg_v; _pg_a2=; _pg_d "${6}"; _pg_a2=$_pg_a2$_pg_v; _pg_a3=; _pg_d "${7}"; _pg_a3=$_pg_a3$_pg_v; _pg_a4=; _pg_a4=$_pg_a4"${8}"; _pg_a5=; _pg_d "${9}"; _pg_a5=$_pg_a5$_pg_v; _pg_a6=; _pg_a6=$_pg_a6"${10}"; _pg_a7=; _pg_d "${11}"; _pg_a7=$_pg_a7$_pg_v; _pg_a8=; _pg_a8=$_pg_a8"${12}"; export MLFLOW_RUN_ID="${1}" MLFLOW_EXPERIMENT_ID="${2}" MLFLOW_TRACKING_URI="${3}"; set -- "$_pg_a0" "$_pg_a1" "$_pg_a2" "$_pg_a3" "$_pg_a4" "$_pg_a5" "$_pg_a6" "$_pg_a7" "$_pg_a8"; exec "$@"', 'pipegen', pipegen_mlflow_run_id, pipegen_mlflow_experiment_id, pipegen_mlflow_tracking_uri, arg_0_0, arg_1_0, arg_2_0, arg_3_0, arg_4_0, arg_5_0, arg_6_0, arg_7_0, arg_8_0],
+        command=['sh', '-c', '_pg_d() { _pg_r=; _pg_s=$1; while :; do case $_pg_s in *%*) _pg_r=$_pg_r${_pg_s%%[%]*}; _pg_s=${_pg_s#*[%]}; case $_pg_s in 7B*) _pg_r=$_pg_r{;; 2F*) _pg_r=$_pg_r/;; *) _pg_r=$_pg_r%;; esac; _pg_s=${_pg_s#??};; *) break;; esac; done; _pg_v=$_pg_r$_pg_s; }; _pg_a0=; _pg_d "${3}"; _pg_a0=$_pg_a0$_pg_v; _pg_a1=; _pg_d "${4}"; _pg_a1=$_pg_a1$_pg_v; _pg_a2=; _pg_d "${5}"; _pg_a2=$_pg_a2$_pg_v; _pg_a3=; _pg_d "${6}"; _pg_a3=$_pg_a3$_pg_v; _pg_a4=; _pg_a4=$_pg_a4"${7}"; _pg_a5=; _pg_d "${8}"; _pg_a5=$_pg_a5$_pg_v; _pg_a6=; _pg_a6=$_pg_a6"${9}"; _pg_a7=; _pg_d "${10}"; _pg_a7=$_pg_a7$_pg_v; _pg_a8=; _pg_a8=$_pg_a8"${11}"; export MLFLOW_RUN_ID="${1}" MLFLOW_EXPERIMENT_ID="${2}"; set -- "$_pg_a0" "$_pg_a1" "$_pg_a2" "$_pg_a3" "$_pg_a4" "$_pg_a5" "$_pg_a6" "$_pg_a7" "$_pg_a8"; exec "$@"', 'pipegen', pipegen_mlflow_run_id, pipegen_mlflow_experiment_id, arg_0_0, arg_1_0, arg_2_0, arg_3_0, arg_4_0, arg_5_0, arg_6_0, arg_7_0, arg_8_0],
     )
 
 
@@ -106,7 +103,6 @@ def quality(
     learning_rate: float,
     pipegen_mlflow_run_id: str,
     pipegen_mlflow_experiment_id: str,
-    pipegen_mlflow_tracking_uri: str,
 ) -> bool:
     "evaluate step 'quality' of pipeline 'feed-ranking', run by pipegen.runtime."
     from pipegen.runtime.step import run_step
@@ -117,7 +113,7 @@ def quality(
         params={'epochs': epochs, 'learning_rate': learning_rate},
         run_id=pipegen_run_key,
         run_date=pipegen_run_date,
-        mlflow_run={'run_id': pipegen_mlflow_run_id, 'experiment_id': pipegen_mlflow_experiment_id, 'tracking_uri': pipegen_mlflow_tracking_uri},
+        mlflow_run={'run_id': pipegen_mlflow_run_id, 'experiment_id': pipegen_mlflow_experiment_id},
         retry={'backoff': 2.0, 'delay_seconds': 300, 'max_delay_seconds': 3600, 'retries': 3},
     )
     return bool(result['passed'])
@@ -131,7 +127,6 @@ def promote(
     learning_rate: float,
     pipegen_mlflow_run_id: str,
     pipegen_mlflow_experiment_id: str,
-    pipegen_mlflow_tracking_uri: str,
 ) -> str:
     "promote step 'promote' of pipeline 'feed-ranking', run by pipegen.runtime."
     import json
@@ -144,7 +139,7 @@ def promote(
         params={'epochs': epochs, 'learning_rate': learning_rate},
         run_id=pipegen_run_key,
         run_date=pipegen_run_date,
-        mlflow_run={'run_id': pipegen_mlflow_run_id, 'experiment_id': pipegen_mlflow_experiment_id, 'tracking_uri': pipegen_mlflow_tracking_uri},
+        mlflow_run={'run_id': pipegen_mlflow_run_id, 'experiment_id': pipegen_mlflow_experiment_id},
     )
     return json.dumps(result, sort_keys=True)
 
@@ -186,7 +181,6 @@ def pipeline(
     train_task = train(
         pipegen_mlflow_run_id=train_run.outputs['run_id'],
         pipegen_mlflow_experiment_id=train_run.outputs['experiment_id'],
-        pipegen_mlflow_tracking_uri=train_run.outputs['tracking_uri'],
         arg_0_0='python',
         arg_1_0='-m',
         arg_2_0='feed.train',
@@ -218,7 +212,6 @@ def pipeline(
         learning_rate=learning_rate,
         pipegen_mlflow_run_id=train_run.outputs['run_id'],
         pipegen_mlflow_experiment_id=train_run.outputs['experiment_id'],
-        pipegen_mlflow_tracking_uri=train_run.outputs['tracking_uri'],
     )
     quality_task.set_caching_options(False)
     kubernetes.set_timeout(quality_task, 30900)
@@ -232,7 +225,6 @@ def pipeline(
             learning_rate=learning_rate,
             pipegen_mlflow_run_id=train_run.outputs['run_id'],
             pipegen_mlflow_experiment_id=train_run.outputs['experiment_id'],
-            pipegen_mlflow_tracking_uri=train_run.outputs['tracking_uri'],
         )
         promote_task.set_caching_options(False)
         promote_task.set_retry(num_retries=3, backoff_duration='300s', backoff_factor=2.0, backoff_max_duration='3600s')

@@ -39,16 +39,14 @@ def pipegen_start_run(
     pipegen_run_key: str,
     pipegen_run_date: str,
     max_depth: int,
-) -> NamedTuple('Outputs', [('run_id', str), ('experiment_id', str), ('tracking_uri', str)]):
+) -> NamedTuple('Outputs', [('run_id', str), ('experiment_id', str)]):
     'Create (or, on a retry, find) the MLflow run a training step logs into.'
     from collections import namedtuple
 
     from pipegen.runtime.step import run_step
 
     run = run_step('start_run', spec, params={'max_depth': max_depth}, run_id=pipegen_run_key, run_date=pipegen_run_date)
-    return namedtuple('Outputs', ['run_id', 'experiment_id', 'tracking_uri'])(
-        run['run_id'], run['experiment_id'], run['tracking_uri']
-    )
+    return namedtuple('Outputs', ['run_id', 'experiment_id'])(run['run_id'], run['experiment_id'])
 
 
 @dsl.component(base_image=BASE_IMAGE)
@@ -81,7 +79,6 @@ def train(
     max_depth: int,
     pipegen_mlflow_run_id: str,
     pipegen_mlflow_experiment_id: str,
-    pipegen_mlflow_tracking_uri: str,
 ) -> str:
     "train step 'train' of pipeline 'pricing', run by pipegen.runtime."
     import json
@@ -90,11 +87,11 @@ def train(
 
     result = run_step(
         'aws_batch',
-        '{"command": ["python", "-m", "pricing.train", "--date", "$\\u007brun.date\\u007d", "--max-depth", "$\\u007bparams.max_depth\\u007d"], "env": {}, "job": {"job_definition": "pricing-train:3", "job_name": "pricing-train", "job_queue": "ml-cpu-64", "region": "us-east-1", "resources": {"MEMORY": "262144", "VCPU": "64"}, "timeout_seconds": 21600}}',
+        '{"command": ["python", "-m", "pricing.train", "--date", "$\\u007brun.date\\u007d", "--max-depth", "$\\u007bparams.max_depth\\u007d"], "env": {}, "job": {"job_definition": "pricing-train:3", "job_name": "pricing-train", "job_queue": "ml-cpu-64", "region": "us-east-1", "resources": {"MEMORY": "262144", "VCPU": "64"}, "timeout_seconds": 21600}, "tracking_uri": "$\\u007benv.MLFLOW_TRACKING_URI\\u007d"}',
         params={'max_depth': max_depth},
         run_id=pipegen_run_key,
         run_date=pipegen_run_date,
-        mlflow_run={'run_id': pipegen_mlflow_run_id, 'experiment_id': pipegen_mlflow_experiment_id, 'tracking_uri': pipegen_mlflow_tracking_uri},
+        mlflow_run={'run_id': pipegen_mlflow_run_id, 'experiment_id': pipegen_mlflow_experiment_id},
     )
     return json.dumps(result, sort_keys=True)
 
@@ -106,7 +103,6 @@ def quality(
     max_depth: int,
     pipegen_mlflow_run_id: str,
     pipegen_mlflow_experiment_id: str,
-    pipegen_mlflow_tracking_uri: str,
 ) -> bool:
     "evaluate step 'quality' of pipeline 'pricing', run by pipegen.runtime."
     from pipegen.runtime.step import run_step
@@ -117,7 +113,7 @@ def quality(
         params={'max_depth': max_depth},
         run_id=pipegen_run_key,
         run_date=pipegen_run_date,
-        mlflow_run={'run_id': pipegen_mlflow_run_id, 'experiment_id': pipegen_mlflow_experiment_id, 'tracking_uri': pipegen_mlflow_tracking_uri},
+        mlflow_run={'run_id': pipegen_mlflow_run_id, 'experiment_id': pipegen_mlflow_experiment_id},
         retry={'backoff': 2.0, 'delay_seconds': 120, 'max_delay_seconds': 1800, 'retries': 2},
     )
     return bool(result['passed'])
@@ -130,7 +126,6 @@ def promote(
     max_depth: int,
     pipegen_mlflow_run_id: str,
     pipegen_mlflow_experiment_id: str,
-    pipegen_mlflow_tracking_uri: str,
 ) -> str:
     "promote step 'promote' of pipeline 'pricing', run by pipegen.runtime."
     import json
@@ -143,7 +138,7 @@ def promote(
         params={'max_depth': max_depth},
         run_id=pipegen_run_key,
         run_date=pipegen_run_date,
-        mlflow_run={'run_id': pipegen_mlflow_run_id, 'experiment_id': pipegen_mlflow_experiment_id, 'tracking_uri': pipegen_mlflow_tracking_uri},
+        mlflow_run={'run_id': pipegen_mlflow_run_id, 'experiment_id': pipegen_mlflow_experiment_id},
     )
     return json.dumps(result, sort_keys=True)
 
@@ -184,7 +179,6 @@ def pipeline(
         max_depth=max_depth,
         pipegen_mlflow_run_id=train_run.outputs['run_id'],
         pipegen_mlflow_experiment_id=train_run.outputs['experiment_id'],
-        pipegen_mlflow_tracking_uri=train_run.outputs['tracking_uri'],
     )
     train_task.set_caching_options(False)
     train_task.set_retry(num_retries=2, backoff_duration='120s', backoff_factor=2.0, backoff_max_duration='1800s')
@@ -198,7 +192,6 @@ def pipeline(
         max_depth=max_depth,
         pipegen_mlflow_run_id=train_run.outputs['run_id'],
         pipegen_mlflow_experiment_id=train_run.outputs['experiment_id'],
-        pipegen_mlflow_tracking_uri=train_run.outputs['tracking_uri'],
     )
     quality_task.set_caching_options(False)
     kubernetes.set_timeout(quality_task, 43560)
@@ -210,7 +203,6 @@ def pipeline(
         max_depth=max_depth,
         pipegen_mlflow_run_id=train_run.outputs['run_id'],
         pipegen_mlflow_experiment_id=train_run.outputs['experiment_id'],
-        pipegen_mlflow_tracking_uri=train_run.outputs['tracking_uri'],
     )
     promote_task.set_caching_options(False)
     promote_task.set_retry(num_retries=2, backoff_duration='120s', backoff_factor=2.0, backoff_max_duration='1800s')

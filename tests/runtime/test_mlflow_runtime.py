@@ -84,7 +84,7 @@ def test_plain_mlflow_start_run_logs_into_the_started_run(mlflow_server: MlflowS
         tracking_uri=mlflow_server.uri,
     )
     script = "import mlflow\nwith mlflow.start_run():\n    mlflow.log_metric('auc', 0.91)\n"
-    env = {**training_env(run), "PATH": "/usr/bin:/bin"}
+    env = {**training_env(run, mlflow_server.uri), "PATH": "/usr/bin:/bin"}
     subprocess.run([sys.executable, "-c", script], env=env, check=True, cwd=REPO, capture_output=True)
     logged = mlflow.MlflowClient(mlflow_server.uri).get_run(run["run_id"]).data.metrics
     assert logged == {"auc": 0.91}
@@ -250,7 +250,7 @@ def test_a_model_logged_by_name_registers_quietly(
         "    mlflow.log_metric('auc', 0.9)\n"
         "    mlflow.pyfunc.log_model(name='model', python_model=M(), pip_requirements=[])\n"
     )
-    env = {**training_env(run), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    env = {**training_env(run, mlflow_server.uri), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
     # The training job runs in its own image with full MLflow (the tools environment's Python here), not in
     # the runtime-only environment these tests may run in.
     subprocess.run([str(tool("python")), "-c", script], env=env, check=True, capture_output=True, timeout=300)

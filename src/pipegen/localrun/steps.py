@@ -105,7 +105,12 @@ class StepRunner:
         try:
             self.stop.check()
             detail = run_command(
-                self.pipeline.name, step, self.values, training_env(run), self.log_path(step), self.stop
+                self.pipeline.name,
+                step,
+                self.values,
+                training_env(run, self.tracking_uri),
+                self.log_path(step),
+                self.stop,
             )
         except Interrupted:
             self._close_run(run, "KILLED")
@@ -122,7 +127,7 @@ class StepRunner:
         from pipegen.runtime.start_run import close_run
 
         try:
-            close_run(run, status)
+            close_run(run, status, self.tracking_uri)
         except Exception as exc:  # noqa: BLE001 - the step's own outcome matters more than this bookkeeping
             self.on_note(f"could not close MLflow run {run['run_id']}: {exc}")
 

@@ -22,18 +22,22 @@ def prepare(spec: dict[str, Any], values: Values, *, target: str, tracking_uri: 
         run = start_step_run(
             start, target=target, run_key=values.run_id, tracking_uri=tracking_uri, params=dict(values.params)
         )
-        env.update(training_env(run))
-        out["run"] = {key: str(value) for key, value in run.items()}
+        # A pod whose tracking URI is a secret reads it from its secret_env entry (below), not from this result.
+        env.update(training_env(run, tracking_uri))
+        # Later steps read the run's ids; the tracking URI (it may hold credentials) stays out of the history.
+        out["run"] = {"run_id": str(run["run_id"]), "experiment_id": str(run["experiment_id"])}
     command = [values.string(arg) for arg in spec["command"]]
     service = spec["service"]
     if service == "batch":
         out["job"] = {"Command": command, "Environment": [{"Name": k, "Value": v} for k, v in sorted(env.items())]}
     elif service == "eks":
-        plain = [{"name": k, "value": v} for k, v in sorted(env.items())]
+        secret_env = spec.get("secret_env", {})
+        # A variable set from a secret is set from it only (one entry per name in a container's env).
+        plain = [{"name": k, "value": v} for k, v in sorted(env.items()) if k not in secret_env]
         # Secrets stay references the kubelet resolves; their values never pass through the state machine.
         secrets = [
             {"name": k, "valueFrom": {"secretKeyRef": {"name": ref["secret"], "key": ref["key"]}}}
-            for k, ref in sorted(spec.get("secret_env", {}).items())
+            for k, ref in sorted(secret_env.items())
         ]
         out["job"] = {"command": command, "env": plain + secrets}
     elif service == "sagemaker":

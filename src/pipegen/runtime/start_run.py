@@ -23,7 +23,11 @@ def start_run(
     git_commit: str | None = None,
     params: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Create the step's MLflow run, tagged for lineage; a retried call returns the same run."""
+    """Create the step's MLflow run, tagged for lineage; a retried call returns the same run.
+
+    The result is {"run_id", "experiment_id"}, never the tracking URI: it may hold ${secret.X} credentials, and
+    orchestrators store and show a task's result (XComs, KFP output parameters, Step Functions history).
+    """
     c = client(tracking_uri)
     uri = resolve_tracking_uri(tracking_uri)
     with reaching(uri, "starting the run"):
@@ -54,7 +58,7 @@ def start_run(
                 run_tags[tags.PARAMS] = redact(json.dumps(params, sort_keys=True, default=str))
             run = c.create_run(experiment_id, tags=run_tags, run_name=f"{pipeline}.{step}")
             run_id = run.info.run_id
-    return {"run_id": run_id, "experiment_id": experiment_id, "tracking_uri": uri}
+    return {"run_id": run_id, "experiment_id": experiment_id}
 
 
 def start_step_run(
@@ -73,24 +77,29 @@ def start_step_run(
     )
 
 
-def close_run(run: dict[str, Any], status: str) -> bool:
+def close_run(run: dict[str, Any], status: str, tracking_uri: str | None = None) -> bool:
     """End a training run its job left RUNNING (the job crashed, was killed, or never called end_run).
 
     status is FINISHED, FAILED or KILLED; a run the job ended itself keeps its own status. True when
-    this call ended it.
+    this call ended it. tracking_uri: as for training_env.
     """
-    c = client(str(run["tracking_uri"]))
-    with reaching(str(run["tracking_uri"]), f"closing run {run['run_id']}"):
+    uri = resolve_tracking_uri(tracking_uri or run.get("tracking_uri"))
+    c = client(uri)
+    with reaching(uri, f"closing run {run['run_id']}"):
         if c.get_run(str(run["run_id"])).info.status != "RUNNING":
             return False
         c.set_terminated(str(run["run_id"]), status)
     return True
 
 
-def training_env(run: dict[str, Any]) -> dict[str, str]:
-    """The environment a training process needs so that plain `mlflow.start_run()` logs into the run."""
+def training_env(run: dict[str, Any], tracking_uri: str | None = None) -> dict[str, str]:
+    """The environment a training process needs so that plain `mlflow.start_run()` logs into the run.
+
+    tracking_uri is the URI the calling task rendered itself (else run["tracking_uri"], else the task's
+    MLFLOW_TRACKING_URI): start_run's result does not carry it from task to task.
+    """
     return {
-        "MLFLOW_TRACKING_URI": str(run["tracking_uri"]),
+        "MLFLOW_TRACKING_URI": resolve_tracking_uri(tracking_uri or run.get("tracking_uri")),
         "MLFLOW_EXPERIMENT_ID": str(run["experiment_id"]),
         "MLFLOW_RUN_ID": str(run["run_id"]),
     }

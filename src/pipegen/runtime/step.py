@@ -111,7 +111,8 @@ def _run(
         if mlflow_run:
             from pipegen.runtime.start_run import training_env
 
-            env.update(training_env(mlflow_run))
+            # Rendered here, from this task's own secrets and environment: start_run's result has no URI.
+            env.update(training_env(mlflow_run, tracking_uri))
         command = [values.string(a) for a in spec["command"]]
         return _command(kind, spec, values, command, env)
     if kind == "evaluate":

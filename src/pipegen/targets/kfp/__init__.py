@@ -10,7 +10,7 @@ from pipegen.render import render
 from pipegen.resolve import Pipeline
 from pipegen.targets.base import Support, Target
 from pipegen.targets.kfp import schedule
-from pipegen.targets.kfp.checks import limits, mlflow_settings, runtime_image
+from pipegen.targets.kfp.checks import limits, mlflow_settings, runtime_image, tracking_placement
 from pipegen.targets.kfp.ir import compile_ir
 from pipegen.targets.kfp.lowering import Lowering
 from pipegen.targets.kfp.names import MLFLOW_INPUTS, RUN_DATE, RUN_KEY, escaped_json, ident
@@ -60,6 +60,7 @@ class KfpTarget(Target):
             *limits(pipeline),
             *runtime_image(pipeline, options),
             *mlflow_settings(pipeline, options),
+            *tracking_placement(pipeline, options),
             *schedule.check(pipeline, options),
         ]
 

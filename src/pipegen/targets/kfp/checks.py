@@ -8,8 +8,10 @@ from pipegen.diagnostics import Diagnostic, diag
 from pipegen.expr import Ref, parse_template
 from pipegen.resolve import Pipeline
 from pipegen.spec import KubernetesBackend
+from pipegen.targets.kfp.containers import tracking_source
 from pipegen.targets.kfp.names import WORKSPACE_PATH, step_refs
 from pipegen.targets.kfp.options import KfpOptions
+from pipegen.targets.tracking_secret import tracking_secret
 
 # Text kfp replaces in the string value of any task input, whatever put it there: its placeholders' opening
 # (kfp.local's resolver substitutes `{{$}}`, `{{$.pipeline_job_uuid}}`, `{{$.inputs.parameters['x']}}`...
@@ -24,7 +26,10 @@ def runtime_steps(pipeline: Pipeline) -> list[str]:
 
 def uses_run_context(pipeline: Pipeline) -> bool:
     """Whether any step reads ${run.id} or ${run.date}, which the pipegen_context runtime component computes."""
-    return any(r.namespace == "run" for s in pipeline.steps for r in step_refs(s))
+    uri = pipeline.tracking_uri.refs if pipeline.tracking_uri is not None else ()
+    return any(r.namespace == "run" for r in uri) or any(
+        r.namespace == "run" for s in pipeline.steps for r in step_refs(s)
+    )
 
 
 def runtime_image(pipeline: Pipeline, options: KfpOptions) -> Iterator[Diagnostic]:
@@ -81,6 +86,35 @@ def mlflow_settings(pipeline: Pipeline, options: KfpOptions) -> Iterator[Diagnos
         f"mount it from a Kubernetes secret or config map: targets: {{kfp: {{mlflow_secret: {{name: mlflow, keys: "
         f"[{variable}]}}}}}} (add the credentials' keys, e.g. MLFLOW_TRACKING_TOKEN)",
     )
+
+
+def tracking_placement(pipeline: Pipeline, options: KfpOptions) -> Iterator[Diagnostic]:
+    """Where a training container's MLFLOW_TRACKING_URI can come from (start_run does not hand the URI on).
+
+    A secret follows the shared rule (tracking_secret); ${env.X} is the pod's environment, which a container
+    has only from targets.kfp.mlflow_secret / mlflow_config_map (or its image, for MLFLOW_TRACKING_URI itself).
+    """
+    yield from tracking_secret(pipeline, "kfp")
+    uri = pipeline.tracking_uri
+    if uri is None or not any(r.namespace == "env" for r in uri.refs):
+        return
+    ref = uri.single_ref
+    if ref is not None and (ref.name == "MLFLOW_TRACKING_URI" or tracking_source(pipeline, options) is not None):
+        return  # mounted as MLFLOW_TRACKING_URI, or (PG702 from mlflow_settings) left to the image
+    for step in pipeline.steps:
+        if step.kind != "train" or not isinstance(step.backend, KubernetesBackend):
+            continue
+        env_ref = next(r for r in uri.refs if r.namespace == "env")
+        yield diag(
+            "PG602",
+            f"target 'kfp' cannot give container training step '{step.name}' the tracking URI: its pod does not "
+            f"see the environment {env_ref} would come from",
+            pipeline.source_map.value(("mlflow", "tracking_uri")),
+            ("" if ref is not None else f"make the whole tracking_uri {env_ref} and ")
+            + f"list {env_ref.name} in the keys of targets.kfp.mlflow_secret or mlflow_config_map (it is mounted "
+            "as MLFLOW_TRACKING_URI), or write the URI literally, or as exactly ${secret.NAME}",
+        )
+        return
 
 
 def limits(pipeline: Pipeline) -> Iterator[Diagnostic]:

@@ -41,8 +41,7 @@ class RuntimeComponents:
         mlflow_arg = ""
         if mlflow:
             mlflow_arg = (
-                ",\n        mlflow_run={'run_id': pipegen_mlflow_run_id, 'experiment_id': pipegen_mlflow_experiment_id, "
-                "'tracking_uri': pipegen_mlflow_tracking_uri}"
+                ",\n        mlflow_run={'run_id': pipegen_mlflow_run_id, 'experiment_id': pipegen_mlflow_experiment_id}"
             )
         # evaluate answers with one bool (dsl.If reads it; kfp.local cannot branch on a NamedTuple field);
         # the other steps return their JSON result.
@@ -76,16 +75,15 @@ class RuntimeComponents:
         return Component("pipegen_clock", "lightweight", [], "str", py(doc), body)
 
     def _start_run_component(self) -> Component:
-        returns = "NamedTuple('Outputs', [('run_id', str), ('experiment_id', str), ('tracking_uri', str)])"
+        # Not the tracking URI (it may hold credentials): output parameters are stored and shown as plain data.
+        returns = "NamedTuple('Outputs', [('run_id', str), ('experiment_id', str)])"
         body = [
             "from collections import namedtuple",
             "",
             "from pipegen.runtime.step import run_step",
             "",
             f"run = run_step('start_run', spec, params={self._params_dict()}, run_id=pipegen_run_key, run_date=pipegen_run_date)",
-            "return namedtuple('Outputs', ['run_id', 'experiment_id', 'tracking_uri'])(",
-            "    run['run_id'], run['experiment_id'], run['tracking_uri']",
-            ")",
+            "return namedtuple('Outputs', ['run_id', 'experiment_id'])(run['run_id'], run['experiment_id'])",
         ]
         inputs = [("spec", "str"), *self._common_inputs()]
         return Component(

@@ -9,6 +9,7 @@ from pipegen.spec import KubernetesBackend
 from pipegen.spec.limits import quantity_value
 from pipegen.targets.base import kubernetes_name
 from pipegen.targets.kfp.names import MLFLOW_INPUTS, ident, is_secret, kfp_text
+from pipegen.targets.kfp.options import KfpOptions
 from pipegen.targets.kfp.view import Component
 
 # sh: _pg_v becomes $1 with kfp_text's escapes undone (%25 -> %, %7B -> {, %2F -> /), left to right.
@@ -30,11 +31,56 @@ def kfp_cpu(cpu: float | str) -> str:
     return str(millicores // 1000) if millicores % 1000 == 0 else f"{millicores}m"
 
 
+def tracking_source(pipeline: Pipeline, options: KfpOptions) -> tuple[str, str, str] | None:
+    """Where a tracking URI that is exactly ${env.X} comes from in a pod: ("secret" or "config_map", name, X).
+
+    None when the URI is not exactly ${env.X} or neither targets.kfp.mlflow_secret nor mlflow_config_map has X.
+    """
+    uri = pipeline.tracking_uri
+    ref = uri.single_ref if uri is not None else None
+    if ref is None or ref.namespace != "env":
+        return None
+    for kind, source in (("secret", options.mlflow_secret), ("config_map", options.mlflow_config_map)):
+        if source is not None and ref.name in source.keys:
+            return kind, source.name, ref.name
+    return None
+
+
 class ContainerSteps:
     """The part of the lowering that builds container components and their kfp-kubernetes settings."""
 
     p: Pipeline
+    options: KfpOptions
     uses_kubernetes: bool
+
+    def _container_env(self, step: ResolvedStep, backend: KubernetesBackend) -> dict[str, str]:
+        """The pod's environment as spec strings: the backend's, the step's, and a training step's tracking URI.
+
+        The URI is the spec's, set here (start_run does not hand it on: it may hold credentials): as text built
+        from inputs, or exactly ${secret.NAME} from the Kubernetes secret. From ${env.X} it is mounted from
+        targets.kfp.mlflow_secret / mlflow_config_map (_tracking_mount); checks.tracking_secret refuses the rest.
+        """
+        env = {**backend.env, **step.body.env}
+        uri = self.p.tracking_uri
+        if step.kind != "train" or uri is None:
+            return env
+        if any(r.namespace == "env" for r in uri.refs):
+            if tracking_source(self.p, self.options) is not None:  # mounted as MLFLOW_TRACKING_URI: the spec's wins
+                env.pop("MLFLOW_TRACKING_URI", None)
+            return env
+        return env | {"MLFLOW_TRACKING_URI": str(self.p.spec.mlflow.tracking_uri)}
+
+    def _tracking_mount(self, var: str) -> str | None:
+        """kfp-kubernetes mounting ${env.X} of targets.kfp.mlflow_secret / mlflow_config_map as MLFLOW_TRACKING_URI.
+
+        None when X is MLFLOW_TRACKING_URI itself (TaskSettings._mlflow_env mounts it under its own name) or
+        when neither source has X (checks.tracking_secret).
+        """
+        found = tracking_source(self.p, self.options)
+        if found is None or found[2] == "MLFLOW_TRACKING_URI":
+            return None
+        kind, name, key = found
+        return f"kubernetes.use_{kind}_as_env({var}, {kind}_name={py(name)}, {kind}_key_to_env={{{py(key)}: 'MLFLOW_TRACKING_URI'}})"
 
     def _container(
         self, step: ResolvedStep, backend: KubernetesBackend, mlflow: bool
@@ -47,7 +93,7 @@ class ContainerSteps:
         ${...} reference is an input of its own that sh appends as it is.
         """
         body = step.body
-        env = {**backend.env, **body.env}
+        env = self._container_env(step, backend)
         plain_env = sorted((k, v) for k, v in env.items() if not is_secret(v))
         # KFP substitutes `{{$.inputs.parameters['NAME']}}` one input at a time, also inside values already
         # substituted (a run's parameter value); so input names must not be ones the step's own text mentions.
@@ -61,9 +107,7 @@ class ContainerSteps:
         script = [_DECODE]
         exports: list[str] = []
         if mlflow:
-            for name, var in zip(
-                MLFLOW_INPUTS, ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_TRACKING_URI"), strict=True
-            ):
+            for name, var in zip(MLFLOW_INPUTS, ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID"), strict=True):
                 inputs.append((name, "str"))
                 exports.append(f'{var}="${{{len(inputs)}}}"')
         for i, (key, value) in enumerate(plain_env):
@@ -112,7 +156,11 @@ class ContainerSteps:
 
     def _kubernetes_settings(self, step: ResolvedStep, backend: KubernetesBackend, var: str) -> list[str]:
         out: list[str] = []
-        env = {**backend.env, **step.body.env}
+        env = self._container_env(step, backend)
+        mount = self._tracking_mount(var) if step.kind == "train" else None
+        if mount is not None:
+            self.uses_kubernetes = True
+            out.append(mount)
         for key, value in sorted(env.items()):
             ref = parse_template(value).single_ref
             if ref is not None and ref.namespace == "secret":

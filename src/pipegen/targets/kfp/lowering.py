@@ -98,7 +98,6 @@ class Lowering(ContainerSteps, RuntimeComponents, TaskSettings):
             kwargs += [
                 ("pipegen_mlflow_run_id", f"{mlflow_from}.outputs['run_id']"),
                 ("pipegen_mlflow_experiment_id", f"{mlflow_from}.outputs['experiment_id']"),
-                ("pipegen_mlflow_tracking_uri", f"{mlflow_from}.outputs['tracking_uri']"),
             ]
         kwargs += extra or []
         settings = self._settings(step, var)
@@ -165,7 +164,11 @@ class Lowering(ContainerSteps, RuntimeComponents, TaskSettings):
                 run_var,
                 "pipegen_start_run",
                 [("spec", py(escaped_json(start))), *self._common_kwargs()],
-                [f"{run_var}.set_caching_options(False)", *self._mlflow_env(run_var)]
+                [
+                    f"{run_var}.set_caching_options(False)",
+                    *self._mlflow_env(run_var),
+                    *self._runtime_secret_env(run_var, self._tracking_secrets()),
+                ]
                 + [f"{run_var}.after({ident(u)}_task)" for u in step.upstream],
                 step=step.name,
             )
@@ -211,6 +214,9 @@ class Lowering(ContainerSteps, RuntimeComponents, TaskSettings):
                 "max_runtime_seconds": step.policy.timeout or 86400,
                 "timeout_seconds": step.policy.timeout,
             }
+        if mlflow_from:
+            # The job's MLFLOW_TRACKING_URI, rendered in this task (checks.tracking_secret keeps secrets out of AWS jobs).
+            spec["tracking_uri"] = self._tracking()
         component = self._runtime_component(step, kind, spec, mlflow=mlflow_from is not None)
         call = self._call(step, mlflow_from)
         if mlflow_from:

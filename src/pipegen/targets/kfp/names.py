@@ -15,7 +15,9 @@ RUN_KEY, RUN_DATE = "pipegen_run_key", "pipegen_run_date"
 WAIT_STARTED = "pipegen_wait_started"
 # kfp.local replaces this path (kfp.dsl.constants.WORKSPACE_MOUNT_PATH) in every command and input string.
 WORKSPACE_PATH = "/kfp-workspace"
-MLFLOW_INPUTS = ("pipegen_mlflow_run_id", "pipegen_mlflow_experiment_id", "pipegen_mlflow_tracking_uri")
+# start_run's outputs a training, evaluate or promote task takes. Not the tracking URI: an output parameter is
+# stored in ML Metadata and shown in the UI, and the URI may hold credentials; each task renders it itself.
+MLFLOW_INPUTS = ("pipegen_mlflow_run_id", "pipegen_mlflow_experiment_id")
 _TAKEN = {
     "dsl",
     "kubernetes",

@@ -46,7 +46,19 @@ class TaskSettings:
             if isinstance(step.backend, KubernetesBackend)
             else {r.name for r in step_refs(step) if r.namespace == "secret"}
         )
-        for name in sorted(runtime_secrets):
+        if step.kind in ("train", "evaluate", "promote") and not isinstance(step.backend, KubernetesBackend):
+            runtime_secrets |= self._tracking_secrets()
+        return out + self._runtime_secret_env(var, runtime_secrets)
+
+    def _tracking_secrets(self) -> set[str]:
+        """The secrets mlflow.tracking_uri reads: every task that renders it mounts them."""
+        uri = self.p.tracking_uri
+        return {r.name for r in uri.refs if r.namespace == "secret"} if uri is not None else set()
+
+    def _runtime_secret_env(self, var: str, names: set[str]) -> list[str]:
+        """Mount each secret as PIPEGEN_SECRET_<NAME>, where a runtime component reads it."""
+        out = []
+        for name in sorted(names):
             self.uses_kubernetes = True
             out.append(
                 f"kubernetes.use_secret_as_env({var}, secret_name={py(kubernetes_name(name))}, "

@@ -13,6 +13,7 @@ from pipegen.spec import AwsBatchBackend, KubernetesBackend, SageMakerBackend
 from pipegen.targets.eventbridge import schedule_problems
 from pipegen.targets.stepfunctions.layout import definition_text
 from pipegen.targets.stepfunctions.options import StepFunctionsOptions
+from pipegen.targets.tracking_secret import tracking_secret
 
 # The service caps a definition at 1 MiB, and the API request carrying it (as an escaped JSON string,
 # beside the name, role, logging and tags, for which some room is kept) at 1 MiB too.
@@ -22,7 +23,10 @@ REQUEST_ROOM = 8_192
 
 
 def limits(pipeline: Pipeline, options: StepFunctionsOptions) -> Iterator[Diagnostic]:
+    """Jobs, secrets and node selectors the state machine cannot run or would write into its history."""
     yield from schedule_problems(pipeline)
+    # prepare puts the rendered URI into a Batch/SageMaker job's Environment (in the execution history).
+    yield from tracking_secret(pipeline, "stepfunctions")
     for step in pipeline.steps:
         backend = step.backend
         if not isinstance(backend, AwsBatchBackend | SageMakerBackend | KubernetesBackend):

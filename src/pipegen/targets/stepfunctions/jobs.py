@@ -65,6 +65,12 @@ class JobStates:
                 if ref is not None and ref.namespace == "secret":
                     secret_env[key] = {"secret": kubernetes_name(ref.name), "key": ref.name}
                     del env[key]
+            uri = self.p.tracking_uri
+            tracking = uri.single_ref if uri is not None and step.kind == "train" else None
+            if tracking is not None and tracking.namespace == "secret":
+                # The pod reads the tracking URI from the Kubernetes secret: prepare leaves it out of the request.
+                env.pop("MLFLOW_TRACKING_URI", None)
+                secret_env["MLFLOW_TRACKING_URI"] = {"secret": kubernetes_name(tracking.name), "key": tracking.name}
         service = (
             "batch"
             if isinstance(backend, AwsBatchBackend)
