@@ -118,6 +118,18 @@ class Target(ABC):
                     f"{self.title} supports gate checks: {', '.join(self.support.gates)}",
                 )
 
+        # A notification a target does not send is said, never dropped silently (support.features lists the
+        # ones each target sends).
+        for event, when in (("on_failure", "fails"), ("on_success", "succeeds")):
+            if getattr(pipeline.spec.notify, event) and f"notify.{event}" not in self.support.features:
+                yield diag(
+                    "PG702",
+                    f"target '{self.name}' does not send notify.{event}: no webhook is posted when the run {when}",
+                    pipeline.source_map.value(("notify", event)),
+                    f"alert from {self.title}'s own run notifications (`pipegen targets` lists the targets that "
+                    "send it)",
+                )
+
     def finish(self, outputs: list[Output], flags: frozenset[str]) -> list[Output]:
         """A last pass over the rendered files for command-line flags (e.g. kfp's --ir); none by default."""
         return outputs
