@@ -62,7 +62,8 @@ def prepare_request(definition: str) -> dict[str, Any]:
     states = json.loads(definition)["States"]
     state = states["train"]
     args = state.get("Arguments", state.get("Parameters"))["Payload"]["args"]
-    spec: dict[str, Any] = args["spec"]
+    # JSONPath requests carry the spec as one JSON string (spec_json), JSONata ones as an object.
+    spec: dict[str, Any] = json.loads(args["spec_json"]) if "spec_json" in args else args["spec"]
     return spec
 
 
