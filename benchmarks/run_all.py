@@ -170,8 +170,7 @@ def report() -> str:
             "",
             f"Peak resident set (ru_maxrss) and wall time of `pipegen compile -t TARGET` in a fresh process; importing "
             f"the CLI alone peaks at {floors['pipegen_import_peak_mib']:,.0f} MiB. (PG602): the target refuses the "
-            "definition (over Step Functions' 1 MiB) after building it, so the figure is the whole lowering. The "
-            "10,000-step spec passes the loader's 100,000-value guard only because the benchmark raises it.",
+            "definition (over Step Functions' 1 MiB) after building it, so the figure is the whole lowering.",
         ]
     slope = max(float(v) for k, v in growth.items() if k.endswith("_largest_vs_100"))
     linear = slope <= 1.5
