@@ -63,6 +63,19 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
     shared.stop()
 
 
+# Engines left out of one scenario because the local stand-in for the engine cannot run it (not a pipegen
+# difference; docs/migrating.md lists them).
+LEFT_OUT: dict[str, dict[str, str]] = {
+    "retry_once": {
+        "stepfunctions": (
+            "moto 5.2.5's executor times a retried batch:submitJob.sync out ~50 ms after resubmitting it "
+            "(States.Timeout; its clock keeps the first attempt's start), where Step Functions gives each attempt "
+            "its own TimeoutSeconds"
+        )
+    },
+}
+
+
 def scenario_params() -> list[Any]:
     marks = {name: pytest.mark.xfail(reason=reason, strict=True) for name, reason in KNOWN.items()}
     return [pytest.param(p.stem, marks=marks.get(p.stem, ()), id=p.stem) for p in sorted(SCENARIOS.glob("*.yaml"))]
@@ -73,7 +86,8 @@ def test_engines_agree(scenario: str, services: Services, tmp_path: Path) -> Non
     spec = str(SCENARIOS / f"{scenario}.yaml")
     options = RUNS.get(scenario, {})
     scheduled = scheduled_instant(spec, options["date"]) if "date" in options else None
-    run = run_spec(spec, services, services.engines, options.get("params", {}), scheduled, tmp_path)
+    engines = [e for e in services.engines if e not in LEFT_OUT.get(scenario, {})]
+    run = run_spec(spec, services, engines, options.get("params", {}), scheduled, tmp_path)
     print(run.report())
     if len(run.results) < 2:
         pytest.skip(f"fewer than two engines can run {scenario} here: {run.skipped}")
