@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -16,6 +15,7 @@ import pytest
 from pipegen.compiler import compile_checked
 from pipegen.frontend import check_source
 from pipegen.loader import Source
+from tests.airflow.test_template_injection import strings
 from tests.hostile import HOSTILE_TEXT, dump, hostile_spec
 
 # What Airflow would put in place of the hostile text's Jinja if it evaluated it: {{ 7*7 }} and a Variable.
@@ -23,20 +23,6 @@ LEAK = "VAR-LEAK-VALUE"
 # The part of the hostile text every literal rendering keeps whole.
 CORE = "{{ 7*7 }}{{ var.value.HIDDEN }}{% raw %} {{$}}"
 PARAM = "P!"
-
-
-def strings(value: Any) -> Iterator[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for k, v in value.items():
-            yield from strings(k)
-            yield from strings(v)
-    elif isinstance(value, list | tuple | set):
-        for v in value:
-            yield from strings(v)
-    elif hasattr(value, "to_dict"):  # kubernetes client models (env vars)
-        yield from strings(value.to_dict())
 
 
 def rendered_tasks(dags_folder: Path, backend: str) -> list[tuple[str, dict[str, Any]]]:
