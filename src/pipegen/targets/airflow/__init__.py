@@ -59,6 +59,7 @@ class AirflowTarget(Target):
             "evaluate on_fail: fail": "@task that fails without retry",
             "promote": "runtime @task",
             "notify.on_failure": "DAG on_failure_callback",
+            "notify.on_success": "DAG on_success_callback (every task succeeded or was skipped: a skipped promotion too)",
             "${run.date} / ${run.id}": "the logical date (the trigger time without one) in the schedule's timezone"
             " / {{ run_id }}",
             "${env.X}": "the worker's environment variable X at render time",

@@ -6,10 +6,15 @@ import itertools
 
 from pipegen.render import py
 from pipegen.resolve import ResolvedStep
+from pipegen.spec import Notify
 from pipegen.targets.airflow.backends import BackendLowering
-from pipegen.targets.airflow.view import Task, View, kw, sorted_imports, var_name
+from pipegen.targets.airflow.view import Callback, Task, View, kw, sorted_imports, var_name
 from pipegen.targets.airflow_expr import JOB_NAME_MACRO, RUN_DATE_MACRO, SECRET_MACRO
 from pipegen.targets.base import header_lines
+
+# The run's end, told to the spec's notify lists by DAG-level callbacks: Airflow calls on_success_callback when
+# every leaf task succeeded or was skipped (an evaluation's `on_fail: skip` included), as `pipegen run` does.
+CALLBACKS = (Callback("failure", "failed", "failed"), Callback("success", "succeeded", "successful"))
 
 
 class Lowering(BackendLowering):
@@ -27,13 +32,13 @@ class Lowering(BackendLowering):
             # Rendered by Airflow in each runtime task; empty means the worker's MLFLOW_TRACKING_URI.
             ("TRACKING_URI", self.tracking_uri()),
         ]
-        if self.p.spec.notify.on_failure:
-            constants.append(("FAILURE_WEBHOOKS", self.failure_webhooks()))
+        callbacks = [c for c in CALLBACKS if self.notify_list(c)]
+        constants += [(c.webhooks, self.webhooks(c)) for c in callbacks]
         dag_kwargs = self.dag_kwargs()
         if self.helpers & {"run_date", "timezone"}:
             # ${run.date} is the date in the schedule's timezone, as on every target.
             constants.append(("TIMEZONE", py(self.p.schedule.timezone if self.p.schedule else "UTC")))
-        if self.helpers - {"notify_failure", "run_date", "job_name", "secret", "timezone"}:
+        if self.helpers - {"run_date", "job_name", "secret", "timezone"}:
             # Only when used: `task` is lazy in airflow.sdk and its first use imports ~25 modules, which
             # every forked parse of the DAG processor would pay (see BENCHMARKS.md).
             self.imports.add("from airflow.sdk import task")
@@ -47,6 +52,7 @@ class Lowering(BackendLowering):
             dag_kwargs=dag_kwargs,
             tasks=tasks,
             edges=edges,
+            callbacks=callbacks,
         )
 
     def default_args(self) -> list[tuple[str, str]]:
@@ -98,9 +104,7 @@ class Lowering(BackendLowering):
             macros.append(f'"{JOB_NAME_MACRO}": _job_name')
         if macros:
             out.append(("user_defined_macros", "{" + ", ".join(macros) + "}"))
-        if spec.notify.on_failure:
-            self.helpers.add("notify_failure")
-            out.append(("on_failure_callback", "_notify_failure"))
+        out += [(f"on_{c.word}_callback", c.function) for c in CALLBACKS if self.notify_list(c)]
         return out
 
     # ---- steps -----------------------------------------------------------------------------
@@ -193,5 +197,11 @@ class Lowering(BackendLowering):
             )
         ]
 
-    def failure_webhooks(self) -> str:
-        return "[" + ", ".join(self.value(n.webhook) for n in self.p.spec.notify.on_failure) + "]"
+    def notify_list(self, callback: Callback) -> list[Notify]:
+        """The spec's notify.on_<word> webhooks."""
+        hooks: list[Notify] = getattr(self.p.spec.notify, f"on_{callback.word}")
+        return hooks
+
+    def webhooks(self, callback: Callback) -> str:
+        """The callback's webhook URLs as Airflow templates (rendered in the callback, secrets through _secret)."""
+        return "[" + ", ".join(self.value(n.webhook) for n in self.notify_list(callback)) + "]"

@@ -25,6 +25,7 @@ _TAKEN = {
     "TRACKING_URI",
     "TIMEZONE",
     "FAILURE_WEBHOOKS",
+    "SUCCESS_WEBHOOKS",
     "dag",
     "annotations",
 }
@@ -40,6 +41,25 @@ class Task:
     comment: str = ""
 
 
+@dataclass(frozen=True)
+class Callback:
+    """A DAG-level callback posting the run's end to one notify list: `on_<word>_callback=_notify_<word>`."""
+
+    word: str  # "failure" | "success": names the spec key, the callback, its DAG argument and its constant
+    event: str  # what the message says: "failed" | "succeeded"
+    run: str  # how the docstring names the run
+
+    @property
+    def function(self) -> str:
+        """The module-level function Airflow calls."""
+        return f"_notify_{self.word}"
+
+    @property
+    def webhooks(self) -> str:
+        """The module constant holding the webhook URLs as Airflow templates."""
+        return f"{self.word.upper()}_WEBHOOKS"
+
+
 @dataclass
 class View:
     """Everything the DAG template lays out, as pre-rendered Python source."""
@@ -53,6 +73,7 @@ class View:
     dag_kwargs: list[tuple[str, str]]
     tasks: list[Task] = field(default_factory=list)
     edges: list[str] = field(default_factory=list)
+    callbacks: list[Callback] = field(default_factory=list)
 
 
 def var_name(step: str) -> str:
