@@ -38,5 +38,5 @@ def test_each_unsent_notification_is_a_located_warning() -> None:
         "run succeeds; hint: alert from Kubeflow Pipelines v2's own run notifications (`pipegen targets` lists the "
         "targets that send it)",
     ]
-    # Airflow sends both (its DAG callbacks).
+    # Airflow sends both (its DAG callbacks); Step Functions too (tests/stepfunctions/test_notify_success.py).
     assert warnings("airflow") == []

@@ -163,10 +163,11 @@ def step_action(
     context is the execution's {"params", "run_id", "run_date"}, built by the state machine's first states;
     failure is what a Catch recorded ({"Error", "Cause"}), told to the failure notification.
     """
-    if failure is not None:
-        # "run" as the Airflow DAG and `pipegen run` name it in their failure notifications.
+    if kind == "notify":
+        # "run" as the Airflow DAG and `pipegen run` name it in their notifications, failed or succeeded.
         message = {**spec["message"], "run": context["run_id"]}
-        message |= {"error": str(failure.get("Error", "")), "cause": str(failure.get("Cause", ""))}
+        if failure is not None:
+            message |= {"error": str(failure.get("Error", "")), "cause": str(failure.get("Cause", ""))}
         spec = {**spec, "message": message}
     return run_step(
         kind,

@@ -36,6 +36,7 @@ from pipegen.targets.stepfunctions.options import (
     LAMBDA_MAX_SECONDS,
     LAMBDA_RETRIER,
     NOTIFY_FAILURE,
+    NOTIFY_SUCCESS,
     EksCluster,
     StepFunctionsOptions,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "MAX_DEFINITION_BYTES",
     "MAX_REQUEST_BYTES",
     "NOTIFY_FAILURE",
+    "NOTIFY_SUCCESS",
     "REQUEST_ROOM",
     "TARGET",
     "EksCluster",
@@ -83,6 +85,8 @@ class StepFunctionsTarget(Target):
             "evaluate": "runtime Lambda + Choice (skip: later steps skipped, run succeeds; fail: Fail state)",
             "promote": "runtime Lambda",
             "notify.on_failure": "Catch on every task -> runtime Lambda notification -> Fail",
+            "notify.on_success": "every successful end (a skipped promotion's too) -> runtime Lambda notification"
+            " -> Succeed (a failed notification is caught: the run still succeeds)",
             "${run.id} / ${run.date}": "execution name / scheduled time's date in the schedule's timezone (start date"
             " for manual runs; a runtime Lambda state when the timezone is not UTC)",
             "${params.X} / ${env.X}": "rendered by the runtime Lambda (env: the Lambda's environment)",

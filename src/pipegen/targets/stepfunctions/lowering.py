@@ -21,13 +21,13 @@ from pipegen import __version__
 from pipegen.resolve import Pipeline, ResolvedStep
 from pipegen.targets.asl import LAMBDA_INVOKE, Dialect, LocalDate, Shared, Slot
 from pipegen.targets.base import promote_request
+from pipegen.targets.stepfunctions.ends import end_states, failure_entry, success_entry
 from pipegen.targets.stepfunctions.jobs import JobStates
 from pipegen.targets.stepfunctions.options import (
     DONE,
     FAILED,
     LAMBDA_MAX_SECONDS,
     LAMBDA_RETRIER,
-    NOTIFY_FAILURE,
     StepFunctionsOptions,
 )
 from pipegen.targets.stepfunctions.plan import Par, Seq, plan
@@ -74,7 +74,9 @@ class Lowering(JobStates):
         # Each step's branch path: (parallel name, branch index) pairs from the top level in.
         self.scope: dict[str, tuple[tuple[str, int], ...]] = {}
         self.names: set[str] = set()
-        self.fail_entry = NOTIFY_FAILURE if pipeline.spec.notify.on_failure else FAILED
+        self.fail_entry = failure_entry(pipeline)
+        # Where the run's successful ends go: DONE, or the success notification first.
+        self.done_entry = success_entry(pipeline)
         self.states: dict[str, dict[str, Any]] = {}
         self.prev: dict[str, str | None] = {}
         self._current = ""
@@ -99,9 +101,8 @@ class Lowering(JobStates):
         context = self.d.context_states(dict(sorted(spec.params.items())), shared, first, local_date)
         self.states.update(context)
         self._sequence(self.plan, (), self.states, None)
-        self._failure_states()
-        if any(_goes_to(state, DONE) for state in self.states.values()):
-            self.states[DONE] = {"Type": "Succeed", "Comment": "Ends the run without the steps an evaluation skipped."}
+        done_reached = any(_goes_to(state, DONE) for state in self.states.values())
+        self.states.update(end_states(self.p, self.d, self._notification, done_reached))
         return {
             "Comment": comment,
             "QueryLanguage": self.d.name,
@@ -143,11 +144,12 @@ class Lowering(JobStates):
         """Lay out a sequence's items into states; end is the state after it (None: the run's end)."""
         for i, item in enumerate(seq.items):
             following = seq.items[i + 1] if i + 1 < len(seq.items) else None
-            # A Choice cannot end a run: past the last step it goes to the Succeed state.
-            onward = self._entry(following) if following is not None else end if end is not None else DONE
+            # A Choice cannot end a run: past the last step it goes to the Succeed state (or the notification).
+            last = end if end is not None else self.done_entry
+            onward = self._entry(following) if following is not None else last
             after = {"Next": onward} if onward != DONE else {"End": True}
             # When every later item depends on this one, skipping it skips the rest of the sequence.
-            skip_to = (end if end is not None else DONE) if seq.exact else onward
+            skip_to = last if seq.exact else onward
             if isinstance(item, Par):
                 self._parallel(item, chain, states, after)
             else:
@@ -372,26 +374,9 @@ class Lowering(JobStates):
             | after
         )
 
-    # ---- failure ----------------------------------------------------------------------------
-    def _failure_states(self) -> None:
-        hooks = self.p.spec.notify.on_failure
-        if hooks:
-            spec = {
-                "webhooks": [n.webhook for n in hooks],
-                "message": {"pipeline": self.p.name, "event": "failed"},
-            }
-            args: dict[str, Any] = {
-                "kind": "notify",
-                **self.d.request_spec(spec),
-                "context": Slot(("pipegen",)),
-                "failure": Slot(("failure",)),
-            }
-            state = self._lambda("Tell notify.on_failure that the run failed, then fail.", args, {}, None)
-            state["Retry"] = [LAMBDA_RETRIER]
-            state["Catch"] = [self.d.catch(FAILED, keep_failure=True)]
-            state["Next"] = FAILED
-            self.states[NOTIFY_FAILURE] = state
-        self.states[FAILED] = self.d.fail_state()
+    def _notification(self, comment: str, args: dict[str, Any]) -> dict[str, Any]:
+        """A runtime Task for a notification state (ends.py): its result is not kept."""
+        return self._lambda(comment, args, {}, None)
 
 
 def _goes_to(state: dict[str, Any], target: str) -> bool:

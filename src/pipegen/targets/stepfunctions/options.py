@@ -20,6 +20,7 @@ LAMBDA_RETRIER = {
     "BackoffRate": 2.0,
 }
 NOTIFY_FAILURE, FAILED, DONE = "pipegen.notify_failure", "pipegen.failed", "pipegen.done"
+NOTIFY_SUCCESS = "pipegen.notify_success"
 
 
 class EksCluster(BaseModel):
