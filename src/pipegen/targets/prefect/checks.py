@@ -5,7 +5,7 @@ from __future__ import annotations
 import keyword
 from collections.abc import Iterator
 
-from pipegen.diagnostics import Diagnostic, diag
+from pipegen.diagnostics import Diagnostic, Location, diag
 from pipegen.resolve import Pipeline, ResolvedStep
 from pipegen.runtime.retrying import retry_delays
 
@@ -32,22 +32,34 @@ def prefect_delays(step: ResolvedStep) -> int | list[int] | None:
 
 
 def retry_lists(pipeline: Pipeline) -> Iterator[Diagnostic]:
-    """A retry policy Prefect's 50 precomputed delays cannot hold exactly is an error, never a changed policy."""
-    for step in pipeline.steps:
-        policy = step.policy
-        if policy.retries > MAX_DELAYS and prefect_delays(step) is None:
-            own = step.step.retries is not None
-            where = pipeline.locate(step, "retries") if own else pipeline.source_map.value(("defaults", "retries"))
-            last = retry_delays({**policy.runtime_retry(), "retries": MAX_DELAYS})[-1]
-            yield diag(
-                "PG602",
-                f"target 'prefect' cannot retry step '{step.name}' {policy.retries} times with exponential backoff: "
-                f"Prefect takes at most {MAX_DELAYS} retry delays and repeats the last ({last:g}s) for later "
-                "attempts, which would wait less than the spec says",
-                where,
-                f"set max_retry_delay to at most {last:g}s (the waits then reach it within {MAX_DELAYS} retries), "
-                f"or use at most {MAX_DELAYS} retries",
-            )
+    """A retry policy Prefect's 50 precomputed delays cannot hold exactly is an error, never a changed policy.
+
+    With max_retry_delay the waits stop growing within 50 retries (every duration is at most a year), and Prefect
+    repeats the last delay exactly; without it, each wait past the 50th would double the one before.
+    """
+    inexact = [s for s in pipeline.steps if s.policy.retries > MAX_DELAYS and prefect_delays(s) is None]
+    by_defaults = [s.name for s in inexact if s.step.retries is None and s.step.max_retry_delay is None]
+    for step in inexact:
+        if step.name in by_defaults:
+            continue
+        where = "retries" if step.step.retries is not None else "backoff"
+        yield _inexact(pipeline.locate(step, where), f"step '{step.name}'", step.policy.retries)
+    if by_defaults:
+        retries = pipeline.step(by_defaults[0]).policy.retries
+        names = ", ".join(f"'{n}'" for n in by_defaults)
+        yield _inexact(pipeline.source_map.value(("defaults", "retries")), f"steps {names}", retries)
+
+
+def _inexact(where: Location, steps: str, retries: int) -> Diagnostic:
+    return diag(
+        "PG602",
+        f"target 'prefect' cannot retry {steps} {retries} times with exponential backoff and no max_retry_delay: "
+        f"Prefect takes at most {MAX_DELAYS} retry delays and waits the last one again for every later attempt, "
+        "where the spec doubles it each time",
+        where,
+        f"set max_retry_delay (the waits then stop growing within {MAX_DELAYS} retries), or retry at most "
+        f"{MAX_DELAYS} times",
+    )
 
 
 def parameter_names(pipeline: Pipeline) -> Iterator[Diagnostic]:
@@ -82,5 +94,6 @@ def schedule_settings(pipeline: Pipeline) -> Iterator[Diagnostic]:
             "target 'prefect' does not catch up: Prefect schedules runs from now on, never for times before the "
             "deployment existed or while its schedule was paused",
             pipeline.source_map.value(("schedule", "catchup")),
-            "start the missed runs yourself: `prefect deployment run NAME/NAME` once per missed run",
+            "run the missed ones yourself (`prefect deployment run FLOW/DEPLOYMENT`; ${run.date} is then the day "
+            "each runs), or set catchup: false",
         )
