@@ -66,13 +66,13 @@ class WorkPool(BaseModel):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        _refuse_templates(value, "work_pool.name")
+        _refuse_templates(value, "targets.prefect.work_pool.name")
         return value
 
     @field_validator("job_variables")
     @classmethod
     def _variables(cls, value: dict[str, Any]) -> dict[str, Any]:
-        _refuse_templates(value, "work_pool.job_variables")
+        _refuse_templates(value, "targets.prefect.work_pool.job_variables")
         return value
 
 
