@@ -144,6 +144,40 @@ def promote(
     return json.dumps(result, sort_keys=True)
 
 
+@dsl.component(base_image=BASE_IMAGE)
+def pipegen_notify(
+    pipegen_run_key: str,
+    epochs: int,
+    learning_rate: float,
+    pipegen_status: dsl.PipelineTaskFinalStatus,
+) -> None:
+    "Post how pipeline 'feed-ranking' ended to notify.on_failure or notify.on_success."
+    from pipegen.runtime.step import decode, run_date_from, run_step
+
+    spec = decode('{"failed": ["https://alerts.example.com/ranking"], "pipeline": "feed-ranking", "succeeded": []}')
+    state = pipegen_status.state
+    print(f'pipeline run ended {state}: {pipegen_status.error_message or "no error"}')
+    # FAILED, or SUCCEEDED (kfp.local, Vertex AI) / COMPLETE (the KFP backend). A cancelled run was stopped
+    # on purpose: nobody is told, as when `pipegen run` is interrupted or a Step Functions execution
+    # stopped. Any other state is told as a failure rather than dropped.
+    if state in ('CANCELED', 'CANCELLED', 'CANCELING'):
+        return
+    event = 'succeeded' if state in ('SUCCEEDED', 'COMPLETE') else 'failed'
+    if not spec[event]:
+        return
+    message = {'pipeline': spec['pipeline'], 'event': event, 'run': pipegen_run_key}
+    try:
+        run_step(
+            'notify',
+            {'webhooks': spec[event], 'message': message},
+            params={'epochs': epochs, 'learning_rate': learning_rate},
+            run_id=pipegen_run_key,
+            run_date='',
+        )
+    except Exception as exc:  # a failed alert must not change how the run ended (as `pipegen run`)
+        print(f'pipeline notification failed: {exc}')
+
+
 @dsl.pipeline(
     name='feed-ranking',
     description='Daily retrain of the feed ranking model.',
@@ -152,73 +186,67 @@ def pipeline(
     epochs: int = 10,
     learning_rate: float = 0.01,
 ) -> None:
-    context = pipegen_context(pipegen_run_key=dsl.PIPELINE_JOB_ID_PLACEHOLDER, pipegen_schedule_time=dsl.PIPELINE_JOB_SCHEDULE_TIME_UTC_PLACEHOLDER)
-    context.set_caching_options(False)
-    run_key, run_date = context.outputs['run_id'], context.outputs['run_date']
-    engagement_ready_clock = pipegen_clock()
-    engagement_ready_clock.set_caching_options(False)
-    engagement_ready_task = engagement_ready(
-        pipegen_run_key=run_key,
-        pipegen_run_date=run_date,
-        epochs=epochs,
-        learning_rate=learning_rate,
-        pipegen_wait_started=engagement_ready_clock.output,
-    )
-    engagement_ready_task.set_caching_options(False)
-    engagement_ready_task.set_retry(num_retries=3, backoff_duration='300s', backoff_factor=2.0, backoff_max_duration='3600s')
-    kubernetes.set_timeout(engagement_ready_task, 22200)
-    kubernetes.use_secret_as_env(engagement_ready_task, secret_name='warehouse-url', secret_key_to_env={'warehouse_url': 'PIPEGEN_SECRET_WAREHOUSE_URL'})
-    train_run = pipegen_start_run(
-        spec='{"experiment": "feed-ranking", "pipeline": "feed-ranking", "spec_sha256": "dc39143f1d1cd9c340851a9a5c12418d064d48ece1eaba2355ebab887ceac52b", "step": "train", "tracking_uri": "$\\u007benv.MLFLOW_TRACKING_URI\\u007d"}',
-        pipegen_run_key=run_key,
-        pipegen_run_date=run_date,
+    pipegen_notify_task = pipegen_notify(
+        pipegen_run_key=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
         epochs=epochs,
         learning_rate=learning_rate,
     )
-    train_run.set_caching_options(False)
-    kubernetes.use_secret_as_env(train_run, secret_name='mlflow-tracking', secret_key_to_env={'MLFLOW_TRACKING_TOKEN': 'MLFLOW_TRACKING_TOKEN', 'MLFLOW_TRACKING_URI': 'MLFLOW_TRACKING_URI'})
-    train_run.after(engagement_ready_task)
-    train_task = train(
-        pipegen_mlflow_run_id=train_run.outputs['run_id'],
-        pipegen_mlflow_experiment_id=train_run.outputs['experiment_id'],
-        arg_0_0='python',
-        arg_1_0='-m',
-        arg_2_0='feed.train',
-        arg_3_0='--date',
-        arg_4_0=run_date,
-        arg_5_0='--lr',
-        arg_6_0=f'{learning_rate}',
-        arg_7_0='--epochs',
-        arg_8_0=f'{epochs}',
-    )
-    train_task.set_caching_options(False)
-    train_task.set_retry(num_retries=3, backoff_duration='300s', backoff_factor=2.0, backoff_max_duration='3600s')
-    kubernetes.set_timeout(train_task, 7200)
-    kubernetes.use_secret_as_env(train_task, secret_name='mlflow-tracking', secret_key_to_env={'MLFLOW_TRACKING_TOKEN': 'MLFLOW_TRACKING_TOKEN', 'MLFLOW_TRACKING_URI': 'MLFLOW_TRACKING_URI'})
-    train_task.after(engagement_ready_task)
-    kubernetes.use_secret_as_env(train_task, secret_name='feature-store-token', secret_key_to_env={'feature_store_token': 'FEATURE_STORE_TOKEN'})
-    kubernetes.add_node_selector(train_task, label_key='accelerator', label_value='nvidia-a100')
-    train_task.set_cpu_request('8')
-    train_task.set_cpu_limit('8')
-    train_task.set_memory_request('32Gi')
-    train_task.set_memory_limit('32Gi')
-    train_task.set_accelerator_type('nvidia.com/gpu')
-    train_task.set_accelerator_limit(1)
-    train_task.after(train_run)
-    quality_task = quality(
-        pipegen_run_key=run_key,
-        pipegen_run_date=run_date,
-        epochs=epochs,
-        learning_rate=learning_rate,
-        pipegen_mlflow_run_id=train_run.outputs['run_id'],
-        pipegen_mlflow_experiment_id=train_run.outputs['experiment_id'],
-    )
-    quality_task.set_caching_options(False)
-    kubernetes.set_timeout(quality_task, 30900)
-    kubernetes.use_secret_as_env(quality_task, secret_name='mlflow-tracking', secret_key_to_env={'MLFLOW_TRACKING_TOKEN': 'MLFLOW_TRACKING_TOKEN', 'MLFLOW_TRACKING_URI': 'MLFLOW_TRACKING_URI'})
-    quality_task.after(train_task)
-    with dsl.If(quality_task.output == True, name='quality-passed'):
-        promote_task = promote(
+    pipegen_notify_task.set_caching_options(False)
+    with dsl.ExitHandler(pipegen_notify_task, name='feed-ranking'):
+        context = pipegen_context(pipegen_run_key=dsl.PIPELINE_JOB_ID_PLACEHOLDER, pipegen_schedule_time=dsl.PIPELINE_JOB_SCHEDULE_TIME_UTC_PLACEHOLDER)
+        context.set_caching_options(False)
+        run_key, run_date = context.outputs['run_id'], context.outputs['run_date']
+        engagement_ready_clock = pipegen_clock()
+        engagement_ready_clock.set_caching_options(False)
+        engagement_ready_task = engagement_ready(
+            pipegen_run_key=run_key,
+            pipegen_run_date=run_date,
+            epochs=epochs,
+            learning_rate=learning_rate,
+            pipegen_wait_started=engagement_ready_clock.output,
+        )
+        engagement_ready_task.set_caching_options(False)
+        engagement_ready_task.set_retry(num_retries=3, backoff_duration='300s', backoff_factor=2.0, backoff_max_duration='3600s')
+        kubernetes.set_timeout(engagement_ready_task, 22200)
+        kubernetes.use_secret_as_env(engagement_ready_task, secret_name='warehouse-url', secret_key_to_env={'warehouse_url': 'PIPEGEN_SECRET_WAREHOUSE_URL'})
+        train_run = pipegen_start_run(
+            spec='{"experiment": "feed-ranking", "pipeline": "feed-ranking", "spec_sha256": "dc39143f1d1cd9c340851a9a5c12418d064d48ece1eaba2355ebab887ceac52b", "step": "train", "tracking_uri": "$\\u007benv.MLFLOW_TRACKING_URI\\u007d"}',
+            pipegen_run_key=run_key,
+            pipegen_run_date=run_date,
+            epochs=epochs,
+            learning_rate=learning_rate,
+        )
+        train_run.set_caching_options(False)
+        kubernetes.use_secret_as_env(train_run, secret_name='mlflow-tracking', secret_key_to_env={'MLFLOW_TRACKING_TOKEN': 'MLFLOW_TRACKING_TOKEN', 'MLFLOW_TRACKING_URI': 'MLFLOW_TRACKING_URI'})
+        train_run.after(engagement_ready_task)
+        train_task = train(
+            pipegen_mlflow_run_id=train_run.outputs['run_id'],
+            pipegen_mlflow_experiment_id=train_run.outputs['experiment_id'],
+            arg_0_0='python',
+            arg_1_0='-m',
+            arg_2_0='feed.train',
+            arg_3_0='--date',
+            arg_4_0=run_date,
+            arg_5_0='--lr',
+            arg_6_0=f'{learning_rate}',
+            arg_7_0='--epochs',
+            arg_8_0=f'{epochs}',
+        )
+        train_task.set_caching_options(False)
+        train_task.set_retry(num_retries=3, backoff_duration='300s', backoff_factor=2.0, backoff_max_duration='3600s')
+        kubernetes.set_timeout(train_task, 7200)
+        kubernetes.use_secret_as_env(train_task, secret_name='mlflow-tracking', secret_key_to_env={'MLFLOW_TRACKING_TOKEN': 'MLFLOW_TRACKING_TOKEN', 'MLFLOW_TRACKING_URI': 'MLFLOW_TRACKING_URI'})
+        train_task.after(engagement_ready_task)
+        kubernetes.use_secret_as_env(train_task, secret_name='feature-store-token', secret_key_to_env={'feature_store_token': 'FEATURE_STORE_TOKEN'})
+        kubernetes.add_node_selector(train_task, label_key='accelerator', label_value='nvidia-a100')
+        train_task.set_cpu_request('8')
+        train_task.set_cpu_limit('8')
+        train_task.set_memory_request('32Gi')
+        train_task.set_memory_limit('32Gi')
+        train_task.set_accelerator_type('nvidia.com/gpu')
+        train_task.set_accelerator_limit(1)
+        train_task.after(train_run)
+        quality_task = quality(
             pipegen_run_key=run_key,
             pipegen_run_date=run_date,
             epochs=epochs,
@@ -226,9 +254,22 @@ def pipeline(
             pipegen_mlflow_run_id=train_run.outputs['run_id'],
             pipegen_mlflow_experiment_id=train_run.outputs['experiment_id'],
         )
-        promote_task.set_caching_options(False)
-        promote_task.set_retry(num_retries=3, backoff_duration='300s', backoff_factor=2.0, backoff_max_duration='3600s')
-        kubernetes.set_timeout(promote_task, 7200)
-        kubernetes.use_secret_as_env(promote_task, secret_name='mlflow-tracking', secret_key_to_env={'MLFLOW_TRACKING_TOKEN': 'MLFLOW_TRACKING_TOKEN', 'MLFLOW_TRACKING_URI': 'MLFLOW_TRACKING_URI'})
-        promote_task.after(quality_task)
+        quality_task.set_caching_options(False)
+        kubernetes.set_timeout(quality_task, 30900)
+        kubernetes.use_secret_as_env(quality_task, secret_name='mlflow-tracking', secret_key_to_env={'MLFLOW_TRACKING_TOKEN': 'MLFLOW_TRACKING_TOKEN', 'MLFLOW_TRACKING_URI': 'MLFLOW_TRACKING_URI'})
+        quality_task.after(train_task)
+        with dsl.If(quality_task.output == True, name='quality-passed'):
+            promote_task = promote(
+                pipegen_run_key=run_key,
+                pipegen_run_date=run_date,
+                epochs=epochs,
+                learning_rate=learning_rate,
+                pipegen_mlflow_run_id=train_run.outputs['run_id'],
+                pipegen_mlflow_experiment_id=train_run.outputs['experiment_id'],
+            )
+            promote_task.set_caching_options(False)
+            promote_task.set_retry(num_retries=3, backoff_duration='300s', backoff_factor=2.0, backoff_max_duration='3600s')
+            kubernetes.set_timeout(promote_task, 7200)
+            kubernetes.use_secret_as_env(promote_task, secret_name='mlflow-tracking', secret_key_to_env={'MLFLOW_TRACKING_TOKEN': 'MLFLOW_TRACKING_TOKEN', 'MLFLOW_TRACKING_URI': 'MLFLOW_TRACKING_URI'})
+            promote_task.after(quality_task)
 

@@ -45,12 +45,7 @@ EXPECT: dict[str, dict[str, str]] = {
     "literal_batch": {"pipeline status": "succeeded"},
 }
 # Divergences the suite found in src/ (each to be fixed at its root there; strict, so a fix makes it pass).
-KNOWN: dict[str, str] = {
-    "fail_fail": (
-        "the failure webhook: the KFP target sends no notify.on_failure (a located PG702 says so; an exit "
-        "handler would send it)"
-    ),
-}
+KNOWN: dict[str, str] = {}
 
 
 @pytest.fixture(scope="module")

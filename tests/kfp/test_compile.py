@@ -43,13 +43,27 @@ def compile_ir(path: Path, out: Path) -> dict[str, object]:
 def test_golden_pipeline_compiles(path: Path, tmp_path: Path) -> None:
     ir = compile_ir(path, tmp_path / "pipeline.yaml")
     assert ir["pipelineInfo"]["name"] == path.stem  # type: ignore[index]
-    tasks = dict(ir["root"]["dag"]["tasks"])  # type: ignore[index]
-    for name, component in ir["components"].items():  # type: ignore[index]
-        if name.startswith("comp-condition"):
-            tasks.update(component["dag"]["tasks"])
+    tasks = all_tasks(ir)
+    assert tasks
     for name, task in tasks.items():
-        if not task["componentRef"]["name"].startswith("comp-condition"):
-            assert task.get("cachingOptions") == {}, f"caching must be off for {name}"
+        assert task.get("cachingOptions") == {}, f"caching must be off for {name}"
+
+
+def all_tasks(ir: dict[str, object]) -> dict[str, dict[str, object]]:
+    """Every task that runs a container, at any depth (inside dsl.If, and the exit handler notifications add)."""
+    components: dict[str, dict[str, object]] = ir["components"]  # type: ignore[assignment]
+    found: dict[str, dict[str, object]] = {}
+
+    def walk(dag: dict[str, object]) -> None:
+        for name, task in dag["tasks"].items():  # type: ignore[attr-defined]
+            component = components[task["componentRef"]["name"]]
+            if "dag" in component:
+                walk(component["dag"])  # type: ignore[arg-type]
+            else:
+                found[name] = task
+
+    walk(ir["root"]["dag"])  # type: ignore[index]
+    return found
 
 
 def test_goldens_cover_every_spec() -> None:
@@ -107,7 +121,7 @@ def test_hostile_spec_compiles_with_kfp(tmp_path: Path) -> None:
     ir = compile_ir(module, tmp_path / "hostile.yaml")
     constants = [
         v["runtimeValue"]["constant"]
-        for v in ir["root"]["dag"]["tasks"]["prep"]["inputs"]["parameters"].values()  # type: ignore[index]
+        for v in all_tasks(ir)["prep"]["inputs"]["parameters"].values()  # type: ignore[index,union-attr]
         if "runtimeValue" in v
     ]
     assert kfp_text(HOSTILE.replace("$${", "${")) in constants

@@ -32,6 +32,8 @@ RUN_ID, RUN_DATE = "RUN-ID-OUTPUT", "RUN-DATE-OUTPUT"
 # put the value in as KFP's backend does.
 JOB_ID, SCHEDULE_TIME = "JOB-UUID", "2026-01-01T00:00:00Z"
 DELIBERATE = {"{{$.pipeline_job_uuid}}": JOB_ID}
+# What kfp.local hands an exit task's PipelineTaskFinalStatus input (the KFP backend's has the same keys).
+FINAL_STATUS = {"state": "FAILED", "pipeline_job_resource_name": "hostile-job", "error": {"code": 1, "message": "x"}}
 WHOLE_INPUT = re.compile(r"\{\{\$\.inputs\.parameters\['([^']+)'\]\}\}")
 
 
@@ -59,35 +61,42 @@ def output_value(producer: str, key: str) -> str:
     return f"OUTPUT-{producer}-{key}"
 
 
-def tasks(ir: dict[str, Any]) -> list[tuple[str, dict[str, Any], dict[str, Any] | None]]:
-    """(name, task, enclosing condition task or None) for every task in the pipeline, inside dsl.If too."""
-    out: list[tuple[str, dict[str, Any], dict[str, Any] | None]] = []
-    for name, task in ir["root"]["dag"]["tasks"].items():
-        component = ir["components"][task["componentRef"]["name"]]
-        if "dag" in component:
-            out += [(n, t, task) for n, t in component["dag"]["tasks"].items()]
-        else:
-            out.append((name, task, None))
+def tasks(ir: dict[str, Any]) -> list[tuple[str, dict[str, Any], list[dict[str, Any]]]]:
+    """(name, task, enclosing group tasks, innermost first) for every task that runs a container, at any depth
+    (inside dsl.If, and inside the dsl.ExitHandler that notifications wrap the steps in)."""
+    out: list[tuple[str, dict[str, Any], list[dict[str, Any]]]] = []
+
+    def walk(dag: dict[str, Any], around: list[dict[str, Any]]) -> None:
+        for name, task in dag["tasks"].items():
+            component = ir["components"][task["componentRef"]["name"]]
+            if "dag" in component:
+                walk(component["dag"], [task, *around])
+            else:
+                out.append((name, task, around))
+
+    walk(ir["root"]["dag"], [])
     return out
 
 
-def input_values(ir: dict[str, Any], task: dict[str, Any], outer: dict[str, Any] | None) -> dict[str, Any]:
-    """A task's input values as kfp hands them to it: constants, pipeline defaults, upstream outputs."""
+def input_values(ir: dict[str, Any], task: dict[str, Any], around: list[dict[str, Any]]) -> dict[str, Any]:
+    """A task's input values as kfp hands them to it: constants, pipeline defaults, upstream outputs, final status."""
     defaults = {k: v.get("defaultValue") for k, v in ir["root"]["inputDefinitions"]["parameters"].items()}
 
-    def value(spec: dict[str, Any], scope: dict[str, Any] | None) -> Any:
+    def value(spec: dict[str, Any], scopes: list[dict[str, Any]]) -> Any:
         if "runtimeValue" in spec:
             constant = spec["runtimeValue"]["constant"]
             return SCHEDULE_TIME if constant == "{{$.pipeline_job_schedule_time_utc}}" else constant
         if "taskOutputParameter" in spec:
             out = spec["taskOutputParameter"]
             return output_value(out["producerTask"], out["outputParameterKey"])
+        if "taskFinalStatus" in spec:
+            return dict(FINAL_STATUS, pipeline_task_name=spec["taskFinalStatus"]["producerTask"])
         name = spec["componentInputParameter"]
-        if scope is None:
+        if not scopes:
             return defaults[name]
-        return value(scope["inputs"]["parameters"][name], None)
+        return value(scopes[0]["inputs"]["parameters"][name], scopes[1:])
 
-    return {k: value(v, outer) for k, v in task.get("inputs", {}).get("parameters", {}).items()}
+    return {k: value(v, around) for k, v in task.get("inputs", {}).get("parameters", {}).items()}
 
 
 def resolve(
@@ -131,8 +140,8 @@ def channel_value(value: Any, values: dict[str, Any]) -> Any:
 def test_every_input_and_command_string_survives_kfps_resolver(tmp_path: Path, backend: str) -> None:
     _, ir = compiled(tmp_path, backend)
     checked = 0
-    for name, task, outer in tasks(ir):
-        values = input_values(ir, task, outer)
+    for name, task, around in tasks(ir):
+        values = input_values(ir, task, around)
         command, resolved, executor_input = resolve(ir, name, task, values, tmp_path)
         expected_values = {k: channel_value(v, values) for k, v in values.items()}
         # kfp.local resolves placeholders inside input values: none may change (but a deliberate channel).
@@ -148,6 +157,8 @@ def test_every_input_and_command_string_survives_kfps_resolver(tmp_path: Path, b
                 assert after == before, (name, before[:200])  # component source, sh script: never substituted
             checked += 1
     assert checked > 20
+    # The spec has notify.on_failure / on_success: its exit task's inputs and source are among those checked.
+    assert "pipegen-notify" in {name for name, _, _ in tasks(ir)}
 
 
 def test_user_text_never_reaches_a_pod_command_where_the_kubelet_expands_it(tmp_path: Path) -> None:
@@ -178,8 +189,8 @@ def expected_text(text: str, params: dict[str, Any]) -> str:
 @pytest.mark.parametrize("step", ["prep", "fit"])
 def test_container_steps_run_with_every_argument_and_env_value_as_written(tmp_path: Path, step: str) -> None:
     data, ir = compiled(tmp_path, "kubernetes", program="pipegen-report")
-    (name, task, outer) = next(t for t in tasks(ir) if t[0] == step)
-    values = input_values(ir, task, outer)
+    (name, task, around) = next(t for t in tasks(ir) if t[0] == step)
+    values = input_values(ir, task, around)
     _, resolved, _ = resolve(ir, name, task, values, tmp_path)
     spec_step = next(s for s in data["steps"] if s["name"] == step)
     body = spec_step.get("task") or spec_step["train"]

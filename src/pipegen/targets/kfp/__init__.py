@@ -48,6 +48,9 @@ class KfpTarget(Target):
             "caching": "off for every task",
             "${run.id} / ${run.date}": "the pipeline job id / the scheduled time's date in the schedule's timezone (today there for manual runs)",
             "${secret.X}": "Kubernetes secret x mounted with kfp-kubernetes use_secret_as_env",
+            "notify.on_failure": "dsl.ExitHandler around the steps: its exit task posts when the final state is "
+            "FAILED (a cancelled run notifies nobody)",
+            "notify.on_success": "the same exit task, when the final state is SUCCEEDED (COMPLETE on the KFP backend)",
         },
     )
     options_model = KfpOptions

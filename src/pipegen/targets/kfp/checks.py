@@ -45,14 +45,17 @@ def runtime_image(pipeline: Pipeline, options: KfpOptions) -> Iterator[Diagnosti
             )
         return
     steps = runtime_steps(pipeline)
-    if not steps and not uses_run_context(pipeline):
+    notifies = bool(pipeline.spec.notify.on_failure or pipeline.spec.notify.on_success)
+    if not steps and not uses_run_context(pipeline) and not notifies:
         return
     smap = pipeline.source_map
     if ("targets", "kfp") in smap.values:
         where = smap.value(("targets", "kfp"))
+    elif steps:
+        where = pipeline.step(steps[0]).location
     else:
-        where = pipeline.step(steps[0]).location if steps else smap.value(("name",))
-    what = f"step '{steps[0]}'" if steps else "the ${run.*} context"
+        where = smap.value(("notify",) if notifies else ("name",))
+    what = f"step '{steps[0]}'" if steps else "the notify exit task" if notifies else "the ${run.*} context"
     yield diag(
         "PG604",
         f"target 'kfp' needs targets.kfp.base_image: {what} runs pipegen's runtime in a KFP component, and no "

@@ -7,16 +7,15 @@ from pipegen.resolve import Pipeline, ResolvedStep
 from pipegen.spec import AwsBatchBackend, KubernetesBackend, LocalBackend, SageMakerBackend
 from pipegen.targets.base import header_lines, promote_request
 from pipegen.targets.kfp.checks import skip_conditions, uses_run_context
-from pipegen.targets.kfp.components import RuntimeComponents
 from pipegen.targets.kfp.containers import ContainerSteps
 from pipegen.targets.kfp.names import RUN_DATE, RUN_KEY, WAIT_STARTED, escaped_json, ident
+from pipegen.targets.kfp.notify import ExitNotification
 from pipegen.targets.kfp.options import KfpOptions
-from pipegen.targets.kfp.settings import TaskSettings
 from pipegen.targets.kfp.view import Call, Component, View
 from pipegen.targets.resources import batch_resources
 
 
-class Lowering(ContainerSteps, RuntimeComponents, TaskSettings):
+class Lowering(ContainerSteps, ExitNotification):
     """Builds the View; user strings reach the module only through py() and escaped_json()."""
 
     def __init__(self, pipeline: Pipeline, options: KfpOptions) -> None:
@@ -45,6 +44,13 @@ class Lowering(ContainerSteps, RuntimeComponents, TaskSettings):
         if self.uses_clock:
             components.insert(int(self.has_context), self._clock_component())
         self._open_conditions(calls, conditions)
+        exit_task = None
+        if spec.notify.on_failure or spec.notify.on_success:
+            # Only then: a pipeline without notifications keeps its steps at the top level, byte for byte.
+            components.append(self._notify_component())
+            exit_task = self._notify_call()
+            for call in calls:
+                call.depth += 1
         kinds = {bool: "bool", int: "int", float: "float", str: "str"}
         params = [f"{name}: {kinds[type(v)]} = {py(v)}" for name, v in sorted(spec.params.items())]
         pipeline_kwargs = [("name", py(self.p.name))]
@@ -71,6 +77,8 @@ class Lowering(ContainerSteps, RuntimeComponents, TaskSettings):
             params=params,
             prologue=prologue,
             calls=calls,
+            exit_task=exit_task,
+            exit_handler=self._exit_handler() if exit_task is not None else "",
         )
 
     def _open_conditions(self, calls: list[Call], conditions: dict[str, list[str]]) -> None:

@@ -27,6 +27,7 @@ _TAKEN = {
     "pipegen_start_run",
     "pipegen_context",
     "pipegen_clock",
+    "pipegen_notify",
     "json",
 }
 

@@ -43,3 +43,11 @@ class View:
     params: list[str]
     prologue: list[str]
     calls: list[Call]
+    # notify.on_failure / on_success: the exit task, and the `with dsl.ExitHandler` line the body runs under.
+    exit_task: Call | None = None
+    exit_handler: str = ""
+
+    @property
+    def nest(self) -> int:
+        """How many blocks the pipeline body opens before its first task (the exit handler's)."""
+        return 1 if self.exit_task is not None else 0
