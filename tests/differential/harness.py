@@ -408,15 +408,24 @@ def session_dir() -> Path:
 
 
 def main(
-    specs: list[str], engines: list[str], params: dict[str, str], day: str | None, compiled: Path | None = None
+    specs: list[str],
+    engines: list[str],
+    params: dict[str, str],
+    day: str | None,
+    compiled: Path | None = None,
+    services: Services | None = None,
 ) -> int:
-    """Run every spec on the engines, print one table per spec; 0 only when all agree everywhere."""
+    """Run every spec on the engines, print one table per spec; 0 only when all agree everywhere.
+
+    services: already running ones to use (and leave running), e.g. a test session's; else started here.
+    """
     root = session_dir()
-    services = Services(
-        root, engines, aws=any(uses_aws(str(Path(s).resolve())) for s in specs) or "stepfunctions" in engines
-    )
-    print(f"session: {root}", file=sys.stderr)
-    services.start()  # stops what it started when it fails
+    own = services is None
+    if services is None:
+        aws = any(uses_aws(str(Path(s).resolve())) for s in specs) or "stepfunctions" in engines
+        services = Services(root, engines, aws=aws)
+        print(f"session: {root}", file=sys.stderr)
+        services.start()  # stops what it started when it fails
     ok = True
     try:
         for index, spec in enumerate(specs):
@@ -426,7 +435,8 @@ def main(
             sys.stdout.flush()
             ok = ok and run.agree
     finally:
-        services.stop()
+        if own:
+            services.stop()
     return 0 if ok else 1
 
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +11,7 @@ import pytest
 import yaml
 
 from tests.differential.expected import Expected
-from tests.differential.harness import ENGINES, ROOT, Services, engine_module_exists, run_spec, scheduled_instant
+from tests.differential.harness import ROOT, Services, engine_module_exists, main, run_spec, scheduled_instant
 
 SCENARIOS = Path(__file__).parent / "scenarios"
 # Run-time options per scenario (the others run manually, with their defaults).
@@ -59,16 +57,6 @@ KNOWN: dict[str, tuple[Expected, ...]] = {
         ),
     ),
 }
-
-
-@pytest.fixture(scope="module")
-def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
-    """One MLflow server per engine, the webhook receiver, moto and a migrated Airflow DB, for all scenarios."""
-    engines = [e for e in ENGINES if engine_module_exists(e)]
-    shared = Services(tmp_path_factory.mktemp("differential"), engines, aws=True)
-    shared.start()
-    yield shared
-    shared.stop()
 
 
 # Engines left out of one scenario because the local stand-in for the engine cannot run it (not a pipegen
@@ -120,29 +108,35 @@ def test_every_scenario_has_expectations() -> None:
     assert set(KNOWN) <= set(EXPECT) and set(LEFT_OUT) <= set(EXPECT)
 
 
-def test_a_broken_lowering_makes_the_harness_exit_1_and_name_the_difference(tmp_path: Path) -> None:
-    """Compile, drop the threshold from KFP's (or Airflow's) output, run: the evaluation now differs."""
-    spec = SCENARIOS / "fail_skip.yaml"
+def test_a_broken_lowering_makes_the_harness_exit_1_and_name_the_difference(
+    services: Services, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Compile, drop the threshold from KFP's (or Airflow's) output, run: the evaluation now differs.
+
+    The harness's main() (what `python -m tests.differential SPEC --compiled DIR` runs) on the session's
+    services: starting its own would cost two more MLflow servers and an Airflow DB.
+    """
     target = next((t for t in ("kfp", "airflow") if engine_module_exists(t)), None)
     if target is None:
         pytest.skip("neither the kfp nor the airflow engine module is written yet")
+    # fail_skip under its own name: its experiment and model are fresh on servers the scenario already used.
+    spec = tmp_path / "broken.yaml"
+    spec.write_text((SCENARIOS / "fail_skip.yaml").read_text().replace("diff-fail-skip", "diff-broken-lowering"))
     out = tmp_path / "out"
     subprocess.run(
         [str(ROOT / ".venv/bin/pipegen"), "compile", str(spec), "-t", target, "-o", str(out)],
         check=True, capture_output=True,
     )  # fmt: skip
-    lowered = out / target / "diff-fail-skip.py"
+    lowered = out / target / "diff-broken-lowering.py"
     text = lowered.read_text()
     broken = text.replace('"thresholds": ["auc >= 0.9"]', '"thresholds": []', 1).replace(
         "thresholds=['auc >= 0.9']", "thresholds=[]", 1
     )
     assert broken != text, "the threshold was not found in the compiled output: update this test"
     lowered.write_text(broken)
-    proc = subprocess.run(
-        [sys.executable, "-m", "tests.differential", str(spec), "--engines", f"pipegen,{target}", "--compiled", str(out)],
-        capture_output=True, text=True, cwd=ROOT, timeout=900,
-    )  # fmt: skip
-    print(proc.stdout, proc.stderr)
-    assert proc.returncode == 1
-    assert "DIFFERS: step quality" in proc.stdout
-    assert "DIFFER\n" in proc.stdout
+    code = main([str(spec)], ["pipegen", target], {}, None, out, services=services)
+    stdout = capsys.readouterr().out
+    print(stdout)
+    assert code == 1
+    assert "DIFFERS: step quality" in stdout
+    assert "DIFFER\n" in stdout
