@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -16,8 +17,7 @@ from tests.differential.harness import ROOT, Services, engine_module_exists, mai
 SCENARIOS = Path(__file__).parent / "scenarios"
 # Run-time options per scenario (the others run manually, with their defaults).
 RUNS: dict[str, dict[str, Any]] = {
-    "params": {"params": {"lr": "0.25", "label": "override"}},
-    "run_date": {"date": "2026-01-15"},
+    "inputs": {"params": {"lr": "0.25", "label": "override"}, "date": "2026-01-15"},
 }
 # What every engine must end in, beyond agreeing with the others (rows of the comparison table).
 EXPECT: dict[str, dict[str, str]] = {
@@ -38,10 +38,11 @@ EXPECT: dict[str, dict[str, str]] = {
     "retry_once": {"pipeline status": "succeeded", "mlflow runs": "1", "job runs": "2"},
     "always_fail": {"pipeline status": "failed", "step train": "failed", "step quality": "not_run", "job runs": "2"},
     "fanout": {"model diff-fanout-a alias champion": "version 1", "model diff-fanout-b alias champion": "version 1"},
-    "params": {"run 1 (train) tag pipegen.params": '{"epochs": 3, "label": "override", "lr": 0.25}'},
-    "run_date": {"pipeline status": "succeeded"},
+    "inputs": {
+        "pipeline status": "succeeded",
+        "run 2 (train_params) tag pipegen.params": '{"epochs": 3, "label": "override", "lr": 0.25}',
+    },
     "literal_local": {"pipeline status": "succeeded"},
-    "literal_batch": {"pipeline status": "succeeded"},
 }
 # Expected differences: where a target cannot express a behaviour, the rows it ends differently on, each backed
 # by the located diagnostic its compilation emits (tests/differential/expected.py). The test fails when that
@@ -90,17 +91,22 @@ def test_engines_agree(scenario: str, services: Services, tmp_path: Path) -> Non
     first = run.table.engines[0]
     for row, value in EXPECT[scenario].items():
         assert run.table.rows.get(row, {}).get(first) == value, f"{row}: expected {value}\n{run.report()}"
-    if scenario == "run_date":
+    jobs = {(job["argv"] or [""])[0]: job for job in jobs_of(run.table, first)}
+    if scenario == "inputs":
         # 07:00 in Tokyo on 2026-01-15 is 22:00 UTC the day before: the date is the schedule zone's.
-        job = json.loads(run.table.rows["job 1"][first])
-        assert job["argv"][:2] == ["--day", "2026-01-15"]
-        assert job["env"]["JOB_DAY"] == "day=2026-01-15"
-    if scenario.startswith("literal_"):
+        assert jobs["--day"]["argv"][:2] == ["--day", "2026-01-15"]
+        assert jobs["--day"]["env"]["JOB_DAY"] == "day=2026-01-15"
+    if scenario in ("literal_local", "inputs"):
         # Agreement is not enough: the text must arrive exactly as the spec wrote it (not mangled alike).
-        train = yaml.safe_load(Path(spec).read_text())["steps"][0]["train"]
-        job = json.loads(run.table.rows["job 1"][first])
-        assert job["argv"][0] == train["command"][3]
-        assert job["env"]["JOB_TEXT"] == train["env"]["JOB_TEXT"]
+        step = next(s for s in yaml.safe_load(Path(spec).read_text())["steps"] if s["name"] in ("train", "train_text"))
+        text = step["train"]["command"][3]
+        assert text in jobs, f"no job got the literal text: {sorted(jobs)}"
+        assert jobs[text]["env"]["JOB_TEXT"] == step["train"]["env"]["JOB_TEXT"]
+
+
+def jobs_of(table: Any, engine: str) -> list[dict[str, Any]]:
+    """The argv and env each job of the run got on one engine (the table's `job N` rows)."""
+    return [json.loads(values[engine]) for row, values in table.rows.items() if re.fullmatch(r"job \d+", row)]
 
 
 def test_every_scenario_has_expectations() -> None:
