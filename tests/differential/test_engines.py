@@ -11,6 +11,7 @@ the runtime's reason, promotion skipped, and the run succeeded. The engines run 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -292,3 +293,17 @@ def test_an_engine_that_ended_keeps_its_verdict_when_reading_mlflow_hangs(tmp_pa
         "quality": "failed",
         "promote": "not_run",
     }
+
+
+def test_the_mlflow_servers_start_no_job_runner(services: Services) -> None:
+    """MLflow 3's server starts ~7 huey consumers (each importing mlflow, then polling) unless told not to:
+    for jobs pipegen never submits, they took half of the suite's 2 cores (tests/support_mlflow.py)."""
+    from tests.differential.engines.supervise import descendants
+
+    for engine, server in services.mlflow.items():
+        commands = []
+        for pid in descendants(server.process.pid):
+            with contextlib.suppress(OSError):
+                commands.append(Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode())
+        assert commands, f"the {engine} server has no worker process: is it running?"
+        assert not [c for c in commands if "huey" in c or "_job_runner" in c], commands
