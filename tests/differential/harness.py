@@ -190,13 +190,19 @@ class SpecRun:
             for diagnostic in found:
                 lines.append(f"   {engine} compile: {diagnostic}")
         for item in self.expected:
+            try:
+                line, column = expected.locate(self.spec, item.setting)
+                where = f"{Path(self.spec).name}:{line}:{column} (`{item.setting}`)"
+            except ValueError as exc:
+                where = str(exc)
             lines.append(
-                f"   expected difference on {item.engine}: {', '.join(item.rows)} ({item.code} at "
-                f"`{item.setting}`: {item.reason})"
+                f"   expected difference on {item.engine}: {', '.join(item.rows)} ({item.code} at {where}: "
+                f"{item.reason})"
             )
         lines.append(self.table.render())
         for row in self.table.differing:
-            lines.append(f"DIFFERS: {row}")
+            excused_by = [f"{e.engine} {e.code}" for e in self.expected if e.covers(row)]
+            lines.append(f"DIFFERS (expected: {', '.join(excused_by)}): {row}" if excused_by else f"DIFFERS: {row}")
             for engine in self.table.engines:
                 lines.append(f"    {engine:14} {self.table.rows[row].get(engine, compare.MISSING)}")
         walls = ", ".join(f"{e} {r.wall_seconds:.1f}s" for e, r in self.results.items())
