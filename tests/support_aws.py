@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import datetime
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
 import boto3
+
+if TYPE_CHECKING:
+    import pytest
 
 
 def batch_queue(queue: str, definition: str) -> dict[str, str]:
@@ -50,3 +58,24 @@ def batch_queue(queue: str, definition: str) -> dict[str, str]:
             )["jobDefinitionArn"]
         )
     return {"queue": queue_arn, "definition": arns[-1]}
+
+
+def batch_jobs_run_here(patch: pytest.MonkeyPatch, runner: Callable[[Any], None]) -> None:
+    """moto's Batch without docker, in this process: a submitted job is RUNNING until runner(job) ends it.
+
+    Without docker, moto marks a job finished as soon as it is submitted; this hook (on moto's
+    BatchSimpleBackend, undone with `patch`) starts runner(job) in a thread instead, which runs the job's
+    command and ends it with job._mark_stopped(success=...) by its exit code. Each suite keeps its own runner.
+    """
+    from moto.batch_simple.models import BatchSimpleBackend
+
+    def mark(self: Any, include_start_attempt: bool, job: Any) -> None:
+        self.backend._jobs[job.job_id] = job
+        job.job_started_at = datetime.datetime.now()
+        job.log_stream_name = job._stream_name
+        if include_start_attempt:
+            job._start_attempt()
+        job.status = "RUNNING"
+        threading.Thread(target=runner, args=(job,), daemon=True).start()
+
+    patch.setattr(BatchSimpleBackend, "_mark_job_as_finished", mark)

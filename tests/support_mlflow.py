@@ -56,7 +56,10 @@ def start_mlflow_server(root: Path | None = None, port: int | None = None) -> Ml
         stdout=log,
         stderr=subprocess.STDOUT,
         cwd=root,
-        env={**os.environ, "MLFLOW_TRACKING_URI": ""},
+        # No job runner: MLflow 3 starts ~7 huey consumers per server (each importing mlflow, then polling
+        # at ~2% of a core) for GenAI jobs pipegen never submits; with 4-5 servers in a session that was
+        # half a core of 2 for nothing.
+        env={**os.environ, "MLFLOW_TRACKING_URI": "", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
         start_new_session=True,
     )
     uri = f"http://127.0.0.1:{port}"

@@ -18,7 +18,6 @@ and serves until its stdin closes or it is terminated. Hooks into moto 5.2.5's i
 
 from __future__ import annotations
 
-import datetime
 import json
 import os
 import re
@@ -106,22 +105,13 @@ def play(job: Any, jobs_dir: Path) -> None:
 
 def hook_batch(patch: pytest.MonkeyPatch, jobs_dir: Path) -> None:
     """A submitted job is RUNNING until its command, run here, exits."""
-    from moto.batch_simple.models import BatchSimpleBackend
     from moto.moto_api import state_manager
+
+    from tests.support_aws import batch_jobs_run_here
 
     # Job status moves only when the process ends, never by moto's describe-driven progression.
     state_manager.set_transition("batch::job", {"progression": "manual", "times": 10**9})
-
-    def mark(self: Any, include_start_attempt: bool, job: Any) -> None:
-        self.backend._jobs[job.job_id] = job
-        job.job_started_at = datetime.datetime.now()
-        job.log_stream_name = job._stream_name
-        if include_start_attempt:
-            job._start_attempt()
-        job.status = "RUNNING"
-        threading.Thread(target=play, args=(job, jobs_dir), daemon=True).start()
-
-    patch.setattr(BatchSimpleBackend, "_mark_job_as_finished", mark)
+    batch_jobs_run_here(patch, lambda job: play(job, jobs_dir))
 
 
 def hook_lambda(patch: pytest.MonkeyPatch) -> None:

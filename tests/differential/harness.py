@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -17,8 +18,9 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from tests.differential import compare, state
+from tests.differential import compare, expected, state
 from tests.differential.engines import VENVS, Request, Result, load_pipeline
+from tests.differential.expected import Diagnostic, Expected
 from tests.differential.receiver import Receiver
 from tests.support_mlflow import MlflowServer, start_mlflow_server
 
@@ -163,40 +165,73 @@ class SpecRun:
     results: dict[str, Result]
     skipped: dict[str, str]
     spans: dict[str, str] = field(default_factory=dict)
+    # Each engine's compile diagnostics (its target's `pipegen compile` warnings; none for `pipegen run`).
+    diagnostics: dict[str, list[Diagnostic]] = field(default_factory=dict)
+    expected: tuple[Expected, ...] = ()
 
     @property
     def agree(self) -> bool:
         """True when at least one engine ran and every engine that ran ended in the same state."""
         return bool(self.results) and not self.table.differing
 
+    @property
+    def problems(self) -> list[str]:
+        """What fails this run given its expected differences: unexcused rows, excuses without diagnostics."""
+        if not self.results:
+            return ["no engine ran"]
+        return expected.problems(self.spec, self.table, self.diagnostics, self.expected)
+
     def report(self) -> str:
         """The table, the full values of differing rows, skipped engines and wall times."""
         lines = [f"== {self.spec}"]
         for engine, reason in self.skipped.items():
             lines.append(f"   {engine}: not run ({reason})")
+        for engine, found in self.diagnostics.items():
+            for diagnostic in found:
+                lines.append(f"   {engine} compile: {diagnostic}")
+        for item in self.expected:
+            try:
+                line, column = expected.locate(self.spec, item.setting)
+                where = f"{Path(self.spec).name}:{line}:{column} (`{item.setting}`)"
+            except ValueError as exc:
+                where = str(exc)
+            lines.append(
+                f"   expected difference on {item.engine}: {', '.join(item.rows)} ({item.code} at {where}: "
+                f"{item.reason})"
+            )
         lines.append(self.table.render())
         for row in self.table.differing:
-            lines.append(f"DIFFERS: {row}")
+            excused_by = [f"{e.engine} {e.code}" for e in self.expected if e.covers(row)]
+            lines.append(f"DIFFERS (expected: {', '.join(excused_by)}): {row}" if excused_by else f"DIFFERS: {row}")
             for engine in self.table.engines:
                 lines.append(f"    {engine:14} {self.table.rows[row].get(engine, compare.MISSING)}")
         walls = ", ".join(f"{e} {r.wall_seconds:.1f}s" for e, r in self.results.items())
         lines.append(f"wall time: {walls}")
+        cpu = ", ".join(f"{e} {r.cpu_seconds:.1f}s" for e, r in self.results.items())
+        lines.append(f"engine module CPU: {cpu}")
         for engine, span in self.spans.items():
             lines.append(f"jobs on {engine}: {span}")
-        lines.append("AGREE" if self.agree else "DIFFER")
+        if self.expected:
+            lines.extend(self.problems)
+            lines.append("AGREE BUT FOR EXPECTED DIFFERENCES" if not self.problems else "DIFFER")
+        else:
+            lines.append("AGREE" if self.agree else "DIFFER")
         return "\n".join(lines) + "\n"
 
 
-def compile_targets(spec: str, out: Path) -> dict[str, str | None]:
-    """Compile the spec for each engine's target; {target: None when it compiled, else the diagnostics}."""
+def compile_targets(spec: str, out: Path) -> tuple[dict[str, str | None], dict[str, list[Diagnostic]]]:
+    """Compile the spec for each engine's target: ({target: None when it compiled, else the output},
+    {target: the located diagnostics it printed, warnings included})."""
     found: dict[str, str | None] = {}
+    diagnostics: dict[str, list[Diagnostic]] = {}
     for target in TARGETS.values():
         proc = subprocess.run(
             [str(ROOT / ".venv/bin/pipegen"), "compile", spec, "-t", target, "-o", str(out)],
             capture_output=True, text=True, cwd=ROOT,
         )  # fmt: skip
         found[target] = None if proc.returncode == 0 else (proc.stderr.strip() or proc.stdout.strip())
-    return found
+        diagnostics[target] = expected.parse_diagnostics(proc.stderr + proc.stdout)
+    return found, diagnostics
 
 
 def already_compiled(spec: str, out: Path) -> dict[str, str | None]:
@@ -262,15 +297,21 @@ def run_spec(
     scheduled_time: str | None,
     workdir: Path,
     compiled_dir: Path | None = None,
+    expect: Sequence[Expected] = (),
 ) -> SpecRun:
-    """Compile (or take compiled_dir as it is), run each able engine once (in parallel), read, compare."""
+    """Compile (or take compiled_dir as it is), run each able engine once (in parallel), read, compare.
+
+    expect: the differences this run may show, each backed by a diagnostic its compilation must emit.
+    """
     spec = str(Path(spec).resolve())
     if compiled_dir is None:
         out = workdir / "compiled"
-        compiled = compile_targets(spec, out)
+        compiled, diagnostics = compile_targets(spec, out)
     else:
         out = compiled_dir
         compiled = already_compiled(spec, out)
+        # The given outputs are run as they are; the diagnostics are the spec's own compilation's.
+        diagnostics = compile_targets(spec, workdir / "diagnostics")[1]
     skipped = {e: reason for e in engines if (reason := why_not(e, spec, compiled))}
     able = [e for e in engines if e not in skipped]
     if services.aws and uses_aws(spec):
@@ -303,7 +344,8 @@ def run_spec(
             spans[engine] = job_span(jobs)
         for path in records[1:]:
             path.unlink(missing_ok=True)  # Batch records are per server: the next spec starts empty
-    return SpecRun(spec, compare.table(states), results, skipped, spans)
+    found = {e: diagnostics[TARGETS[e]] for e in able if e in TARGETS}
+    return SpecRun(spec, compare.table(states), results, skipped, spans, found, tuple(expect))
 
 
 def job_span(jobs: list[dict[str, Any]]) -> str:
@@ -372,15 +414,24 @@ def session_dir() -> Path:
 
 
 def main(
-    specs: list[str], engines: list[str], params: dict[str, str], day: str | None, compiled: Path | None = None
+    specs: list[str],
+    engines: list[str],
+    params: dict[str, str],
+    day: str | None,
+    compiled: Path | None = None,
+    services: Services | None = None,
 ) -> int:
-    """Run every spec on the engines, print one table per spec; 0 only when all agree everywhere."""
+    """Run every spec on the engines, print one table per spec; 0 only when all agree everywhere.
+
+    services: already running ones to use (and leave running), e.g. a test session's; else started here.
+    """
     root = session_dir()
-    services = Services(
-        root, engines, aws=any(uses_aws(str(Path(s).resolve())) for s in specs) or "stepfunctions" in engines
-    )
-    print(f"session: {root}", file=sys.stderr)
-    services.start()  # stops what it started when it fails
+    own = services is None
+    if services is None:
+        aws = any(uses_aws(str(Path(s).resolve())) for s in specs) or "stepfunctions" in engines
+        services = Services(root, engines, aws=aws)
+        print(f"session: {root}", file=sys.stderr)
+        services.start()  # stops what it started when it fails
     ok = True
     try:
         for index, spec in enumerate(specs):
@@ -390,7 +441,8 @@ def main(
             sys.stdout.flush()
             ok = ok and run.agree
     finally:
-        services.stop()
+        if own:
+            services.stop()
     return 0 if ok else 1
 
 

@@ -11,19 +11,20 @@ the runtime's reason, promotion skipped, and the run succeeded. The engines run 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.cases import REPO
 from tests.differential.engines import VENVS, Request, Result
-from tests.support_mlflow import MlflowServer, start_mlflow_server
+from tests.differential.harness import Services
+from tests.support_mlflow import MlflowServer
 
 # One xdist worker runs them all: they share one MLflow server, one migrated Airflow DB and one moto server.
 pytestmark = pytest.mark.xdist_group("differential-engines")
@@ -69,14 +70,11 @@ targets:
 """
 
 
-@pytest.fixture(scope="module")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
-    """One real tracking server; each engine's spec has its own experiment and model."""
-    server = start_mlflow_server(tmp_path_factory.mktemp("mlflow"))
-    try:
-        yield server
-    finally:
-        server.stop()
+@pytest.fixture
+def mlflow_server(services: Services) -> MlflowServer:
+    """The session's tracking server (tests/differential/conftest.py); each engine's spec has its own experiment
+    and model."""
+    return services.mlflow["pipegen"]
 
 
 def compiled(tmp_path: Path, name: str, backend: str, target: str) -> tuple[Path, Path]:
@@ -153,14 +151,11 @@ def local_request(tmp_path: Path, engine: str, target: str, server: MlflowServer
     )
 
 
-@pytest.fixture(scope="module")
-def airflow_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A migrated Airflow metadata DB (`airflow db migrate` once), which the engine copies."""
-    home = tmp_path_factory.mktemp("airflow-home")
-    airflow = REPO / VENVS["airflow"] / "bin" / "airflow"
-    env = {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
-    subprocess.run([str(airflow), "db", "migrate"], check=True, capture_output=True, env=env)
-    return home / "airflow.db"
+@pytest.fixture
+def airflow_db(services: Services) -> Path:
+    """The session's migrated Airflow metadata DB, which the engine copies."""
+    assert services.airflow_db is not None
+    return services.airflow_db
 
 
 def test_airflow_reports_a_short_circuit_as_rejected_and_skipped(
@@ -177,45 +172,10 @@ def test_kfp_reports_a_false_dsl_if_as_rejected_and_skipped(tmp_path: Path, mlfl
     assert_rejected_and_skipped(result, "kfp", mlflow_server.uri)
 
 
-@pytest.fixture(scope="module")
-def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The harness's moto server (tests/differential/aws.py): Batch jobs run, Lambda reaches pipegen's handler."""
-    if not (REPO / "tests" / "differential" / "aws.py").exists():
-        pytest.skip("tests/differential/aws.py (the harness's moto launcher) is not in this checkout")
-    root = tmp_path_factory.mktemp("aws")
-    python = REPO / VENVS["stepfunctions"] / "bin" / "python"
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(REPO),
-        "AWS_ACCESS_KEY_ID": "diffmoto",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "PATH": os.pathsep.join([str(python.parent), os.environ.get("PATH", "")]),
-        "PIPEGEN_DIFF_STATE": str(root / "state"),
-    }
-    with (root / "moto.log").open("ab") as log:
-        proc = subprocess.Popen(
-            [str(python), "-m", "tests.differential.aws", str(root)],
-            stdin=subprocess.PIPE,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=REPO,
-            env=env,
-        )
-    try:
-        deadline = time.monotonic() + 120
-        while not (root / "endpoint").exists():
-            assert proc.poll() is None and time.monotonic() < deadline, (root / "moto.log").read_text()[-3000:]
-            time.sleep(0.1)
-        yield (root / "endpoint").read_text()
-    finally:
-        assert proc.stdin is not None
-        proc.stdin.close()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+@pytest.fixture
+def moto(services: Services) -> str:
+    """The session's moto server (tests/differential/aws.py): Batch jobs run, Lambda reaches pipegen's handler."""
+    return services.endpoint
 
 
 def test_stepfunctions_reports_a_declined_choice_as_rejected_and_skipped(
@@ -333,3 +293,17 @@ def test_an_engine_that_ended_keeps_its_verdict_when_reading_mlflow_hangs(tmp_pa
         "quality": "failed",
         "promote": "not_run",
     }
+
+
+def test_the_mlflow_servers_start_no_job_runner(services: Services) -> None:
+    """MLflow 3's server starts ~7 huey consumers (each importing mlflow, then polling) unless told not to:
+    for jobs pipegen never submits, they took half of the suite's 2 cores (tests/support_mlflow.py)."""
+    from tests.differential.engines.supervise import descendants
+
+    for engine, server in services.mlflow.items():
+        commands = []
+        for pid in descendants(server.process.pid):
+            with contextlib.suppress(OSError):
+                commands.append(Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode())
+        assert commands, f"the {engine} server has no worker process: is it running?"
+        assert not [c for c in commands if "huey" in c or "_job_runner" in c], commands

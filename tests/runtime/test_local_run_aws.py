@@ -8,7 +8,6 @@ by its exit code, and killed when the job is terminated. So the job is real code
 
 from __future__ import annotations
 
-import datetime
 import json
 import os
 import re
@@ -16,7 +15,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 import urllib.request
 import uuid
@@ -29,6 +27,7 @@ import mlflow
 import pytest
 
 from pipegen.runtime.aws_jobs import batch_job_name, sagemaker_job_name
+from tests.support_aws import batch_jobs_run_here
 from tests.support_aws import batch_queue as make_batch_queue
 
 pytestmark = pytest.mark.xdist_group("local_run")
@@ -37,23 +36,12 @@ pytestmark = pytest.mark.xdist_group("local_run")
 @pytest.fixture
 def jobs_run_here(aws: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
     """Batch on moto without docker, whose submitted jobs run as local processes in tmp_path; a fresh queue."""
-    from moto.batch_simple.models import BatchSimpleBackend
-
     request = urllib.request.Request(
         f"{aws}/moto-api/config", data=json.dumps({"batch": {"use_docker": False}}).encode(), method="POST"
     )
     urllib.request.urlopen(request).close()
 
-    def play(self: Any, include_start_attempt: bool, job: Any) -> None:
-        self.backend._jobs[job.job_id] = job
-        job.job_started_at = datetime.datetime.now()
-        job.log_stream_name = job._stream_name
-        if include_start_attempt:
-            job._start_attempt()
-        job.status = "RUNNING"
-        threading.Thread(target=_run_job, args=(job, tmp_path), daemon=True).start()
-
-    monkeypatch.setattr(BatchSimpleBackend, "_mark_job_as_finished", play)
+    batch_jobs_run_here(monkeypatch, lambda job: _run_job(job, tmp_path))
     name = f"q{uuid.uuid4().hex[:8]}"
     # The spec names them as users do (queue name, definition NAME:REVISION); AWS answers with ARNs.
     yield {"queue_name": name, "definition_name": f"{name}:1", **make_batch_queue(name, f"{name}:1")}

@@ -1,0 +1,31 @@
+"""The services every differential test shares in one pytest session: started once, stopped at its end."""
+
+from __future__ import annotations
+
+import resource
+from collections.abc import Iterator
+
+import pytest
+
+from tests.differential.harness import ENGINES, Services, engine_module_exists
+
+
+@pytest.fixture(scope="session")
+def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
+    """One MLflow server per engine, the webhook receiver, moto and a migrated Airflow DB, for every test.
+
+    Session-wide: the scenarios (test_differential.py), the engine modules' own tests (test_engines.py) and
+    the broken-lowering run share them (each MLflow server start, `airflow db migrate` and moto's import is
+    tens of CPU seconds on a 2-core machine).
+    """
+    engines = [e for e in ENGINES if engine_module_exists(e)]
+    shared = Services(tmp_path_factory.mktemp("differential"), engines, aws=True)
+    shared.start()
+    try:
+        yield shared
+    finally:
+        shared.stop()
+        # The session's whole cost: this process and everything it waited for (servers, engine modules).
+        own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+        print(f"\ndifferential session CPU (pytest and the processes it waited for): {cpu:.0f}s")
