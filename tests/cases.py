@@ -14,7 +14,8 @@ SUPPORT_DOC = REPO / "docs" / "targets.md"
 REGEN_COMMAND = "make golden"
 # (spec stem, target) pairs a target rejects with a located diagnostic instead of output:
 # Step Functions has no `local` backend (tests/compiler/test_stepfunctions_lowering.py checks the message).
-UNSUPPORTED = {("demo", "stepfunctions")}
+# Prefect runs no kubernetes step (tests/compiler/test_prefect.py checks the message).
+UNSUPPORTED = {("demo", "stepfunctions"), ("feed-ranking", "prefect")}
 
 
 def targets_for(spec: Path) -> list[str]:
@@ -52,12 +53,14 @@ def diagnostics_text(spec: Path) -> str:
 
 def compiled_goldens() -> dict[str, str]:
     """Every example spec compiled for every target: relative path under golden/ -> text."""
-    from pipegen.compiler import compile_checked
+    from pipegen.compiler import combine_outputs, compile_checked
     from pipegen.frontend import check_file
+    from pipegen.targets import available
 
-    out: dict[str, str] = {}
+    outputs = []
     for spec in SPECS:
         result = compile_checked(check_file(rel(spec)), targets_for(spec))
         assert result.ok, [d.format() for d in result.diagnostics]
-        out.update({o.path: o.text for o in result.outputs})
-    return dict(sorted(out.items()))
+        outputs.extend(result.outputs)
+    # As `pipegen compile specs/ -t all` writes them: files several specs share (prefect.yaml) merged.
+    return dict(sorted((o.path, o.text) for o in combine_outputs(outputs, list(available()))))

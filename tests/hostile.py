@@ -346,6 +346,7 @@ def skeleton(backend_type: str) -> dict[str, Any]:
         "targets": {
             "airflow": {},
             "kfp": {"mlflow_secret": {}, "mlflow_config_map": {}},
+            "prefect": {"work_pool": {}},
             "stepfunctions": {"eks_cluster": {}},
         },
     }

@@ -17,14 +17,15 @@ import yaml
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from tests.cases import REPO, SPECS
+from tests.cases import REPO, SPECS, UNSUPPORTED
 
 DOCS = REPO / "docs"
 BIN = Path(sys.executable).parent
 # The documented CI files, by the path their first line names, and the schema check-jsonschema vendors for each.
 CI_SCHEMAS = {".github/workflows/pipegen.yml": "vendor.github-workflows", ".gitlab-ci.yml": "vendor.gitlab-ci"}
-# Examples that compile for every target (the demo trains on `local`, which Step Functions cannot run).
-ALL_TARGET_SPECS = [s for s in SPECS if s.stem != "demo"]
+# Examples that compile for every target (the demo trains on `local`, which Step Functions cannot run; feed-ranking
+# on `kubernetes`, which Prefect does not run).
+ALL_TARGET_SPECS = [s for s in SPECS if not any(stem == s.stem for stem, _ in UNSUPPORTED)]
 PROJECT = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
 # Until pipegen-ml is on the package index, the docs install it from its repository at the release tag
 # (the placeholder the docs explain, the repository the pre-commit configuration names).

@@ -1,4 +1,4 @@
-"""The compiler never imports airflow, kfp or mlflow (each costs seconds per process).
+"""The compiler never imports airflow, kfp, mlflow or prefect (each costs seconds per process).
 
 This module runs in every test environment: in the Airflow and KFP environments it proves the
 point for the libraries that are importable there.
@@ -14,7 +14,7 @@ import pytest
 
 from tests.cases import REPO, SPECS, rel
 
-HEAVY = ("airflow", "kfp", "mlflow", "boto3")
+HEAVY = ("airflow", "kfp", "mlflow", "boto3", "prefect")
 
 PROBE = """
 import sys

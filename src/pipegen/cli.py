@@ -80,7 +80,7 @@ def _target_names(requested: list[str]) -> list[str]:
 
 def cmd_compile(args: argparse.Namespace) -> int:
     """Compile specs for targets; write all outputs or none, or compare them with --check."""
-    from pipegen.compiler import compile_checked
+    from pipegen.compiler import combine_outputs, compile_checked
     from pipegen.emit import WriteError, stale_outputs, write_outputs
     from pipegen.frontend import check_file
 
@@ -100,6 +100,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
     _emit_diagnostics(diags, args.format, sys.stderr)
     if has_errors(diags):
         return EXIT_ERRORS
+    outputs = combine_outputs(outputs, targets)
     _refuse_collisions(outputs)
     outdir = Path(args.output)
     if args.check:

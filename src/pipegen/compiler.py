@@ -34,6 +34,14 @@ def repo_relative(path: str) -> str:
     return Path(path).as_posix()
 
 
+def combine_outputs(outputs: list[Output], target_names: list[str]) -> list[Output]:
+    """The outputs of several specs, with the files their targets share merged (one prefect.yaml)."""
+    targets = available()
+    for name in target_names:
+        outputs = targets[name].combine(outputs)
+    return outputs
+
+
 def compile_checked(checked: Checked, target_names: list[str], flags: frozenset[str] = frozenset()) -> CompileResult:
     """Resolve a checked spec and render it for each target; any target error stops all output."""
     result = CompileResult(diagnostics=list(checked.diagnostics))

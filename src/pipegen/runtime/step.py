@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from datetime import UTC, datetime
 from typing import Any
@@ -189,7 +190,12 @@ def _command(
             **env,
         }
         cwd = values.string(spec["working_dir"]) if spec.get("working_dir") else None
-        returncode = run_redacted(command, env=full, cwd=cwd)  # its env holds rendered secrets
+        # timeout_seconds: for orchestrators whose own timeout cannot stop the task (Prefect's sync tasks).
+        timeout = spec.get("timeout_seconds")
+        try:
+            returncode = run_redacted(command, env=full, cwd=cwd, timeout=timeout)  # its env holds rendered secrets
+        except subprocess.TimeoutExpired:
+            raise RuntimeFailure(f"command timed out after {timeout}s and was ended: {command[0]}") from None
         if returncode != 0:
             raise RuntimeFailure(f"command exited with {returncode}: {command[0]}")
         return {"passed": True}

@@ -134,6 +134,10 @@ class Target(ABC):
         """A last pass over the rendered files for command-line flags (e.g. kfp's --ir); none by default."""
         return outputs
 
+    def combine(self, outputs: list[Output]) -> list[Output]:
+        """Merge the files of several specs compiled together that share one path (e.g. prefect.yaml); none by default."""
+        return outputs
+
     @abstractmethod
     def render(self, pipeline: Pipeline, options: BaseModel) -> list[Output]:
         """The files for this pipeline, as paths relative to the output directory."""

@@ -1,0 +1,83 @@
+"""The Prefect 3 target: a flow module per spec, and prefect.yaml with one deployment per spec.
+
+Every step is a task calling pipegen's runtime (`run_step`, as KFP's components do), submitted with `.submit()`
+and `wait_for`, so independent steps run side by side; an evaluation that may skip is plain Python in the flow.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from pipegen.diagnostics import Diagnostic
+from pipegen.emit import Output
+from pipegen.render import render
+from pipegen.resolve import Pipeline
+from pipegen.targets.base import Support, Target
+from pipegen.targets.prefect import deployment
+from pipegen.targets.prefect.checks import parameter_names, retry_lists, schedule_settings
+from pipegen.targets.prefect.lowering import Lowering
+from pipegen.targets.prefect.options import PrefectOptions
+from pipegen.targets.tracking_secret import tracking_secret
+
+__all__ = ["TARGET", "PrefectOptions", "PrefectTarget"]
+
+
+class PrefectTarget(Target):
+    """Prefect 3 flow modules and their deployments."""
+
+    name = "prefect"
+    title = "Prefect 3"
+    support = Support(
+        backends={
+            "aws_batch": "task that submits the job through the runtime and waits (a retry finds the job; the step's "
+            "timeout terminates it)",
+            "sagemaker": "task that creates the training job through the runtime and waits",
+            "local": "task that runs the command as a subprocess on the worker (the step's timeout ends it)",
+        },
+        gates={
+            "partition_exists": "runtime task (a wait polls inside it; a retry resumes the wait)",
+            "freshness": "runtime task (a wait polls inside it; a retry resumes the wait)",
+            "row_count": "runtime task (a wait polls inside it; a retry resumes the wait)",
+            "sql": "runtime task (a wait polls inside it; a retry resumes the wait)",
+        },
+        features={
+            "schedule": "prefect.yaml deployment schedule (cron + timezone); start is a guard in the flow and a "
+            "warning, catchup a warning",
+            "params": "flow parameters",
+            "retries/backoff": "task retries with a precomputed retry_delay_seconds list (exponential, capped; at most "
+            "50 delays); retry_condition_fn keeps a failed judgement or a finished gate wait from being retried",
+            "timeout": "task timeout_seconds, and the runtime ends the command or AWS job itself",
+            "evaluate on_fail: skip": "plain `if` in the flow; the run ends Completed with a message saying why",
+            "evaluate on_fail: fail": "the evaluate task fails without retrying; the flow fails",
+            "caching": "off for every task (cache_policy=NO_CACHE)",
+            "notify.on_failure": "flow on_failure and on_crashed hooks",
+            "notify.on_success": "flow on_completion hook",
+            "${run.id} / ${run.date}": "the flow run id / its scheduled start's date in the schedule's timezone "
+            "(today there for a manual run)",
+            "${secret.X}": "the worker's environment variable PIPEGEN_SECRET_X",
+        },
+    )
+    options_model = PrefectOptions
+
+    def check(self, pipeline: Pipeline, options: BaseModel) -> list[Diagnostic]:
+        """Shared checks plus what Prefect cannot express."""
+        return [
+            *super().check(pipeline, options),
+            *parameter_names(pipeline),
+            *retry_lists(pipeline),
+            *schedule_settings(pipeline),
+            *tracking_secret(pipeline, self.name),
+        ]
+
+    def render(self, pipeline: Pipeline, options: BaseModel) -> list[Output]:
+        """The flow module and prefect.yaml (merged with other specs' by combine)."""
+        assert isinstance(options, PrefectOptions)
+        text = render("prefect/flow.py.j2", v=Lowering(pipeline).view())
+        return [Output(f"prefect/{pipeline.name}.py", text), deployment.deployment_file(pipeline, options)]
+
+    def combine(self, outputs: list[Output]) -> list[Output]:
+        """One prefect.yaml for all the specs compiled together."""
+        return deployment.combine(outputs)
+
+
+TARGET = PrefectTarget()

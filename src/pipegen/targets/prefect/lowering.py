@@ -1,0 +1,230 @@
+"""Lowering a resolved pipeline to the View the flow module template lays out.
+
+User strings reach the module only through py() (Python literals) and escaped_json() (a step's spec as JSON
+text, braces escaped as on KFP); names reach it only through Names (checked identifiers).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipegen.render import py
+from pipegen.resolve import Pipeline, ResolvedStep
+from pipegen.targets.base import gate_deadline_seconds, header_lines
+from pipegen.targets.kfp.checks import skip_conditions
+from pipegen.targets.kfp.names import escaped_json
+from pipegen.targets.prefect.checks import prefect_delays
+from pipegen.targets.prefect.names import Names, flow_function
+from pipegen.targets.prefect.steps import start_run_request, step_request
+from pipegen.targets.prefect.view import TaskDef, View
+
+_TYPES = {bool: "bool", int: "int", float: "float", str: "str"}
+# The helpers the template defines, by role; each gets a name no flow parameter hides.
+_HELPERS = (
+    "run_context",
+    "before_start",
+    "passed",
+    "finish",
+    "infrastructure_only",
+    "wait_started",
+    "notify",
+    "notify_failed",
+    "notify_succeeded",
+)
+
+
+class Lowering:
+    """Builds the View of one pipeline's flow module."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.p = pipeline
+        self.params = sorted(pipeline.spec.params)
+        self.flow = flow_function(pipeline.name)
+        names = Names(self.params, self.flow)
+        self.names = {role: names.claim(f"_{role}") for role in _HELPERS}
+        self.task_names = {s.name: names.claim(s.name) for s in pipeline.steps}
+        self.run_names = {
+            s.name: names.claim(f"pipegen_start_run_{s.name}") for s in pipeline.steps if s.kind == "train"
+        }
+        self.helpers: set[str] = set()
+
+    def view(self) -> View:
+        """The module's View."""
+        spec = self.p.spec
+        tasks: list[TaskDef] = []
+        for step in self.p.steps:
+            if step.kind == "train":
+                tasks.append(self._start_run_task(step))
+            tasks.append(self._step_task(step))
+        constants = [("PIPELINE", py(self.p.name)), ("TIMEZONE", py(self._timezone()))]
+        decorator = [("name", py(self.p.name))]
+        if spec.description:
+            decorator.append(("description", py(spec.description)))
+        decorator.append(("log_prints", "True"))
+        for event, key in (("failed", "on_failure"), ("succeeded", "on_success")):
+            webhooks = [n.webhook for n in getattr(spec.notify, key)]
+            if not webhooks:
+                continue
+            hook = f"notify_{event}"
+            request = {"webhooks": webhooks, "message": {"pipeline": self.p.name, "event": event}}
+            constants.append((f"{event.upper()}_NOTIFY", py(escaped_json(request))))
+            self.helpers |= {"notify", hook}
+            if event == "failed":
+                decorator += [("on_failure", f"[{self.names[hook]}]"), ("on_crashed", f"[{self.names[hook]}]")]
+            else:
+                decorator.append(("on_completion", f"[{self.names[hook]}]"))
+        if "notify" in self.helpers:
+            # A hook renders webhook URLs with the run's parameters: the defaults, then what the run was given.
+            constants.append(("PARAMS", py(dict(spec.params))))
+        if self.p.schedule is not None and self.p.schedule.start is not None:
+            constants.append(("START", py(self.p.schedule.start.isoformat())))
+        return View(
+            header=header_lines(self.p),
+            docstring=py(spec.description or f"The {self.p.name} pipeline."),
+            constants=constants,
+            names=self.names,
+            helpers=self.helpers,
+            tasks=tasks,
+            flow_name=self.flow,
+            flow_decorator=decorator,
+            flow_params=[f"{n}: {_TYPES[type(v)]} = {py(v)}" for n, v in sorted(spec.params.items())],
+            flow_doc=py(f"Run pipeline {self.p.name!r}: each step a task, independent steps side by side."),
+            flow_body=self._flow_body(),
+        )
+
+    def _timezone(self) -> str:
+        """The zone ${run.date} is a date in: the schedule's (UTC without a schedule)."""
+        return self.p.schedule.timezone if self.p.schedule is not None else "UTC"
+
+    # ---- tasks -----------------------------------------------------------------------------------
+    def _decorator(
+        self, step: ResolvedStep, name: str, final_verdicts: bool, timeout: int | None
+    ) -> list[tuple[str, str]]:
+        out = [("name", py(name))]
+        delays = prefect_delays(step)
+        if delays is not None:
+            out += [("retries", str(step.policy.retries)), ("retry_delay_seconds", py(delays))]
+            if final_verdicts:
+                self.helpers.add("infrastructure_only")
+                out.append(("retry_condition_fn", self.names["infrastructure_only"]))
+        if timeout is not None:
+            out.append(("timeout_seconds", str(timeout)))
+        # Every run of a step runs it: a task's result is never taken from an earlier run (KFP: caching off).
+        out.append(("cache_policy", "NO_CACHE"))
+        return out
+
+    def _inputs(self, mlflow: bool) -> list[tuple[str, str]]:
+        inputs = [("params", "dict"), ("run_key", "str"), ("run_date", "str")]
+        return inputs + ([("mlflow_run", "dict")] if mlflow else [])
+
+    def _step_task(self, step: ResolvedStep) -> TaskDef:
+        kind, spec = step_request(self.p, step)
+        waits = step.kind == "gate" and "wait" in (step.gate or {})
+        # A failed judgement and a gate whose wait ran out are final; a gate checked once is retried like any step
+        # (its data may land before the next try), as on Airflow, KFP and `pipegen run`.
+        final_verdicts = step.kind == "evaluate" or waits
+        timeout = gate_deadline_seconds(step) if step.kind == "gate" else step.policy.timeout
+        mlflow = step.kind in ("train", "evaluate", "promote")
+        extra = []
+        if mlflow:
+            extra.append("mlflow_run=mlflow_run,")
+        if waits:
+            self.helpers.add("wait_started")
+            extra.append(f"wait_started={self.names['wait_started']}(),")
+        body = [
+            "from pipegen.runtime.step import run_step",
+            "",
+            "return run_step(",
+            f"    {py(kind)},",
+            f"    {py(escaped_json(spec))},",
+            "    params=params,",
+            "    run_id=run_key,",
+            "    run_date=run_date,",
+            *(f"    {line}" for line in extra),
+            "    target='prefect',",
+            ")",
+        ]
+        doc = f"{step.kind} step '{step.name}' of pipeline '{self.p.name}', run by pipegen.runtime."
+        return TaskDef(
+            self.task_names[step.name],
+            self._decorator(step, step.name, final_verdicts, timeout),
+            self._inputs(mlflow),
+            py(doc),
+            body,
+        )
+
+    def _start_run_task(self, step: ResolvedStep) -> TaskDef:
+        name = self.run_names[step.name]
+        body = [
+            "from pipegen.runtime.step import run_step",
+            "",
+            f"run = run_step('start_run', {py(escaped_json(start_run_request(self.p, step)))}, params=params, "
+            "run_id=run_key, run_date=run_date, target='prefect')",
+            "# Not the tracking URI: it may hold credentials, and a task's result may be stored.",
+            "return {'run_id': run['run_id'], 'experiment_id': run['experiment_id']}",
+        ]
+        doc = f"Create (or, on a retry, find) the MLflow run step '{step.name}' logs into."
+        # Retried with the training step's policy: start_run finds the run it made before.
+        return TaskDef(
+            name,
+            self._decorator(step, f"pipegen_start_run_{step.name}", False, None),
+            self._inputs(False),
+            py(doc),
+            body,
+        )
+
+    # ---- the flow ----------------------------------------------------------------------------------
+    def _submit(self, step: ResolvedStep) -> list[str]:
+        args = ["params", "run_key", "run_date"]
+        lines = []
+        if step.kind == "train":
+            run_key = f"pipegen_start_run_{step.name}"
+            lines.append(
+                f"steps[{py(run_key)}] = {self.run_names[step.name]}.submit({', '.join(args)}{self._wait(step)})"
+            )
+            args.append(f"steps[{py(run_key)}]")
+        elif step.kind in ("evaluate", "promote"):
+            args.append(f"steps[{py('pipegen_start_run_' + step.body.run_of)}]")
+        lines.append(
+            f"steps[{py(step.name)}] = {self.task_names[step.name]}.submit({', '.join(args)}{self._wait(step)})"
+        )
+        return lines
+
+    def _wait(self, step: ResolvedStep) -> str:
+        if not step.upstream:
+            return ""
+        return ", wait_for=[" + ", ".join(f"steps[{py(u)}]" for u in step.upstream) + "]"
+
+    def _flow_body(self) -> list[str]:
+        n = self.names
+        params = "{" + ", ".join(f"{py(p)}: {p}" for p in self.params) + "}"
+        lines = [f"params = {params}", f"run_key, run_date = {n['run_context']}()"]
+        self.helpers |= {"run_context", "passed", "finish"}
+        if self.p.schedule is not None and self.p.schedule.start is not None:
+            self.helpers.add("before_start")
+            lines += [
+                f"if {n['before_start']}(run_date):",
+                "    return Completed(message=f'scheduled for {run_date}, before the schedule starts on {START}: no step ran')",
+            ]
+        lines.append("steps = {}")
+        conditions = skip_conditions(self.p)
+        # Steps no evaluation can skip go first, so that waiting for an evaluation never delays them.
+        ordered = [s for s in self.p.steps if not conditions[s.name]] + [s for s in self.p.steps if conditions[s.name]]
+        opened: list[str] | None = None
+        for step in ordered:
+            wanted = conditions[step.name]
+            if wanted and wanted != opened:
+                lines.append(f"if {n['passed']}(steps, {', '.join(py(e) for e in wanted)}):")
+            opened = wanted
+            lines += [("    " if wanted else "") + line for line in self._submit(step)]
+        lines.append(f"return {n['finish']}(steps, {py(self._skipped())})")
+        return lines
+
+    def _skipped(self) -> dict[str, Any]:
+        """For each skip-on-fail evaluation, the steps it keeps from running when it does not pass."""
+        conditions = skip_conditions(self.p)
+        out: dict[str, list[str]] = {}
+        for step in self.p.steps:
+            if step.kind == "evaluate" and step.body.on_fail == "skip":
+                out[step.name] = [s.name for s in self.p.steps if step.name in conditions[s.name]]
+        return dict(out)
