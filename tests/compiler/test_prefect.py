@@ -233,9 +233,18 @@ def test_schedule_start_and_catchup_warn_and_start_is_guarded(cli: Cli, tmp_path
 @pytest.mark.parametrize(
     ("work_pool", "where"),
     [
-        ("{name: 'pool-{{ $HOME }}'}", "work_pool.name"),
-        ("{name: p, job_variables: {env: {LABEL: '{{ prefect.variables.x }}'}}}", "work_pool.job_variables.env.LABEL"),
-        ("{name: p, job_variables: {'{{ $X }}': 1}}", "(the key)"),
+        (
+            "{name: 'pool-{{ $HOME }}'}",
+            ":41:23: error[PG602]: target 'prefect' cannot write targets.prefect.work_pool.name",
+        ),
+        (
+            "{name: p, job_variables: {env: {LABEL: '{{ prefect.variables.x }}'}}}",
+            ":41:55: error[PG602]: target 'prefect' cannot write targets.prefect.work_pool.job_variables.env.LABEL",
+        ),
+        (
+            "{name: p, job_variables: {env: {'{{ $X }}': 1}}}",
+            ":41:48: error[PG602]: target 'prefect' cannot write a key of targets.prefect.work_pool.job_variables.env",
+        ),
     ],
 )
 def test_template_markers_in_options_are_located_errors(cli: Cli, tmp_path: Path, work_pool: str, where: str) -> None:
@@ -243,8 +252,16 @@ def test_template_markers_in_options_are_located_errors(cli: Cli, tmp_path: Path
     result, out = compile_spec(cli, tmp_path, text)
     assert result.code == 1
     [line] = [line for line in result.err.splitlines() if "error[" in line]
-    assert LOCATED.match(line) and "error[PG202]" in line and where in line and "'{{'" in line, line
+    assert LOCATED.match(line) and where in line and "'{{'" in line, line
     assert not out.exists()
+
+
+def test_a_job_variable_is_named_like_one(cli: Cli, tmp_path: Path) -> None:
+    text = spec_text() + "targets:\n  prefect:\n    work_pool: {name: p, job_variables: {'{{ $X }}': 1}}\n"
+    result, _ = compile_spec(cli, tmp_path, text)
+    assert result.code == 1
+    [line] = [line for line in result.err.splitlines() if "error[" in line]
+    assert LOCATED.match(line) and "error[PG202]" in line, line
 
 
 def test_work_pool_reaches_prefect_yaml(cli: Cli, tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from pipegen.render import render
 from pipegen.resolve import Pipeline
 from pipegen.targets.base import Support, Target
 from pipegen.targets.prefect import deployment
-from pipegen.targets.prefect.checks import parameter_names, retry_lists, schedule_settings
+from pipegen.targets.prefect.checks import deploy_templates, parameter_names, retry_lists, schedule_settings
 from pipegen.targets.prefect.lowering import Lowering
 from pipegen.targets.prefect.options import PrefectOptions
 from pipegen.targets.tracking_secret import tracking_secret
@@ -61,8 +61,10 @@ class PrefectTarget(Target):
 
     def check(self, pipeline: Pipeline, options: BaseModel) -> list[Diagnostic]:
         """Shared checks plus what Prefect cannot express."""
+        assert isinstance(options, PrefectOptions)
         return [
             *super().check(pipeline, options),
+            *deploy_templates(pipeline, options),
             *parameter_names(pipeline),
             *retry_lists(pipeline),
             *schedule_settings(pipeline),

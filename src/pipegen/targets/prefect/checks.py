@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import keyword
 from collections.abc import Iterator
+from typing import Any
 
 from pipegen.diagnostics import Diagnostic, Location, diag
 from pipegen.resolve import Pipeline, ResolvedStep
 from pipegen.runtime.retrying import retry_delays
+from pipegen.targets.prefect.options import PrefectOptions
 
 # Prefect refuses a retry_delay_seconds list longer than this (prefect.tasks.Task.__init__); attempts past the
 # list's end wait its last delay again.
@@ -60,6 +62,43 @@ def _inexact(where: Location, steps: str, retries: int) -> Diagnostic:
         f"set max_retry_delay (the waits then stop growing within {MAX_DELAYS} retries), or retry at most "
         f"{MAX_DELAYS} times",
     )
+
+
+def deploy_templates(pipeline: Pipeline, options: PrefectOptions) -> Iterator[Diagnostic]:
+    """No option value that reaches prefect.yaml may hold `{{`.
+
+    `prefect deploy` templates every value of the file (`{{ $VAR }}`, `{{ prefect.variables.x }}`, block
+    references; unknown placeholders are dropped) and has no escape: such a value would not reach Prefect as written.
+    """
+    if options.work_pool is None:
+        return
+    base = ("targets", "prefect", "work_pool")
+    for path, is_key in _strings_with_braces(options.work_pool.model_dump(), base):
+        parent = ".".join(str(p) for p in (path[:-1] if is_key else path))
+        what = f"a key of {parent}" if is_key else parent
+        yield diag(
+            "PG602",
+            f"target 'prefect' cannot write {what} to prefect.yaml: it holds '{{{{', which `prefect deploy` reads as a "
+            "template placeholder (it has no escape)",
+            pipeline.source_map.key(path) if is_key else pipeline.source_map.value(path),
+            "write the value without '{{' (or set it in the work pool's base job template, which Prefect does not "
+            "template at deploy time)",
+        )
+
+
+def _strings_with_braces(value: Any, path: tuple[str | int, ...]) -> Iterator[tuple[tuple[str | int, ...], bool]]:
+    """(path, is a key) of every string holding `{{` inside value, keys included, in document order."""
+    if isinstance(value, str):
+        if "{{" in value:
+            yield path, False
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if "{{" in str(key):
+                yield (*path, key), True
+            yield from _strings_with_braces(item, (*path, key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _strings_with_braces(item, (*path, i))
 
 
 def parameter_names(pipeline: Pipeline) -> Iterator[Diagnostic]:
