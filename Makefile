@@ -106,7 +106,7 @@ test-runtime: env-core env-runtime env-runtime-oldest
 
 # One spec, every engine, the same end state (tests/differential, docs/migrating.md). Not under xdist: the
 # harness shares one MLflow server per engine, moto and an Airflow DB across scenarios and runs engines in parallel.
-test-differential: env-core env-airflow env-kfp node
+test-differential: env-core env-airflow env-kfp env-prefect node
 	$(CORE)/bin/pytest tests/differential
 
 test: lint test-core test-airflow test-kfp test-prefect test-runtime test-differential
