@@ -11,6 +11,8 @@ UV := $(PYTHON) -m uv
 CORE := .venv
 AIRFLOW := .venv-airflow
 KFP := .venv-kfp
+# Prefect pins fastapi below the core environment's: its own environment, without the default groups.
+PREFECT := .venv-prefect
 BENCH := .venv-bench
 # What workers install (the project's [runtime,aws,sql] extras, built as a wheel) plus the test runner; the
 # -oldest one has the oldest mlflow-skinny the runtime extra admits. Their servers come from $(CORE).
@@ -28,8 +30,8 @@ SPECS := $(sort $(wildcard specs/*.yaml))
 AWS_SPECS := $(filter-out specs/demo.yaml,$(SPECS))
 OUT := build
 
-.PHONY: help uv env-core env-airflow env-kfp env-bench env-runtime env-runtime-oldest envs node demo test lint test-core \
-	test-airflow test-kfp test-runtime test-differential golden bench clean
+.PHONY: help uv env-core env-airflow env-kfp env-prefect env-bench env-runtime env-runtime-oldest envs node demo test lint \
+	test-core test-airflow test-kfp test-prefect test-runtime test-differential golden bench clean
 
 help:
 	@echo "make demo    set up, then validate, draw and compile the example specs (and run the demo)"
@@ -49,6 +51,9 @@ env-airflow: uv
 env-kfp: uv
 	@UV_PROJECT_ENVIRONMENT=$(KFP) $(UV) sync --frozen --quiet --group kfp
 
+env-prefect: uv
+	@UV_PROJECT_ENVIRONMENT=$(PREFECT) $(UV) sync --frozen --quiet --no-default-groups --group prefect
+
 env-bench: uv
 	@UV_PROJECT_ENVIRONMENT=$(BENCH) $(UV) sync --frozen --quiet --group bench
 
@@ -58,7 +63,7 @@ env-runtime: uv
 env-runtime-oldest: uv
 	@UV_PROJECT_ENVIRONMENT=$(RUNTIME_OLDEST) $(UV) $(RUNTIME_SYNC) --group runtime-oldest
 
-envs: env-core env-airflow env-kfp env-runtime env-runtime-oldest
+envs: env-core env-airflow env-kfp env-prefect env-runtime env-runtime-oldest
 
 node: tools/node/node_modules/.package-lock.json
 
@@ -78,14 +83,18 @@ lint: env-core
 	$(CORE)/bin/mypy
 
 test-core: env-core node
-	$(CORE)/bin/pytest -n 2 --dist loadgroup tests --ignore=tests/airflow --ignore=tests/kfp --ignore=tests/runtime_only \
-		--ignore=tests/differential $(addprefix --ignore=,$(RUNTIME_SUITE))
+	$(CORE)/bin/pytest -n 2 --dist loadgroup tests --ignore=tests/airflow --ignore=tests/kfp --ignore=tests/prefect \
+		--ignore=tests/runtime_only --ignore=tests/differential $(addprefix --ignore=,$(RUNTIME_SUITE))
 
 test-airflow: env-airflow
 	$(AIRFLOW)/bin/pytest tests/test_import_guard.py $(wildcard tests/airflow)
 
 test-kfp: env-kfp
 	$(KFP)/bin/pytest tests/test_import_guard.py $(wildcard tests/kfp)
+
+# Flows run in Prefect's engine: one ephemeral API server (test harness) and one MLflow server per session.
+test-prefect: env-prefect
+	$(PREFECT)/bin/pytest tests/test_import_guard.py $(wildcard tests/prefect)
 
 # The oldest mlflow-skinny runs the tests that talk to MLflow, less the one that restarts a server (~2 server
 # starts) to test the runtime's own handling of an outage.
@@ -97,10 +106,10 @@ test-runtime: env-core env-runtime env-runtime-oldest
 
 # One spec, every engine, the same end state (tests/differential, docs/migrating.md). Not under xdist: the
 # harness shares one MLflow server per engine, moto and an Airflow DB across scenarios and runs engines in parallel.
-test-differential: env-core env-airflow env-kfp node
+test-differential: env-core env-airflow env-kfp env-prefect node
 	$(CORE)/bin/pytest tests/differential
 
-test: lint test-core test-airflow test-kfp test-runtime test-differential
+test: lint test-core test-airflow test-kfp test-prefect test-runtime test-differential
 
 golden: env-core
 	$(CORE)/bin/python -m tests.regen

@@ -12,7 +12,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # What `pipegen.target` must say on each engine (compared as "<own target>" when it does).
-TARGET_OF = {"pipegen": "local", "airflow": "airflow", "kfp": "kfp", "stepfunctions": "stepfunctions"}
+TARGET_OF = {
+    "pipegen": "local",
+    "airflow": "airflow",
+    "kfp": "kfp",
+    "stepfunctions": "stepfunctions",
+    "prefect": "prefect",
+}
 MISSING = "-"
 
 

@@ -25,9 +25,9 @@ from tests.differential.receiver import Receiver
 from tests.support_mlflow import MlflowServer, start_mlflow_server
 
 ROOT = Path(__file__).resolve().parents[2]
-ENGINES = ("pipegen", "airflow", "kfp", "stepfunctions")
+ENGINES = ("pipegen", "airflow", "kfp", "stepfunctions", "prefect")
 # The compile target each engine runs (`pipegen run` runs the spec itself).
-TARGETS = {"airflow": "airflow", "kfp": "kfp", "stepfunctions": "stepfunctions"}
+TARGETS = {"airflow": "airflow", "kfp": "kfp", "stepfunctions": "stepfunctions", "prefect": "prefect"}
 AWS_BACKENDS = {"aws_batch", "sagemaker"}
 # An engine run's deadline (the engine modules' own watchdog), and the harness's, a little later. Generous: on a
 # busy 2-core machine one Airflow or KFP run of a small spec takes minutes.
@@ -237,7 +237,7 @@ def compile_targets(spec: str, out: Path) -> tuple[dict[str, str | None], dict[s
 def already_compiled(spec: str, out: Path) -> dict[str, str | None]:
     """Which targets' outputs a given directory holds for this spec (its files are used as they are)."""
     name = load_pipeline(spec).name
-    suffixes = {"airflow": ".py", "kfp": ".py", "stepfunctions": ".asl.json"}
+    suffixes = {"airflow": ".py", "kfp": ".py", "stepfunctions": ".asl.json", "prefect": ".py"}
     return {
         target: None if (out / target / f"{name}{suffix}").exists() else f"no {target} output in {out}"
         for target, suffix in suffixes.items()

@@ -29,7 +29,13 @@ RESULT_NAME = "RESULT.json"
 OUTCOMES = ("passed", "skipped", "failed", "not_run", "rejected")
 STATUSES = ("succeeded", "failed")
 # Which venv runs which engine module (relative to the repository root).
-VENVS = {"pipegen": ".venv", "airflow": ".venv-airflow", "kfp": ".venv-kfp", "stepfunctions": ".venv"}
+VENVS = {
+    "pipegen": ".venv",
+    "airflow": ".venv-airflow",
+    "kfp": ".venv-kfp",
+    "stepfunctions": ".venv",
+    "prefect": ".venv-prefect",
+}
 
 
 @dataclass(frozen=True)
