@@ -28,6 +28,8 @@ RUNTIME_SUITE := $(addprefix tests/runtime/,test_mlflow_runtime.py test_gates.py
 SPECS := $(sort $(wildcard specs/*.yaml))
 # Step Functions has no local backend: the demo spec (local training) compiles for Airflow and KFP only.
 AWS_SPECS := $(filter-out specs/demo.yaml,$(SPECS))
+# Prefect runs no kubernetes steps yet (PG602): feed-ranking trains on Kubernetes. One command, one prefect.yaml.
+PREFECT_SPECS := $(filter-out specs/feed-ranking.yaml,$(SPECS))
 OUT := build
 
 .PHONY: help uv env-core env-airflow env-kfp env-prefect env-bench env-runtime env-runtime-oldest envs node demo test lint \
@@ -75,6 +77,7 @@ demo: env-core
 	@for spec in $(SPECS); do echo "--- $$spec"; $(CORE)/bin/pipegen graph $$spec; done
 	$(CORE)/bin/pipegen compile $(SPECS) -t airflow,kfp -o $(OUT)
 	$(CORE)/bin/pipegen compile $(AWS_SPECS) -t stepfunctions -o $(OUT)
+	$(CORE)/bin/pipegen compile $(PREFECT_SPECS) -t prefect -o $(OUT)
 	$(CORE)/bin/pipegen run specs/demo.yaml
 
 lint: env-core
