@@ -42,7 +42,7 @@ class ArgoTarget(Target):
             "from catchup) referencing the WorkflowTemplate",
             "params": "workflow arguments (spec.arguments.parameters)",
             "step order": "DAG tasks with explicit depends: <upstream>.Succeeded",
-            "retries/backoff": "retryStrategy (limit, retryPolicy: Always, backoff duration/factor/maxDuration)",
+            "retries/backoff": "retryStrategy (limit, retryPolicy: Always, backoff duration/factor/cap)",
             "timeout": "activeDeadlineSeconds on the template (a waiting gate's covers its whole wait)",
             "evaluate": "runtime container; later steps have `when` on its result (skip) or it fails (fail)",
             "promote": "runtime container",

@@ -148,7 +148,8 @@ class Lowering:
                     "factor": 2 if policy.backoff == "exponential" else 1,
                 }
                 if policy.max_retry_delay is not None:
-                    backoff["maxDuration"] = f"{policy.max_retry_delay}s"
+                    # Argo 4: `cap` limits each delay (the spec's max_retry_delay); `maxDuration` would bound all retries.
+                    backoff["cap"] = f"{policy.max_retry_delay}s"
                 template["retryStrategy"] = {"limit": policy.retries, "retryPolicy": "Always", "backoff": backoff}
         self.templates[name] = template
 
