@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from pipegen.diagnostics import Diagnostic
 from pipegen.emit import Output
 from pipegen.resolve import Pipeline
-from pipegen.targets.argo.checks import containers, runtime_image, step_names
+from pipegen.targets.argo.checks import containers, params, runtime_image, step_names
 from pipegen.targets.argo.layout import manifest_text
 from pipegen.targets.argo.lowering import Lowering
 from pipegen.targets.argo.options import ArgoOptions
@@ -62,6 +62,7 @@ class ArgoTarget(Target):
         return [
             *super().check(pipeline, options),
             *step_names(pipeline),
+            *params(pipeline),
             *runtime_image(pipeline, options),
             *containers(pipeline, options),
         ]

@@ -34,6 +34,18 @@ def step_names(pipeline: Pipeline) -> Iterator[Diagnostic]:
             yield diag("PG600", f"step name '{step.name}' is too long for an Argo template name", where)
 
 
+def params(pipeline: Pipeline) -> Iterator[Diagnostic]:
+    """A parameter default becomes a workflow argument's value, where Argo would substitute '{{'."""
+    for name, value in sorted(pipeline.spec.params.items()):
+        if isinstance(value, str) and "{{" in value:
+            yield diag(
+                "PG602",
+                f"target 'argo' cannot pass the default of parameter '{name}' unchanged: " + _NO_ESCAPE,
+                pipeline.source_map.value(("params", name)),
+                "write the default without '{{', or pass the value when submitting the workflow",
+            )
+
+
 def runtime_image(pipeline: Pipeline, options: ArgoOptions) -> Iterator[Diagnostic]:
     """A spec with runtime steps names the image they run in, without '{{'."""
     needs = any(not isinstance(s.backend, KubernetesBackend) for s in pipeline.steps) or any(
@@ -78,6 +90,14 @@ def containers(pipeline: Pipeline, options: ArgoOptions) -> Iterator[Diagnostic]
                 "as exactly ${env.MLFLOW_TRACKING_URI} (the image's own variable)",
                 pipeline.source_map.value(("mlflow", "tracking_uri")),
                 "write the URI literally, or as ${env.MLFLOW_TRACKING_URI} set in the image, or as ${secret.NAME}",
+            )
+        if step.kind == "train" and pipeline.spec.mlflow.tracking_uri is not None and not env_refs:
+            # The job's MLFLOW_TRACKING_URI is the URI's text (a whole ${secret.X} is a secretKeyRef instead).
+            yield from _literal(
+                pipeline,
+                pipeline.spec.mlflow.tracking_uri,
+                f"mlflow.tracking_uri to container step '{step.name}'",
+                pipeline.source_map.value(("mlflow", "tracking_uri")),
             )
         for i, arg in enumerate(body.command):
             yield from _literal(
