@@ -40,7 +40,8 @@ def step_args(kind: str, spec: dict[str, Any], context: str, mlflow_run: str | N
     parts.append(f'"kind": {quoted(kind)}')
     if mlflow_run is not None:
         parts.append(f'"mlflow_run": {mlflow_run}')
-    parts.append(f'"spec": {runtime_json(spec)}')
+    # The run's pipegen.target tag.
+    parts += [f'"spec": {runtime_json(spec)}', '"target": "argo"']
     return "{" + ", ".join(parts) + "}"
 
 
