@@ -32,6 +32,8 @@ class Run:
     secrets: dict[str, dict[str, str]] = field(default_factory=dict)
     config_maps: dict[str, dict[str, str]] = field(default_factory=dict)
     name: str = "hostile-run-1"
+    # {{workflow.scheduledTime}}: set in runs a CronWorkflow starts; None leaves the text (a manual submit).
+    scheduled_time: str | None = None
     results: dict[str, str] = field(default_factory=dict)
     phases: dict[str, str] = field(default_factory=dict)
     argv: dict[str, list[str]] = field(default_factory=dict)
@@ -42,6 +44,8 @@ class Run:
             return self.name
         if tag == "workflow.status":
             return status
+        if tag == "workflow.scheduledTime":
+            return "{{workflow.scheduledTime}}" if self.scheduled_time is None else self.scheduled_time
         if m := re.fullmatch(_PARAM, tag):
             return self.parameters[m.group(1)]
         if m := re.fullmatch(r"tasks\.([-\w]+)\.outputs\.parameters\.result", tag):

@@ -83,7 +83,7 @@ BROKEN: dict[str, tuple[Breaker, str]] = {
         "is not the WorkflowTemplate",
     ),
     "unknown argument": (
-        lambda d: d[1]["spec"]["workflowSpec"]["arguments"]["parameters"].append({"name": "nope", "value": "1"}),
+        lambda d: d[1]["spec"]["workflowSpec"].update(arguments={"parameters": [{"name": "nope", "value": "1"}]}),
         "argument 'nope'",
     ),
 }

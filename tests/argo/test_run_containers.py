@@ -88,9 +88,12 @@ def test_containers_run_the_pipeline_against_mlflow(cli: Cli, tmp_path: Path, ml
 
     template = docs[0]
     parameters = {p["name"]: p["value"] for p in template["spec"]["arguments"]["parameters"]}
-    # As the CronWorkflow would pass it: 23:30 UTC is the next day in Paris.
-    parameters["pipegen-scheduled-time"] = "2026-03-07T23:30:00Z"
-    run = Run(parameters, config_maps={"mlflow": {"MLFLOW_TRACKING_URI": mlflow_server.uri}})
+    # A run the CronWorkflow started at 23:30 UTC: the next day in Paris.
+    run = Run(
+        parameters,
+        config_maps={"mlflow": {"MLFLOW_TRACKING_URI": mlflow_server.uri}},
+        scheduled_time="2026-03-07T23:30:00Z",
+    )
     work = tmp_path / "work"
     work.mkdir()
     assert run_workflow(run, template, work) == "Succeeded", run.phases
@@ -112,3 +115,23 @@ def test_containers_run_the_pipeline_against_mlflow(cli: Cli, tmp_path: Path, ml
     assert mlflow_run.data.tags["pipegen.run_key"] == run.name
     # The experiment name is plain text, not a template: its `$${` stays as written.
     assert client.get_experiment(mlflow_run.info.experiment_id).name == "argo " + HOSTILE_LINE
+
+
+def test_a_manual_submit_takes_today_in_the_schedules_timezone(tmp_path: Path) -> None:
+    """Argo leaves {{workflow.scheduledTime}} as text outside CronWorkflow runs: the context reads it as now."""
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    from pipegen.compiler import compile_checked
+    from pipegen.frontend import check_file
+    from tests.argo.executor import run_template
+
+    result = compile_checked(check_file("specs/feed-ranking.yaml"), ["argo"])
+    [doc, _cron] = documents(result.outputs[0].text)
+    context = next(t for t in doc["spec"]["templates"] if t["name"] == "pipegen-context")
+    run = Run({})
+    before = datetime.now(UTC).astimezone(ZoneInfo("UTC")).date().isoformat()
+    assert run_template(run, context, tmp_path) == 0
+    after = datetime.now(UTC).astimezone(ZoneInfo("UTC")).date().isoformat()
+    assert json.loads(run.results["pipegen-context"])["run_date"] in {before, after}
+    assert "{{workflow.scheduledTime}}" in run.argv["pipegen-context"][4]

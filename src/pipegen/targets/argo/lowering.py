@@ -52,11 +52,9 @@ class Lowering:
     def workflow_template(self) -> dict[str, Any]:
         """The WorkflowTemplate: one DAG template, a template per task, the exit handler."""
         tasks = self._tasks()
-        spec: dict[str, Any] = {
-            "entrypoint": names.DAG,
-            "arguments": {"parameters": self._parameters()},
-            "templates": [{"name": names.DAG, "dag": {"tasks": tasks}}],
-        }
+        spec: dict[str, Any] = {"entrypoint": names.DAG, "templates": [{"name": names.DAG, "dag": {"tasks": tasks}}]}
+        if self.p.spec.params:
+            spec["arguments"] = {"parameters": self._parameters()}
         if self.options.service_account:
             spec["serviceAccountName"] = self.options.service_account
         exit_tasks = self._exit_tasks()
@@ -83,10 +81,7 @@ class Lowering:
             "startingDeadlineSeconds": 86400 if schedule.catchup else 0,
             # A second run of a pipeline while one is running would race on the same alias: Argo skips it.
             "concurrencyPolicy": "Forbid",
-            "workflowSpec": {
-                "workflowTemplateRef": {"name": self.p.name},
-                "arguments": {"parameters": [{"name": names.SCHEDULED_TIME, "value": "{{workflow.scheduledTime}}"}]},
-            },
+            "workflowSpec": {"workflowTemplateRef": {"name": self.p.name}},
         }
         return {
             "apiVersion": API_VERSION,
@@ -100,8 +95,6 @@ class Lowering:
         for name, value in sorted(self.p.spec.params.items()):
             text = ("true" if value else "false") if isinstance(value, bool) else str(value)
             out.append({"name": name, "value": text})
-        # Empty for a manual submit (the runtime takes today in the schedule's timezone).
-        out.append({"name": names.SCHEDULED_TIME, "value": ""})
         return out
 
     # ---- tasks -------------------------------------------------------------------------------
@@ -109,6 +102,8 @@ class Lowering:
         tasks: list[dict[str, Any]] = []
         if self.with_date:
             timezone = self.p.schedule.timezone if self.p.schedule is not None else "UTC"
+            # Argo sets {{workflow.scheduledTime}} in runs a CronWorkflow starts and leaves the text as it is in a
+            # manual submit, which the runtime reads as "now" (run_date_from): today in the schedule's timezone.
             args = "{" + f'"scheduled_time": "{SCHEDULED}", "timezone": {names.runtime_json(timezone)}' + "}"
             self._template(names.CONTEXT, runtime_container(self.image, "run_date", args, set()), outputs=True)
             tasks.append({"name": names.CONTEXT, "template": names.CONTEXT})

@@ -14,8 +14,6 @@ CONTEXT = "pipegen-context"
 EXIT = "pipegen-exit"
 NOTIFY_FAILURE = "pipegen-notify-failure"
 NOTIFY_SUCCESS = "pipegen-notify-success"
-# The workflow argument a CronWorkflow sets to its scheduled time (empty for a manual submit: today).
-SCHEDULED_TIME = "pipegen-scheduled-time"
 # Where a runtime container writes its JSON result, read back as the output parameter `result`.
 RESULT_PATH = "/tmp/pipegen/result.json"
 RUN_DATE_PATH = "/tmp/pipegen/run-date"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pipegen.expr import Lit, Ref, parse_template
-from pipegen.targets.argo.names import CONTEXT, SCHEDULED_TIME, kubelet_text, start_run_name
+from pipegen.targets.argo.names import CONTEXT, kubelet_text, start_run_name
 
 
 def param(name: str) -> str:
@@ -18,7 +18,7 @@ def result_field(task: str, field: str) -> str:
 
 RUN_ID = "{{workflow.name}}"
 RUN_DATE = result_field(CONTEXT, "run_date")
-SCHEDULED = param(SCHEDULED_TIME)
+SCHEDULED = "{{workflow.scheduledTime}}"
 
 
 def run_value(ref: Ref) -> str:
