@@ -18,9 +18,10 @@ class _Dumper(yaml.SafeDumper):
 
 
 HEADER_NOTE = [
-    "# Apply with `kubectl apply -f` (or argo template create / argo cron create).",
-    "# Runtime steps pass results as output parameters: the workflow's service account needs a Role allowing",
-    "# create and patch on workflowtaskresults.argoproj.io (see docs/targets.md).",
+    "# Apply with `kubectl apply -f` (or argo template create / argo cron create) in the namespace below.",
+    "# Argo's executor records each pod's outputs as a WorkflowTaskResult: the service account of every pod (the",
+    "# workflow's, and a kubernetes backend's service_account) needs a Role bound to it with",
+    "#   rules: [{apiGroups: [argoproj.io], resources: [workflowtaskresults], verbs: [create, patch]}]",
 ]
 
 
