@@ -345,6 +345,7 @@ def skeleton(backend_type: str) -> dict[str, Any]:
         "notify": {"on_failure": [{"webhook": None}], "on_success": [{"webhook": None}]},
         "targets": {
             "airflow": {},
+            "argo": {"mlflow_secret": {}, "mlflow_config_map": {}},
             "kfp": {"mlflow_secret": {}, "mlflow_config_map": {}},
             "prefect": {"work_pool": {}},
             "stepfunctions": {"eks_cluster": {}},

@@ -11,7 +11,8 @@ from pipegen.render import render, templates_dir
 SCHEMA_FILE = "schema/pipegen-v1.schema.json"
 # The modeline is a YAML comment: anything that could end it or the line is refused.
 _SCHEMA_REF = re.compile(r"[^\s#]+\Z")
-# KFP has no usable default runtime image (targets.kfp.base_image): starters KFP can run name an example one.
+# KFP and Argo have no usable default runtime image (targets.kfp.base_image, targets.argo.runtime_image):
+# starters they can run name an example one.
 EXAMPLE_KFP_IMAGE = "registry.example.com/ml/pipegen-runtime:0.1"
 
 
@@ -48,4 +49,8 @@ def starter_spec(name: str, backend: str, schema: str = "") -> str:
 
     kfp = available().get("kfp")
     kfp_image = EXAMPLE_KFP_IMAGE if kfp is not None and backend in kfp.support.backends else ""
-    return render("init/spec.yaml.j2", name=name, backend=backend, schema=schema, kfp_image=kfp_image)
+    argo = available().get("argo")
+    argo_image = EXAMPLE_KFP_IMAGE if argo is not None and backend in argo.support.backends else ""
+    return render(
+        "init/spec.yaml.j2", name=name, backend=backend, schema=schema, kfp_image=kfp_image, argo_image=argo_image
+    )

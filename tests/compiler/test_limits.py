@@ -237,6 +237,7 @@ steps:
     promote: {model: m, run_of: train}
 targets:
   kfp: {base_image: "registry.example.com/ml/pipegen-runtime:0.1"}
+  argo: {runtime_image: "registry.example.com/ml/pipegen-runtime:0.1"}
 """
 
 
@@ -265,3 +266,7 @@ def test_a_spec_at_the_upper_bounds_compiles_for_every_target(tmp_path: Path) ->
     assert retrier["IntervalSeconds"] <= 99999999 and retrier["MaxDelaySeconds"] < 31622401
     assert "timedelta(seconds=31536000)" in outputs["airflow/bounds.py"]
     assert "9007199254740991" in outputs["kfp/bounds.py"]
+    from tests.argo.strict import documents, validate_document
+
+    for doc in documents(outputs["argo/bounds.yaml"]):
+        validate_document(doc)

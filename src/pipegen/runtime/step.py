@@ -158,11 +158,13 @@ def step_action(
     context: dict[str, Any],
     mlflow_run: dict[str, str] | None = None,
     failure: dict[str, Any] | None = None,
+    target: str = "stepfunctions",
 ) -> dict[str, Any]:
-    """The Lambda handler's `step` action: one step of a Step Functions execution.
+    """The `step` action: one step of a Step Functions execution (the Lambda handler) or an Argo workflow.
 
     context is the execution's {"params", "run_id", "run_date"}, built by the state machine's first states;
-    failure is what a Catch recorded ({"Error", "Cause"}), told to the failure notification.
+    failure is what a Catch recorded ({"Error", "Cause"}), told to the failure notification; target is the
+    orchestrator recorded in the run's pipegen.target tag.
     """
     if kind == "notify":
         # "run" as the Airflow DAG and `pipegen run` name it in their notifications, failed or succeeded.
@@ -177,7 +179,7 @@ def step_action(
         run_id=str(context["run_id"]),
         run_date=str(context["run_date"]),
         mlflow_run=mlflow_run,
-        target="stepfunctions",
+        target=target,
     )
 
 

@@ -1,0 +1,77 @@
+"""The Argo Workflows target: a WorkflowTemplate per spec (+ a CronWorkflow when it has a schedule).
+
+Each step is a DAG task with an explicit `depends: X.Succeeded`; pipegen's runtime runs in containers
+(`python -m pipegen.runtime step ARGS_JSON`, the step's JSON with '{', '}' and '$' escaped so neither Argo
+nor the kubelet rewrites spec text); kubernetes steps are container templates. The documents are plain
+dicts written with yaml.safe_dump-style sorted keys (`layout`), never text templates.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from pipegen.diagnostics import Diagnostic
+from pipegen.emit import Output
+from pipegen.resolve import Pipeline
+from pipegen.targets.argo.checks import containers, params, runtime_image, step_names
+from pipegen.targets.argo.layout import manifest_text
+from pipegen.targets.argo.lowering import Lowering
+from pipegen.targets.argo.options import ArgoOptions
+from pipegen.targets.base import Support, Target
+
+__all__ = ["TARGET", "ArgoOptions", "ArgoTarget"]
+
+_RUNTIME = "runtime container (python -m pipegen.runtime; a wait polls inside it within activeDeadlineSeconds)"
+
+
+class ArgoTarget(Target):
+    """Argo Workflows 4 (WorkflowTemplate + CronWorkflow)."""
+
+    name = "argo"
+    title = "Argo Workflows"
+    support = Support(
+        backends={
+            "kubernetes": "container template (image, serviceAccountName, nodeSelector, resources, env, secretKeyRef)",
+            "aws_batch": "runtime container that submits the job and waits",
+            "sagemaker": "runtime container that creates the training job and waits",
+            "local": "runtime container that runs the command in the runtime image",
+        },
+        gates={check: _RUNTIME for check in ("partition_exists", "freshness", "row_count", "sql")},
+        features={
+            "schedule": "CronWorkflow (schedules, timezone, concurrencyPolicy: Forbid, startingDeadlineSeconds "
+            "from catchup) referencing the WorkflowTemplate",
+            "params": "workflow arguments (spec.arguments.parameters)",
+            "step order": "DAG tasks with explicit depends: <upstream>.Succeeded",
+            "retries/backoff": "retryStrategy (limit, retryPolicy: Always, backoff duration/factor/cap)",
+            "timeout": "activeDeadlineSeconds on the template (a waiting gate's covers its whole wait)",
+            "evaluate": "runtime container; later steps have `when` on its result (skip) or it fails (fail)",
+            "promote": "runtime container",
+            "notify.on_failure": "onExit handler task when {{workflow.status}} != Succeeded",
+            "notify.on_success": "onExit handler task when {{workflow.status}} == Succeeded",
+            "${run.id} / ${run.date}": "{{workflow.name}} / the scheduled time's date in the schedule's timezone "
+            "(today there for a manual submit), from a pipegen-context runtime task",
+            "${secret.X}": "Kubernetes secret x (key X) as secretKeyRef",
+            "output parameters": "need the workflow's service account to create/patch workflowtaskresults",
+        },
+    )
+    options_model = ArgoOptions
+
+    def check(self, pipeline: Pipeline, options: BaseModel) -> list[Diagnostic]:
+        """Shared checks plus what Argo cannot express."""
+        assert isinstance(options, ArgoOptions)
+        return [
+            *super().check(pipeline, options),
+            *step_names(pipeline),
+            *params(pipeline),
+            *runtime_image(pipeline, options),
+            *containers(pipeline, options),
+        ]
+
+    def render(self, pipeline: Pipeline, options: BaseModel) -> list[Output]:
+        """DIR/argo/<name>.yaml: the WorkflowTemplate (+ CronWorkflow)."""
+        assert isinstance(options, ArgoOptions)
+        documents = Lowering(pipeline, options).documents()
+        return [Output(f"argo/{pipeline.name}.yaml", manifest_text(pipeline, documents))]
+
+
+TARGET = ArgoTarget()

@@ -1,0 +1,269 @@
+"""Lowering a resolved pipeline to a WorkflowTemplate (and a CronWorkflow) as plain dicts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipegen.expr import parse_template
+from pipegen.resolve import Pipeline, ResolvedStep
+from pipegen.spec import AwsBatchBackend, KubernetesBackend, LocalBackend, SageMakerBackend
+from pipegen.targets.argo import names
+from pipegen.targets.argo.containers import kubernetes_template, workflow_namespace
+from pipegen.targets.argo.options import ArgoOptions
+from pipegen.targets.argo.refs import SCHEDULED, mlflow_run, result_field
+from pipegen.targets.argo.runtime import RESULT_OUTPUT, context_json, mlflow_env, runtime_container, step_args
+from pipegen.targets.base import gate_deadline_seconds, promote_request
+from pipegen.targets.kfp.checks import skip_conditions, uses_run_context
+from pipegen.targets.kfp.names import step_refs
+from pipegen.targets.resources import batch_resources
+
+API_VERSION = "argoproj.io/v1alpha1"
+
+
+class Lowering:
+    """Builds the documents; spec text reaches them only as runtime JSON or through refs.container_text."""
+
+    def __init__(self, pipeline: Pipeline, options: ArgoOptions) -> None:
+        self.p = pipeline
+        self.options = options
+        self.image = options.runtime_image or ""
+        self.with_date = uses_run_context(pipeline)
+        self.context = context_json(pipeline, self.with_date)
+        self.templates: dict[str, dict[str, Any]] = {}
+
+    def documents(self) -> list[dict[str, Any]]:
+        """The WorkflowTemplate, then the CronWorkflow when the spec has a schedule."""
+        docs = [self.workflow_template()]
+        if self.p.schedule is not None:
+            docs.append(self.cron_workflow())
+        return docs
+
+    def _metadata(self, name: str) -> dict[str, Any]:
+        meta: dict[str, Any] = {"name": name, "labels": {"app.kubernetes.io/managed-by": "pipegen"}}
+        namespace = workflow_namespace(self.p, self.options)
+        if namespace is not None:
+            meta["namespace"] = namespace
+        annotations = {"pipegen.dev/spec-sha256": self.p.spec_sha256}
+        if self.p.spec.description:
+            annotations["workflows.argoproj.io/description"] = self.p.spec.description
+        meta["annotations"] = annotations
+        return meta
+
+    def workflow_template(self) -> dict[str, Any]:
+        """The WorkflowTemplate: one DAG template, a template per task, the exit handler."""
+        tasks = self._tasks()
+        spec: dict[str, Any] = {"entrypoint": names.DAG, "templates": [{"name": names.DAG, "dag": {"tasks": tasks}}]}
+        if self.p.spec.params:
+            spec["arguments"] = {"parameters": self._parameters()}
+        if self.options.service_account:
+            spec["serviceAccountName"] = self.options.service_account
+        exit_tasks = self._exit_tasks()
+        if exit_tasks:
+            spec["onExit"] = names.EXIT
+            spec["templates"].append({"name": names.EXIT, "dag": {"tasks": exit_tasks}})
+        spec["templates"] += [self.templates[k] for k in sorted(self.templates)]
+        return {
+            "apiVersion": API_VERSION,
+            "kind": "WorkflowTemplate",
+            "metadata": self._metadata(self.p.name),
+            "spec": spec,
+        }
+
+    def cron_workflow(self) -> dict[str, Any]:
+        """The CronWorkflow submitting the template on the spec's schedule, in its timezone."""
+        schedule = self.p.schedule
+        assert schedule is not None
+        spec: dict[str, Any] = {
+            "schedules": [schedule.cron],
+            "timezone": schedule.timezone,
+            # catchup: false runs only the latest missed time (if still due); Argo's deadline bounds how late a
+            # missed run may start. With catchup, a run missed by up to a day still starts.
+            "startingDeadlineSeconds": 86400 if schedule.catchup else 0,
+            # A second run of a pipeline while one is running would race on the same alias: Argo skips it.
+            "concurrencyPolicy": "Forbid",
+            "workflowSpec": {"workflowTemplateRef": {"name": self.p.name}},
+        }
+        return {
+            "apiVersion": API_VERSION,
+            "kind": "CronWorkflow",
+            "metadata": self._metadata(names.cron_name(self.p.name)),
+            "spec": spec,
+        }
+
+    def _parameters(self) -> list[dict[str, Any]]:
+        out = []
+        for name, value in sorted(self.p.spec.params.items()):
+            text = ("true" if value else "false") if isinstance(value, bool) else str(value)
+            out.append({"name": name, "value": text})
+        return out
+
+    # ---- tasks -------------------------------------------------------------------------------
+    def _tasks(self) -> list[dict[str, Any]]:
+        tasks: list[dict[str, Any]] = []
+        if self.with_date:
+            timezone = self.p.schedule.timezone if self.p.schedule is not None else "UTC"
+            # Argo sets {{workflow.scheduledTime}} in runs a CronWorkflow starts and leaves the text as it is in a
+            # manual submit, which the runtime reads as "now" (run_date_from): today in the schedule's timezone.
+            args = "{" + f'"scheduled_time": "{SCHEDULED}", "timezone": {names.runtime_json(timezone)}' + "}"
+            self._template(names.CONTEXT, runtime_container(self.image, "run_date", args, set()), outputs=True)
+            tasks.append({"name": names.CONTEXT, "template": names.CONTEXT})
+        conditions = skip_conditions(self.p)
+        for step in self.p.steps:
+            depends = [names.task_name(u) for u in step.upstream]
+            if self.with_date:
+                depends = depends or [names.CONTEXT]
+            made = self._step(step, depends)
+            when = [result_field(names.task_name(e), "passed") for e in conditions[step.name]]
+            if when:
+                made[-1]["when"] = " && ".join(f"{w} == true" for w in when)
+            tasks.extend(made)
+        return tasks
+
+    def _task(self, name: str, depends: list[str]) -> dict[str, Any]:
+        task: dict[str, Any] = {"name": name, "template": name}
+        if depends:
+            # A bare name also counts Skipped: only a succeeded upstream lets a task run.
+            task["depends"] = " && ".join(f"{d}.Succeeded" for d in sorted(depends))
+        return task
+
+    def _template(
+        self, name: str, container: dict[str, Any], *, step: ResolvedStep | None = None, outputs: bool = False
+    ) -> None:
+        template: dict[str, Any] = {"name": name, "container": container}
+        if outputs:
+            template["outputs"] = RESULT_OUTPUT
+        if step is not None:
+            policy = step.policy
+            deadline = gate_deadline_seconds(step)
+            if deadline is not None:
+                template["activeDeadlineSeconds"] = deadline
+            if policy.retries:
+                backoff: dict[str, Any] = {
+                    "duration": f"{policy.retry_delay}s",
+                    "factor": 2 if policy.backoff == "exponential" else 1,
+                }
+                if policy.max_retry_delay is not None:
+                    # Argo 4: `cap` limits each delay (the spec's max_retry_delay); `maxDuration` would bound all retries.
+                    backoff["cap"] = f"{policy.max_retry_delay}s"
+                template["retryStrategy"] = {"limit": policy.retries, "retryPolicy": "Always", "backoff": backoff}
+        self.templates[name] = template
+
+    def _secrets(self, step: ResolvedStep, mlflow: bool) -> set[str]:
+        found = {r.name for r in step_refs(step) if r.namespace == "secret"}
+        if mlflow and self.p.tracking_uri is not None:
+            found |= {r.name for r in self.p.tracking_uri.refs if r.namespace == "secret"}
+        return found
+
+    def _runtime(
+        self, step: ResolvedStep, kind: str, spec: dict[str, Any], depends: list[str], *, run_of: str | None = None
+    ) -> dict[str, Any]:
+        name = names.task_name(step.name)
+        args = step_args(kind, spec, self.context, mlflow_run(run_of) if run_of else None)
+        mlflow = mlflow_env(self.options) if run_of is not None else None
+        container = runtime_container(self.image, "step", args, self._secrets(step, run_of is not None), mlflow)
+        self._template(name, container, step=step, outputs=kind == "evaluate")
+        return self._task(name, depends)
+
+    def _step(self, step: ResolvedStep, depends: list[str]) -> list[dict[str, Any]]:
+        body = step.body
+        tracking = self.p.spec.mlflow.tracking_uri or ""
+        if step.kind == "gate":
+            return [self._runtime(step, "gate", {"gate": step.gate}, depends)]
+        if step.kind == "evaluate":
+            spec: dict[str, Any] = {
+                "thresholds": list(body.thresholds),
+                "on_fail": body.on_fail,
+                "tracking_uri": tracking,
+            }
+            if step.champion is not None:
+                spec["champion"] = step.champion
+            return [self._runtime(step, "evaluate", spec, depends, run_of=body.run_of)]
+        if step.kind == "promote":
+            return [self._runtime(step, "promote", promote_request(self.p, step), depends, run_of=body.run_of)]
+        out: list[dict[str, Any]] = []
+        run_of = None
+        if step.kind == "train":
+            start = names.start_run_name(step.name)
+            request = {
+                "pipeline": self.p.name,
+                "step": step.name,
+                "spec_sha256": self.p.spec_sha256,
+                "experiment": self.p.experiment,
+                "tracking_uri": tracking,
+            }
+            args = step_args("start_run", request, self.context)
+            uri = self.p.tracking_uri
+            secrets = {r.name for r in uri.refs if r.namespace == "secret"} if uri is not None else set()
+            self._template(
+                start,
+                runtime_container(self.image, "step", args, secrets, mlflow_env(self.options)),
+                step=step,
+                outputs=True,
+            )
+            out.append(self._task(start, depends))
+            depends, run_of = [start], step.name
+        backend = step.backend
+        if isinstance(backend, KubernetesBackend):
+            name = names.task_name(step.name)
+            container, extra = kubernetes_template(self.p, step, backend, run_of)
+            if run_of is not None:
+                # The tracking settings as the image reads them; the step's own env wins over them.
+                taken = {e["name"] for e in container.get("env", [])}
+                added = [e for e in mlflow_env(self.options) if e["name"] not in taken]
+                if added:
+                    container["env"] = sorted(container.get("env", []) + added, key=lambda e: str(e["name"]))
+            self._template(name, container, step=step)
+            self.templates[name] |= extra
+            return [*out, self._task(name, depends)]
+        job: dict[str, Any] = {"command": list(body.command), "env": {**getattr(backend, "env", {}), **body.env}}
+        if isinstance(backend, LocalBackend):
+            kind = "local"
+            if backend.working_dir:
+                job["working_dir"] = backend.working_dir.replace("${", "$${")
+        elif isinstance(backend, AwsBatchBackend):
+            kind = "aws_batch"
+            job["job"] = {
+                "job_name": f"{self.p.name}-{step.name}",
+                "job_queue": backend.job_queue,
+                "job_definition": backend.job_definition,
+                "region": backend.region,
+                "resources": batch_resources(body.resources) or None,
+                "timeout_seconds": step.policy.timeout,
+            }
+        else:
+            assert isinstance(backend, SageMakerBackend)
+            kind = "sagemaker"
+            job["job"] = {
+                "job_name": f"{self.p.name}-{step.name}",
+                "image": backend.image,
+                "role_arn": backend.role_arn,
+                "instance_type": backend.instance_type,
+                "instance_count": backend.instance_count,
+                "output_path": backend.output_path,
+                "region": backend.region,
+                "max_runtime_seconds": step.policy.timeout or 86400,
+                "timeout_seconds": step.policy.timeout,
+            }
+        if run_of is not None:
+            job["tracking_uri"] = tracking
+        return [*out, self._runtime(step, kind, job, depends, run_of=run_of)]
+
+    # ---- the exit handler ------------------------------------------------------------------------
+    def _exit_tasks(self) -> list[dict[str, Any]]:
+        out = []
+        notify = self.p.spec.notify
+        for hooks, event, name, test in (
+            (notify.on_failure, "failed", names.NOTIFY_FAILURE, "!="),
+            (notify.on_success, "succeeded", names.NOTIFY_SUCCESS, "=="),
+        ):
+            if not hooks:
+                continue
+            spec = {"webhooks": [n.webhook for n in hooks], "message": {"pipeline": self.p.name, "event": event}}
+            # The exit handler runs after the DAG: no task output is read, so the date is not computed again.
+            context = context_json(self.p, with_date=False)
+            args = step_args("notify", spec, context)
+            secrets = {r.name for n in hooks for r in parse_template(n.webhook).refs if r.namespace == "secret"}
+            self._template(name, runtime_container(self.image, "step", args, secrets))
+            # workflow.status is set by Argo itself (Succeeded, Failed or Error): no spec text reaches this `when`.
+            out.append({"name": name, "template": name, "when": "{{workflow.status}} " + test + " Succeeded"})
+        return out

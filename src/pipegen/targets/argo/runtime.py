@@ -1,0 +1,80 @@
+"""Runtime containers: `python -m pipegen.runtime step ARGS_JSON`, the step's JSON escaped so Argo keeps it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipegen.resolve import Pipeline
+from pipegen.runtime.templating import secret_env_name
+from pipegen.targets.argo.names import RESULT_PATH, quoted, runtime_json
+from pipegen.targets.argo.options import ArgoOptions
+from pipegen.targets.argo.refs import RUN_DATE, RUN_ID
+from pipegen.targets.base import kubernetes_name
+
+_EXPRESSION = {
+    bool: "workflow.parameters.{} == 'true'",
+    int: "asInt(workflow.parameters.{})",
+    float: "asFloat(workflow.parameters.{})",
+    str: "workflow.parameters.{}",
+}
+
+
+def context_json(pipeline: Pipeline, with_date: bool) -> str:
+    """The runtime's `context` ({params, run_id, run_date}) as JSON text with Argo's references in it.
+
+    Each parameter is an expression whose value Argo writes as JSON (toJson), typed like the spec's default, so
+    a value holding quotes or braces stays one JSON value.
+    """
+    params = ", ".join(
+        f"{quoted(name)}: {{{{=toJson({_EXPRESSION[type(value)].format(name)})}}}}"
+        for name, value in sorted(pipeline.spec.params.items())
+    )
+    run_date = quoted(RUN_DATE) if with_date else '""'
+    return f'{{"params": {{{params}}}, "run_date": {run_date}, "run_id": {quoted(RUN_ID)}}}'
+
+
+def step_args(kind: str, spec: dict[str, Any], context: str, mlflow_run: str | None = None, **extra: Any) -> str:
+    """The `step` action's ARGS_JSON: keys in order, spec text escaped, Argo's references spliced in as they are."""
+    parts = [f'"context": {context}']
+    parts += [f"{quoted(k)}: {runtime_json(v)}" for k, v in sorted(extra.items())]
+    parts.append(f'"kind": {quoted(kind)}')
+    if mlflow_run is not None:
+        parts.append(f'"mlflow_run": {mlflow_run}')
+    # The run's pipegen.target tag.
+    parts += [f'"spec": {runtime_json(spec)}', '"target": "argo"']
+    return "{" + ", ".join(parts) + "}"
+
+
+def runtime_container(
+    image: str, action: str, args: str, secrets: set[str], mlflow: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """A container running one runtime action, its result in RESULT_PATH; secrets as PIPEGEN_SECRET_<NAME>.
+
+    mlflow: the env entries of targets.argo.mlflow_secret / mlflow_config_map, for a container talking to MLflow.
+    """
+    container: dict[str, Any] = {
+        "image": image,
+        "command": ["python", "-m", "pipegen.runtime"],
+        "args": [action, args, "--output", RESULT_PATH],
+    }
+    env = [secret_env(secret_env_name(name), name) for name in sorted(secrets)] + (mlflow or [])
+    if env:
+        container["env"] = sorted(env, key=lambda e: str(e["name"]))
+    return container
+
+
+def secret_env(var: str, secret: str) -> dict[str, Any]:
+    """An env var read from the Kubernetes secret that ${secret.NAME} names (key NAME)."""
+    return {"name": var, "valueFrom": {"secretKeyRef": {"name": kubernetes_name(secret), "key": secret}}}
+
+
+RESULT_OUTPUT = {"parameters": [{"name": "result", "valueFrom": {"path": RESULT_PATH}}]}
+
+
+def mlflow_env(options: ArgoOptions) -> list[dict[str, Any]]:
+    """Each key of targets.argo.mlflow_secret / mlflow_config_map as the env variable of the same name."""
+    out: list[dict[str, Any]] = []
+    for source, ref in ((options.mlflow_secret, "secretKeyRef"), (options.mlflow_config_map, "configMapKeyRef")):
+        if source is not None:
+            out += [{"name": k, "valueFrom": {ref: {"name": source.name, "key": k}}} for k in sorted(source.keys)]
+    return out

@@ -1,0 +1,145 @@
+"""Runs a manifest's containers here, in DAG order, with the argv and env the manifest gives them.
+
+No Argo controller can run on these machines, so this plays only the controller's substitution of the few
+references pipegen writes (and fails on any other `{{`), and the kubelet's `$(VAR)` expansion; the containers'
+processes are real (`python -m pipegen.runtime ...` against a real MLflow server). The one liberty: each
+container's --output path (RESULT_PATH, the same in every pod) is moved to a directory of its own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipegen.targets.argo.names import RESULT_PATH
+
+_PARAM = r"workflow\.parameters\.([-\w]+)"
+_RESULT_FIELD = re.compile(r"=jsonpath\(tasks\['([-\w]+)'\]\.outputs\.parameters\.result, '\$\.(\w+)'\)")
+_TO_JSON = re.compile(rf"=toJson\((asInt\(|asFloat\()?{_PARAM}( == 'true')?\)?\)")
+
+
+@dataclass
+class Run:
+    """One workflow run: its arguments, the values Kubernetes objects hold, and what each task did."""
+
+    parameters: dict[str, str]
+    secrets: dict[str, dict[str, str]] = field(default_factory=dict)
+    config_maps: dict[str, dict[str, str]] = field(default_factory=dict)
+    name: str = "hostile-run-1"
+    # {{workflow.scheduledTime}}: set in runs a CronWorkflow starts; None leaves the text (a manual submit).
+    scheduled_time: str | None = None
+    results: dict[str, str] = field(default_factory=dict)
+    phases: dict[str, str] = field(default_factory=dict)
+    argv: dict[str, list[str]] = field(default_factory=dict)
+
+    def tag(self, tag: str, status: str) -> str:
+        """What the controller substitutes for one `{{tag}}`."""
+        if tag == "workflow.name":
+            return self.name
+        if tag == "workflow.status":
+            return status
+        if tag == "workflow.scheduledTime":
+            return "{{workflow.scheduledTime}}" if self.scheduled_time is None else self.scheduled_time
+        if m := re.fullmatch(_PARAM, tag):
+            return self.parameters[m.group(1)]
+        if m := re.fullmatch(r"tasks\.([-\w]+)\.outputs\.parameters\.result", tag):
+            return self.results[m.group(1)]
+        if m := _RESULT_FIELD.fullmatch(tag):
+            return _text(json.loads(self.results[m.group(1)])[m.group(2)])
+        if m := _TO_JSON.fullmatch(tag):
+            cast, name, is_true = m.groups()
+            raw = self.parameters[name]
+            value: Any = raw == "true" if is_true else int(raw) if cast == "asInt(" else float(raw) if cast else raw
+            return json.dumps(value)
+        raise AssertionError(f"Argo would not resolve {{{{{tag}}}}}")
+
+    def substitute(self, text: str, status: str = "Running") -> str:
+        """One pass over text, as fasttemplate does it: replaced values are not read again."""
+        return re.sub(r"\{\{(.*?)\}\}", lambda m: self.tag(m.group(1), status), text)
+
+
+def _text(value: Any) -> str:
+    return json.dumps(value) if isinstance(value, bool) else str(value)
+
+
+def kubelet(text: str, env: dict[str, str]) -> str:
+    """The kubelet's expansion of `$(VAR)` (from the container's env) and `$$` in command, args and env values."""
+
+    def one(m: re.Match[str]) -> str:
+        if m.group(0) == "$$":
+            return "$"
+        return env.get(m.group(1), m.group(0))
+
+    return re.sub(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)", one, text)
+
+
+def run_template(run: Run, template: dict[str, Any], workdir: Path, status: str = "Running") -> int:
+    """Run one container template; its result (if any) goes to run.results[name]."""
+    container = template["container"]
+    env: dict[str, str] = {}
+    for entry in container.get("env", []):
+        if "value" in entry:
+            env[entry["name"]] = kubelet(run.substitute(entry["value"], status), env)
+        else:
+            source = entry["valueFrom"]
+            if "secretKeyRef" in source:
+                ref = source["secretKeyRef"]
+                env[entry["name"]] = run.secrets[ref["name"]][ref["key"]]
+            else:
+                ref = source["configMapKeyRef"]
+                env[entry["name"]] = run.config_maps[ref["name"]][ref["key"]]
+    out = workdir / template["name"] / "result.json"
+    argv = [kubelet(run.substitute(a, status), env) for a in [*container["command"], *container.get("args", [])]]
+    argv = [str(out) if a == RESULT_PATH else a for a in argv]
+    run.argv[template["name"]] = argv
+    # `python` in the runtime image is this environment's interpreter.
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    full_env = {"PATH": path, "HOME": str(workdir), **env}
+    done = subprocess.run(argv, env=full_env, cwd=workdir, capture_output=True, text=True, timeout=600)
+    if done.returncode == 0 and template.get("outputs"):
+        run.results[template["name"]] = out.read_text()
+    if done.returncode != 0:
+        sys.stderr.write(done.stdout + done.stderr)
+    return done.returncode
+
+
+def run_workflow(run: Run, doc: dict[str, Any], workdir: Path) -> str:
+    """Run the DAG (tasks in order, `depends` and `when` honoured), then the exit handler; the workflow's status."""
+    templates = {t["name"]: t for t in doc["spec"]["templates"]}
+    status = _dag(run, templates[doc["spec"]["entrypoint"]], templates, workdir, "Running")
+    exit_name = doc["spec"].get("onExit")
+    if exit_name:
+        _dag(run, templates[exit_name], templates, workdir, status)
+    return status
+
+
+def _dag(run: Run, dag: dict[str, Any], templates: dict[str, Any], workdir: Path, status: str) -> str:
+    failed = False
+    for task in dag["dag"]["tasks"]:  # pipegen lists tasks in dependency order
+        terms = [t.strip().split(".") for t in task.get("depends", "").split("&&") if t.strip()]
+        if any(run.phases.get(name) != phase for name, phase in terms):
+            run.phases[task["name"]] = "Omitted"
+            continue
+        if "when" in task and _when(run.substitute(task["when"], status)) is False:
+            run.phases[task["name"]] = "Skipped"
+            continue
+        code = run_template(run, templates[task["template"]], workdir, status)
+        run.phases[task["name"]] = "Succeeded" if code == 0 else "Failed"
+        failed = failed or code != 0
+    return "Failed" if failed else "Succeeded"
+
+
+def _when(text: str) -> bool:
+    """The few `when` forms pipegen writes: `a == b` or `a != b`, joined by `&&` (govaluate in Argo)."""
+    results = []
+    for clause in text.split("&&"):
+        op = "!=" if "!=" in clause else "=="
+        left, right = (side.strip() for side in clause.split(op))
+        results.append((left == right) == (op == "=="))
+    return all(results)

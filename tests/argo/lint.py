@@ -1,0 +1,187 @@
+"""A lint of what Argo's API models cannot see, after Argo's own validate.go: names, templates and `depends`
+targets that exist, `{{...}}` references that resolve, cron and timezone, enum values, and the kubelet's `$(`.
+
+Each rule returns messages (empty when the manifest is clean); tests/argo/test_lint.py breaks a manifest per rule.
+"""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from collections.abc import Iterator
+from typing import Any
+
+from croniter import croniter
+
+# validate.go: template, task and parameter names.
+NAME = re.compile(r"^[a-zA-Z0-9][-a-zA-Z0-9]*$")
+PARAM_NAME = re.compile(r"^[-a-zA-Z0-9_]+$")
+MAX_NAME = 128
+MAX_CRON_NAME = 52
+RETRY_POLICIES = {"Always", "OnFailure", "OnError", "OnTransientError"}
+CONCURRENCY = {"Allow", "Forbid", "Replace"}
+DEPENDS_TERM = re.compile(
+    r"^([a-zA-Z0-9][-a-zA-Z0-9]*)\.(Succeeded|Failed|Errored|Skipped|Omitted|Daemoned|AnySucceeded|AllFailed)$"
+)
+# The kubelet expands $(VAR) in a container's command, args and env values; `$$` is a literal `$`.
+KUBELET = re.compile(r"\$(\$|\([A-Za-z_][A-Za-z0-9_.-]*\))")
+
+
+def tags(text: str) -> Iterator[str]:
+    """Every `{{...}}` Argo would substitute in text, as fasttemplate reads it (each `{{` to the next `}}`)."""
+    start = text.find("{{")
+    while start != -1:
+        end = text.find("}}", start + 2)
+        if end == -1:
+            yield text[start:]
+            return
+        yield text[start + 2 : end]
+        start = text.find("{{", end + 2)
+
+
+def strings(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
+    """(path, string) for every string value (Argo substitutes in all of them)."""
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from strings(v, f"{path}.{k}")
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from strings(v, f"{path}[{i}]")
+
+
+def lint(doc: dict[str, Any], template_doc: dict[str, Any] | None = None) -> list[str]:
+    """Every problem of one document (a CronWorkflow is checked against the WorkflowTemplate it references)."""
+    if doc["kind"] == "CronWorkflow":
+        return list(_cron(doc, template_doc))
+    return [*_templates(doc), *_references(doc), *_kubelet(doc)]
+
+
+def _templates(doc: dict[str, Any]) -> Iterator[str]:
+    spec = doc["spec"]
+    names = [t["name"] for t in spec["templates"]]
+    for name in names:
+        if not NAME.match(name) or len(name) > MAX_NAME:
+            yield f"template name '{name}' is not a valid Argo name"
+    if len(set(names)) != len(names):
+        yield "template names are not unique"
+    for ref in (spec.get("entrypoint"), spec.get("onExit")):
+        if ref is not None and ref not in names:
+            yield f"template '{ref}' does not exist"
+    for p in spec.get("arguments", {}).get("parameters", []):
+        if not PARAM_NAME.match(p["name"]):
+            yield f"parameter name '{p['name']}' is not valid"
+    for template in spec["templates"]:
+        retry = template.get("retryStrategy")
+        if retry is not None and retry.get("retryPolicy") not in RETRY_POLICIES:
+            yield f"template '{template['name']}': retryPolicy '{retry.get('retryPolicy')}' is not one of Argo's"
+        tasks = template.get("dag", {}).get("tasks", [])
+        task_names = [t["name"] for t in tasks]
+        if len(set(task_names)) != len(task_names):
+            yield f"template '{template['name']}': task names are not unique"
+        for task in tasks:
+            if not NAME.match(task["name"]):
+                yield f"task name '{task['name']}' is not a valid Argo name"
+            if task["template"] not in names:
+                yield f"task '{task['name']}' uses template '{task['template']}', which does not exist"
+            depends = task.get("depends")
+            if depends is None:
+                continue
+            for term in (t.strip() for t in depends.split("&&")):
+                m = DEPENDS_TERM.match(term)
+                if m is None:
+                    yield f"task '{task['name']}': depends term '{term}' is not <task>.<result>"
+                elif m.group(1) not in task_names:
+                    yield f"task '{task['name']}' depends on '{m.group(1)}', which is not a task of its DAG"
+        yield from _acyclic(template["name"], tasks)
+
+
+def _acyclic(template: str, tasks: list[dict[str, Any]]) -> Iterator[str]:
+    edges = {
+        t["name"]: [DEPENDS_TERM.match(x.strip()) for x in t.get("depends", "").split("&&") if x.strip()] for t in tasks
+    }
+    graph = {n: {m.group(1) for m in ms if m} for n, ms in edges.items()}
+    done: set[str] = set()
+    for start in graph:
+        stack, seen = [start], set()
+        while stack:
+            node = stack.pop()
+            for up in graph.get(node, ()):
+                if up == start:
+                    yield f"template '{template}': task '{start}' depends on itself through a cycle"
+                    stack = []
+                    break
+                if up not in seen and up not in done:
+                    seen.add(up)
+                    stack.append(up)
+        done.add(start)
+
+
+def _allowed_tags(doc: dict[str, Any]) -> list[re.Pattern[str]]:
+    params = [re.escape(p["name"]) for p in doc["spec"].get("arguments", {}).get("parameters", [])]
+    outputs = {t["name"] for t in doc["spec"]["templates"] if t.get("outputs")}
+    tasks = [t for tm in doc["spec"]["templates"] for t in tm.get("dag", {}).get("tasks", [])]
+    with_result = [re.escape(t["name"]) for t in tasks if t["template"] in outputs]
+    param = "(?:" + "|".join(params) + ")" if params else "(?!)"
+    task = "(?:" + "|".join(with_result) + ")" if with_result else "(?!)"
+    return [
+        re.compile(r"workflow\.(?:name|status|scheduledTime)"),
+        re.compile(rf"workflow\.parameters\.{param}"),
+        re.compile(rf"tasks\.{task}\.outputs\.parameters\.result"),
+        re.compile(rf"=toJson\((?:asInt\(|asFloat\()?workflow\.parameters\.{param}(?: == 'true'|\))?\)?"),
+        re.compile(rf"=jsonpath\(tasks\['{task}'\]\.outputs\.parameters\.result, '\$\.[a-z_]+'\)"),
+    ]
+
+
+def _references(doc: dict[str, Any]) -> Iterator[str]:
+    """Every `{{...}}` is one of the references Argo resolves here: a parameter, a task output that exists, ..."""
+    allowed = _allowed_tags(doc)
+    for path, text in strings(doc["spec"]):
+        for tag in tags(text):
+            if not any(p.fullmatch(tag) for p in allowed):
+                yield f"{path}: '{{{{{tag}}}}}' is not a reference Argo resolves in this workflow"
+
+
+def _kubelet(doc: dict[str, Any]) -> Iterator[str]:
+    """No `$(VAR)` the kubelet would expand in a container's command, args or env values."""
+    for template in doc["spec"]["templates"]:
+        container = template.get("container")
+        if container is None:
+            continue
+        texts = [*container.get("command", []), *container.get("args", [])]
+        texts += [e["value"] for e in container.get("env", []) if "value" in e]
+        for text in texts:
+            for m in KUBELET.finditer(text):
+                if m.group(1) != "$":
+                    yield f"template '{template['name']}': the kubelet expands '{m.group(0)}'"
+
+
+def _cron(doc: dict[str, Any], template_doc: dict[str, Any] | None) -> Iterator[str]:
+    spec = doc["spec"]
+    if len(doc["metadata"]["name"]) > MAX_CRON_NAME:
+        yield f"CronWorkflow name '{doc['metadata']['name']}' is longer than {MAX_CRON_NAME} characters"
+    if "schedule" in spec:
+        yield "Argo 4 has no `schedule`: use `schedules`"
+    for cron in spec.get("schedules", []):
+        if not croniter.is_valid(cron) or len(cron.split()) != 5:
+            yield f"schedule '{cron}' is not a five-field cron"
+    zone = spec.get("timezone")
+    if zone is not None and zone not in zoneinfo.available_timezones():
+        yield f"timezone '{zone}' is not an IANA timezone"
+    if spec.get("concurrencyPolicy", "Allow") not in CONCURRENCY:
+        yield f"concurrencyPolicy '{spec.get('concurrencyPolicy')}' is not one of Argo's"
+    ref = spec["workflowSpec"].get("workflowTemplateRef", {}).get("name")
+    if template_doc is not None and ref != template_doc["metadata"]["name"]:
+        yield f"workflowTemplateRef '{ref}' is not the WorkflowTemplate '{template_doc['metadata']['name']}'"
+    if template_doc is not None:
+        known = {p["name"] for p in template_doc["spec"].get("arguments", {}).get("parameters", [])}
+        for p in spec["workflowSpec"].get("arguments", {}).get("parameters", []):
+            if p["name"] not in known:
+                yield f"argument '{p['name']}' is not a parameter of the WorkflowTemplate"
+
+
+def lint_manifest(docs: list[dict[str, Any]]) -> list[str]:
+    """Every problem of a manifest: its WorkflowTemplate, then its CronWorkflow against it."""
+    template = docs[0]
+    return [p for d in docs for p in lint(d, template)]
