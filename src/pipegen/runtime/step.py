@@ -159,12 +159,13 @@ def step_action(
     mlflow_run: dict[str, str] | None = None,
     failure: dict[str, Any] | None = None,
     target: str = "stepfunctions",
+    retry: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The `step` action: one step of a Step Functions execution (the Lambda handler) or an Argo workflow.
 
     context is the execution's {"params", "run_id", "run_date"}, built by the state machine's first states;
     failure is what a Catch recorded ({"Error", "Cause"}), told to the failure notification; target is the
-    orchestrator recorded in the run's pipegen.target tag.
+    orchestrator recorded in the run's pipegen.target tag; retry is run_step's (evaluate on Argo).
     """
     if kind == "notify":
         # "run" as the Airflow DAG and `pipegen run` name it in their notifications, failed or succeeded.
@@ -180,6 +181,7 @@ def step_action(
         run_date=str(context["run_date"]),
         mlflow_run=mlflow_run,
         target=target,
+        retry=retry,
     )
 
 

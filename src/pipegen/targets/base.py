@@ -54,6 +54,19 @@ def gate_deadline_seconds(step: ResolvedStep) -> int | None:
     return max(timeout or 0, needed)
 
 
+def judged_in_runtime_deadline_seconds(step: ResolvedStep) -> int | None:
+    """The deadline of an evaluate task, whose retries (of infrastructure errors only) run inside the one task.
+
+    Each attempt keeps the step's timeout, plus the waits between attempts (pipegen.runtime.retrying).
+    """
+    from pipegen.runtime.retrying import retry_delays
+
+    timeout = step.policy.timeout
+    if timeout is None or not step.policy.retries:
+        return timeout
+    return timeout * (step.policy.retries + 1) + int(sum(retry_delays(step.policy.runtime_retry())))
+
+
 def promote_request(pipeline: Pipeline, step: ResolvedStep) -> dict[str, Any]:
     """What the runtime's promote step is given, by every target that calls it with a spec."""
     body = step.body

@@ -12,7 +12,7 @@ from pipegen.targets.argo.containers import kubernetes_template, workflow_namesp
 from pipegen.targets.argo.options import ArgoOptions
 from pipegen.targets.argo.refs import SCHEDULED, mlflow_run, result_field
 from pipegen.targets.argo.runtime import RESULT_OUTPUT, context_json, mlflow_env, runtime_container, step_args
-from pipegen.targets.base import gate_deadline_seconds, promote_request
+from pipegen.targets.base import gate_deadline_seconds, judged_in_runtime_deadline_seconds, promote_request
 from pipegen.targets.kfp.checks import skip_conditions, uses_run_context
 from pipegen.targets.kfp.names import step_refs
 from pipegen.targets.resources import batch_resources
@@ -134,10 +134,13 @@ class Lowering:
             template["outputs"] = RESULT_OUTPUT
         if step is not None:
             policy = step.policy
-            deadline = gate_deadline_seconds(step)
+            # A failed judgement is final: evaluate retries only infrastructure errors, inside the runtime (its
+            # `retry` request), as on KFP; Argo's retryStrategy cannot tell the two apart.
+            judged = step.kind == "evaluate"
+            deadline = judged_in_runtime_deadline_seconds(step) if judged else gate_deadline_seconds(step)
             if deadline is not None:
                 template["activeDeadlineSeconds"] = deadline
-            if policy.retries:
+            if policy.retries and not judged:
                 backoff: dict[str, Any] = {
                     "duration": f"{policy.retry_delay}s",
                     "factor": 2 if policy.backoff == "exponential" else 1,
@@ -158,7 +161,8 @@ class Lowering:
         self, step: ResolvedStep, kind: str, spec: dict[str, Any], depends: list[str], *, run_of: str | None = None
     ) -> dict[str, Any]:
         name = names.task_name(step.name)
-        args = step_args(kind, spec, self.context, mlflow_run(run_of) if run_of else None)
+        extra = {"retry": step.policy.runtime_retry()} if kind == "evaluate" and step.policy.retries else {}
+        args = step_args(kind, spec, self.context, mlflow_run(run_of) if run_of else None, **extra)
         mlflow = mlflow_env(self.options) if run_of is not None else None
         container = runtime_container(self.image, "step", args, self._secrets(step, run_of is not None), mlflow)
         self._template(name, container, step=step, outputs=kind == "evaluate")

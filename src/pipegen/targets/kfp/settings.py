@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from pipegen.render import py
 from pipegen.resolve import Pipeline, ResolvedStep
-from pipegen.runtime.retrying import retry_delays
 from pipegen.runtime.templating import secret_env_name
 from pipegen.spec import KubernetesBackend
-from pipegen.targets.base import gate_deadline_seconds, kubernetes_name
+from pipegen.targets.base import gate_deadline_seconds, judged_in_runtime_deadline_seconds, kubernetes_name
 from pipegen.targets.kfp.names import step_refs
 from pipegen.targets.kfp.options import KfpOptions
 
@@ -32,9 +31,8 @@ class TaskSettings:
             out.append(retry + ")")
         # A waiting gate's pod must outlive its whole wait, whatever the step's timeout says.
         deadline = gate_deadline_seconds(step)
-        if step.kind == "evaluate" and deadline is not None and policy.retries:
-            # Its retries run inside one pod: each attempt keeps the step's timeout, plus the waits between them.
-            deadline = deadline * (policy.retries + 1) + int(sum(retry_delays(step.policy.runtime_retry())))
+        if step.kind == "evaluate":
+            deadline = judged_in_runtime_deadline_seconds(step)  # its retries run inside one pod
         if deadline is not None:
             self.uses_kubernetes = True
             out.append(f"kubernetes.set_timeout({var}, {deadline})")
