@@ -26,7 +26,12 @@ EXPECT: dict[str, dict[str, str]] = {
         "model diff-pass-promote alias champion": "version 1",
         "webhooks": "1",
     },
-    "fail_skip": {"pipeline status": "succeeded", "step quality": "rejected", "step promote": "skipped"},
+    "fail_skip": {
+        "pipeline status": "succeeded",
+        "step quality": "rejected",
+        "step promote": "skipped",
+        "webhooks": "1",
+    },
     "fail_fail": {"pipeline status": "failed", "step quality": "rejected", "step promote": "not_run", "webhooks": "1"},
     "champion": {
         "model diff-champion alias champion": "version 2",
@@ -37,7 +42,11 @@ EXPECT: dict[str, dict[str, str]] = {
     "gate_timeout": {"pipeline status": "failed", "step never": "failed"},
     "retry_once": {"pipeline status": "succeeded", "mlflow runs": "1", "job runs": "2"},
     "always_fail": {"pipeline status": "failed", "step train": "failed", "step quality": "not_run", "job runs": "2"},
-    "fanout": {"model diff-fanout-a alias champion": "version 1", "model diff-fanout-b alias champion": "version 1"},
+    "fanout": {
+        "model diff-fanout-a alias champion": "version 1",
+        "model diff-fanout-b alias champion": "version 1",
+        "webhooks": "1",
+    },
     "inputs": {
         "pipeline status": "succeeded",
         "run 2 (train_params) tag pipegen.params": '{"epochs": 3, "label": "override", "lr": 0.25}',
