@@ -75,7 +75,7 @@ tools/node/node_modules/.package-lock.json: tools/node/package-lock.json
 demo: env-core
 	$(CORE)/bin/pipegen validate $(SPECS)
 	@for spec in $(SPECS); do echo "--- $$spec"; $(CORE)/bin/pipegen graph $$spec; done
-	$(CORE)/bin/pipegen compile $(SPECS) -t airflow,kfp -o $(OUT)
+	$(CORE)/bin/pipegen compile $(SPECS) -t airflow,kfp,argo -o $(OUT)
 	$(CORE)/bin/pipegen compile $(AWS_SPECS) -t stepfunctions -o $(OUT)
 	$(CORE)/bin/pipegen compile $(PREFECT_SPECS) -t prefect -o $(OUT)
 	$(CORE)/bin/pipegen run specs/demo.yaml
