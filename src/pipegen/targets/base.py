@@ -67,6 +67,47 @@ def judged_in_runtime_deadline_seconds(step: ResolvedStep) -> int | None:
     return timeout * (step.policy.retries + 1) + int(sum(retry_delays(step.policy.runtime_retry())))
 
 
+def command_request(pipeline: Pipeline, step: ResolvedStep) -> tuple[str, dict[str, Any]]:
+    """The runtime's kind and request for a step it runs itself: a `local` command, an `aws_batch` or `sagemaker` job.
+
+    Used by the targets whose tasks call run_step for these backends (KFP, Prefect, Argo); the caller adds the
+    job's tracking URI for a train step.
+    """
+    from pipegen.spec import AwsBatchBackend, LocalBackend, SageMakerBackend
+    from pipegen.targets.resources import batch_resources
+
+    backend, body = step.backend, step.body
+    spec: dict[str, Any] = {"command": list(body.command), "env": {**getattr(backend, "env", {}), **body.env}}
+    if isinstance(backend, LocalBackend):
+        if backend.working_dir:
+            spec["working_dir"] = backend.working_dir.replace("${", "$${")
+        return "local", spec
+    if isinstance(backend, AwsBatchBackend):
+        spec["job"] = {
+            "job_name": f"{pipeline.name}-{step.name}",
+            "job_queue": backend.job_queue,
+            "job_definition": backend.job_definition,
+            "region": backend.region,
+            "resources": batch_resources(body.resources) or None,
+            # The runtime terminates the job when its wait outlives the step's timeout (or its task is stopped).
+            "timeout_seconds": step.policy.timeout,
+        }
+        return "aws_batch", spec
+    assert isinstance(backend, SageMakerBackend), backend
+    spec["job"] = {
+        "job_name": f"{pipeline.name}-{step.name}",
+        "image": backend.image,
+        "role_arn": backend.role_arn,
+        "instance_type": backend.instance_type,
+        "instance_count": backend.instance_count,
+        "output_path": backend.output_path,
+        "region": backend.region,
+        "max_runtime_seconds": step.policy.timeout or 86400,
+        "timeout_seconds": step.policy.timeout,
+    }
+    return "sagemaker", spec
+
+
 def promote_request(pipeline: Pipeline, step: ResolvedStep) -> dict[str, Any]:
     """What the runtime's promote step is given, by every target that calls it with a spec."""
     body = step.body

@@ -6,16 +6,20 @@ from typing import Any
 
 from pipegen.expr import parse_template
 from pipegen.resolve import Pipeline, ResolvedStep
-from pipegen.spec import AwsBatchBackend, KubernetesBackend, LocalBackend, SageMakerBackend
+from pipegen.spec import KubernetesBackend
 from pipegen.targets.argo import names
 from pipegen.targets.argo.containers import kubernetes_template, workflow_namespace
 from pipegen.targets.argo.options import ArgoOptions
 from pipegen.targets.argo.refs import SCHEDULED, mlflow_run, result_field
 from pipegen.targets.argo.runtime import RESULT_OUTPUT, context_json, mlflow_env, runtime_container, step_args
-from pipegen.targets.base import gate_deadline_seconds, judged_in_runtime_deadline_seconds, promote_request
+from pipegen.targets.base import (
+    command_request,
+    gate_deadline_seconds,
+    judged_in_runtime_deadline_seconds,
+    promote_request,
+)
 from pipegen.targets.kfp.checks import skip_conditions, uses_run_context
 from pipegen.targets.kfp.names import step_refs
-from pipegen.targets.resources import batch_resources
 
 API_VERSION = "argoproj.io/v1alpha1"
 
@@ -219,35 +223,7 @@ class Lowering:
             self._template(name, container, step=step)
             self.templates[name] |= extra
             return [*out, self._task(name, depends)]
-        job: dict[str, Any] = {"command": list(body.command), "env": {**getattr(backend, "env", {}), **body.env}}
-        if isinstance(backend, LocalBackend):
-            kind = "local"
-            if backend.working_dir:
-                job["working_dir"] = backend.working_dir.replace("${", "$${")
-        elif isinstance(backend, AwsBatchBackend):
-            kind = "aws_batch"
-            job["job"] = {
-                "job_name": f"{self.p.name}-{step.name}",
-                "job_queue": backend.job_queue,
-                "job_definition": backend.job_definition,
-                "region": backend.region,
-                "resources": batch_resources(body.resources) or None,
-                "timeout_seconds": step.policy.timeout,
-            }
-        else:
-            assert isinstance(backend, SageMakerBackend)
-            kind = "sagemaker"
-            job["job"] = {
-                "job_name": f"{self.p.name}-{step.name}",
-                "image": backend.image,
-                "role_arn": backend.role_arn,
-                "instance_type": backend.instance_type,
-                "instance_count": backend.instance_count,
-                "output_path": backend.output_path,
-                "region": backend.region,
-                "max_runtime_seconds": step.policy.timeout or 86400,
-                "timeout_seconds": step.policy.timeout,
-            }
+        kind, job = command_request(self.p, step)
         if run_of is not None:
             job["tracking_uri"] = tracking
         return [*out, self._runtime(step, kind, job, depends, run_of=run_of)]

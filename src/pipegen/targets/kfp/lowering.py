@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from pipegen.render import py
 from pipegen.resolve import Pipeline, ResolvedStep
-from pipegen.spec import AwsBatchBackend, KubernetesBackend, LocalBackend, SageMakerBackend
-from pipegen.targets.base import header_lines, promote_request
+from pipegen.spec import KubernetesBackend
+from pipegen.targets.base import command_request, header_lines, promote_request
 from pipegen.targets.kfp.checks import skip_conditions, uses_run_context
 from pipegen.targets.kfp.containers import ContainerSteps
 from pipegen.targets.kfp.names import RUN_DATE, RUN_KEY, WAIT_STARTED, escaped_json, ident
 from pipegen.targets.kfp.notify import ExitNotification
 from pipegen.targets.kfp.options import KfpOptions
 from pipegen.targets.kfp.view import Call, Component, View
-from pipegen.targets.resources import batch_resources
 
 
 class Lowering(ContainerSteps, ExitNotification):
@@ -183,7 +182,6 @@ class Lowering(ContainerSteps, ExitNotification):
             calls.append(run_call)
             mlflow_from = run_var
         backend = step.backend
-        body = step.body
         if isinstance(backend, KubernetesBackend):
             component, extra = self._container(step, backend, mlflow_from is not None)
             call = self._call(step, mlflow_from, extra)
@@ -192,36 +190,7 @@ class Lowering(ContainerSteps, ExitNotification):
             if mlflow_from:
                 call.settings.append(f"{call.var}.after({mlflow_from})")
             return [*calls, call], [component]
-        spec: dict[str, object] = {"command": list(body.command), "env": {**getattr(backend, "env", {}), **body.env}}
-        if isinstance(backend, LocalBackend):
-            kind = "local"
-            if backend.working_dir:
-                spec["working_dir"] = backend.working_dir.replace("${", "$${")
-        elif isinstance(backend, AwsBatchBackend):
-            kind = "aws_batch"
-            spec["job"] = {
-                "job_name": f"{self.p.name}-{step.name}",
-                "job_queue": backend.job_queue,
-                "job_definition": backend.job_definition,
-                "region": backend.region,
-                "resources": batch_resources(body.resources) or None,
-                # The runtime stops the job when its wait outlives the step's timeout (or the pod is stopped).
-                "timeout_seconds": step.policy.timeout,
-            }
-        else:
-            assert isinstance(backend, SageMakerBackend)
-            kind = "sagemaker"
-            spec["job"] = {
-                "job_name": f"{self.p.name}-{step.name}",
-                "image": backend.image,
-                "role_arn": backend.role_arn,
-                "instance_type": backend.instance_type,
-                "instance_count": backend.instance_count,
-                "output_path": backend.output_path,
-                "region": backend.region,
-                "max_runtime_seconds": step.policy.timeout or 86400,
-                "timeout_seconds": step.policy.timeout,
-            }
+        kind, spec = command_request(self.p, step)
         if mlflow_from:
             # The job's MLFLOW_TRACKING_URI, rendered in this task (checks.tracking_secret keeps secrets out of AWS jobs).
             spec["tracking_uri"] = self._tracking()

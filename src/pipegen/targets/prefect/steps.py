@@ -5,9 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pipegen.resolve import Pipeline, ResolvedStep
-from pipegen.spec import AwsBatchBackend, LocalBackend, SageMakerBackend
-from pipegen.targets.base import promote_request
-from pipegen.targets.resources import batch_resources
+from pipegen.targets.base import command_request, promote_request
 
 
 def step_request(pipeline: Pipeline, step: ResolvedStep) -> tuple[str, dict[str, Any]]:
@@ -38,40 +36,11 @@ def start_run_request(pipeline: Pipeline, step: ResolvedStep) -> dict[str, Any]:
 
 
 def _command(pipeline: Pipeline, step: ResolvedStep, tracking: str) -> tuple[str, dict[str, Any]]:
-    backend, body = step.backend, step.body
-    spec: dict[str, Any] = {"command": list(body.command), "env": {**getattr(backend, "env", {}), **body.env}}
-    if isinstance(backend, LocalBackend):
-        kind = "local"
-        if backend.working_dir:
-            spec["working_dir"] = backend.working_dir.replace("${", "$${")
+    kind, spec = command_request(pipeline, step)
+    if kind == "local":
         # Prefect's timeout_seconds does not stop a sync task started with .submit() (PrefectHQ/prefect#15760):
         # the runtime ends the command's process group itself.
         spec["timeout_seconds"] = step.policy.timeout
-    elif isinstance(backend, AwsBatchBackend):
-        kind = "aws_batch"
-        spec["job"] = {
-            "job_name": f"{pipeline.name}-{step.name}",
-            "job_queue": backend.job_queue,
-            "job_definition": backend.job_definition,
-            "region": backend.region,
-            "resources": batch_resources(body.resources) or None,
-            # The runtime terminates the job when its wait outlives the step's timeout.
-            "timeout_seconds": step.policy.timeout,
-        }
-    else:
-        assert isinstance(backend, SageMakerBackend)
-        kind = "sagemaker"
-        spec["job"] = {
-            "job_name": f"{pipeline.name}-{step.name}",
-            "image": backend.image,
-            "role_arn": backend.role_arn,
-            "instance_type": backend.instance_type,
-            "instance_count": backend.instance_count,
-            "output_path": backend.output_path,
-            "region": backend.region,
-            "max_runtime_seconds": step.policy.timeout or 86400,
-            "timeout_seconds": step.policy.timeout,
-        }
     if step.kind == "train":
         # The job's MLFLOW_TRACKING_URI, rendered in the task (checks keep secrets out of AWS jobs' environment).
         spec["tracking_uri"] = tracking
