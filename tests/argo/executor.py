@@ -37,6 +37,7 @@ class Run:
     results: dict[str, str] = field(default_factory=dict)
     phases: dict[str, str] = field(default_factory=dict)
     argv: dict[str, list[str]] = field(default_factory=dict)
+    logs: dict[str, str] = field(default_factory=dict)
 
     def tag(self, tag: str, status: str) -> str:
         """What the controller substitutes for one `{{tag}}`."""
@@ -79,8 +80,13 @@ def kubelet(text: str, env: dict[str, str]) -> str:
     return re.sub(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)", one, text)
 
 
-def run_template(run: Run, template: dict[str, Any], workdir: Path, status: str = "Running") -> int:
-    """Run one container template; its result (if any) goes to run.results[name]."""
+def run_template(
+    run: Run, template: dict[str, Any], workdir: Path, status: str = "Running", kill_after: float | None = None
+) -> int:
+    """Run one container template; its result (if any) goes to run.results[name].
+
+    kill_after: kill the process after that many seconds, as when a pod is evicted or its node lost (-9).
+    """
     container = template["container"]
     env: dict[str, str] = {}
     for entry in container.get("env", []):
@@ -101,7 +107,15 @@ def run_template(run: Run, template: dict[str, Any], workdir: Path, status: str 
     # `python` in the runtime image is this environment's interpreter.
     path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
     full_env = {"PATH": path, "HOME": str(workdir), **env}
-    done = subprocess.run(argv, env=full_env, cwd=workdir, capture_output=True, text=True, timeout=600)
+    try:
+        done = subprocess.run(
+            argv, env=full_env, cwd=workdir, capture_output=True, text=True, timeout=kill_after or 600
+        )
+    except subprocess.TimeoutExpired:
+        if kill_after is None:
+            raise
+        return -9
+    run.logs[template["name"]] = done.stdout + done.stderr
     if done.returncode == 0 and template.get("outputs"):
         run.results[template["name"]] = out.read_text()
     if done.returncode != 0:

@@ -22,6 +22,7 @@ LOCATED = re.compile(r"^\S+:\d+:\d+: (error|warning)\[PG\d{3}\]: .+$")
 # What pipegen's own references stand for when a runtime argument is read back (any JSON-safe values).
 _DUMMY = {
     re.compile(r"\{\{=toJson\([^}]*\)\}\}"): '"P"',
+    re.compile(r"\{\{tasks\.pipegen-clock-[-a-z0-9]+\.outputs\.parameters\.result\}\}"): "1764547200.0",
     re.compile(r"\{\{tasks\.[-a-z0-9]+\.outputs\.parameters\.result\}\}"): '{"experiment_id": "1", "run_id": "r"}',
     re.compile(r"\{\{[^}]*\}\}"): "X",
 }
@@ -31,8 +32,9 @@ def _decoded_args(doc: dict[str, Any]) -> list[dict[str, Any]]:
     """The JSON argument of every runtime container, pipegen's own references replaced by values."""
     out = []
     for template in doc["spec"]["templates"]:
-        args = template.get("container", {}).get("args")
-        if not args:
+        container = template.get("container", {})
+        args = container.get("args")
+        if not args or container["command"] != ["python", "-m", "pipegen.runtime"]:
             continue
         text = args[1]
         for pattern, value in _DUMMY.items():

@@ -160,12 +160,14 @@ def step_action(
     failure: dict[str, Any] | None = None,
     target: str = "stepfunctions",
     retry: dict[str, Any] | None = None,
+    wait_started: str = "",
 ) -> dict[str, Any]:
     """The `step` action: one step of a Step Functions execution (the Lambda handler) or an Argo workflow.
 
     context is the execution's {"params", "run_id", "run_date"}, built by the state machine's first states;
     failure is what a Catch recorded ({"Error", "Cause"}), told to the failure notification; target is the
-    orchestrator recorded in the run's pipegen.target tag; retry is run_step's (evaluate on Argo).
+    orchestrator recorded in the run's pipegen.target tag; retry and wait_started are run_step's (Argo's
+    evaluate; Argo's waiting gate, from its clock task).
     """
     if kind == "notify":
         # "run" as the Airflow DAG and `pipegen run` name it in their notifications, failed or succeeded.
@@ -182,6 +184,7 @@ def step_action(
         mlflow_run=mlflow_run,
         target=target,
         retry=retry,
+        wait_started=wait_started,
     )
 
 

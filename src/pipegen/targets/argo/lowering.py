@@ -11,7 +11,14 @@ from pipegen.targets.argo import names
 from pipegen.targets.argo.containers import kubernetes_template, workflow_namespace
 from pipegen.targets.argo.options import ArgoOptions
 from pipegen.targets.argo.refs import SCHEDULED, mlflow_run, result_field
-from pipegen.targets.argo.runtime import RESULT_OUTPUT, context_json, mlflow_env, runtime_container, step_args
+from pipegen.targets.argo.runtime import (
+    RESULT_OUTPUT,
+    clock_container,
+    context_json,
+    mlflow_env,
+    runtime_container,
+    step_args,
+)
 from pipegen.targets.base import (
     command_request,
     gate_deadline_seconds,
@@ -162,11 +169,19 @@ class Lowering:
         return found
 
     def _runtime(
-        self, step: ResolvedStep, kind: str, spec: dict[str, Any], depends: list[str], *, run_of: str | None = None
+        self,
+        step: ResolvedStep,
+        kind: str,
+        spec: dict[str, Any],
+        depends: list[str],
+        *,
+        run_of: str | None = None,
+        wait_started: str | None = None,
     ) -> dict[str, Any]:
         name = names.task_name(step.name)
         extra = {"retry": step.policy.runtime_retry()} if kind == "evaluate" and step.policy.retries else {}
-        args = step_args(kind, spec, self.context, mlflow_run(run_of) if run_of else None, **extra)
+        run = mlflow_run(run_of) if run_of else None
+        args = step_args(kind, spec, self.context, run, wait_started=wait_started, **extra)
         mlflow = mlflow_env(self.options) if run_of is not None else None
         container = runtime_container(self.image, "step", args, self._secrets(step, run_of is not None), mlflow)
         self._template(name, container, step=step, outputs=kind == "evaluate")
@@ -176,7 +191,7 @@ class Lowering:
         body = step.body
         tracking = self.p.spec.mlflow.tracking_uri or ""
         if step.kind == "gate":
-            return [self._runtime(step, "gate", {"gate": step.gate}, depends)]
+            return self._gate(step, depends)
         if step.kind == "evaluate":
             spec: dict[str, Any] = {
                 "thresholds": list(body.thresholds),
@@ -227,6 +242,18 @@ class Lowering:
         if run_of is not None:
             job["tracking_uri"] = tracking
         return [*out, self._runtime(step, kind, job, depends, run_of=run_of)]
+
+    def _gate(self, step: ResolvedStep, depends: list[str]) -> list[dict[str, Any]]:
+        assert step.gate is not None
+        if "wait" not in step.gate:
+            return [self._runtime(step, "gate", {"gate": step.gate}, depends)]
+        # The wait's anchor: a time taken by a task of its own before the gate's first attempt. Argo gives every
+        # retry of a task the same arguments, so a retried gate resumes its wait (or fails at once past it).
+        clock = names.clock_name(step.name)
+        self._template(clock, clock_container(self.image), outputs=True)
+        started = f"{{{{tasks.{clock}.outputs.parameters.result}}}}"
+        gate = self._runtime(step, "gate", {"gate": step.gate}, [clock], wait_started=started)
+        return [self._task(clock, depends), gate]
 
     # ---- the exit handler ------------------------------------------------------------------------
     def _exit_tasks(self) -> list[dict[str, Any]]:

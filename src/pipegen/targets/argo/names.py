@@ -31,6 +31,11 @@ def start_run_name(step: str) -> str:
     return f"{RESERVED}run-{task_name(step)}"
 
 
+def clock_name(step: str) -> str:
+    """The task taking the time a waiting gate's wait begins (the anchor its retries resume from)."""
+    return f"{RESERVED}clock-{task_name(step)}"
+
+
 def cron_name(name: str) -> str:
     """The CronWorkflow's name: the pipeline's, or, past 52 characters, a prefix plus a digest of the whole."""
     if len(name) <= MAX_CRON_NAME:

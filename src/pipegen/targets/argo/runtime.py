@@ -33,8 +33,19 @@ def context_json(pipeline: Pipeline, with_date: bool) -> str:
     return f'{{"params": {{{params}}}, "run_date": {run_date}, "run_id": {quoted(RUN_ID)}}}'
 
 
-def step_args(kind: str, spec: dict[str, Any], context: str, mlflow_run: str | None = None, **extra: Any) -> str:
-    """The `step` action's ARGS_JSON: keys in order, spec text escaped, Argo's references spliced in as they are."""
+def step_args(
+    kind: str,
+    spec: dict[str, Any],
+    context: str,
+    mlflow_run: str | None = None,
+    *,
+    wait_started: str | None = None,
+    **extra: Any,
+) -> str:
+    """The `step` action's ARGS_JSON: keys in order, spec text escaped, Argo's references spliced in as they are.
+
+    wait_started: an Argo reference to when a waiting gate's wait began (its clock task's result).
+    """
     parts = [f'"context": {context}']
     parts += [f"{quoted(k)}: {runtime_json(v)}" for k, v in sorted(extra.items())]
     parts.append(f'"kind": {quoted(kind)}')
@@ -42,7 +53,21 @@ def step_args(kind: str, spec: dict[str, Any], context: str, mlflow_run: str | N
         parts.append(f'"mlflow_run": {mlflow_run}')
     # The run's pipegen.target tag.
     parts += [f'"spec": {runtime_json(spec)}', '"target": "argo"']
+    if wait_started is not None:
+        parts.append(f'"wait_started": {quoted(wait_started)}')
     return "{" + ", ".join(parts) + "}"
+
+
+# Writes the time (epoch seconds) to the path it is given: no spec text, no `{{` or `$` in it.
+CLOCK_CODE = (
+    "import pathlib, sys, time; p = pathlib.Path(sys.argv[1]); "
+    "p.parent.mkdir(parents=True, exist_ok=True); p.write_text(repr(time.time()))"
+)
+
+
+def clock_container(image: str) -> dict[str, Any]:
+    """A container writing the current time to RESULT_PATH: when a waiting gate's wait begins."""
+    return {"image": image, "command": ["python", "-c", CLOCK_CODE], "args": [RESULT_PATH]}
 
 
 def runtime_container(
