@@ -83,7 +83,7 @@ def play_training(tracking_uri: str, run_id: str, metrics: dict[str, float], art
     """Do what a training job does inside a started run: log metrics and a model directory (MLmodel file)."""
     import mlflow
 
-    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     for key, value in metrics.items():
         client.log_metric(run_id, key, value)
     with tempfile.TemporaryDirectory() as tmp:

@@ -108,7 +108,7 @@ def test_containers_run_the_pipeline_against_mlflow(cli: Cli, tmp_path: Path, ml
     # The training command got every spec string verbatim (the spec's '$${' is a literal '${').
     assert json.loads(argv_file.read_text()) == [literal_value(HOSTILE_LINE), literal_value(NOTE), "3", "2026-03-08"]
 
-    client = mlflow.MlflowClient(tracking_uri=mlflow_server.uri)
+    client = mlflow.MlflowClient(tracking_uri=mlflow_server.uri, registry_uri=mlflow_server.uri)
     version = client.get_model_version_by_alias(model, "champion")
     mlflow_run = client.get_run(version.run_id)
     assert mlflow_run.data.tags["pipegen.target"] == "argo"

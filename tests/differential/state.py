@@ -11,7 +11,7 @@ def mlflow_state(tracking_uri: str, pipeline: Any) -> dict[str, Any]:
     """The spec's experiment's runs (pipegen.* tags, params, metrics, status) and its models' versions/aliases."""
     import mlflow
 
-    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     runs: list[dict[str, Any]] = []
     experiment = client.get_experiment_by_name(pipeline.experiment)
     if experiment is not None:

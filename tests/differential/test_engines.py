@@ -127,7 +127,7 @@ def assert_rejected_and_skipped(result: Result, engine: str, tracking_uri: str) 
     assert result.wall_seconds > 0
     import mlflow
 
-    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     experiment = client.get_experiment_by_name(f"engine-{engine}")
     assert experiment is not None
     (run,) = client.search_runs([experiment.experiment_id])

@@ -28,7 +28,7 @@ def receiver() -> Iterator[Receiver]:
 def _client(tracking: str) -> Any:
     import mlflow
 
-    return mlflow.MlflowClient(tracking_uri=tracking)
+    return mlflow.MlflowClient(tracking_uri=tracking, registry_uri=tracking)
 
 
 def _task_runs(flow_run_id: Any) -> dict[str, Any]:

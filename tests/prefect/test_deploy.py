@@ -65,7 +65,7 @@ def test_the_demo_deployment_runs_on_a_process_worker_and_promotes(
 
     run = _flow_run(env, flow_run_id)
     assert run.state is not None and run.state.is_completed(), (run.state, worker[-5000:])
-    client = mlflow.MlflowClient(tracking_uri=tracking)
+    client = mlflow.MlflowClient(tracking_uri=tracking, registry_uri=tracking)
     version = client.get_model_version_by_alias(name, "champion")
     assert str(version.version) == "1"
     assert client.get_run(version.run_id).data.tags["pipegen.run_key"] == flow_run_id

@@ -73,7 +73,7 @@ def test_pricing_waits_for_its_partition_trains_on_batch_and_promotes(
     assert [json.loads(line) for line in record.read_text().splitlines()] == [["--date", today, "--max-depth", "12"]]
     [job] = boto3.client("batch").list_jobs(jobQueue="ml-cpu-64", jobStatus="SUCCEEDED")["jobSummaryList"]
     flow_run_id = str(state.state_details.flow_run_id)
-    client = mlflow.MlflowClient(tracking_uri=tracking)
+    client = mlflow.MlflowClient(tracking_uri=tracking, registry_uri=tracking)
     version = client.get_model_version_by_alias("pricing", "champion")
     assert str(version.version) == "1"
     run = client.get_run(version.run_id)

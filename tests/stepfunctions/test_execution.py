@@ -42,7 +42,7 @@ def _pricing_world(
 def _versions_of(server: MlflowServer, run_id: str) -> list[Any]:
     import mlflow
 
-    client = mlflow.MlflowClient(tracking_uri=server.uri)
+    client = mlflow.MlflowClient(tracking_uri=server.uri, registry_uri=server.uri)
     return list(client.search_model_versions(f"name = 'pricing' and run_id = '{run_id}'"))
 
 
@@ -68,7 +68,7 @@ def test_pricing_runs_and_promotes(
 
     import mlflow
 
-    client = mlflow.MlflowClient(tracking_uri=mlflow_server.uri)
+    client = mlflow.MlflowClient(tracking_uri=mlflow_server.uri, registry_uri=mlflow_server.uri)
     run = client.get_run(run_id)
     assert run.data.tags["pipegen.target"] == "stepfunctions"
     assert run.data.tags["pipegen.pipeline"] == "pricing"

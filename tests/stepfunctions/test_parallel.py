@@ -208,7 +208,7 @@ def test_a_skip_inside_a_branch_skips_only_its_descendants(
     assert promoted == [f"{name}-b"]
     import mlflow
 
-    client = mlflow.MlflowClient(tracking_uri=mlflow_server.uri)
+    client = mlflow.MlflowClient(tracking_uri=mlflow_server.uri, registry_uri=mlflow_server.uri)
     assert client.get_model_version_by_alias(f"{name}-b", "champion").version == "1"
     assert not client.search_registered_models(f"name = '{name}-a'")
 
