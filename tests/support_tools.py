@@ -68,3 +68,14 @@ def moto_server_process() -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def interruptible() -> None:
+    """preexec_fn for a process a test will Ctrl-C: SIGINT back to its default.
+
+    A shell runs a background job (`make test &` without job control, as CI runners may) with SIGINT and SIGQUIT
+    ignored, every process below inherits that, and Python then installs no KeyboardInterrupt handler.
+    """
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -29,6 +29,7 @@ import pytest
 from pipegen.runtime.aws_jobs import batch_job_name, sagemaker_job_name
 from tests.support_aws import batch_jobs_run_here
 from tests.support_aws import batch_queue as make_batch_queue
+from tests.support_tools import interruptible
 
 pytestmark = pytest.mark.xdist_group("local_run")
 
@@ -103,6 +104,7 @@ def pipegen_run(workdir: Path, spec: Path) -> subprocess.CompletedProcess[str]:
         check=False,
         timeout=600,
         env={**os.environ, "MLFLOW_TRACKING_URI": ""},
+        preexec_fn=interruptible,
     )
 
 
@@ -286,6 +288,7 @@ def test_an_interrupt_terminates_the_running_batch_job(jobs_run_here: dict[str, 
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "MLFLOW_TRACKING_URI": ""},
+        preexec_fn=interruptible,
     )
     deadline = time.monotonic() + 240
     while not (tmp_path / "job.pid").exists() and time.monotonic() < deadline and proc.poll() is None:

@@ -17,6 +17,8 @@ from pathlib import Path
 import mlflow
 import pytest
 
+from tests.support_tools import interruptible
+
 pytestmark = pytest.mark.xdist_group("local_run")
 
 HEADER = """\
@@ -58,6 +60,7 @@ def pipegen_run(workdir: Path, spec: Path, *args: str) -> subprocess.CompletedPr
         check=False,
         timeout=600,
         env={**os.environ, "MLFLOW_TRACKING_URI": ""},
+        preexec_fn=interruptible,
     )
 
 
@@ -238,6 +241,7 @@ def test_an_interrupt_ends_every_running_step(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "MLFLOW_TRACKING_URI": ""},
+        preexec_fn=interruptible,
     )
     pids = [tmp_path / "model.pid", tmp_path / "features.pid"]
     deadline = time.monotonic() + 300

@@ -20,6 +20,8 @@ from pathlib import Path
 import mlflow
 import pytest
 
+from tests.support_tools import interruptible
+
 pytestmark = pytest.mark.xdist_group("local_run")
 
 HEADER = """\
@@ -174,6 +176,7 @@ def test_an_interrupt_stops_the_step_closes_its_run_and_reports(tmp_path: Path, 
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "MLFLOW_TRACKING_URI": ""},
+        preexec_fn=interruptible,
     )
     deadline = time.monotonic() + 240
     while not pid_file.exists() and time.monotonic() < deadline and proc.poll() is None:
