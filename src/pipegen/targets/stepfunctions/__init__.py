@@ -29,6 +29,7 @@ from pipegen.targets.stepfunctions.checks import (
     limits,
     size,
 )
+from pipegen.targets.stepfunctions.infra import template
 from pipegen.targets.stepfunctions.layout import definition_text
 from pipegen.targets.stepfunctions.options import (
     DONE,
@@ -78,6 +79,8 @@ class StepFunctionsTarget(Target):
         features={
             "query language": "JSONPath (default) or JSONata: targets.stepfunctions.query_language",
             "schedule": "EventBridge Scheduler schedule beside the definition (<name>.schedule.json)",
+            "deploy": "CloudFormation template (<name>.template.json): the state machine, its role with a policy"
+            " derived from its states, the schedule and its role",
             "params": 'execution input {"params": {...}} merged over the spec\'s defaults',
             "step order": "dependency order; independent steps run side by side in Parallel states (a part of the graph that is not series-parallel runs in waves)",
             "retries/backoff": "Retry (IntervalSeconds, MaxAttempts, BackoffRate, MaxDelaySeconds)",
@@ -105,12 +108,13 @@ class StepFunctionsTarget(Target):
         return problems
 
     def render(self, pipeline: Pipeline, options: BaseModel) -> list[Output]:
-        """The state machine definition, and the EventBridge schedule when the spec has one."""
+        """The state machine definition, the EventBridge schedule when the spec has one, and the deploy template."""
         assert isinstance(options, StepFunctionsOptions)
         outputs = [Output(f"stepfunctions/{pipeline.name}.asl.json", definition_text(pipeline, options))]
         if pipeline.schedule is not None:
             schedule = scheduler_schedule(pipeline, options.state_machine_arn, options.scheduler_role_arn)
             outputs.append(Output(f"stepfunctions/{pipeline.name}.schedule.json", _json(schedule)))
+        outputs.append(Output(f"stepfunctions/{pipeline.name}.template.json", _json(template(pipeline, options))))
         return outputs
 
 

@@ -18,11 +18,15 @@ def definition_text(pipeline: Pipeline, options: StepFunctionsOptions) -> str:
     key = (pipeline.spec_sha256, pipeline.spec_path, options)
     if key not in _rendered:
         _rendered.clear()
-        definition = Lowering(pipeline, options, dialect_for(options.query_language)).definition()
-        states = definition.pop("States")
-        lines = [f"  {json.dumps(k)}: {json.dumps(v, ensure_ascii=False)}," for k, v in definition.items()]
-        _rendered[key] = "{\n" + "\n".join(lines) + '\n  "States": ' + _states(states, "  ") + "\n}\n"
+        _rendered[key] = layout(Lowering(pipeline, options, dialect_for(options.query_language)).definition())
     return _rendered[key]
+
+
+def layout(definition: dict[str, Any]) -> str:
+    """A definition's text: top-level fields one per line, then one line per state ("States" comes last)."""
+    top = {k: v for k, v in definition.items() if k != "States"}
+    lines = [f"  {json.dumps(k)}: {json.dumps(v, ensure_ascii=False)}," for k, v in top.items()]
+    return "{\n" + "\n".join(lines) + '\n  "States": ' + _states(definition["States"], "  ") + "\n}\n"
 
 
 def _compact(value: Any) -> str:
