@@ -79,3 +79,64 @@ def batch_jobs_run_here(patch: pytest.MonkeyPatch, runner: Callable[[Any], None]
         threading.Thread(target=runner, args=(job,), daemon=True).start()
 
     patch.setattr(BatchSimpleBackend, "_mark_job_as_finished", mark)
+
+
+def lambda_function(name: str, handler: str = "pipegen.runtime.lambda_handler.handler") -> str:
+    """A Lambda function in moto (the code is a placeholder: tests route invocations elsewhere); returns its ARN."""
+    import io
+    import json
+    import zipfile
+
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ],
+    }
+    role = boto3.client("iam").create_role(RoleName=f"{name}-role", AssumeRolePolicyDocument=json.dumps(trust))
+    code = io.BytesIO()
+    with zipfile.ZipFile(code, "w") as archive:
+        archive.writestr("placeholder.py", "")
+    created = boto3.client("lambda").create_function(
+        FunctionName=name,
+        Runtime="python3.11",
+        Role=role["Role"]["Arn"],
+        Handler=handler,
+        Code={"ZipFile": code.getvalue()},
+    )
+    return str(created["FunctionArn"])
+
+
+def deploy_stack(name: str, template: str, parameters: dict[str, str], timeout: float = 60) -> dict[str, str]:
+    """Create a CloudFormation stack (named IAM resources not allowed: CAPABILITY_IAM) and wait for it; its outputs."""
+    import time
+
+    cfn = boto3.client("cloudformation")
+    cfn.create_stack(
+        StackName=name,
+        TemplateBody=template,
+        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
+        Capabilities=["CAPABILITY_IAM"],
+    )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        (stack,) = cfn.describe_stacks(StackName=name)["Stacks"]
+        if not stack["StackStatus"].endswith("_IN_PROGRESS"):
+            assert stack["StackStatus"] == "CREATE_COMPLETE", stack
+            return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+        time.sleep(0.2)
+    raise AssertionError(f"stack {name} not created after {timeout}s")
+
+
+def stacks_make_executable_state_machines(patch: pytest.MonkeyPatch) -> None:
+    """moto's CloudFormation creates state machines where its ASL executor finds them.
+
+    With stepfunctions.execute_state_machine on, moto's API serves state machines from its parser
+    backend, but its CloudFormation model (AWS::StepFunctions::StateMachine) creates, updates and deletes
+    them in the plain backend, where that API never looks. The three CloudFormation methods are the only
+    users of the module's `stepfunctions_backends`: point it at the parser's (undone with `patch`).
+    """
+    import moto.stepfunctions.models
+    from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+    patch.setattr(moto.stepfunctions.models, "stepfunctions_backends", stepfunctions_parser_backends)
