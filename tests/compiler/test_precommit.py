@@ -135,7 +135,7 @@ def test_stale_generated_file_fails_with_a_diff(repo: Repo) -> None:
     assert "pipegen compile --check" in proc.stdout and "Failed" in proc.stdout
     assert "--- build/airflow/pricing.py\n+++ build/airflow/pricing.py\n" in proc.stdout, proc.stdout
     assert "\n-    'retries': 20,\n+    'retries': 2,\n" in proc.stdout
-    assert "1 of 8 outputs are stale" in proc.stdout  # airflow 1, kfp 2, stepfunctions 2, prefect 2, argo 1
+    assert "1 of 9 outputs are stale" in proc.stdout  # airflow 1, kfp 2, stepfunctions 3, prefect 2, argo 1
 
 
 def test_spec_edited_without_recompiling_fails_the_commit(repo: Repo) -> None:
