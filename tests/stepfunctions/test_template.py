@@ -16,11 +16,12 @@ from typing import Any
 
 import pytest
 
-from tests.cases import GOLDEN
+from tests.cases import GOLDEN, REPO
 from tests.hostile import HOSTILE
 from tests.stepfunctions.asl import compile_text, hostile_spec, with_targets
 
 TEMPLATES = sorted((GOLDEN / "stepfunctions").glob("*.template.json"))
+SCENARIOS = sorted((REPO / "tests" / "differential" / "scenarios").glob("*.yaml"))
 CFN_LINT = Path(sys.executable).with_name("cfn-lint")
 ARN = "arn:aws:lambda:us-east-1:123456789012:function:pipegen-runtime"
 
@@ -77,8 +78,22 @@ def _extra_templates(tmp_path: Path) -> dict[str, tuple[dict[str, Any], dict[str
     return found
 
 
+def _scenario_templates() -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
+    """{case: (template, definition)} for each differential scenario Step Functions compiles (a local backend it cannot)."""
+    from pipegen.compiler import compile_checked
+    from pipegen.frontend import check_file
+
+    found = {}
+    for spec in SCENARIOS:
+        result = compile_checked(check_file(str(spec)), ["stepfunctions"])
+        if result.ok:
+            texts = {o.path.rsplit(".", 2)[-2]: json.loads(o.text) for o in result.outputs if o.path.endswith(".json")}
+            found[spec.name] = (texts["template"], texts["asl"])
+    return found
+
+
 def _cases(tmp_path: Path) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
-    """The goldens and the extra specs: {case: (template, definition)}."""
+    """The goldens, the scenarios and the extra specs: {case: (template, definition)}."""
     cases = {
         path.name: (
             json.loads(path.read_text()),
@@ -86,7 +101,7 @@ def _cases(tmp_path: Path) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
         )
         for path in TEMPLATES
     }
-    return cases | _extra_templates(tmp_path)
+    return cases | _scenario_templates() | _extra_templates(tmp_path)
 
 
 def lint(*paths: Path) -> subprocess.CompletedProcess[str]:
@@ -101,6 +116,12 @@ def test_goldens_have_templates() -> None:
 
 def test_cfn_lint_accepts_every_template(tmp_path: Path) -> None:
     paths = list(TEMPLATES)
+    scenarios = _scenario_templates()
+    assert scenarios, "no differential scenario compiles for Step Functions"
+    for case, (doc, _) in scenarios.items():
+        path = tmp_path / f"scenario-{case}.template.json"
+        path.write_text(json.dumps(doc, indent=2))
+        paths.append(path)
     hostile = []
     for case, (doc, _) in _extra_templates(tmp_path).items():
         path = tmp_path / f"{case}.template.json"
