@@ -59,6 +59,12 @@ EXTRA = {
     "  - name: prep\n    task: {backend: queue, command: [prep]}\n"
     "  - name: train\n    train: {backend: sm, command: [train], metrics: [m]}\n"
     "  - name: judge\n    evaluate: {run_of: train, thresholds: ['m > 0']}\n",
+    "s3gates": "pipegen: 1\nname: s3gates\nparams: {env: prod}\n"
+    "backends:\n  q: {type: aws_batch, job_queue: q, job_definition: d}\nsteps:\n"
+    "  - name: events\n    gate: {check: partition_exists, path: 's3://raw-${params.env}/events/dt=${run.date}/'}\n"
+    "  - name: users\n    gate: {check: freshness, path: 's3://ref/tables/users$${x}.parquet', max_age: 1d}\n"
+    "  - name: landing\n    gate: {check: partition_exists, path: 's3://landing'}\n"
+    "  - name: job\n    after: [events, users, landing]\n    task: {backend: q, command: [run]}\n",
     "hostile-jsonpath": hostile_spec(HOSTILE, "JSONPath"),
     "hostile-jsonata": hostile_spec(HOSTILE, "JSONata"),
 }
@@ -208,7 +214,7 @@ def test_resources_are_the_ones_the_states_name() -> None:
     by_sid = {s["Sid"]: s["Resource"] for s in _statements(feed, "StateMachineRole")}
     assert by_sid["DescribeCluster"] == [{"Fn::Sub": account % "eks" + "cluster/ml-training"}]
     # The gate's ${secret.warehouse_url} is read by the runtime Lambda: a policy for its role, not the state machine's.
-    secrets = feed["Resources"]["RuntimeSecretsPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    secrets = feed["Resources"]["RuntimePolicy"]["Properties"]["PolicyDocument"]["Statement"]
     assert secrets == [
         {
             "Sid": "ReadSecrets",
@@ -217,7 +223,17 @@ def test_resources_are_the_ones_the_states_name() -> None:
             "Resource": [{"Fn::Sub": account % "secretsmanager" + "secret:${SecretsPrefix}warehouse_url-??????"}],
         }
     ]
-    assert "RuntimeSecretsPolicy" not in template["Resources"]
+    # pricing's gate lists s3://pricing-data/quotes/dt=${run.date}/: that prefix of that bucket, any date.
+    assert template["Resources"]["RuntimePolicy"]["Properties"]["PolicyDocument"]["Statement"] == [
+        {
+            "Sid": "ListGateData1",
+            "Effect": "Allow",
+            "Action": ["s3:ListBucket"],
+            "Resource": [{"Fn::Sub": "arn:${AWS::Partition}:s3:::pricing-data"}],
+            "Condition": {"StringLike": {"s3:prefix": ["quotes/dt=*/"]}},
+        }
+    ]
+    assert "SecretsPrefix" not in template["Parameters"] and "SecretsPrefix" in feed["Parameters"]
 
 
 def test_sagemaker_and_batch_arns(tmp_path: Path) -> None:
@@ -241,9 +257,41 @@ def test_sagemaker_and_batch_arns(tmp_path: Path) -> None:
         "Condition": {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
     }
     # The gate's ${secret.token} is read by the runtime Lambda: its role's policy names it.
-    (statement,) = template["Resources"]["RuntimeSecretsPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    (statement,) = template["Resources"]["RuntimePolicy"]["Properties"]["PolicyDocument"]["Statement"]
     assert statement["Resource"] == [{"Fn::Sub": account % "secretsmanager" + "secret:${SecretsPrefix}token-??????"}]
     assert "Schedule" not in template["Resources"] and "SchedulerRole" not in template["Resources"]
+
+
+def test_runtime_policy_reads_only_the_gates_data(tmp_path: Path) -> None:
+    template, _ = _extra_templates(tmp_path)["s3gates"]
+    s3 = "arn:${AWS::Partition}:s3:::"
+    assert template["Resources"]["RuntimePolicy"]["Properties"]["PolicyDocument"]["Statement"] == [
+        # A whole bucket: listing it is the check.
+        {
+            "Sid": "ListGateData1",
+            "Effect": "Allow",
+            "Action": ["s3:ListBucket"],
+            "Resource": [{"Fn::Sub": s3 + "landing"}],
+        },
+        # A prefix in a bucket named by a parameter: any such bucket, that prefix only.
+        {
+            "Sid": "ListGateData2",
+            "Effect": "Allow",
+            "Action": ["s3:ListBucket"],
+            "Resource": [{"Fn::Sub": s3 + "raw-*"}],
+            "Condition": {"StringLike": {"s3:prefix": ["events/dt=*/"]}},
+        },
+        # An object: without s3:ListBucket S3 answers a missing key 403, not 404, and the gate could not wait.
+        {"Sid": "ListGateData3", "Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": [{"Fn::Sub": s3 + "ref"}]},
+        # The literal `${x}` ($${x} in the spec) is `${$}{x}` to IAM and `${!$}{x}` to Fn::Sub.
+        {
+            "Sid": "ReadGateObjects",
+            "Effect": "Allow",
+            "Action": ["s3:GetObject"],
+            "Resource": [{"Fn::Sub": s3 + "ref/tables/users${!$}{x}.parquet"}],
+        },
+    ]
+    assert not {"SecretsPrefix", "RuntimeSecretsPolicy"} & {*template["Parameters"], *template["Resources"]}
 
 
 def test_training_job_prefix_matches_the_runtime_names() -> None:

@@ -89,6 +89,9 @@ def test_deployed_pricing_stack_runs_and_promotes(
     by_sid = {s["Sid"]: s["Resource"] for s in document["Statement"]}
     assert sorted(by_sid["SubmitBatchJobs"]) == sorted([batch["queue"], batch["definition"]])
     assert sorted(by_sid["InvokeRuntime"]) == sorted([function, f"{function}:*"])
+    # The runtime's policy, for the function's role: pricing's gate lists its partitions' prefix.
+    runtime = iam.get_policy(PolicyArn=outputs["RuntimePolicyArn"])["Policy"]
+    iam.attach_role_policy(RoleName=f"{name}-runtime-role", PolicyArn=runtime["Arn"])
     machine = boto3.client("stepfunctions").describe_state_machine(stateMachineArn=outputs["StateMachineArn"])
     assert machine["name"] == "pricing"
     assert machine["roleArn"] == iam.get_role(RoleName=role)["Role"]["Arn"]

@@ -15,7 +15,7 @@ services" in the Step Functions guide), on the resources the states name:
 - `eks:runJob.sync`: eks:DescribeCluster on the named cluster (Kubernetes RBAC is the cluster's).
 
 `secret_names` lists the ${secret.X} the runtime Lambda reads (from the requests the states send it):
-they are read by the Lambda's role, not the state machine's (see infra.runtime_secrets_policy).
+they are read by the Lambda's role, not the state machine's (see runtime_policy.py).
 """
 
 from __future__ import annotations
@@ -64,9 +64,19 @@ def literal(value: Any) -> str | None:
     return None
 
 
+def iam_text(text: str) -> str:
+    """Literal text in an IAM resource or condition value: IAM reads `${...}` as a policy variable, `${$}` is `$`."""
+    return text.replace("$", "${$}")
+
+
+def sub_text(text: str) -> str:
+    """Literal text inside Fn::Sub, which reads `${...}` as a variable and `${!...}` as the text `${...}`."""
+    return text.replace("${", "${!")
+
+
 def sub(service: str, tail: str) -> dict[str, str]:
-    """An ARN in this stack's partition, region and account; `tail` is literal text (`${` escaped)."""
-    return {"Fn::Sub": "arn:" + _ACCOUNT % service + tail.replace("${", "${!")}
+    """An ARN in this stack's partition, region and account; `tail` is literal text."""
+    return {"Fn::Sub": "arn:" + _ACCOUNT % service + sub_text(iam_text(tail))}
 
 
 def sagemaker_prefix(base: str) -> str:
@@ -165,13 +175,13 @@ def _sagemaker_job_names(found: list[dict[str, Any]]) -> list[str]:
     for task in found:
         if task["Resource"] != LAMBDA_INVOKE:
             continue
-        for request in _spec_requests(arguments(task).get("Payload")):
+        for request in spec_requests(arguments(task).get("Payload")):
             if request.get("service") == "sagemaker" and isinstance(request.get("job_name"), str):
                 names.append(request["job_name"])
     return names
 
 
-def _spec_requests(payload: Any) -> Iterator[dict[str, Any]]:
+def spec_requests(payload: Any) -> Iterator[dict[str, Any]]:
     """The runtime request in a lambda:invoke payload: `args.spec` (JSONata) or `args.spec_json`, its JSON text."""
     args = payload.get("args") if isinstance(payload, dict) else None
     if not isinstance(args, dict):
@@ -198,5 +208,5 @@ def _spec_strings(payload: Any) -> Iterator[str]:
             for v in value:
                 yield from walk(v)
 
-    for request in _spec_requests(payload):
+    for request in spec_requests(payload):
         yield from walk(request)

@@ -10,7 +10,8 @@ RuntimeFunctionArn parameter names. The text is split around those calls and put
 `Fn::Join`, so no character of it is read as a `Fn::Sub` variable and no JSON object in it can be
 taken for an intrinsic function. The execution role's policy comes from the definition's Task
 states (iam.py); the EventBridge Scheduler schedule is the one in `<name>.schedule.json`, with a role
-that may start this state machine only.
+that may start this state machine only; what the runtime Lambda reads is a managed policy to attach to
+its role (runtime_policy.py).
 """
 
 from __future__ import annotations
@@ -24,10 +25,10 @@ from pipegen.targets.eventbridge import scheduler_schedule
 from pipegen.targets.stepfunctions.iam import RUNTIME_FUNCTION, arguments, role_statements, secret_names, tasks
 from pipegen.targets.stepfunctions.layout import definition_text, layout
 from pipegen.targets.stepfunctions.options import StepFunctionsOptions
+from pipegen.targets.stepfunctions.runtime_policy import SECRETS_PREFIX, runtime_policy, secrets_parameter
 
 # A Lambda function ARN, unqualified or with a version or alias (the Lambda API's own pattern, simplified).
 FUNCTION_ARN = r"^arn:aws[a-zA-Z-]*:lambda:[a-z0-9-]+:[0-9]{12}:function:[a-zA-Z0-9_-]{1,64}(:[a-zA-Z0-9$_-]+)?$"
-SECRETS_PREFIX = "SecretsPrefix"
 
 
 def template(pipeline: Pipeline, options: StepFunctionsOptions) -> dict[str, Any]:
@@ -76,32 +77,14 @@ def template(pipeline: Pipeline, options: StepFunctionsOptions) -> dict[str, Any
             "scheduler.amazonaws.com", f"EventBridge Scheduler may start {pipeline.name}, and nothing else.", start
         )
         resources["Schedule"] = {"Type": "AWS::Scheduler::Schedule", "Properties": _schedule(pipeline)}
-    if secrets:
-        resources["RuntimeSecretsPolicy"] = runtime_secrets_policy(pipeline.name, secrets)
-        outputs["RuntimeSecretsPolicyArn"] = {
-            "Description": "Attach to the runtime function's role: the secrets this pipeline reads.",
-            "Value": {"Ref": "RuntimeSecretsPolicy"},
+    runtime = runtime_policy(pipeline.name, definition)
+    if runtime is not None:
+        resources["RuntimePolicy"] = runtime
+        outputs["RuntimePolicyArn"] = {
+            "Description": "Attach to the runtime function's role: the secrets and gate data this pipeline reads.",
+            "Value": {"Ref": "RuntimePolicy"},
         }
     return doc
-
-
-def runtime_secrets_policy(name: str, secrets: list[str]) -> dict[str, Any]:
-    """A managed policy for the runtime Lambda's role: read the pipeline's ${secret.X} and no other secret.
-
-    The Lambda, not the state machine, reads them (runtime.aws_secrets): the function and its role are
-    the user's, so the policy is an output to attach. Secrets Manager ends a secret's ARN with `-` and
-    six random characters, hence `-??????` (AWS's documented pattern for a secret named exactly so).
-    """
-    arn = "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${" + SECRETS_PREFIX + "}"
-    resources = [{"Fn::Sub": f"{arn}{s}-??????"} for s in secrets]
-    statement = {"Sid": "ReadSecrets", "Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"]}
-    return {
-        "Type": "AWS::IAM::ManagedPolicy",
-        "Properties": {
-            "Description": f"The secrets the {name} pipeline's runtime Lambda reads.",
-            "PolicyDocument": {"Version": "2012-10-17", "Statement": [statement | {"Resource": resources}]},
-        },
-    }
 
 
 def _parameters(options: StepFunctionsOptions, secrets: bool) -> dict[str, Any]:
@@ -115,12 +98,7 @@ def _parameters(options: StepFunctionsOptions, secrets: bool) -> dict[str, Any]:
         function["Default"] = options.runtime_function
     params = {RUNTIME_FUNCTION: function}
     if secrets:
-        params[SECRETS_PREFIX] = {
-            "Type": "String",
-            "Description": "The runtime's PIPEGEN_SECRETS_PREFIX: ${secret.X} is the secret named PREFIX + X.",
-            "Default": "pipegen/",
-            "AllowedPattern": r"^[A-Za-z0-9/_+=.@-]*$",
-        }
+        params[SECRETS_PREFIX] = secrets_parameter()
     return params
 
 
