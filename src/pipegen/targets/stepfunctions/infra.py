@@ -32,7 +32,7 @@ FUNCTION_ARN = r"^arn:aws[a-zA-Z-]*:lambda:[a-z0-9-]+:[0-9]{12}:function:[a-zA-Z
 
 
 def template(pipeline: Pipeline, options: StepFunctionsOptions) -> dict[str, Any]:
-    """The CloudFormation template: state machine, execution role, schedule and scheduler role."""
+    """The CloudFormation template: state machine and role, schedule and role, the runtime function's policy."""
     definition = json.loads(definition_text(pipeline, options))
     secrets = secret_names(definition)
     doc: dict[str, Any] = {
