@@ -106,6 +106,8 @@ def install(target: Path, arch: str) -> None:
 
 def _leave_out(target: Path) -> None:
     """Remove what the runtime never loads: tests, byte code (the package is read-only there), install records."""
+    # uv's lock file for the target directory, not part of any package.
+    (target / ".lock").unlink(missing_ok=True)
     for folder, dirs, files in os.walk(target):
         for name in [d for d in dirs if d in LEFT_OUT_DIRS]:
             shutil.rmtree(Path(folder, name))
@@ -117,7 +119,7 @@ def _leave_out(target: Path) -> None:
 
 def write_zip(tree: Path, output: Path) -> tuple[int, int]:
     """Zip tree into output reproducibly (sorted entries, fixed times and modes); returns (unzipped, zipped) bytes."""
-    files = sorted(p for p in tree.rglob("*") if p.is_file())
+    files = sorted((p for p in tree.rglob("*") if p.is_file()), key=lambda p: p.relative_to(tree).as_posix())
     output.parent.mkdir(parents=True, exist_ok=True)
     unzipped = 0
     partial = output.with_name(output.name + ".partial")
