@@ -6,7 +6,7 @@
 #   deploy/install-runtime.sh DEST [--kfp]      (from the repository root; needs uv 0.13.8 and Python 3.11)
 #
 # --kfp adds kfp 2.17.0 and what it needs, at the lock's versions, so KFP lightweight components run in this
-# environment with no `pip install kfp` at start (compile them with install_kfp_package=False).
+# environment with no kfp installed at start and no network (best compiled with install_kfp_package=False).
 # UV (the uv command, default `uv`) and PYTHON (the interpreter the environment is made from, default `python3`)
 # may be set; uv's own variables (UV_COMPILE_BYTECODE, UV_NO_CACHE, UV_OFFLINE, ...) apply.
 set -eu
@@ -25,11 +25,12 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 # The runtime's dependencies as the lock has them. With --kfp, the kfp dependency group's resolution (the same
-# mlflow-skinny and every shared version, plus kfp's own), pruned of what only the tests use (full mlflow, moto,
-# pip for kfp.local) and of kfp-kubernetes, which only the compiling side imports.
+# mlflow-skinny and every shared version, plus kfp's own), pruned of what only the tests use (full mlflow, moto)
+# and of kfp-kubernetes, which only the compiling side imports. pip stays: a component compiled with kfp's
+# default install_kfp_package=True runs `pip install kfp==2.17.0` first, which then finds kfp already there.
 if [ "$with_kfp" = "--kfp" ]; then
     "$uv" export --frozen --quiet --no-default-groups --group kfp --extra runtime --extra aws --extra sql \
-        --prune mlflow --prune moto --prune pip --prune kfp-kubernetes \
+        --prune mlflow --prune moto --prune kfp-kubernetes \
         --no-emit-project --output-file "$work/requirements.txt"
 else
     "$uv" export --frozen --quiet --no-default-groups --extra runtime --extra aws --extra sql \

@@ -169,44 +169,55 @@ def test_install_script_makes_the_runtime_environment(tmp_path: Path) -> None:
 
 
 @pytest.mark.xdist_group("deploy-images")
-def test_install_script_kfp_environment_runs_a_component_without_pip(tmp_path: Path) -> None:
+def test_install_script_kfp_environment_runs_components_offline(tmp_path: Path) -> None:
     python = _install(tmp_path / "pipegen", "--kfp")
     installed = _distributions(python)
     assert installed.pop("pipegen-ml") == "0.1.0"
     assert installed["kfp"] == "2.17.0" and installed["mlflow-skinny"] == LOCKED["mlflow-skinny"]
-    # The runtime's versions are the runtime image's: kfp only adds.
+    # The runtime's versions are the runtime image's: kfp only adds (and keeps pip, for components that install).
     runtime = _export(*RUNTIME_EXTRAS)
     assert {name: installed.get(name) for name in runtime} == runtime
-    assert not {"mlflow", "moto", "pip", "kfp-kubernetes"} & set(installed)
-    # A lightweight component compiled with install_kfp_package=False has no pip step, and runs in this
-    # environment as KFP runs it (kfp.local: the component's own command, this interpreter), offline.
+    assert installed["pip"] == LOCKED["pip"]
+    assert not {"mlflow", "moto", "kfp-kubernetes"} & set(installed)
+    # Lightweight components run in this environment as KFP runs them (kfp.local: the component's own command,
+    # this interpreter), with no package index: compiled with install_kfp_package=False there is no pip step at
+    # all; with kfp's default the pip step finds kfp installed.
     script = textwrap.dedent(
         """
         import json, sys
         from kfp import compiler, dsl, local
 
-        @dsl.component(base_image="registry.example.com/pipegen-runtime-kfp:0.1.0", install_kfp_package=False)
+        IMAGE = "registry.example.com/pipegen-runtime-kfp:0.1.0"
+
+        @dsl.component(base_image=IMAGE, install_kfp_package=False)
         def run_date(when: str, zone: str) -> str:
+            from pipegen.runtime.context import run_date
+            return run_date(scheduled_time=when, timezone=zone)["run_date"]
+
+        @dsl.component(base_image=IMAGE)
+        def run_date_installing(when: str, zone: str) -> str:
             from pipegen.runtime.context import run_date
             return run_date(scheduled_time=when, timezone=zone)["run_date"]
 
         compiler.Compiler().compile(run_date, sys.argv[1])
         local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=sys.argv[2])
-        task = run_date(when="2026-03-08T03:00:00Z", zone="America/New_York")
-        print(json.dumps(task.output))
+        outputs = [c(when="2026-03-08T03:00:00Z", zone="America/New_York").output for c in (run_date, run_date_installing)]
+        print(json.dumps(outputs))
         """
     )
     compiled = tmp_path / "component.yaml"
     # A file, not -c: kfp reads the component's source with inspect.
     (tmp_path / "component.py").write_text(script, encoding="utf-8")
+    offline = {**os.environ, "PIP_NO_INDEX": "1", "PIP_CONFIG_FILE": os.devnull, "UV_OFFLINE": "1"}
     proc = subprocess.run(
         [str(python), "component.py", str(compiled), str(tmp_path / "root")],
         cwd=tmp_path,
+        env=offline,
         capture_output=True,
         text=True,
         check=False,
         timeout=300,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert json.loads(proc.stdout.strip().splitlines()[-1]) == "2026-03-07"
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == ["2026-03-07", "2026-03-07"]
     assert "pip install" not in compiled.read_text(encoding="utf-8")
