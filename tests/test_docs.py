@@ -162,6 +162,7 @@ def test_shell_examples_run(doc: Path, user_repo: Path) -> None:
 # A sh block's first line may say where it runs instead of the user's repository (docs/deploying.md).
 CHECKOUT_MARK = "# in your pipegen checkout"
 KFP_MARK = "# with kfp installed"
+AIRFLOW_MARK = "# with Airflow installed"
 NEEDS_MARK = "# needs "
 
 
@@ -172,6 +173,8 @@ def _place(block: str) -> str:
         return "checkout"
     if first == KFP_MARK:
         return "kfp"
+    if first.startswith(AIRFLOW_MARK):
+        return "airflow"
     return "needs" if first.startswith(NEEDS_MARK) else "repository"
 
 
@@ -279,7 +282,7 @@ def test_deploying_covers_every_target_and_marks_what_needs_a_cluster() -> None:
         assert any(h.startswith(target) for h in headings), target
     # The Step Functions section is the CloudFormation template's (written with the template itself).
     assert "deployed with the generated CloudFormation template (see below)" in text
-    places = {"repository": 0, "checkout": 0, "kfp": 0, "needs": 0}
+    places = {"repository": 0, "checkout": 0, "kfp": 0, "airflow": 0, "needs": 0}
     for block in _blocks(DEPLOYING, "sh"):
         place = _place(block)
         places[place] += 1
@@ -344,6 +347,35 @@ def test_deploying_kfp_commands_run(user_repo: Path) -> None:
         assert proc.returncode == 0, f"{command}: {proc.stdout}{proc.stderr}"
     ir = next(yaml.safe_load_all((user_repo / "build" / "kfp" / "pricing.yaml").read_text(encoding="utf-8")))
     assert ir["pipelineInfo"]["name"] == "pricing"
+
+
+def test_deploying_airflow_commands_run(user_repo: Path, tmp_path: Path) -> None:
+    """The DAG is imported, serialized and its first run queued by Airflow's own CLI (the airflow environment)."""
+    made = subprocess.run(["make", "-s", "env-airflow"], cwd=REPO, capture_output=True, text=True, check=False)
+    assert made.returncode == 0, made.stdout + made.stderr
+    airflow_bin = REPO / ".venv-airflow" / "bin"
+    home = tmp_path / "airflow"
+    env = {
+        **os.environ,
+        "PATH": f"{airflow_bin}{os.pathsep}{os.environ.get('PATH', '')}",
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+    }
+    # What the block's first line says is done: a migrated database.
+    migrated = subprocess.run(["airflow", "db", "migrate"], env=env, capture_output=True, text=True, check=False)
+    assert migrated.returncode == 0, migrated.stdout + migrated.stderr
+    commands = [c for b in _blocks(DEPLOYING, "sh") if _place(b) == "airflow" for c in _commands(b)]
+    assert any("list-import-errors" in c for c in commands) and any("trigger" in c for c in commands)
+    printed = ""
+    for command in commands:
+        proc = subprocess.run(
+            ["bash", "-eo", "pipefail", "-c", command], cwd=user_repo, env=env, capture_output=True, text=True
+        )
+        assert proc.returncode == 0, f"{command}: {proc.stdout}{proc.stderr}"
+        printed = proc.stdout
+    # The last command queued the first run.
+    assert re.search(r"\| pricing +\| manual__", printed) and "queued" in printed, printed
 
 
 def test_deploying_requirement_files_match_the_lock() -> None:
