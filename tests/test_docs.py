@@ -152,10 +152,30 @@ def test_a_bad_spec_fails_the_ci_commands_with_annotations(user_repo: Path) -> N
 def test_shell_examples_run(doc: Path, user_repo: Path) -> None:
     """Every `pipegen ...` line in a sh block runs, in order, in a repository laid out as the docs assume."""
     (user_repo / "schema").mkdir()
-    lines = [line for block in _blocks(doc, "sh") for line in block.splitlines() if line.startswith("pipegen ")]
+    blocks = [block for block in _blocks(doc, "sh") if _place(block) == "repository"]
+    lines = [line for block in blocks for line in block.splitlines() if line.startswith("pipegen ")]
     for line in lines:
         proc = _run(line, user_repo)
         assert proc.returncode == 0, f"{doc.name}: {line}: {proc.stdout}{proc.stderr}"
+
+
+# A sh block's first line may say where it runs instead of the user's repository (docs/deploying.md).
+CHECKOUT_MARK = "# in your pipegen checkout"
+KFP_MARK = "# with kfp installed"
+AIRFLOW_MARK = "# with Airflow installed"
+NEEDS_MARK = "# needs "
+
+
+def _place(block: str) -> str:
+    """Where a sh block runs: the user's repository, a pipegen checkout, an environment with kfp, or elsewhere."""
+    first = block.splitlines()[0] if block else ""
+    if first == CHECKOUT_MARK:
+        return "checkout"
+    if first == KFP_MARK:
+        return "kfp"
+    if first.startswith(AIRFLOW_MARK):
+        return "airflow"
+    return "needs" if first.startswith(NEEDS_MARK) else "repository"
 
 
 def test_editor_settings_and_modeline() -> None:
@@ -235,3 +255,188 @@ def test_extras_are_named_on_this_distribution() -> None:
     for doc, (name, extras) in mentions:
         assert name == PROJECT["name"], f"{doc}: {name}[{extras}]"
         assert {e.strip() for e in extras.split(",")} <= declared, f"{doc}: {name}[{extras}]"
+
+
+# ---- docs/deploying.md: every block runs where it says, or says what it needs --------------------------------
+
+DEPLOYING = DOCS / "deploying.md"
+# What a pipegen checkout needs for the deploy kit's commands (the Docker build context's files, and deploy/).
+CHECKOUT_FILES = ("pyproject.toml", "uv.lock", "README.md", "src", "templates", "deploy")
+
+
+def _fenced(doc: Path) -> list[tuple[str, str]]:
+    """(language, text) of every fenced block of a Markdown file."""
+    return re.findall(r"^```(\w*)\n(.*?)^```$", doc.read_text(encoding="utf-8"), flags=re.M | re.S)
+
+
+def _commands(block: str) -> list[str]:
+    """The commands of a sh block: comment lines dropped, backslash continuations joined."""
+    text = re.sub(r"\\\n\s*", "", block)
+    return [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def test_deploying_covers_every_target_and_marks_what_needs_a_cluster() -> None:
+    text = DEPLOYING.read_text(encoding="utf-8")
+    headings = re.findall(r"^## (.+)$", text, flags=re.M)
+    for target in ("Airflow", "Kubeflow Pipelines", "Argo Workflows", "AWS Step Functions", "Prefect"):
+        assert any(h.startswith(target) for h in headings), target
+    # The Step Functions section is the CloudFormation template's (written with the template itself).
+    assert "deployed with the generated CloudFormation template (see below)" in text
+    places = {"repository": 0, "checkout": 0, "kfp": 0, "airflow": 0, "needs": 0}
+    for block in _blocks(DEPLOYING, "sh"):
+        place = _place(block)
+        places[place] += 1
+        if place == "repository":
+            # Run by test_shell_examples_run, which runs pipegen lines only: nothing else may hide there.
+            assert all(c.startswith("pipegen ") for c in _commands(block)), block
+        if place == "needs":
+            # Nothing the tests could run hides behind a "needs" mark.
+            assert not any(c.startswith("pipegen ") for c in _commands(block)), block
+    assert all(places.values()), places
+
+
+def test_deploying_checkout_commands_run(tmp_path: Path) -> None:
+    """The deploy kit's commands run, in order, in a pipegen checkout (a copy of what they read)."""
+    from tests.test_deploy_images import uv_env
+
+    checkout = tmp_path / "pipegen"
+    checkout.mkdir()
+    for name in CHECKOUT_FILES:
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, checkout / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, checkout / name)
+    commands = [c for b in _blocks(DEPLOYING, "sh") if _place(b) == "checkout" for c in _commands(b)]
+    assert any("lambda_zip.py" in c for c in commands) and any("install-runtime.sh" in c for c in commands)
+    env = {**_env(), "UV": uv_env()["UV"]}
+    printed = ""
+    for command in commands:
+        proc = subprocess.run(
+            ["bash", "-eo", "pipefail", "-c", command], cwd=checkout, env=env, capture_output=True, text=True
+        )
+        assert proc.returncode == 0, f"{command}: {proc.stdout}{proc.stderr}"
+        printed += proc.stdout
+    assert (checkout / "build" / "lambda" / "pipegen-runtime.zip").exists()
+    # The sizes the page states are the build's, to within a tenth.
+    built = re.search(r"unzipped ([\d.]+) MB \(limit 250.0 MB\), zipped ([\d.]+) MB", printed)
+    stated = re.search(r"about (\d+) MB unzipped \(the limit is 250 MB\) and (\d+) MB zipped", _prose(DEPLOYING))
+    assert built and stated
+    for measured, claimed in zip(built.groups(), stated.groups(), strict=True):
+        assert abs(float(measured) - float(claimed)) <= float(claimed) / 10, (measured, claimed)
+
+
+def _prose(doc: Path) -> str:
+    """The text outside fenced blocks, lines joined."""
+    text = re.sub(r"^```[^\n]*\n.*?^```$", "", doc.read_text(encoding="utf-8"), flags=re.M | re.S)
+    return re.sub(r"\s*\n\s*", " ", text)
+
+
+def test_deploying_kfp_commands_run(user_repo: Path) -> None:
+    """`--ir` needs kfp beside pipegen: the kfp environment (made as `make test-kfp` makes it) runs them."""
+    made = subprocess.run(["make", "-s", "env-kfp"], cwd=REPO, capture_output=True, text=True, check=False)
+    assert made.returncode == 0, made.stdout + made.stderr
+    kfp_bin = REPO / ".venv-kfp" / "bin"
+    env = {**os.environ, "PATH": f"{kfp_bin}{os.pathsep}{os.environ.get('PATH', '')}"}
+    commands = [c for b in _blocks(DEPLOYING, "sh") if _place(b) == "kfp" for c in _commands(b)]
+    assert commands
+    for command in commands:
+        proc = subprocess.run(
+            ["bash", "-eo", "pipefail", "-c", command], cwd=user_repo, env=env, capture_output=True, text=True
+        )
+        assert proc.returncode == 0, f"{command}: {proc.stdout}{proc.stderr}"
+    ir = next(yaml.safe_load_all((user_repo / "build" / "kfp" / "pricing.yaml").read_text(encoding="utf-8")))
+    assert ir["pipelineInfo"]["name"] == "pricing"
+
+
+def test_deploying_airflow_commands_run(user_repo: Path, tmp_path: Path) -> None:
+    """The DAG is imported, serialized and its first run queued by Airflow's own CLI (the airflow environment)."""
+    made = subprocess.run(["make", "-s", "env-airflow"], cwd=REPO, capture_output=True, text=True, check=False)
+    assert made.returncode == 0, made.stdout + made.stderr
+    airflow_bin = REPO / ".venv-airflow" / "bin"
+    home = tmp_path / "airflow"
+    env = {
+        **os.environ,
+        "PATH": f"{airflow_bin}{os.pathsep}{os.environ.get('PATH', '')}",
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+    }
+    # What the block's first line says is done: a migrated database.
+    migrated = subprocess.run(["airflow", "db", "migrate"], env=env, capture_output=True, text=True, check=False)
+    assert migrated.returncode == 0, migrated.stdout + migrated.stderr
+    commands = [c for b in _blocks(DEPLOYING, "sh") if _place(b) == "airflow" for c in _commands(b)]
+    assert any("list-import-errors" in c for c in commands) and any("trigger" in c for c in commands)
+    printed = ""
+    for command in commands:
+        proc = subprocess.run(
+            ["bash", "-eo", "pipefail", "-c", command], cwd=user_repo, env=env, capture_output=True, text=True
+        )
+        assert proc.returncode == 0, f"{command}: {proc.stdout}{proc.stderr}"
+        printed = proc.stdout
+    # The last command queued the first run.
+    assert re.search(r"\| pricing +\| manual__", printed) and "queued" in printed, printed
+
+
+def test_deploying_requirement_files_match_the_lock() -> None:
+    """Each requirements.txt shown admits the versions the tests run, and installs this project at its tag."""
+    locked = {
+        canonicalize_name(p["name"]): p["version"]
+        for p in tomllib.loads((REPO / "uv.lock").read_text(encoding="utf-8"))["package"]
+        if "version" in p
+    }
+    files = [text for lang, text in _fenced(DEPLOYING) if lang == "text" and text.startswith("# requirements.txt")]
+    assert len(files) == 2  # Airflow, Prefect
+    for text in files:
+        requirements = [Requirement(line) for line in text.splitlines()[1:]]
+        ours = [r for r in requirements if r.url]
+        assert [r.name for r in ours] == [PROJECT["name"]] and ours[0].url == f"git+{REPOSITORY}@v{PROJECT['version']}"
+        assert ours[0].extras == {"runtime", "aws", "sql"}
+        for req in requirements:
+            if not req.url:
+                assert req.specifier.contains(locked[canonicalize_name(req.name)]), (req, locked[req.name])
+
+
+def test_deploying_dockerfile_passes_hadolint(tmp_path: Path) -> None:
+    (dockerfile,) = [text for lang, text in _fenced(DEPLOYING) if lang == "dockerfile"]
+    path = tmp_path / "Dockerfile"
+    path.write_text(dockerfile, encoding="utf-8")
+    proc = subprocess.run([str(BIN / "hadolint"), str(path)], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_deploying_spec_options_validate(tmp_path: Path) -> None:
+    """The `targets:` snippets are options pipegen accepts: put into the example spec, it still compiles."""
+    snippets = [yaml.safe_load(t) for lang, t in _fenced(DEPLOYING) if lang == "yaml" and t.startswith("targets:")]
+    assert {target for s in snippets for target in s["targets"]} == {"kfp", "argo"}
+    spec = yaml.safe_load((REPO / "specs" / "pricing.yaml").read_text(encoding="utf-8"))
+    for snippet in snippets:
+        spec["targets"].update(snippet["targets"])
+    path = tmp_path / "pricing.yaml"
+    path.write_text(yaml.safe_dump(spec), encoding="utf-8")
+    proc = _run(f"pipegen compile {path} --target kfp,argo --output {tmp_path / 'build'}", tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    argo = (tmp_path / "build" / "argo" / "pricing.yaml").read_text(encoding="utf-8")
+    assert "serviceAccountName: pipegen-workflow" in argo and "namespace: ml-training" in argo
+
+
+def test_deploying_rbac_grants_what_the_targets_need() -> None:
+    """The Roles shown are bound to the accounts they name; Argo's grants what the manifest header asks."""
+    documents = [
+        d
+        for lang, text in _fenced(DEPLOYING)
+        if lang == "yaml" and not text.startswith("targets:")
+        for d in yaml.safe_load_all(text)
+    ]
+    roles = {d["metadata"]["name"]: d for d in documents if d["kind"] == "Role"}
+    bindings = [d for d in documents if d["kind"] == "RoleBinding"]
+    assert roles and len(bindings) == len(roles)
+    for binding in bindings:
+        role = roles[binding["roleRef"]["name"]]
+        assert role["metadata"]["namespace"] == binding["metadata"]["namespace"]
+    argo_rule = {"apiGroups": ["argoproj.io"], "resources": ["workflowtaskresults"], "verbs": ["create", "patch"]}
+    assert roles["pipegen-workflow"]["rules"] == [argo_rule]
+    header = (REPO / "golden" / "argo" / "pricing.yaml").read_text(encoding="utf-8")
+    assert "rules: [{apiGroups: [argoproj.io], resources: [workflowtaskresults], verbs: [create, patch]}]" in header
+    accounts = {d["metadata"]["name"] for d in documents if d["kind"] == "ServiceAccount"}
+    assert "pipegen-workflow" in accounts
