@@ -85,7 +85,8 @@ lint: env-core
 	$(CORE)/bin/ruff format --check .
 	$(CORE)/bin/mypy
 
-test-core: env-core node
+# tests/test_docs.py runs docs/deploying.md's Airflow and kfp commands in those environments.
+test-core: env-core env-airflow env-kfp node
 	$(CORE)/bin/pytest -n 2 --dist loadgroup tests --ignore=tests/airflow --ignore=tests/kfp --ignore=tests/prefect \
 		--ignore=tests/runtime_only --ignore=tests/differential $(addprefix --ignore=,$(RUNTIME_SUITE))
 
