@@ -280,8 +280,8 @@ def test_deploying_covers_every_target_and_marks_what_needs_a_cluster() -> None:
     headings = re.findall(r"^## (.+)$", text, flags=re.M)
     for target in ("Airflow", "Kubeflow Pipelines", "Argo Workflows", "AWS Step Functions", "Prefect"):
         assert any(h.startswith(target) for h in headings), target
-    # The Step Functions section is the CloudFormation template's (written with the template itself).
-    assert "deployed with the generated CloudFormation template (see below)" in text
+    # The Step Functions section deploys the generated CloudFormation template, which the tests lint and deploy.
+    assert "pricing.template.json" in text and "tests/stepfunctions/test_template_deploy.py" in text
     places = {"repository": 0, "checkout": 0, "kfp": 0, "airflow": 0, "needs": 0}
     for block in _blocks(DEPLOYING, "sh"):
         place = _place(block)
