@@ -129,8 +129,11 @@ class LocalRayHead:
         lines = [line for line in (self.root / "head.log").read_text(errors="replace").splitlines() if line.strip()]
         return lines[-1].strip() if lines else ""
 
-    def stop(self, grace: float = 20.0) -> None:
-        """End the head's process group (SIGTERM, then SIGKILL after grace) and remove its directory."""
+    def stop(self, grace: float = 20.0, keep_logs: Path | None = None) -> None:
+        """End the head's process group (SIGTERM, then SIGKILL after grace) and remove its directory.
+
+        keep_logs: a directory to copy Ray's logs (and the head's own output) to first, for a post-mortem.
+        """
         proc, self.proc = self.proc, None
         if proc is not None:
             with contextlib.suppress(ProcessLookupError):
@@ -140,6 +143,15 @@ class LocalRayHead:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+        if self.root is not None and keep_logs is not None:
+            with contextlib.suppress(OSError):
+                shutil.copytree(
+                    self.root,
+                    keep_logs,
+                    dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("sockets", "*.sock"),
+                    symlinks=True,
+                )
         if self.root is not None:
             # Ray's workers leave the head's process group (each takes a session of its own): end every
             # process that runs from this head's directory, which no other Ray on the machine uses.

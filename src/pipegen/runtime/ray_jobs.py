@@ -30,6 +30,9 @@ REUSABLE = (*ACTIVE, "SUCCEEDED")
 # A step whose job failed this often in one run gives up rather than submit forever.
 MAX_SUBMISSIONS = 50
 _ID_LENGTH = 120
+# How long a submission waits for the head's job agent (it registers seconds after the job server answers).
+AGENT_WAIT_SECONDS = 180.0
+AGENT_POLL_SECONDS = 2.0
 
 
 def submission_id(base: str, run_id: str, number: int) -> str:
@@ -111,6 +114,20 @@ def _save_logs(client: Any, job: str, output: IO[bytes] | None) -> None:
         output.flush()
 
 
+def _submit(client: Any, sleep: Callable[[float], None], clock: Callable[[], float], **request: Any) -> None:
+    """Submit, waiting while the head has no job agent yet (a cluster that has just started answers 500 for a while)."""
+    deadline = clock() + AGENT_WAIT_SECONDS
+    while True:
+        try:
+            client.submit_job(**request)
+            return
+        except RuntimeError as exc:
+            if "No available agent" not in str(exc) or clock() >= deadline:
+                raise RuntimeFailure(f"Ray refused job {request['submission_id']}: {exc}") from None
+        log.info("the Ray cluster has no job agent yet: submitting again in %ss", AGENT_POLL_SECONDS)
+        sleep(AGENT_POLL_SECONDS)
+
+
 def ray_job(
     *,
     address: str,
@@ -135,7 +152,10 @@ def ray_job(
     job, found = _find_or_number(client, job_name, run_id)
     if not found:
         resources = dict(entrypoint_resources or {})
-        client.submit_job(
+        _submit(
+            client,
+            sleep,
+            clock,
             entrypoint=shlex.join(entrypoint),
             submission_id=job,
             runtime_env=job_runtime_env(runtime_env, environment) or None,
