@@ -12,9 +12,7 @@ import pytest
 
 from pipegen.runtime.errors import RuntimeFailure
 from pipegen.runtime.ray_jobs import job_runtime_env, ray_job, submission_id
-from tests.support_ray import RAY_GROUP, ray_client_env, ray_head
-
-__all__ = ["ray_client_env", "ray_head"]  # fixtures, used by name
+from tests.support_ray import RAY_GROUP
 
 pytestmark = pytest.mark.xdist_group(RAY_GROUP)
 
@@ -51,7 +49,15 @@ def test_a_retry_waits_for_the_job_an_earlier_attempt_left_running(ray_head: str
     run, step = f"run-{uuid.uuid4().hex[:8]}", "pipe-train"
     client = JobSubmissionClient(ray_head)
     earlier = submission_id(step, run, 1)
-    client.submit_job(entrypoint="sleep 4 && echo earlier attempt done", submission_id=earlier)
+    deadline = time.monotonic() + 180
+    while True:  # a head that has just started may have no job agent for a few seconds
+        try:
+            client.submit_job(entrypoint="sleep 4 && echo earlier attempt done", submission_id=earlier)
+            break
+        except RuntimeError as exc:
+            if "No available agent" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(2)
     out = io.BytesIO()
     result = ray_job(
         address=ray_head, entrypoint=python("print('a second job')"), job_name=step, run_id=run, output=out

@@ -15,9 +15,7 @@ import mlflow
 import pytest
 
 from tests.cases import REPO
-from tests.support_ray import RAY_GROUP, ray_client_env, ray_head
-
-__all__ = ["ray_client_env", "ray_head"]  # fixtures, used by name
+from tests.support_ray import RAY_GROUP
 
 pytestmark = pytest.mark.xdist_group(RAY_GROUP)
 

@@ -1,8 +1,10 @@
 """`pipegen run` for ray steps: a job submitted to the backend's address, or to a Ray head started here.
 
-`address: local` means a Ray that `pipegen run` starts: one head per run, on 127.0.0.1 only, in a temporary
-directory of its own, with token authentication set explicitly (off: nothing outside this machine reaches it;
-Ray would otherwise turn it on whenever a ~/.ray/auth_token exists), stopped when the run ends. It is started as
+`address: local` means a Ray that `pipegen run` starts: one head per run, its job server (the dashboard) on
+127.0.0.1, free ports, a temporary directory of its own, token authentication set explicitly (off; Ray would
+otherwise turn it on whenever a ~/.ray/auth_token exists), stopped when the run ends. Ray itself turns a node
+address of 127.0.0.1 into the machine's own address, and its GCS listens on every interface: a head for a
+single run, gone when the run ends, not a cluster to expose. It is started as
 `ray start --head --block` in a process group of its own and stopped by ending that group: `ray stop` would
 stop every Ray on the machine, other users' and other runs' too.
 """
@@ -33,6 +35,7 @@ from pipegen.spec import RayBackend
 LOCAL = "local"
 # Ray's head takes ~14 s to serve jobs on an idle machine; a busy one (CI, several heads) takes longer.
 START_TIMEOUT = 180.0
+START_ATTEMPTS = 3
 # Ports every head opens: each local head takes free ones, so it never collides with another Ray here.
 _PORT_FLAGS = (
     "--port",
@@ -70,6 +73,10 @@ def ray_executable() -> str:
     return found
 
 
+class _ExitedEarly(Exception):
+    """The head's `ray start` ended before its job server answered."""
+
+
 class LocalRayHead:
     """A Ray head on 127.0.0.1 in a directory of its own; start() returns the job server's address."""
 
@@ -80,8 +87,21 @@ class LocalRayHead:
         self.root: Path | None = None
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = START_TIMEOUT) -> str:
-        """Start the head and wait until its job server answers; RuntimeFailure (with its log's end) if it does not."""
+    def start(self, timeout: float = START_TIMEOUT, attempts: int = START_ATTEMPTS) -> str:
+        """Start the head and wait until its job server answers; RuntimeFailure (with its log's end) if it does not.
+
+        A head that exits while starting is started again, up to attempts times: Ray gives its raylet a fixed 30 s
+        to register, which a busy machine (a CI runner, several test sessions) sometimes overruns.
+        """
+        for attempt in range(1, attempts + 1):
+            try:
+                return self._start_once(timeout)
+            except _ExitedEarly as exc:
+                if attempt == attempts:
+                    raise RuntimeFailure(f"the local Ray head did not start ({attempts} tries): {exc}") from None
+        raise AssertionError("unreachable")
+
+    def _start_once(self, timeout: float) -> str:
         # A short path: Ray's unix sockets live under it, and their paths may not exceed 107 bytes.
         self.root = Path(tempfile.mkdtemp(prefix="pgray-", dir="/tmp" if Path("/tmp").is_dir() else None))
         ports = dict(zip(_PORT_FLAGS, free_ports(len(_PORT_FLAGS)), strict=True))
@@ -107,13 +127,25 @@ class LocalRayHead:
             )
         self.address = f"http://127.0.0.1:{ports['--dashboard-port']}"
         deadline = time.monotonic() + timeout
-        while not self._serving():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                said = self.log_tail()
+        # Ready once `ray start` says the node is up (its raylet registered: the dashboard answers before that,
+        # and dies with the head if registration times out) and the job server answers.
+        while not (self._started() and self._serving()):
+            exited = self.proc.poll() is not None
+            if exited or time.monotonic() > deadline:
+                said = self.log_tail() or "no output"
                 self.stop()
-                raise RuntimeFailure(f"the local Ray head did not start: {said or 'no output'}")
+                if exited:
+                    raise _ExitedEarly(said)
+                raise RuntimeFailure(f"the local Ray head did not serve jobs within {timeout:g}s: {said}")
             time.sleep(0.5)
         return self.address
+
+    def _started(self) -> bool:
+        assert self.root is not None
+        try:
+            return "Ray runtime started" in (self.root / "head.log").read_text(errors="replace")
+        except OSError:
+            return False
 
     def _serving(self) -> bool:
         try:
@@ -155,16 +187,19 @@ class LocalRayHead:
         if self.root is not None:
             # Ray's workers leave the head's process group (each takes a session of its own): end every
             # process that runs from this head's directory, which no other Ray on the machine uses.
-            _kill_users_of(str(self.root))
+            deadline = time.monotonic() + 15
+            while _kill_users_of(str(self.root)) and time.monotonic() < deadline:
+                time.sleep(0.2)  # a killed process may still be writing its last log lines into the directory
             shutil.rmtree(self.root, ignore_errors=True)
             self.root = None
 
 
-def _kill_users_of(root: str) -> None:
-    """SIGKILL the processes whose command line names root (Linux /proc; elsewhere nothing to do)."""
+def _kill_users_of(root: str) -> int:
+    """SIGKILL the processes whose command line names root (Linux /proc; elsewhere none); how many there were."""
     proc_dir = Path("/proc")
     if not proc_dir.is_dir():
-        return
+        return 0
+    found = 0
     for entry in proc_dir.iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
@@ -173,8 +208,10 @@ def _kill_users_of(root: str) -> None:
         except OSError:
             continue
         if root in cmdline:
+            found += 1
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(int(entry.name), signal.SIGKILL)
+    return found
 
 
 _lock = threading.Lock()
