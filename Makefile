@@ -32,7 +32,7 @@ AWS_SPECS := $(filter-out specs/demo.yaml,$(SPECS))
 PREFECT_SPECS := $(filter-out specs/feed-ranking.yaml,$(SPECS))
 OUT := build
 
-.PHONY: help uv env-core env-airflow env-kfp env-prefect env-bench env-runtime env-runtime-oldest envs node demo test lint \
+.PHONY: help uv java env-core env-airflow env-kfp env-prefect env-bench env-runtime env-runtime-oldest envs node demo test lint \
 	test-core test-airflow test-kfp test-prefect test-runtime test-differential golden bench clean
 
 help:
@@ -43,6 +43,18 @@ help:
 
 uv:
 	@$(UV) --version 2>/dev/null | grep -qF "$(UV_VERSION)" || $(PYTHON) -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+
+# Spark steps run with pyspark's spark-submit, which needs Java 17 or newer (Spark 4). Debian 12 packages 17 only:
+# installed when `java` is missing or older (apt-get as root, else through sudo). ~16 s on a fresh machine.
+JAVA_PACKAGE := openjdk-17-jre-headless
+
+java:
+	@major=$$(java -version 2>&1 | sed -n 's/.* version "\([0-9]*\).*/\1/p' | head -n 1); \
+	if [ -z "$$major" ] || [ "$$major" -lt 17 ]; then \
+		sudo=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+		echo "installing $(JAVA_PACKAGE) (Spark needs Java 17+; found: $${major:-none})"; \
+		$$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(JAVA_PACKAGE); \
+	fi
 
 env-core: uv
 	@UV_PROJECT_ENVIRONMENT=$(CORE) $(UV) sync --frozen --quiet --extra postgres --extra mysql
@@ -86,7 +98,7 @@ lint: env-core
 	$(CORE)/bin/mypy
 
 # tests/test_docs.py runs docs/deploying.md's Airflow and kfp commands in those environments.
-test-core: env-core env-airflow env-kfp node
+test-core: env-core env-airflow env-kfp node java
 	$(CORE)/bin/pytest -n 2 --dist loadgroup tests --ignore=tests/airflow --ignore=tests/kfp --ignore=tests/prefect \
 		--ignore=tests/runtime_only --ignore=tests/differential $(addprefix --ignore=,$(RUNTIME_SUITE))
 

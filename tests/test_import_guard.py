@@ -14,7 +14,7 @@ import pytest
 
 from tests.cases import REPO, SPECS, rel
 
-HEAVY = ("airflow", "kfp", "mlflow", "boto3", "prefect")
+HEAVY = ("airflow", "kfp", "mlflow", "boto3", "prefect", "ray", "pyspark")
 
 PROBE = """
 import sys

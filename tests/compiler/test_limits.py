@@ -34,7 +34,14 @@ BASE: dict[str, Any] = {
             "instance_type": "ml.m5.xlarge",
             "instance_count": 1,
             "output_path": "s3://b/o/",
-        }
+        },
+        "sp": {
+            "type": "spark",
+            "master": "local[2]",
+            "driver": {"cores": 1, "memory": "1g"},
+            "executors": {"instances": 1, "cores": 1, "memory": "1g"},
+        },
+        "ry": {"type": "ray", "address": "local", "entrypoint_resources": {"cpus": 1, "gpus": 0}},
     },
     "steps": [
         {
@@ -56,6 +63,8 @@ BASE: dict[str, Any] = {
         },
         {"name": "quality", "evaluate": {"run_of": "train", "champion": {"metric": "auc", "min_delta": 0.0}}},
         {"name": "promote", "promote": {"model": "m", "run_of": "train"}},
+        {"name": "features", "task": {"backend": "sp", "command": ["features.py"]}},
+        {"name": "tune", "task": {"backend": "ry", "command": ["python", "tune.py"]}},
     ],
 }
 
@@ -77,6 +86,11 @@ PLACES: dict[str, tuple[str | int, ...]] = {
     "champion.min_delta": ("steps", 3, "evaluate", "champion", "min_delta"),
     "params.integer": ("params", "n"),
     "params.number": ("params", "x"),
+    "spark.cores": ("backends", "sp", "executors", "cores"),
+    "spark.instances": ("backends", "sp", "executors", "instances"),
+    "spark.memory": ("backends", "sp", "driver", "memory"),
+    "ray.cpus": ("backends", "ry", "entrypoint_resources", "cpus"),
+    "ray.gpus": ("backends", "ry", "entrypoint_resources", "gpus"),
 }
 
 
@@ -104,6 +118,8 @@ def written(key: str, value: float) -> Any:
     """A value as the spec writes it for this row: a duration string for durations."""
     if key == "resources.memory":  # counted in MiB, written as a quantity
         return f"{int(value) if float(value).is_integer() else value}Mi"
+    if key == "spark.memory":  # counted in MiB, written as the JVM writes it
+        return f"{int(value)}m"
     return format_duration(int(value)) if LIMITS[key].kind == "duration" else value
 
 

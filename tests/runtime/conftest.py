@@ -73,3 +73,7 @@ def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> 
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     return moto_endpoint
+
+
+# ---- Ray: one head per session, shared by every module that asks for it (tests/support_ray.py) ----------
+from tests.support_ray import ray_client_env, ray_head  # noqa: E402, F401 - fixtures, registered here once

@@ -10,11 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from pipegen.localrun.outcome import StepFailed, Stop
+from pipegen.localrun.ray import ray_step
+from pipegen.localrun.spark import spark_step
 from pipegen.resolve import ResolvedStep
 from pipegen.runtime.errors import RuntimeFailure
 from pipegen.runtime.redacted_output import run_redacted
 from pipegen.runtime.templating import Values
-from pipegen.spec import AwsBatchBackend, SageMakerBackend
+from pipegen.spec import AwsBatchBackend, RayBackend, SageMakerBackend, SparkBackend
 from pipegen.targets.resources import batch_resources
 
 
@@ -24,6 +26,10 @@ def run_command(
     """Run the step's command where its backend runs it; the detail the summary shows. StepFailed when it fails."""
     if isinstance(step.backend, (AwsBatchBackend, SageMakerBackend)):
         return aws_job(pipeline, step, values, extra_env, stop)
+    if isinstance(step.backend, SparkBackend):
+        return spark_step(step, values, extra_env, log_path, stop)
+    if isinstance(step.backend, RayBackend):
+        return ray_step(step, values, extra_env, log_path, stop, job_base_name(pipeline, step))
     local_command(step, values, extra_env, log_path, stop)
     return f"log: {log_path}"
 

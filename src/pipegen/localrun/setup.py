@@ -14,9 +14,10 @@ from pipegen.resolve import Pipeline, RetryPolicy
 DEFAULT_DB = "mlflow.db"
 LOG_DIR = Path(".pipegen") / "logs"
 # local: a subprocess here. aws_batch, sagemaker: submitted to AWS (the standard boto3 chain: profile,
-# AWS_REGION, AWS_ENDPOINT_URL, ...) and waited for, as the KFP components do. Kubernetes (and spark, ray)
-# need a cluster that `pipegen run` has no way to reach or start: compile for an orchestrator instead.
-RUNNABLE_BACKENDS = ("local", "aws_batch", "sagemaker")
+# AWS_REGION, AWS_ENDPOINT_URL, ...) and waited for, as the KFP components do. spark: spark-submit against its
+# master (localrun.spark); ray: a job on its address, or on a Ray head started here (localrun.ray). Kubernetes
+# needs a cluster that `pipegen run` has no way to reach or start: compile for an orchestrator instead.
+RUNNABLE_BACKENDS = ("local", "aws_batch", "sagemaker", "spark", "ray")
 
 
 def unsupported_backends(pipeline: Pipeline) -> list[Diagnostic]:

@@ -36,7 +36,15 @@ def action(name: str) -> Callable[..., dict[str, Any]]:
         from pipegen.runtime.step import step_action
 
         return step_action
+    if name == "spark_job":
+        from pipegen.runtime.spark_jobs import spark_job
+
+        return spark_job
+    if name == "ray_job":
+        from pipegen.runtime.ray_jobs import ray_job
+
+        return ray_job
     raise ValueError(f"unknown runtime action '{name}' (expected one of: {', '.join(ACTIONS)})")
 
 
-ACTIONS = ("start_run", "gate", "evaluate", "promote", "notify", "step", "run_date")
+ACTIONS = ("start_run", "gate", "evaluate", "promote", "notify", "step", "run_date", "spark_job", "ray_job")

@@ -9,9 +9,24 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 from pydantic_core import PydanticCustomError
 
+from pipegen.spec.backends import (
+    BACKEND_TYPES,
+    SPARK_PLATFORMS,
+    AwsBatchBackend,
+    Backend,
+    KubernetesBackend,
+    LocalBackend,
+    RayBackend,
+    RayEntrypointResources,
+    SageMakerBackend,
+    SparkBackend,
+    SparkDriver,
+    SparkExecutors,
+)
+from pipegen.spec.base import Model
 from pipegen.spec.limits import (
     JSON_SAFE_INT,
     LIMITS,
@@ -66,6 +81,7 @@ __all__ = [
     "MODEL_NAME",
     "PARAM_NAME",
     "PIPELINE_NAME",
+    "SPARK_PLATFORMS",
     "STEP_KINDS",
     "STEP_NAME",
     "Alias",
@@ -96,11 +112,14 @@ __all__ = [
     "Promote",
     "Quantity",
     "RayBackend",
+    "RayEntrypointResources",
     "Resources",
     "RowCountGate",
     "SageMakerBackend",
     "Schedule",
     "SparkBackend",
+    "SparkDriver",
+    "SparkExecutors",
     "Spec",
     "SqlGate",
     "Step",
@@ -123,12 +142,6 @@ FORMAT_VERSION = 1
 STEP_KINDS = ("gate", "task", "train", "evaluate", "promote")
 
 
-class Model(BaseModel):
-    """Base for spec models: unknown keys are errors, values are not coerced, models are frozen."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
-
-
 # Durations, counts and numbers bounded by LIMITS (pipegen.spec.limits), one type per row of the table.
 Timeout = Annotated[Duration, bounded_duration("timeout")]
 RetryDelay = Annotated[Duration, bounded_duration("retry_delay")]
@@ -138,9 +151,6 @@ WaitTimeout = Annotated[Duration, bounded_duration("wait.timeout")]
 WaitInterval = Annotated[Duration, bounded_duration("wait.interval")]
 MaxAge = Annotated[Duration, bounded_duration("max_age")]
 MinRows = Annotated[int, Field(ge=LIMITS["min_rows"].low, le=LIMITS["min_rows"].high), bounded_integer("min_rows")]
-InstanceCount = Annotated[
-    int, Field(ge=LIMITS["instance_count"].low, le=LIMITS["instance_count"].high), bounded_integer("instance_count")
-]
 Gpu = Annotated[
     int, Field(ge=LIMITS["resources.gpu"].low, le=LIMITS["resources.gpu"].high), bounded_integer("resources.gpu")
 ]
@@ -199,73 +209,6 @@ class PipelineNotify(Model):
 
     on_failure: list[Notify] = []
     on_success: list[Notify] = []
-
-
-# ---- backends ---------------------------------------------------------------------------------
-
-
-class KubernetesBackend(Model):
-    """Runs the command in a pod."""
-
-    type: Literal["kubernetes"]
-    image: TStr
-    namespace: str = "default"
-    service_account: str | None = None
-    node_selector: dict[str, str] = {}
-    env: dict[EnvName, TStr] = {}
-
-
-class AwsBatchBackend(Model):
-    """Submits an AWS Batch job."""
-
-    type: Literal["aws_batch"]
-    job_queue: str
-    job_definition: str
-    region: str | None = None
-
-
-class SageMakerBackend(Model):
-    """Runs a SageMaker training job."""
-
-    type: Literal["sagemaker"]
-    role_arn: str
-    image: TStr
-    instance_type: str
-    instance_count: InstanceCount = 1
-    output_path: TStr
-    region: str | None = None
-
-
-class SparkBackend(Model):
-    """Submits a Spark application."""
-
-    type: Literal["spark"]
-    master: str = "local[*]"
-    deploy_mode: Literal["client", "cluster"] = "client"
-    conf: dict[str, str] = {}
-
-
-class RayBackend(Model):
-    """Submits a Ray job."""
-
-    type: Literal["ray"]
-    address: str
-    runtime_env: dict[str, Any] = {}
-
-
-class LocalBackend(Model):
-    """Runs the command as a subprocess where the pipeline runs (the embedded default)."""
-
-    type: Literal["local"]
-    working_dir: str | None = None
-    env: dict[EnvName, TStr] = {}
-
-
-Backend = Annotated[
-    KubernetesBackend | AwsBatchBackend | SageMakerBackend | SparkBackend | RayBackend | LocalBackend,
-    Field(discriminator="type"),
-]
-BACKEND_TYPES = ("kubernetes", "aws_batch", "sagemaker", "spark", "ray", "local")
 
 
 # ---- gates ------------------------------------------------------------------------------------

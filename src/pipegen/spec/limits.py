@@ -104,6 +104,25 @@ LIMITS: dict[str, Limit] = {
         "AWS Batch takes memory in whole MiB",
         "MiB",
     ),
+    "spark.cores": Limit("cores", "integer", 1, INT32_MAX, "Spark reads core counts as 32-bit integers"),
+    "spark.instances": Limit(
+        "instances", "integer", 1, INT32_MAX, "Spark reads spark.executor.instances as a 32-bit integer"
+    ),
+    "spark.memory": Limit(
+        "memory",
+        "number",
+        1,
+        INT32_MAX,
+        "Spark reads driver and executor memory in MiB as a 32-bit integer",
+        "Spark counts driver and executor memory in whole MiB",
+        "MiB",
+    ),
+    "ray.cpus": Limit(
+        "cpus", "number", 0, sys.float_info.max, _FINITE_WHY, "Ray refuses negative entrypoint resources"
+    ),
+    "ray.gpus": Limit(
+        "gpus", "number", 0, sys.float_info.max, _FINITE_WHY, "Ray refuses negative entrypoint resources"
+    ),
     "champion.min_delta": Limit("min_delta", "number", 0, sys.float_info.max, _FINITE_WHY),
     "params.integer": Limit(
         "integer parameter",
@@ -255,6 +274,32 @@ def check_memory(value: str) -> str:
         return value  # not a quantity: the pattern reports it
     mib = float(match[1]) * _SUFFIX.get(match[2] or "", 1.0) / 2**20
     limit = LIMITS["resources.memory"]
+    if not limit.low <= mib <= limit.high:
+        message, hint = outside(limit, f"{value!r} ({mib:.0f} MiB)" if mib >= 1 else repr(value), mib)
+        raise PydanticCustomError("pg_limit", "{message}", {"message": message, "hint": hint})
+    return value
+
+
+# Spark's memory settings reach the JVM as -Xmx (spark-submit's launcher): a whole number and one of the
+# suffixes the JVM reads. Without a suffix the JVM would read bytes where Spark reads MiB, and Spark's own
+# longer forms ('2gb') are refused by the JVM.
+SPARK_MEMORY = r"[0-9]+[kKmMgGtT]"
+_SPARK_MIB = {"k": 1 / 1024, "m": 1.0, "g": 1024.0, "t": 1024.0**2}
+
+
+def check_spark_memory(value: str) -> str:
+    """A Spark memory size ('512m', '4g') within LIMITS['spark.memory'], which counts MiB."""
+    if not re.fullmatch(SPARK_MEMORY, value):
+        raise PydanticCustomError(
+            "pg_value",
+            "{message}",
+            {
+                "message": f"Spark memory {_show(value)} is not a size such as 512m or 4g",
+                "hint": "write a whole number and one of k, m, g, t (the JVM's -Xmx form, which spark-submit passes on)",
+            },
+        )
+    mib = int(value[:-1]) * _SPARK_MIB[value[-1].lower()]
+    limit = LIMITS["spark.memory"]
     if not limit.low <= mib <= limit.high:
         message, hint = outside(limit, f"{value!r} ({mib:.0f} MiB)" if mib >= 1 else repr(value), mib)
         raise PydanticCustomError("pg_limit", "{message}", {"message": message, "hint": hint})

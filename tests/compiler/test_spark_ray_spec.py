@@ -1,0 +1,78 @@
+"""The spark and ray backend keys: located diagnostics for bad values, and every target's located PG602 until it
+maps them (each names the backend types it does support)."""
+
+from __future__ import annotations
+
+import json
+
+import jsonschema
+import pytest
+import yaml
+
+from pipegen.compiler import compile_checked
+from pipegen.frontend import check_file, check_source
+from pipegen.loader import Source
+from pipegen.targets import available
+from tests.cases import REPO, SCHEMA
+
+SPEC = REPO / "tests" / "specs" / "sparkray.yaml"
+
+BAD = """\
+pipegen: 1
+name: bad
+backends:
+  sp:
+    type: spark
+    driver: {cores: 0, memory: 2gb}
+    executors: {instances: 1, memory: "512"}
+    packages: [not-a-coordinate]
+  local-cluster:
+    type: spark
+    master: local[2]
+    deploy_mode: cluster
+  ry:
+    type: ray
+    address: local
+    entrypoint_resources: {cpus: -1}
+steps:
+  - name: a
+    task: {backend: sp, command: [a.py]}
+  - name: b
+    task: {backend: local-cluster, command: [b.py]}
+  - name: c
+    task: {backend: ry, command: [python, c.py]}
+"""
+
+
+def test_bad_values_are_located_diagnostics() -> None:
+    lines = [d.format() for d in check_source(Source("bad.yaml", BAD)).diagnostics]
+    assert lines == [
+        "bad.yaml:6:21: error[PG210]: cores 0 is below the limit: at least 1; hint: use a value from 1 to 2147483647",
+        "bad.yaml:6:32: error[PG202]: Spark memory '2gb' is not a size such as 512m or 4g; hint: write a whole number"
+        " and one of k, m, g, t (the JVM's -Xmx form, which spark-submit passes on)",
+        "bad.yaml:7:39: error[PG202]: Spark memory '512' is not a size such as 512m or 4g; hint: write a whole number"
+        " and one of k, m, g, t (the JVM's -Xmx form, which spark-submit passes on)",
+        "bad.yaml:8:16: error[PG202]: invalid value 'not-a-coordinate' for backends.sp.packages[0]: must match"
+        " ^[^:\\s,]+:[^:\\s,]+:[^:\\s,]+$; hint: see 'pipegen schema' for the accepted values",
+        "bad.yaml:10:5: error[PG400]: deploy_mode 'cluster' needs a cluster manager; master 'local[2]' runs Spark in"
+        " this process; hint: use deploy_mode: client with a local master, or a cluster master (yarn, spark://, k8s://)",
+        "bad.yaml:16:34: error[PG210]: cpus -1.0 is below the limit: at least 0 (Ray refuses negative entrypoint"
+        " resources); hint: use a value from 0 or more, finite",
+    ]
+
+
+def test_the_test_spec_is_valid_and_matches_the_schema() -> None:
+    assert check_file(str(SPEC)).diagnostics == []
+    jsonschema.validate(yaml.safe_load(SPEC.read_text()), json.loads(SCHEMA.read_text()))
+
+
+@pytest.mark.parametrize("target", sorted(available()))
+def test_every_target_refuses_spark_and_ray_steps_naming_what_it_supports(target: str) -> None:
+    result = compile_checked(check_file(str(SPEC)), [target])
+    assert not result.ok and result.outputs == []
+    refusals = [d for d in result.diagnostics if d.code == "PG602"]
+    supported = ", ".join(available()[target].support.backends)
+    assert [(d.location.line, d.location.column) for d in refusals if d.location] == [(38, 16), (42, 16)]
+    for d, kind in zip(refusals, ("spark", "ray"), strict=True):
+        assert f"on backend type '{kind}'" in d.message
+        assert d.hint.endswith(f"supports backend types: {supported}")

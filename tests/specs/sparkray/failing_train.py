@@ -1,0 +1,3 @@
+"""A Ray job entrypoint that fails (tests/specs/sparkray-failing.yaml)."""
+
+raise RuntimeError("training diverged: loss is nan")
