@@ -56,8 +56,12 @@ def spec_text(shape: str, n: int) -> str:
             "    task: {backend: batch, command: [python, -m, features.build, --part, "
             f"'{i}', --date, '${{run.date}}', --shards, '${{params.shards}}']}}"
         )
-    # KFP runs pipegen's runtime in an image of the team's own (PG604 without one).
-    lines += ["targets:", "  kfp: {base_image: registry.example.com/ml/pipegen-runtime:0.1}"]
+    # KFP and Argo run pipegen's runtime in an image of the team's own (PG604 without one).
+    lines += [
+        "targets:",
+        "  kfp: {base_image: registry.example.com/ml/pipegen-runtime:0.1}",
+        "  argo: {runtime_image: registry.example.com/ml/pipegen-runtime:0.1}",
+    ]
     return "\n".join(lines) + "\n"
 
 
