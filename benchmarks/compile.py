@@ -3,9 +3,9 @@
     .venv/bin/python -m benchmarks.compile [--sizes 10,100,1000] [--shapes chain,fanout] [--repeat N]
         [--memory-sizes 1000,10000] [--json FILE]
 
-Reports, per shape and size: the whole process's best time, the compiler's own work per step
-inside a process (linear growth keeps it flat), bytes per step of each target's output, and whether the Step
-Functions definition fits the service's 1 MiB definition and request limits. Floors: an empty
+Reports, per shape and size: the whole process's best time for all five targets (and each alone), the
+compiler's own work per step inside a process (linear growth keeps it flat), bytes per step of each target's
+output, and whether the Step Functions definition fits the service's 1 MiB definition and request limits. Floors: an empty
 Python, and a Python that imports the compiler's four libraries. Peak memory: the resident set
 (ru_maxrss) of one compile process per target on long chains, where a per-step cost that grows with
 the chain's length (quadratic in all) shows.
@@ -25,6 +25,7 @@ from benchmarks.synth import SHAPES, SIZES, name_of, write_specs
 
 MIB = 1_048_576
 REQUEST_ROOM = 8_192  # what pipegen keeps for the rest of the CreateStateMachine request
+TARGETS = ("airflow", "kfp", "stepfunctions", "prefect", "argo")  # `-t all`
 
 
 # Times the compiler's own work inside one fresh process, after its imports: no startup noise.
@@ -33,7 +34,7 @@ import sys, time
 from pipegen.compiler import compile_checked
 from pipegen.frontend import check_file
 start = time.perf_counter()
-result = compile_checked(check_file(sys.argv[1]), ["airflow", "kfp", "stepfunctions"])
+result = compile_checked(check_file(sys.argv[1]), ["airflow", "kfp", "stepfunctions", "prefect", "argo"])
 assert result.ok, [d.format() for d in result.diagnostics]
 print(time.perf_counter() - start)
 """
@@ -94,6 +95,8 @@ def artifact_sizes(outdir: Path, name: str, n: int) -> dict[str, object]:
     """Bytes (and bytes per step) of each target's output; the ASL as written, compact and as uploaded."""
     airflow = (outdir / "airflow" / f"{name}.py").read_bytes()
     kfp = (outdir / "kfp" / f"{name}.py").read_bytes()
+    prefect = (outdir / "prefect" / f"{name}.py").read_bytes()
+    argo = (outdir / "argo" / f"{name}.yaml").read_bytes()
     asl_text = (outdir / "stepfunctions" / f"{name}.asl.json").read_text()
     asl = json.loads(asl_text)
     compact = json.dumps(asl, separators=(",", ":"), ensure_ascii=False).encode()
@@ -104,6 +107,10 @@ def artifact_sizes(outdir: Path, name: str, n: int) -> dict[str, object]:
         "airflow_per_step": round(len(airflow) / n),
         "kfp_py_bytes": len(kfp),
         "kfp_py_per_step": round(len(kfp) / n),
+        "prefect_py_bytes": len(prefect),
+        "prefect_py_per_step": round(len(prefect) / n),
+        "argo_yaml_bytes": len(argo),
+        "argo_yaml_per_step": round(len(argo) / n),
         "asl_bytes": len(asl_text.encode()),
         "asl_per_step": round(len(asl_text.encode()) / n),
         "asl_compact_bytes": len(compact),
@@ -142,7 +149,7 @@ def main() -> None:
             row["all_targets_s"] = time_command(cmd, args.repeat)
             row["work_s"] = work_time(spec, args.repeat)
             row["work_us_per_step"] = round(row["work_s"] / n * 1e6, 1)
-            for target in ("airflow", "kfp", "stepfunctions"):
+            for target in TARGETS:
                 single = [PIPEGEN, "compile", str(spec), "-t", target, "-o", str(out)]
                 row[f"{target}_s"] = time_command(single, max(1, args.repeat // 2))
             row |= artifact_sizes(out, name_of(shape, n), n)
@@ -168,7 +175,7 @@ def main() -> None:
         floors["pipegen_import_peak_mib"] = round(floor_kib / 1024, 1)
         for spec in write_specs(Path(tmp) / "specs", ("chain",), sizes):
             n = int(spec.stem.split("-")[2])
-            for target in ("airflow", "kfp", "stepfunctions"):
+            for target in TARGETS:
                 row = {"n": n, **peak_memory(spec, target, Path(tmp) / "out")}
                 memory.append(row)
                 print(f"memory chain {n:6} {target:14} {row['peak_mib']} MiB {row['seconds']} s", file=sys.stderr)

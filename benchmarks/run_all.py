@@ -27,6 +27,9 @@ BENCHMARKS = {
     "kfp_compile": (KFP, "benchmarks.kfp_compile"),
     "check": (CORE, "benchmarks.check"),
     "loop": (CORE, "benchmarks.loop"),
+    "argo_size": (CORE, "benchmarks.argo_size"),
+    # Imports each flow module in .venv-prefect processes.
+    "prefect_import": (CORE, "benchmarks.prefect_import"),
     # The differential suite's fan-out on a real scheduler (api-server, scheduler, dag-processor; it starts
     # .venv-airflow's `airflow` itself, and moto and an MLflow server from .venv).
     "fanout_airflow": (CORE, "benchmarks.fanout_airflow"),

@@ -1,7 +1,8 @@
 """Synthetic pipelines for the benchmarks: N task steps on AWS Batch, as a chain or a 10-wide fan-out.
 
 One shape description feeds every writer here, so the pipegen spec, the hand-written Airflow DAG,
-the dag-factory YAML and the hand-written kfp pipeline describe the same pipeline:
+the dag-factory YAML, the hand-written kfp pipeline, Argo WorkflowTemplate and Prefect flow describe the
+same pipeline:
 
 - chain:  s0 -> s1 -> ... -> s(N-1)
 - fanout: s0 fans out to 10 chains; step i (i >= 1) runs after step max(i - 10, 0)
@@ -56,8 +57,12 @@ def spec_text(shape: str, n: int) -> str:
             "    task: {backend: batch, command: [python, -m, features.build, --part, "
             f"'{i}', --date, '${{run.date}}', --shards, '${{params.shards}}']}}"
         )
-    # KFP runs pipegen's runtime in an image of the team's own (PG604 without one).
-    lines += ["targets:", "  kfp: {base_image: registry.example.com/ml/pipegen-runtime:0.1}"]
+    # KFP and Argo run pipegen's runtime in an image of the team's own (PG604 without one).
+    lines += [
+        "targets:",
+        "  kfp: {base_image: registry.example.com/ml/pipegen-runtime:0.1}",
+        "  argo: {runtime_image: registry.example.com/ml/pipegen-runtime:0.1}",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -180,6 +185,113 @@ def pipeline(date: str, shards: int = 64):
         if up is not None:
             body.append(f"    s{i}.after(s{up})\n")
     return head + "".join(body)
+
+
+def argo_template(shape: str, n: int) -> dict[str, object]:
+    """The WorkflowTemplate an Argo user would write by hand: one Batch-job template, a DAG task per step.
+
+    Argo has no AWS Batch integration: a team runs its own small submit-and-wait image, given the queue, the
+    definition and the job's command. The run's date comes from the creation time, the part from the task.
+    """
+    name = name_of(shape, n)
+    date = "{{workflow.creationTimestamp.Y}}-{{workflow.creationTimestamp.m}}-{{workflow.creationTimestamp.d}}"
+    part = "{{inputs.parameters.part}}"
+    command = [
+        "python",
+        "-m",
+        "features.build",
+        "--part",
+        part,
+        "--date",
+        date,
+        "--shards",
+        "{{workflow.parameters.shards}}",
+    ]
+    job = {
+        "name": "batch-job",
+        "inputs": {"parameters": [{"name": "part"}]},
+        "retryStrategy": {
+            "limit": 2,
+            "retryPolicy": "Always",
+            "backoff": {"duration": "1m", "factor": 2, "cap": "10m"},
+        },
+        "activeDeadlineSeconds": 3600,
+        "container": {
+            "image": "registry.example.com/ml/batch-submit:1",
+            "command": ["batch-submit", "--queue", "ml-cpu", "--definition", "features:7"],
+            "args": ["--name", "{{workflow.name}}-" + part, "--", *command],
+        },
+    }
+    tasks = []
+    for i in range(n):
+        task: dict[str, object] = {
+            "name": f"s{i}",
+            "template": "batch-job",
+            "arguments": {"parameters": [{"name": "part", "value": str(i)}]},
+        }
+        up = upstream(shape, i)
+        if up is not None:
+            task["depends"] = f"s{up}"
+        tasks.append(task)
+    return {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "WorkflowTemplate",
+        "metadata": {"name": name},
+        "spec": {
+            "entrypoint": "main",
+            "arguments": {"parameters": [{"name": "shards", "value": "64"}]},
+            "templates": [{"name": "main", "dag": {"tasks": tasks}}, job],
+        },
+    }
+
+
+PREFECT_HEAD = '''"""NAME: hand-written equivalent of the synthetic pipeline."""
+
+from prefect import flow, task
+from prefect.runtime import flow_run
+
+
+@task(retries=2, retry_delay_seconds=[60, 120], timeout_seconds=3600, task_run_name="s{part}")
+def batch_job(part: int, run_date: str, shards: int) -> str:
+    """Submit one features job to AWS Batch and wait for it."""
+    import time
+
+    import boto3
+
+    batch = boto3.client("batch")
+    command = ["python", "-m", "features.build", "--part", str(part), "--date", run_date, "--shards", str(shards)]
+    job = batch.submit_job(
+        jobName=f"NAME-s{part}",
+        jobQueue="ml-cpu",
+        jobDefinition="features:7",
+        containerOverrides={"command": command},
+    )
+    while True:
+        [found] = batch.describe_jobs(jobs=[job["jobId"]])["jobs"]
+        if found["status"] in ("SUCCEEDED", "FAILED"):
+            break
+        time.sleep(10)
+    if found["status"] == "FAILED":
+        raise RuntimeError(f"Batch job {job['jobId']} failed: {found.get('statusReason')}")
+    return job["jobId"]
+
+
+@flow(name="NAME")
+def pipeline(shards: int = 64) -> None:
+    run_date = flow_run.scheduled_start_time.date().isoformat()
+    s = {}
+'''
+
+
+def prefect_flow_text(shape: str, n: int) -> str:
+    """The flow a Prefect user would write by hand: one Batch-job task, submitted once per step."""
+    body = []
+    for i in range(n):
+        up = upstream(shape, i)
+        wait = f", wait_for=[s[{up}]]" if up is not None else ""
+        body.append(f"    s[{i}] = batch_job.submit({i}, run_date, shards{wait})\n")
+    tail = "    for future in s.values():\n        future.result()\n"
+    return PREFECT_HEAD.replace("NAME", name_of(shape, n)) + "".join(body) + tail
 
 
 def write_specs(out: Path, shapes: tuple[str, ...] = SHAPES, sizes: tuple[int, ...] = SIZES) -> list[Path]:

@@ -15,6 +15,13 @@ from prefect.states import Completed, State
 
 PIPELINE = 'demo'
 TIMEZONE = 'UTC'
+REQUESTS = {
+    'data_ready': '{"gate": {"check": "partition_exists", "path": "examples/data/"}}',
+    'pipegen_start_run_train': '{"experiment": "pipegen-demo", "pipeline": "demo", "spec_sha256": "fd36ae0ee4850655acf39165829b5b29a2bf7ba449fd2add6fa3b0b7d3ddb7ae", "step": "train", "tracking_uri": ""}',
+    'train': '{"command": ["python", "examples/train_demo.py", "--alpha", "$\\u007bparams.alpha\\u007d", "--samples", "$\\u007bparams.n_samples\\u007d"], "env": {}, "timeout_seconds": 600, "tracking_uri": ""}',
+    'quality': '{"champion": {"alias": "champion", "metric": "rmse", "min_delta": 0.0, "mode": "min", "model": "pipegen-demo"}, "on_fail": "skip", "thresholds": ["r2 >= 0.8", "rmse < 1.0"], "tracking_uri": ""}',
+    'promote': '{"alias": "champion", "artifact": "model", "champion": {"metric": "rmse", "mode": "min"}, "model": "pipegen-demo", "pipeline": "demo", "thresholds": ["r2 >= 0.8", "rmse < 1.0"], "tracking_uri": "", "webhooks": []}',
+}
 
 
 def _infrastructure_only(task, task_run, state) -> bool:
@@ -29,23 +36,26 @@ def _infrastructure_only(task, task_run, state) -> bool:
 
 
 @task(
-    name='data_ready',
+    name='gate',
+    task_run_name='{step}',
     retries=1,
     retry_delay_seconds=1,
     timeout_seconds=600,
     cache_policy=NO_CACHE,
 )
-def data_ready(
+def _gate(
+    step: str,
+    request: str,
     params: dict,
     run_key: str,
     run_date: str,
 ) -> dict:
-    "gate step 'data_ready' of pipeline 'demo', run by pipegen.runtime."
+    "Run a step of pipeline 'demo' through pipegen.runtime's 'gate' action: `request` is its spec."
     from pipegen.runtime.step import run_step
 
     return run_step(
         'gate',
-        '{"gate": {"check": "partition_exists", "path": "examples/data/"}}',
+        request,
         params=params,
         run_id=run_key,
         run_date=run_date,
@@ -54,43 +64,49 @@ def data_ready(
 
 
 @task(
-    name='pipegen_start_run_train',
+    name='pipegen_start_run',
+    task_run_name='{step}',
     retries=1,
     retry_delay_seconds=1,
     cache_policy=NO_CACHE,
 )
-def pipegen_start_run_train(
+def _pipegen_start_run(
+    step: str,
+    request: str,
     params: dict,
     run_key: str,
     run_date: str,
 ) -> dict:
-    "Create (or, on a retry, find) the MLflow run step 'train' logs into."
+    'Create (or, on a retry, find) the MLflow run a training step logs into.'
     from pipegen.runtime.step import run_step
 
-    run = run_step('start_run', '{"experiment": "pipegen-demo", "pipeline": "demo", "spec_sha256": "fd36ae0ee4850655acf39165829b5b29a2bf7ba449fd2add6fa3b0b7d3ddb7ae", "step": "train", "tracking_uri": ""}', params=params, run_id=run_key, run_date=run_date, target='prefect')
+    run = run_step('start_run', request, params=params, run_id=run_key, run_date=run_date, target='prefect')
     # Not the tracking URI: it may hold credentials, and a task's result may be stored.
     return {'run_id': run['run_id'], 'experiment_id': run['experiment_id']}
 
 
 @task(
-    name='train',
+    name='local',
+    task_run_name='{step}',
     retries=1,
     retry_delay_seconds=1,
     timeout_seconds=600,
     cache_policy=NO_CACHE,
 )
-def train(
+def _local(
+    step: str,
+    request: str,
     params: dict,
     run_key: str,
     run_date: str,
     mlflow_run: dict,
 ) -> dict:
-    "train step 'train' of pipeline 'demo', run by pipegen.runtime."
+    "Run a step of pipeline 'demo' through pipegen.runtime's 'local' action: `request` is its spec."
     from pipegen.runtime.step import run_step
 
     return run_step(
         'local',
-        '{"command": ["python", "examples/train_demo.py", "--alpha", "$\\u007bparams.alpha\\u007d", "--samples", "$\\u007bparams.n_samples\\u007d"], "env": {}, "timeout_seconds": 600, "tracking_uri": ""}',
+        request,
         params=params,
         run_id=run_key,
         run_date=run_date,
@@ -100,25 +116,28 @@ def train(
 
 
 @task(
-    name='quality',
+    name='evaluate',
+    task_run_name='{step}',
     retries=1,
     retry_delay_seconds=1,
     retry_condition_fn=_infrastructure_only,
     timeout_seconds=600,
     cache_policy=NO_CACHE,
 )
-def quality(
+def _evaluate(
+    step: str,
+    request: str,
     params: dict,
     run_key: str,
     run_date: str,
     mlflow_run: dict,
 ) -> dict:
-    "evaluate step 'quality' of pipeline 'demo', run by pipegen.runtime."
+    "Run a step of pipeline 'demo' through pipegen.runtime's 'evaluate' action: `request` is its spec."
     from pipegen.runtime.step import run_step
 
     return run_step(
         'evaluate',
-        '{"champion": {"alias": "champion", "metric": "rmse", "min_delta": 0.0, "mode": "min", "model": "pipegen-demo"}, "on_fail": "skip", "thresholds": ["r2 >= 0.8", "rmse < 1.0"], "tracking_uri": ""}',
+        request,
         params=params,
         run_id=run_key,
         run_date=run_date,
@@ -129,23 +148,26 @@ def quality(
 
 @task(
     name='promote',
+    task_run_name='{step}',
     retries=1,
     retry_delay_seconds=1,
     timeout_seconds=600,
     cache_policy=NO_CACHE,
 )
-def promote(
+def _promote(
+    step: str,
+    request: str,
     params: dict,
     run_key: str,
     run_date: str,
     mlflow_run: dict,
 ) -> dict:
-    "promote step 'promote' of pipeline 'demo', run by pipegen.runtime."
+    "Run a step of pipeline 'demo' through pipegen.runtime's 'promote' action: `request` is its spec."
     from pipegen.runtime.step import run_step
 
     return run_step(
         'promote',
-        '{"alias": "champion", "artifact": "model", "champion": {"metric": "rmse", "mode": "min"}, "model": "pipegen-demo", "pipeline": "demo", "thresholds": ["r2 >= 0.8", "rmse < 1.0"], "tracking_uri": "", "webhooks": []}',
+        request,
         params=params,
         run_id=run_key,
         run_date=run_date,
@@ -202,10 +224,10 @@ def demo(
     params = {'alpha': alpha, 'n_samples': n_samples}
     run_key, run_date = _run_context()
     steps = {}
-    steps['data_ready'] = data_ready.submit(params, run_key, run_date)
-    steps['pipegen_start_run_train'] = pipegen_start_run_train.submit(params, run_key, run_date, wait_for=[steps['data_ready']])
-    steps['train'] = train.submit(params, run_key, run_date, steps['pipegen_start_run_train'], wait_for=[steps['data_ready']])
-    steps['quality'] = quality.submit(params, run_key, run_date, steps['pipegen_start_run_train'], wait_for=[steps['train']])
+    steps['data_ready'] = _gate.submit('data_ready', REQUESTS['data_ready'], params, run_key, run_date)
+    steps['pipegen_start_run_train'] = _pipegen_start_run.submit('pipegen_start_run_train', REQUESTS['pipegen_start_run_train'], params, run_key, run_date, wait_for=[steps['data_ready']])
+    steps['train'] = _local.submit('train', REQUESTS['train'], params, run_key, run_date, steps['pipegen_start_run_train'], wait_for=[steps['data_ready']])
+    steps['quality'] = _evaluate.submit('quality', REQUESTS['quality'], params, run_key, run_date, steps['pipegen_start_run_train'], wait_for=[steps['train']])
     if _passed(steps, 'quality'):
-        steps['promote'] = promote.submit(params, run_key, run_date, steps['pipegen_start_run_train'], wait_for=[steps['quality']])
+        steps['promote'] = _promote.submit('promote', REQUESTS['promote'], params, run_key, run_date, steps['pipegen_start_run_train'], wait_for=[steps['quality']])
     return _finish(steps, {'quality': ['promote']})

@@ -15,6 +15,13 @@ from prefect.states import Completed, State
 
 PIPELINE = 'pricing'
 TIMEZONE = 'UTC'
+REQUESTS = {
+    'partition_ready': '{"gate": {"check": "partition_exists", "path": "s3://pricing-data/quotes/dt=$\\u007brun.date\\u007d/", "wait": {"interval_seconds": 900, "timeout_seconds": 28800}}}',
+    'pipegen_start_run_train': '{"experiment": "pricing", "pipeline": "pricing", "spec_sha256": "012d34fa676eef849e10e6c9e1c0bcc88d6febebf234760c55f3252408fea756", "step": "train", "tracking_uri": "$\\u007benv.MLFLOW_TRACKING_URI\\u007d"}',
+    'train': '{"command": ["python", "-m", "pricing.train", "--date", "$\\u007brun.date\\u007d", "--max-depth", "$\\u007bparams.max_depth\\u007d"], "env": {}, "job": {"job_definition": "pricing-train:3", "job_name": "pricing-train", "job_queue": "ml-cpu-64", "region": "us-east-1", "resources": {"MEMORY": "262144", "VCPU": "64"}, "timeout_seconds": 21600}, "tracking_uri": "$\\u007benv.MLFLOW_TRACKING_URI\\u007d"}',
+    'quality': '{"on_fail": "fail", "thresholds": ["mae < 12", "model_size_mb < 200"], "tracking_uri": "$\\u007benv.MLFLOW_TRACKING_URI\\u007d"}',
+    'promote': '{"alias": "champion", "artifact": "model", "model": "pricing", "pipeline": "pricing", "thresholds": ["mae < 12", "model_size_mb < 200"], "tracking_uri": "$\\u007benv.MLFLOW_TRACKING_URI\\u007d", "webhooks": []}',
+}
 
 
 def _infrastructure_only(task, task_run, state) -> bool:
@@ -41,24 +48,27 @@ def _wait_started() -> str:
 
 
 @task(
-    name='partition_ready',
+    name='gate',
+    task_run_name='{step}',
     retries=2,
     retry_delay_seconds=[120, 240],
     retry_condition_fn=_infrastructure_only,
     timeout_seconds=29400,
     cache_policy=NO_CACHE,
 )
-def partition_ready(
+def _gate(
+    step: str,
+    request: str,
     params: dict,
     run_key: str,
     run_date: str,
 ) -> dict:
-    "gate step 'partition_ready' of pipeline 'pricing', run by pipegen.runtime."
+    "Run a step of pipeline 'pricing' through pipegen.runtime's 'gate' action: `request` is its spec."
     from pipegen.runtime.step import run_step
 
     return run_step(
         'gate',
-        '{"gate": {"check": "partition_exists", "path": "s3://pricing-data/quotes/dt=$\\u007brun.date\\u007d/", "wait": {"interval_seconds": 900, "timeout_seconds": 28800}}}',
+        request,
         params=params,
         run_id=run_key,
         run_date=run_date,
@@ -68,43 +78,49 @@ def partition_ready(
 
 
 @task(
-    name='pipegen_start_run_train',
+    name='pipegen_start_run',
+    task_run_name='{step}',
     retries=2,
     retry_delay_seconds=[120, 240],
     cache_policy=NO_CACHE,
 )
-def pipegen_start_run_train(
+def _pipegen_start_run(
+    step: str,
+    request: str,
     params: dict,
     run_key: str,
     run_date: str,
 ) -> dict:
-    "Create (or, on a retry, find) the MLflow run step 'train' logs into."
+    'Create (or, on a retry, find) the MLflow run a training step logs into.'
     from pipegen.runtime.step import run_step
 
-    run = run_step('start_run', '{"experiment": "pricing", "pipeline": "pricing", "spec_sha256": "012d34fa676eef849e10e6c9e1c0bcc88d6febebf234760c55f3252408fea756", "step": "train", "tracking_uri": "$\\u007benv.MLFLOW_TRACKING_URI\\u007d"}', params=params, run_id=run_key, run_date=run_date, target='prefect')
+    run = run_step('start_run', request, params=params, run_id=run_key, run_date=run_date, target='prefect')
     # Not the tracking URI: it may hold credentials, and a task's result may be stored.
     return {'run_id': run['run_id'], 'experiment_id': run['experiment_id']}
 
 
 @task(
-    name='train',
+    name='aws_batch',
+    task_run_name='{step}',
     retries=2,
     retry_delay_seconds=[120, 240],
     timeout_seconds=21600,
     cache_policy=NO_CACHE,
 )
-def train(
+def _aws_batch(
+    step: str,
+    request: str,
     params: dict,
     run_key: str,
     run_date: str,
     mlflow_run: dict,
 ) -> dict:
-    "train step 'train' of pipeline 'pricing', run by pipegen.runtime."
+    "Run a step of pipeline 'pricing' through pipegen.runtime's 'aws_batch' action: `request` is its spec."
     from pipegen.runtime.step import run_step
 
     return run_step(
         'aws_batch',
-        '{"command": ["python", "-m", "pricing.train", "--date", "$\\u007brun.date\\u007d", "--max-depth", "$\\u007bparams.max_depth\\u007d"], "env": {}, "job": {"job_definition": "pricing-train:3", "job_name": "pricing-train", "job_queue": "ml-cpu-64", "region": "us-east-1", "resources": {"MEMORY": "262144", "VCPU": "64"}, "timeout_seconds": 21600}, "tracking_uri": "$\\u007benv.MLFLOW_TRACKING_URI\\u007d"}',
+        request,
         params=params,
         run_id=run_key,
         run_date=run_date,
@@ -114,25 +130,28 @@ def train(
 
 
 @task(
-    name='quality',
+    name='evaluate',
+    task_run_name='{step}',
     retries=2,
     retry_delay_seconds=[120, 240],
     retry_condition_fn=_infrastructure_only,
     timeout_seconds=14400,
     cache_policy=NO_CACHE,
 )
-def quality(
+def _evaluate(
+    step: str,
+    request: str,
     params: dict,
     run_key: str,
     run_date: str,
     mlflow_run: dict,
 ) -> dict:
-    "evaluate step 'quality' of pipeline 'pricing', run by pipegen.runtime."
+    "Run a step of pipeline 'pricing' through pipegen.runtime's 'evaluate' action: `request` is its spec."
     from pipegen.runtime.step import run_step
 
     return run_step(
         'evaluate',
-        '{"on_fail": "fail", "thresholds": ["mae < 12", "model_size_mb < 200"], "tracking_uri": "$\\u007benv.MLFLOW_TRACKING_URI\\u007d"}',
+        request,
         params=params,
         run_id=run_key,
         run_date=run_date,
@@ -143,23 +162,26 @@ def quality(
 
 @task(
     name='promote',
+    task_run_name='{step}',
     retries=2,
     retry_delay_seconds=[120, 240],
     timeout_seconds=14400,
     cache_policy=NO_CACHE,
 )
-def promote(
+def _promote(
+    step: str,
+    request: str,
     params: dict,
     run_key: str,
     run_date: str,
     mlflow_run: dict,
 ) -> dict:
-    "promote step 'promote' of pipeline 'pricing', run by pipegen.runtime."
+    "Run a step of pipeline 'pricing' through pipegen.runtime's 'promote' action: `request` is its spec."
     from pipegen.runtime.step import run_step
 
     return run_step(
         'promote',
-        '{"alias": "champion", "artifact": "model", "model": "pricing", "pipeline": "pricing", "thresholds": ["mae < 12", "model_size_mb < 200"], "tracking_uri": "$\\u007benv.MLFLOW_TRACKING_URI\\u007d", "webhooks": []}',
+        request,
         params=params,
         run_id=run_key,
         run_date=run_date,
@@ -215,9 +237,9 @@ def pricing(
     params = {'max_depth': max_depth}
     run_key, run_date = _run_context()
     steps = {}
-    steps['partition_ready'] = partition_ready.submit(params, run_key, run_date)
-    steps['pipegen_start_run_train'] = pipegen_start_run_train.submit(params, run_key, run_date, wait_for=[steps['partition_ready']])
-    steps['train'] = train.submit(params, run_key, run_date, steps['pipegen_start_run_train'], wait_for=[steps['partition_ready']])
-    steps['quality'] = quality.submit(params, run_key, run_date, steps['pipegen_start_run_train'], wait_for=[steps['train']])
-    steps['promote'] = promote.submit(params, run_key, run_date, steps['pipegen_start_run_train'], wait_for=[steps['quality']])
+    steps['partition_ready'] = _gate.submit('partition_ready', REQUESTS['partition_ready'], params, run_key, run_date)
+    steps['pipegen_start_run_train'] = _pipegen_start_run.submit('pipegen_start_run_train', REQUESTS['pipegen_start_run_train'], params, run_key, run_date, wait_for=[steps['partition_ready']])
+    steps['train'] = _aws_batch.submit('train', REQUESTS['train'], params, run_key, run_date, steps['pipegen_start_run_train'], wait_for=[steps['partition_ready']])
+    steps['quality'] = _evaluate.submit('quality', REQUESTS['quality'], params, run_key, run_date, steps['pipegen_start_run_train'], wait_for=[steps['train']])
+    steps['promote'] = _promote.submit('promote', REQUESTS['promote'], params, run_key, run_date, steps['pipegen_start_run_train'], wait_for=[steps['quality']])
     return _finish(steps, {})

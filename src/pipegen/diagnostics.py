@@ -88,6 +88,9 @@ CODES: dict[str, CodeInfo] = {
     "PG602": CodeInfo("not supported by target", "see 'pipegen targets' for what each target supports"),
     "PG603": CodeInfo("unknown target", "see 'pipegen targets' for the targets this pipegen has"),
     "PG604": CodeInfo("target option required", "set it under 'targets:' in the spec"),
+    "PG610": CodeInfo(
+        "output too large for the platform", "split the pipeline into several specs, or shorten what each step repeats"
+    ),
     "PG700": CodeInfo("unused backend", "remove the backend or use it from a step", Severity.WARNING),
     "PG701": CodeInfo("unused parameter", "remove the parameter or reference it as ${params.X}", Severity.WARNING),
     "PG702": CodeInfo("setting not applied by target", "see the message", Severity.WARNING),

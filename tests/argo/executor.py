@@ -4,6 +4,12 @@ No Argo controller can run on these machines, so this plays only the controller'
 references pipegen writes (and fails on any other `{{`), and the kubelet's `$(VAR)` expansion; the containers'
 processes are real (`python -m pipegen.runtime ...` against a real MLflow server). The one liberty: each
 container's --output path (RESULT_PATH, the same in every pod) is moved to a directory of its own.
+
+Substitution follows the controller (workflow/controller/dag.go, workflow/common/util.go SubstituteParams): a
+DAG task's arguments are resolved with `tasks.*` in scope; the template it calls then gets its inputs' values,
+one pass replaces the workflow's references in the whole template (input values included, so a value is read
+again), and a second pass replaces `{{inputs.parameters.X}}`. A `tasks.*` reference inside a template, or a
+`{{` a substituted value forms for the second pass, fails here as Argo would mis-run it.
 """
 
 from __future__ import annotations
@@ -22,6 +28,12 @@ from pipegen.targets.argo.names import RESULT_PATH
 _PARAM = r"workflow\.parameters\.([-\w]+)"
 _RESULT_FIELD = re.compile(r"=jsonpath\(tasks\['([-\w]+)'\]\.outputs\.parameters\.result, '\$\.(\w+)'\)")
 _TO_JSON = re.compile(rf"=toJson\((asInt\(|asFloat\()?{_PARAM}( == 'true')?\)?\)")
+# runtime.param_json's form for a string parameter: its JSON with '$', '{' and '}' as \u escapes (expr's replace).
+_ESCAPED_JSON = re.compile(
+    rf"=replace\(replace\(replace\(toJson\({_PARAM}\), '\\u0024', '\\\\u0024'\), "
+    r"'\\u007b', '\\\\u007b'\), '\\u007d', '\\\\u007d'\)"
+)
+_INPUT = re.compile(r"inputs\.parameters\.([-\w]+)")
 
 
 @dataclass
@@ -39,8 +51,10 @@ class Run:
     argv: dict[str, list[str]] = field(default_factory=dict)
     logs: dict[str, str] = field(default_factory=dict)
 
-    def tag(self, tag: str, status: str) -> str:
-        """What the controller substitutes for one `{{tag}}`."""
+    def tag(self, tag: str, status: str, in_dag: bool = True) -> str:
+        """What the controller substitutes for one `{{tag}}` (in a DAG task's fields, or else in a template)."""
+        if not in_dag and ("tasks." in tag or "tasks[" in tag):
+            raise AssertionError(f"Argo resolves {{{{{tag}}}}} only in a DAG task, not in the template it calls")
         if tag == "workflow.name":
             return self.name
         if tag == "workflow.status":
@@ -58,11 +72,37 @@ class Run:
             raw = self.parameters[name]
             value: Any = raw == "true" if is_true else int(raw) if cast == "asInt(" else float(raw) if cast else raw
             return json.dumps(value)
+        if m := _ESCAPED_JSON.fullmatch(tag):
+            escaped = json.dumps(self.parameters[m.group(1)])
+            return escaped.replace("$", "\\u0024").replace("{", "\\u007b").replace("}", "\\u007d")
         raise AssertionError(f"Argo would not resolve {{{{{tag}}}}}")
 
-    def substitute(self, text: str, status: str = "Running") -> str:
-        """One pass over text, as fasttemplate does it: replaced values are not read again."""
-        return re.sub(r"\{\{(.*?)\}\}", lambda m: self.tag(m.group(1), status), text)
+    def substitute(self, text: str, status: str = "Running", in_dag: bool = True) -> str:
+        """One pass over text, as fasttemplate does it: replaced values are not read again in this pass.
+
+        In a template (in_dag False) `{{inputs.parameters.X}}` is left for the inputs pass, as Argo's first pass
+        (allowUnresolved) leaves it.
+        """
+
+        def one(m: re.Match[str]) -> str:
+            if not in_dag and _INPUT.fullmatch(m.group(1)):
+                return m.group(0)
+            return self.tag(m.group(1), status, in_dag)
+
+        return re.sub(r"\{\{(.*?)\}\}", one, text)
+
+    def template_text(self, text: str, inputs: dict[str, str], status: str) -> str:
+        """Argo's two passes over a template string: the workflow's references, then the template's inputs."""
+
+        def one(m: re.Match[str]) -> str:
+            if m.group(1) == "workflow.scheduledTime" and self.scheduled_time is None:
+                return m.group(0)  # left by the first pass (a manual submit), and by this one
+            found = _INPUT.fullmatch(m.group(1))
+            if found is None:
+                raise AssertionError(f"a substituted value formed {m.group(0)!r}, which Argo would read again")
+            return inputs[found.group(1)]
+
+        return re.sub(r"\{\{(.*?)\}\}", one, self.substitute(text, status, in_dag=False))
 
 
 def _text(value: Any) -> str:
@@ -80,18 +120,43 @@ def kubelet(text: str, env: dict[str, str]) -> str:
     return re.sub(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)", one, text)
 
 
-def run_template(
-    run: Run, template: dict[str, Any], workdir: Path, status: str = "Running", kill_after: float | None = None
+def run_task(
+    run: Run,
+    task: dict[str, Any],
+    templates: dict[str, Any],
+    workdir: Path,
+    status: str = "Running",
+    kill_after: float | None = None,
 ) -> int:
-    """Run one container template; its result (if any) goes to run.results[name].
+    """Run one DAG task: its arguments resolved in the DAG, then the template it calls with them as inputs."""
+    arguments = {p["name"]: run.substitute(p["value"], status) for p in task.get("arguments", {}).get("parameters", [])}
+    return run_template(run, templates[task["template"]], workdir, status, kill_after, task["name"], arguments)
 
-    kill_after: kill the process after that many seconds, as when a pod is evicted or its node lost (-9).
+
+def run_template(
+    run: Run,
+    template: dict[str, Any],
+    workdir: Path,
+    status: str = "Running",
+    kill_after: float | None = None,
+    name: str | None = None,
+    arguments: dict[str, str] | None = None,
+) -> int:
+    """Run one container template as task `name` (default: the template's); its result goes to run.results[name].
+
+    arguments: the task's resolved arguments, the template's inputs. kill_after: kill the process after that
+    many seconds, as when a pod is evicted or its node lost (-9).
     """
+    name = name or template["name"]
+    declared = [p["name"] for p in template.get("inputs", {}).get("parameters", [])]
+    assert sorted(declared) == sorted(arguments or {}), (declared, arguments)
+    # Argo's first pass reads the input values too (SubstituteParams marshals the template with them).
+    inputs = {k: run.substitute(v, status, in_dag=False) for k, v in (arguments or {}).items()}
     container = template["container"]
     env: dict[str, str] = {}
     for entry in container.get("env", []):
         if "value" in entry:
-            env[entry["name"]] = kubelet(run.substitute(entry["value"], status), env)
+            env[entry["name"]] = kubelet(run.template_text(entry["value"], inputs, status), env)
         else:
             source = entry["valueFrom"]
             if "secretKeyRef" in source:
@@ -100,10 +165,11 @@ def run_template(
             else:
                 ref = source["configMapKeyRef"]
                 env[entry["name"]] = run.config_maps[ref["name"]][ref["key"]]
-    out = workdir / template["name"] / "result.json"
-    argv = [kubelet(run.substitute(a, status), env) for a in [*container["command"], *container.get("args", [])]]
+    out = workdir / name / "result.json"
+    texts = [*container["command"], *container.get("args", [])]
+    argv = [kubelet(run.template_text(a, inputs, status), env) for a in texts]
     argv = [str(out) if a == RESULT_PATH else a for a in argv]
-    run.argv[template["name"]] = argv
+    run.argv[name] = argv
     # `python` in the runtime image is this environment's interpreter.
     path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
     full_env = {"PATH": path, "HOME": str(workdir), **env}
@@ -115,9 +181,9 @@ def run_template(
         if kill_after is None:
             raise
         return -9
-    run.logs[template["name"]] = done.stdout + done.stderr
+    run.logs[name] = done.stdout + done.stderr
     if done.returncode == 0 and template.get("outputs"):
-        run.results[template["name"]] = out.read_text()
+        run.results[name] = out.read_text()
     if done.returncode != 0:
         sys.stderr.write(done.stdout + done.stderr)
     return done.returncode
@@ -143,7 +209,7 @@ def _dag(run: Run, dag: dict[str, Any], templates: dict[str, Any], workdir: Path
         if "when" in task and _when(run.substitute(task["when"], status)) is False:
             run.phases[task["name"]] = "Skipped"
             continue
-        code = run_template(run, templates[task["template"]], workdir, status)
+        code = run_task(run, task, templates, workdir, status)
         run.phases[task["name"]] = "Succeeded" if code == 0 else "Failed"
         failed = failed or code != 0
     return "Failed" if failed else "Succeeded"

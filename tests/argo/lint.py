@@ -118,34 +118,76 @@ def _acyclic(template: str, tasks: list[dict[str, Any]]) -> Iterator[str]:
         done.add(start)
 
 
-def _allowed_tags(doc: dict[str, Any]) -> list[re.Pattern[str]]:
+def _allowed_tags(doc: dict[str, Any], template: dict[str, Any] | None) -> list[re.Pattern[str]]:
+    """The references Argo resolves in a DAG task's fields (template None) or inside one template.
+
+    validate.go resolves a leaf template's `{{...}}` against its inputs and the workflow's globals only: a
+    `tasks.*` reference there fails validation (an expression's is left unresolved at run time). A DAG task's
+    arguments and `when` also see the outputs of the DAG's tasks.
+    """
     params = [re.escape(p["name"]) for p in doc["spec"].get("arguments", {}).get("parameters", [])]
+    param = "(?:" + "|".join(params) + ")" if params else "(?!)"
+    allowed = [
+        re.compile(r"workflow\.(?:name|status|scheduledTime)"),
+        re.compile(rf"workflow\.parameters\.{param}"),
+        re.compile(rf"=toJson\((?:asInt\(|asFloat\()?workflow\.parameters\.{param}(?: == 'true'|\))?\)?"),
+        # runtime.param_json for a string: its JSON with the three characters as \u escapes.
+        re.compile(
+            rf"=replace\(replace\(replace\(toJson\(workflow\.parameters\.{param}\), '\\u0024', '\\\\u0024'\), "
+            r"'\\u007b', '\\\\u007b'\), '\\u007d', '\\\\u007d'\)"
+        ),
+    ]
+    if template is not None:
+        inputs = [re.escape(p["name"]) for p in template.get("inputs", {}).get("parameters", [])]
+        if inputs:
+            allowed.append(re.compile(r"inputs\.parameters\.(?:" + "|".join(inputs) + ")"))
+        return allowed
     outputs = {t["name"] for t in doc["spec"]["templates"] if t.get("outputs")}
     tasks = [t for tm in doc["spec"]["templates"] for t in tm.get("dag", {}).get("tasks", [])]
     with_result = [re.escape(t["name"]) for t in tasks if t["template"] in outputs]
-    param = "(?:" + "|".join(params) + ")" if params else "(?!)"
     task = "(?:" + "|".join(with_result) + ")" if with_result else "(?!)"
     return [
-        re.compile(r"workflow\.(?:name|status|scheduledTime)"),
-        re.compile(rf"workflow\.parameters\.{param}"),
+        *allowed,
         re.compile(rf"tasks\.{task}\.outputs\.parameters\.result"),
-        re.compile(rf"=toJson\((?:asInt\(|asFloat\()?workflow\.parameters\.{param}(?: == 'true'|\))?\)?"),
         re.compile(rf"=jsonpath\(tasks\['{task}'\]\.outputs\.parameters\.result, '\$\.[a-z_]+'\)"),
     ]
 
 
 def _references(doc: dict[str, Any]) -> Iterator[str]:
-    """Every `{{...}}` is one of the references Argo resolves here: a parameter, a task output that exists, ..."""
-    allowed = _allowed_tags(doc)
-    for path, text in strings(doc["spec"]):
+    """Every `{{...}}` is one of the references Argo resolves where it stands; every input is passed."""
+    spec = doc["spec"]
+    templates = {t["name"]: t for t in spec["templates"]}
+    in_dag = _allowed_tags(doc, None)
+    checked: list[tuple[str, str, list[re.Pattern[str]]]] = []
+    for path, text in strings(spec.get("arguments", {}), ".arguments"):
+        checked.append((path, text, in_dag))
+    for i, template in enumerate(spec["templates"]):
+        if "dag" in template:
+            for j, task in enumerate(template["dag"]["tasks"]):
+                checked += [(p, t, in_dag) for p, t in strings(task, f".templates[{i}].dag.tasks[{j}]")]
+                called = templates.get(task["template"], {})
+                declared = sorted(p["name"] for p in called.get("inputs", {}).get("parameters", []))
+                given = sorted(p["name"] for p in task.get("arguments", {}).get("parameters", []))
+                if declared != given:
+                    yield f"task '{task['name']}' passes {given} to template '{task['template']}', which takes {declared}"
+        else:
+            allowed = _allowed_tags(doc, template)
+            checked += [(p, t, allowed) for p, t in strings(template, f".templates[{i}]")]
+    for path, text, allowed in checked:
         for tag in tags(text):
             if not any(p.fullmatch(tag) for p in allowed):
-                yield f"{path}: '{{{{{tag}}}}}' is not a reference Argo resolves in this workflow"
+                yield f"{path}: '{{{{{tag}}}}}' is not a reference Argo resolves here"
 
 
 def _kubelet(doc: dict[str, Any]) -> Iterator[str]:
-    """No `$(VAR)` the kubelet would expand in a container's command, args or env values."""
+    """No `$(VAR)` the kubelet would expand in a container's command, args or env values, or in a task's arguments
+    (a template's inputs, which land in them)."""
     for template in doc["spec"]["templates"]:
+        for task in template.get("dag", {}).get("tasks", []):
+            for p in task.get("arguments", {}).get("parameters", []):
+                for m in KUBELET.finditer(p["value"]):
+                    if m.group(1) != "$":
+                        yield f"task '{task['name']}': argument '{p['name']}' holds '{m.group(0)}' for the kubelet"
         container = template.get("container")
         if container is None:
             continue

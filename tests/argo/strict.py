@@ -20,10 +20,11 @@ _pydantic.APIBaseModel.model_config.update(
 
 from hera.workflows.models.io.argoproj.workflow.v1alpha1 import (  # noqa: E402 - after the config above
     CronWorkflow,
+    Workflow,
     WorkflowTemplate,
 )
 
-MODELS = {"WorkflowTemplate": WorkflowTemplate, "CronWorkflow": CronWorkflow}
+MODELS = {"WorkflowTemplate": WorkflowTemplate, "CronWorkflow": CronWorkflow, "Workflow": Workflow}
 
 
 def validate_document(document: dict[str, Any]) -> Any:

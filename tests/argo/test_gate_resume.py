@@ -10,7 +10,7 @@ from typing import Any
 from pipegen.compiler import compile_checked
 from pipegen.frontend import check_source
 from pipegen.loader import Source
-from tests.argo.executor import Run, run_template
+from tests.argo.executor import Run, run_task
 from tests.argo.lint import lint_manifest
 from tests.argo.strict import documents, validate_document
 from tests.hostile import dump
@@ -53,21 +53,22 @@ def _manifest(tmp_path: Path) -> dict[str, Any]:
 def test_a_retried_gate_resumes_its_wait_and_fails_at_the_original_deadline(tmp_path: Path) -> None:
     doc = _manifest(tmp_path)
     templates = {t["name"]: t for t in doc["spec"]["templates"]}
-    tasks = doc["spec"]["templates"][0]["dag"]["tasks"]
-    assert [t["name"] for t in tasks] == ["pipegen-clock-ready-data", "ready-data"]
-    assert tasks[1]["depends"] == "pipegen-clock-ready-data.Succeeded"
-    gate = templates["ready-data"]
-    assert gate["retryStrategy"]["limit"] == 1
-    assert "{{tasks.pipegen-clock-ready-data.outputs.parameters.result}}" in gate["container"]["args"][1]
+    [clock, gate] = doc["spec"]["templates"][0]["dag"]["tasks"]
+    assert [clock["name"], gate["name"]] == ["pipegen-clock-ready-data", "ready-data"]
+    assert gate["depends"] == "pipegen-clock-ready-data.Succeeded"
+    assert templates[gate["template"]]["retryStrategy"]["limit"] == 1
+    # The clock's result is a task output: the gate's task passes it to the template it calls.
+    [started_arg] = [p for p in gate["arguments"]["parameters"] if p["name"] == "wait-started"]
+    assert started_arg["value"] == "{{tasks.pipegen-clock-ready-data.outputs.parameters.result}}"
 
     run = Run(parameters={})
-    assert run_template(run, templates["pipegen-clock-ready-data"], tmp_path) == 0
+    assert run_task(run, clock, templates, tmp_path) == 0
     started = float(run.results["pipegen-clock-ready-data"])
     assert abs(time.time() - started) < SLACK
     # The first attempt's pod dies part-way through the wait; Argo retries the task with the same arguments.
-    assert run_template(run, gate, tmp_path, kill_after=KILL) == -9
+    assert run_task(run, gate, templates, tmp_path, kill_after=KILL) == -9
     retried = time.time()
-    assert run_template(run, gate, tmp_path) == 1
+    assert run_task(run, gate, templates, tmp_path) == 1
     ended = time.time()
     # The retry waits only what is left: the gate fails at the original deadline, not KILL seconds after it.
     assert ended - started < WAIT + SLACK, run.logs["ready-data"]
@@ -78,8 +79,9 @@ def test_a_retried_gate_resumes_its_wait_and_fails_at_the_original_deadline(tmp_
 def test_a_retry_past_the_deadline_fails_at_once(tmp_path: Path) -> None:
     doc = _manifest(tmp_path)
     templates = {t["name"]: t for t in doc["spec"]["templates"]}
+    gate = doc["spec"]["templates"][0]["dag"]["tasks"][1]
     # The wait began longer ago than its timeout (e.g. the retry was scheduled late): no fresh wait starts.
     run = Run(parameters={}, results={"pipegen-clock-ready-data": repr(time.time() - WAIT - 1)})
     began = time.time()
-    assert run_template(run, templates["ready-data"], tmp_path) == 1
+    assert run_task(run, gate, templates, tmp_path) == 1
     assert time.time() - began < SLACK, run.logs["ready-data"]

@@ -57,6 +57,26 @@ BROKEN: dict[str, tuple[Breaker, str]] = {
         lambda d: _template(d, "train")["container"]["command"].append("{{tasks.train.outputs.parameters.result}}"),
         "is not a reference Argo resolves",
     ),
+    "task output read inside a template": (
+        lambda d: _template(d, "train")["container"]["command"].append(
+            "{{tasks.pipegen-run-train.outputs.parameters.result}}"
+        ),
+        "is not a reference Argo resolves",
+    ),
+    "task output expression inside a template": (
+        lambda d: _template(d, "pipegen-promote")["container"]["args"].append(
+            "{{=jsonpath(tasks['pipegen-context'].outputs.parameters.result, '$.run_date')}}"
+        ),
+        "is not a reference Argo resolves",
+    ),
+    "input not passed": (
+        lambda d: _task(d, "promote")["arguments"]["parameters"].pop(),
+        "passes ['mlflow-run', 'run-date'] to template 'pipegen-promote'",
+    ),
+    "kubelet reference in an argument": (
+        lambda d: _task(d, "promote")["arguments"]["parameters"][-1].update(value="$(HOME)"),
+        "holds '$(HOME)' for the kubelet",
+    ),
     "spec text as an expression": (
         lambda d: _template(d, "train")["container"]["command"].append("{{ 7*7 }}"),
         "is not a reference Argo resolves",

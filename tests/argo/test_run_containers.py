@@ -18,7 +18,8 @@ from tests.support_mlflow import MlflowServer
 Cli = Callable[..., CliResult]
 
 # Every character a runtime argument must keep, without '{{' only where Argo has no escape (a parameter default).
-NOTE = "q\"'\\ $${HOME} ünï ✓ States.Format('{}') Ref::x"
+# $(MLFLOW_TRACKING_URI) is a variable of the runtime containers' env, which the kubelet would expand (issue 19).
+NOTE = "q\"'\\ $${HOME} $(MLFLOW_TRACKING_URI) $(HOME) $$x ünï ✓ States.Format('{}') Ref::x"
 
 TRAIN = """\
 import json, os, pathlib, sys, tempfile
@@ -105,8 +106,9 @@ def test_containers_run_the_pipeline_against_mlflow(cli: Cli, tmp_path: Path, ml
         "judge": "Succeeded",
         "ship": "Succeeded",
     }
-    # The training command got every spec string verbatim (the spec's '$${' is a literal '${').
-    assert json.loads(argv_file.read_text()) == [literal_value(HOSTILE_LINE), literal_value(NOTE), "3", "2026-03-08"]
+    # The training command got every spec string verbatim (the spec's '$${' is a literal '${'), and the parameter's
+    # value as it was given: a parameter is data, not a template, and neither Argo nor the kubelet rewrote it.
+    assert json.loads(argv_file.read_text()) == [literal_value(HOSTILE_LINE), NOTE, "3", "2026-03-08"]
 
     client = mlflow.MlflowClient(tracking_uri=mlflow_server.uri, registry_uri=mlflow_server.uri)
     version = client.get_model_version_by_alias(model, "champion")

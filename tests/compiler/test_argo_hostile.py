@@ -21,7 +21,7 @@ RUNS = {"kubernetes", "aws_batch", "sagemaker", "local"}
 LOCATED = re.compile(r"^\S+:\d+:\d+: (error|warning)\[PG\d{3}\]: .+$")
 # What pipegen's own references stand for when a runtime argument is read back (any JSON-safe values).
 _DUMMY = {
-    re.compile(r"\{\{=toJson\([^}]*\)\}\}"): '"P"',
+    re.compile(r"\{\{=(?:toJson|replace)\([^}]*\)\}\}"): '"P"',
     re.compile(r"\{\{tasks\.pipegen-clock-[-a-z0-9]+\.outputs\.parameters\.result\}\}"): "1764547200.0",
     re.compile(r"\{\{tasks\.[-a-z0-9]+\.outputs\.parameters\.result\}\}"): '{"experiment_id": "1", "run_id": "r"}',
     re.compile(r"\{\{[^}]*\}\}"): "X",
@@ -29,14 +29,18 @@ _DUMMY = {
 
 
 def _decoded_args(doc: dict[str, Any]) -> list[dict[str, Any]]:
-    """The JSON argument of every runtime container, pipegen's own references replaced by values."""
+    """The JSON argument of every runtime task (its template's, with the task's arguments as the inputs), pipegen's
+    own references replaced by values."""
+    templates = {t["name"]: t for t in doc["spec"]["templates"]}
     out = []
-    for template in doc["spec"]["templates"]:
-        container = template.get("container", {})
+    for task in (task for t in doc["spec"]["templates"] for task in t.get("dag", {}).get("tasks", [])):
+        container = templates[task["template"]].get("container", {})
         args = container.get("args")
         if not args or container["command"] != ["python", "-m", "pipegen.runtime"]:
             continue
         text = args[1]
+        for p in task.get("arguments", {}).get("parameters", []):
+            text = text.replace("{{inputs.parameters." + p["name"] + "}}", p["value"])
         for pattern, value in _DUMMY.items():
             text = pattern.sub(value, text)
         out.append(json.loads(text))

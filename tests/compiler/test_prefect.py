@@ -92,6 +92,21 @@ def decorator(fn: ast.FunctionDef, name: str) -> dict[str, Any]:
     raise AssertionError(f"{fn.name} has no @{name}(...)")
 
 
+def step_tasks(tree: ast.Module) -> dict[str, ast.FunctionDef]:
+    """The task function each step (and start_run) submits, by step: `steps['<step>'] = <task>.submit('<step>', ...)`."""
+    fns = functions(tree)
+    out = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
+            call = node.value
+            if isinstance(call.func, ast.Attribute) and call.func.attr == "submit":
+                step = ast.literal_eval(call.args[0])
+                assert ast.unparse(node.targets[0]) == f"steps[{step!r}]"
+                assert ast.unparse(call.args[1]) == f"REQUESTS[{step!r}]"
+                out[step] = fns[ast.unparse(call.func.value)]
+    return out
+
+
 def run_step_calls(fn: ast.FunctionDef) -> list[ast.Call]:
     return [
         n for n in ast.walk(fn) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "run_step"
@@ -109,11 +124,15 @@ def test_flow_signature_tasks_and_deployment(cli: Cli, tmp_path: Path) -> None:
     args = [(a.arg, ast.unparse(a.annotation) if a.annotation else None) for a in flow.args.args]
     assert args == [("epochs", "int"), ("full", "bool"), ("label", "str"), ("lr", "float")]
     assert [ast.literal_eval(d) for d in flow.args.defaults] == [3, True, "x", 0.1]
-    # One task per step (and a start_run task for the training step), each calling run_step for Prefect.
-    tasks = {name: fn for name, fn in fns.items() if any("task" in ast.unparse(d) for d in fn.decorator_list)}
+    # Steps share tasks, one per runtime action and settings, each calling run_step for Prefect; every step (and
+    # the training step's start_run) submits one with its name (its task run's) and its request, data in REQUESTS.
+    tasks = step_tasks(tree)
     assert set(tasks) == {"ready", "once", "features", "fit", "judge", "ship", "report", "pipegen_start_run_fit"}
+    defined = {name: fn for name, fn in fns.items() if any("task" in ast.unparse(d) for d in fn.decorator_list)}
+    assert {fn.name for fn in tasks.values()} == set(defined) and len(defined) < len(tasks)
     kinds = {}
     for name, fn in tasks.items():
+        assert decorator(fn, "task")["task_run_name"] == "'{step}'"
         [call] = run_step_calls(fn)
         assert {k.arg: ast.unparse(k.value) for k in call.keywords}["target"] == "'prefect'"
         kinds[name] = ast.literal_eval(call.args[0])
@@ -135,7 +154,7 @@ def test_flow_signature_tasks_and_deployment(cli: Cli, tmp_path: Path) -> None:
 def test_retries_delays_timeouts_and_retry_conditions(cli: Cli, tmp_path: Path) -> None:
     result, out = compile_spec(cli, tmp_path, spec_text())
     assert result.code == 0, result.err
-    fns = functions(module(out))
+    fns = step_tasks(module(out)) | functions(module(out))
     fit = decorator(fns["fit"], "task")
     # Exponential from 10 s, capped at max_retry_delay (Prefect has no cap of its own).
     assert (fit["retries"], fit["retry_delay_seconds"], fit["timeout_seconds"]) == ("3", "[10, 20, 40]", "3600")
@@ -157,7 +176,7 @@ def test_retries_delays_timeouts_and_retry_conditions(cli: Cli, tmp_path: Path) 
 def test_capped_delays_beyond_fifty_retries_are_exact(cli: Cli, tmp_path: Path) -> None:
     result, out = compile_spec(cli, tmp_path, spec_text(retries=80))
     assert result.code == 0, result.err
-    delays = ast.literal_eval(decorator(functions(module(out))["fit"], "task")["retry_delay_seconds"])
+    delays = ast.literal_eval(decorator(step_tasks(module(out))["fit"], "task")["retry_delay_seconds"])
     # Prefect takes at most 50 and repeats the last: the cap, reached long before.
     assert len(delays) == 50 and delays[:4] == [10, 20, 40, 60] and set(delays[3:]) == {60}
 
@@ -175,7 +194,7 @@ def test_fixed_backoff_is_one_delay(cli: Cli, tmp_path: Path) -> None:
     text = spec_text(retries=70).replace("backoff: exponential", "backoff: fixed")
     result, out = compile_spec(cli, tmp_path, text)
     assert result.code == 0, result.err
-    fit = decorator(functions(module(out))["fit"], "task")
+    fit = decorator(step_tasks(module(out))["fit"], "task")
     assert (fit["retries"], fit["retry_delay_seconds"]) == ("70", "10")
 
 
@@ -184,8 +203,8 @@ def test_flow_submits_with_wait_for_and_branches_in_python(cli: Cli, tmp_path: P
     assert result.code == 0, result.err
     body = ast.unparse(functions(module(out))["churn"])
     # Roots are submitted without waiting; fit waits for both its upstream steps.
-    assert "steps['ready'] = ready.submit(params, run_key, run_date)" in body
-    assert "steps['features'] = features.submit(params, run_key, run_date)" in body
+    assert "steps['ready'] = _gate_2.submit('ready', REQUESTS['ready'], params, run_key, run_date)" in body
+    assert "steps['features'] = _local.submit('features', REQUESTS['features'], params, run_key, run_date)" in body
     assert "wait_for=[steps['features'], steps['ready']]" in body
     # Only what the evaluation may skip waits for its verdict, after everything else was submitted.
     branch = body.index("if _passed(steps, 'judge'):")
@@ -289,23 +308,24 @@ def test_keyword_parameter_is_a_located_error(cli: Cli, tmp_path: Path) -> None:
 
 
 def test_parameters_never_hide_what_the_flow_calls(cli: Cli, tmp_path: Path) -> None:
-    # Parameters named like a step's task, a helper and a flow variable: the module's names step aside.
+    # Parameters named like a step, a shared task, a helper and a flow variable: the module's names step aside.
     text = spec_text(name="ship").replace(
-        "  label: x\n", "  label: x\n  fit: 1\n  _passed: 2\n  steps: 3\n  float: 4\n"
+        "  label: x\n", "  label: x\n  fit: 1\n  _passed: 2\n  steps: 3\n  float: 4\n  _aws_batch: 5\n"
     )
     result, out = compile_spec(cli, tmp_path, text, name="ship")
     assert result.code == 0, result.err
     tree = module(out, "ship")
     fns = functions(tree)
     flow = fns["ship"]
-    assert [a.arg for a in flow.args.args] == ["_passed", "epochs", "fit", "float", "full", "label", "lr", "steps"]
-    assert {"fit_", "ship_", "_passed_"} <= set(fns) and "fit" not in fns
+    params = ["_aws_batch", "_passed", "epochs", "fit", "float", "full", "label", "lr", "steps"]
+    assert [a.arg for a in flow.args.args] == params
+    assert {"_passed_", "_aws_batch_"} <= set(fns) and not set(params) & set(fns)
     body = ast.unparse(flow)
-    assert "steps['fit'] = fit_.submit(" in body and "_passed_(steps, 'judge')" in body
+    assert "steps['fit'] = _aws_batch_.submit('fit'," in body and "_passed_(steps, 'judge')" in body
     # The flow reads every parameter into `params` before it assigns any name of its own.
     first = flow.body[1]
     assert isinstance(first, ast.Assign) and ast.unparse(first.targets[0]) == "params"
-    assert ast.unparse(first.value).startswith("{'_passed': _passed, 'epochs': epochs, 'fit': fit,")
+    assert ast.unparse(first.value).startswith("{'_aws_batch': _aws_batch, '_passed': _passed, 'epochs': epochs,")
 
 
 def test_specs_compiled_together_share_one_prefect_yaml(cli: Cli, tmp_path: Path) -> None:

@@ -8,15 +8,18 @@ dicts written with yaml.safe_dump-style sorted keys (`layout`), never text templ
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel
 
-from pipegen.diagnostics import Diagnostic
+from pipegen.diagnostics import Diagnostic, has_errors
 from pipegen.emit import Output
 from pipegen.resolve import Pipeline
 from pipegen.targets.argo.checks import containers, params, runtime_image, step_names
 from pipegen.targets.argo.layout import manifest_text
 from pipegen.targets.argo.lowering import Lowering
 from pipegen.targets.argo.options import ArgoOptions
+from pipegen.targets.argo.size import size_problems
 from pipegen.targets.base import Support, Target
 
 __all__ = ["TARGET", "ArgoOptions", "ArgoTarget"]
@@ -55,22 +58,33 @@ class ArgoTarget(Target):
         },
     )
     options_model = ArgoOptions
+    # The documents check() lowered to measure them, for render() to write (the compiler renders what it checked).
+    _lowered: tuple[Pipeline, BaseModel, list[dict[str, Any]]] | None = None
 
     def check(self, pipeline: Pipeline, options: BaseModel) -> list[Diagnostic]:
-        """Shared checks plus what Argo cannot express."""
+        """Shared checks plus what Argo cannot express, then the size of what it would store."""
         assert isinstance(options, ArgoOptions)
-        return [
+        problems = [
             *super().check(pipeline, options),
             *step_names(pipeline),
             *params(pipeline),
             *runtime_image(pipeline, options),
             *containers(pipeline, options),
         ]
+        if not has_errors(problems):
+            documents = Lowering(pipeline, options).documents()
+            self._lowered = (pipeline, options, documents)
+            problems += size_problems(pipeline, documents[0])
+        return problems
 
     def render(self, pipeline: Pipeline, options: BaseModel) -> list[Output]:
         """DIR/argo/<name>.yaml: the WorkflowTemplate (+ CronWorkflow)."""
         assert isinstance(options, ArgoOptions)
-        documents = Lowering(pipeline, options).documents()
+        lowered, self._lowered = self._lowered, None
+        if lowered is not None and lowered[0] is pipeline and lowered[1] is options:
+            documents = lowered[2]
+        else:
+            documents = Lowering(pipeline, options).documents()
         return [Output(f"argo/{pipeline.name}.yaml", manifest_text(pipeline, documents))]
 
 

@@ -7,11 +7,14 @@ from typing import Any
 from pipegen.expr import parse_template
 from pipegen.resolve import Pipeline, ResolvedStep
 from pipegen.spec import KubernetesBackend
-from pipegen.targets.argo.names import start_run_name
 from pipegen.targets.argo.options import ArgoOptions
-from pipegen.targets.argo.refs import container_text, result_field
+from pipegen.targets.argo.refs import container_text, input_param
 from pipegen.targets.argo.runtime import secret_env
 from pipegen.targets.kfp.containers import kfp_cpu
+
+# The inputs of a kubernetes step's template that carry start_run's result fields.
+EXPERIMENT_INPUT = "mlflow-experiment-id"
+RUN_INPUT = "mlflow-run-id"
 
 
 def kubernetes_backends(pipeline: Pipeline) -> dict[str, KubernetesBackend]:
@@ -35,10 +38,10 @@ def kubernetes_template(
     env: list[dict[str, Any]] = []
     values = {**backend.env, **body.env}
     if run_of is not None:
-        start = start_run_name(run_of)
+        # start_run's result is a task output: the template reads its fields as inputs (lowering passes them).
         env += [
-            {"name": "MLFLOW_EXPERIMENT_ID", "value": result_field(start, "experiment_id")},
-            {"name": "MLFLOW_RUN_ID", "value": result_field(start, "run_id")},
+            {"name": "MLFLOW_EXPERIMENT_ID", "value": input_param(EXPERIMENT_INPUT)},
+            {"name": "MLFLOW_RUN_ID", "value": input_param(RUN_INPUT)},
         ]
         uri = pipeline.tracking_uri
         # Exactly ${env.MLFLOW_TRACKING_URI}: the image's own variable, left as it is (checks.containers refuses

@@ -9,12 +9,30 @@ import yaml
 from pipegen.resolve import Pipeline
 from pipegen.targets.base import header_lines
 
+# libyaml's emitter (when PyYAML has it) writes a 1,000-step manifest several times faster than the pure-Python
+# one. The two fold long double-quoted strings differently, and fold nothing else differently: lines are never
+# folded (WIDTH), so both write the same bytes (tests/argo/test_layout.py holds them to it).
+_BASE: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+WIDTH = 2**31 - 1
 
-class _Dumper(yaml.SafeDumper):
-    """SafeDumper without anchors/aliases (a shared dict is written in full each time, as a reader expects)."""
+
+class _Dumper(_BASE):  # type: ignore[valid-type,misc]
+    """A safe dumper without anchors/aliases (a shared dict is written in full each time, as a reader expects)."""
 
     def ignore_aliases(self, data: Any) -> bool:
         return True
+
+
+class PureDumper(yaml.SafeDumper):
+    """The pure-Python dumper with the same settings: what an install without libyaml writes."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def dump(doc: dict[str, Any], dumper: type[yaml.SafeDumper] = _Dumper) -> str:
+    """One document as YAML: sorted keys, block style, unicode as is, no line folded."""
+    return yaml.dump(doc, Dumper=dumper, sort_keys=True, allow_unicode=True, width=WIDTH, default_flow_style=False)
 
 
 HEADER_NOTE = [
@@ -27,8 +45,5 @@ HEADER_NOTE = [
 
 def manifest_text(pipeline: Pipeline, documents: list[dict[str, Any]]) -> str:
     """The multi-document YAML: deterministic bytes for the same documents."""
-    body = "---\n".join(
-        yaml.dump(doc, Dumper=_Dumper, sort_keys=True, allow_unicode=True, width=120, default_flow_style=False)
-        for doc in documents
-    )
+    body = "---\n".join(dump(doc) for doc in documents)
     return "\n".join([*header_lines(pipeline), *HEADER_NOTE]) + "\n---\n" + body

@@ -1,16 +1,25 @@
-"""Lowering a resolved pipeline to a WorkflowTemplate (and a CronWorkflow) as plain dicts."""
+"""Lowering a resolved pipeline to a WorkflowTemplate (and a CronWorkflow) as plain dicts.
+
+Runtime steps share templates: one per runtime action and settings (retryStrategy, deadline, env), each task
+passing its step's request as the input `spec`, as an Argo user writes a reusable template. A task output
+(start_run's result, the run's date, a clock) reaches a template only as an input the task passes: Argo
+resolves `tasks.*` in a DAG task's arguments and `when`, never inside the template it calls.
+"""
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 from pipegen.expr import parse_template
 from pipegen.resolve import Pipeline, ResolvedStep
 from pipegen.spec import KubernetesBackend
 from pipegen.targets.argo import names
-from pipegen.targets.argo.containers import kubernetes_template, workflow_namespace
+from pipegen.targets.argo.containers import EXPERIMENT_INPUT, RUN_INPUT, kubernetes_template, workflow_namespace
+from pipegen.targets.argo.names import runtime_json
 from pipegen.targets.argo.options import ArgoOptions
-from pipegen.targets.argo.refs import SCHEDULED, mlflow_run, result_field
+from pipegen.targets.argo.refs import RUN_DATE, RUN_DATE_INPUT, SCHEDULED, input_param, mlflow_run, result_field
 from pipegen.targets.argo.runtime import (
     RESULT_OUTPUT,
     clock_container,
@@ -29,6 +38,10 @@ from pipegen.targets.kfp.checks import skip_conditions, uses_run_context
 from pipegen.targets.kfp.names import step_refs
 
 API_VERSION = "argoproj.io/v1alpha1"
+SPEC_INPUT = "spec"
+MLFLOW_RUN_INPUT = "mlflow-run"
+WAIT_STARTED_INPUT = "wait-started"
+_INPUT_REF = re.compile(r"\{\{inputs\.parameters\.([-a-z0-9]+)\}\}")
 
 
 class Lowering:
@@ -41,6 +54,9 @@ class Lowering:
         self.with_date = uses_run_context(pipeline)
         self.context = context_json(pipeline, self.with_date)
         self.templates: dict[str, dict[str, Any]] = {}
+        # Shared templates by their body (canonical JSON): (runtime kind, body); named once all are known.
+        self.shared: dict[str, tuple[str, dict[str, Any]]] = {}
+        self.tasks_using: list[tuple[dict[str, Any], str]] = []
 
     def documents(self) -> list[dict[str, Any]]:
         """The WorkflowTemplate, then the CronWorkflow when the spec has a schedule."""
@@ -72,6 +88,7 @@ class Lowering:
         if exit_tasks:
             spec["onExit"] = names.EXIT
             spec["templates"].append({"name": names.EXIT, "dag": {"tasks": exit_tasks}})
+        self._name_shared()
         spec["templates"] += [self.templates[k] for k in sorted(self.templates)]
         return {
             "apiVersion": API_VERSION,
@@ -140,7 +157,10 @@ class Lowering:
     def _template(
         self, name: str, container: dict[str, Any], *, step: ResolvedStep | None = None, outputs: bool = False
     ) -> None:
-        template: dict[str, Any] = {"name": name, "container": container}
+        self.templates[name] = {"name": name, **self._body(container, step, outputs)}
+
+    def _body(self, container: dict[str, Any], step: ResolvedStep | None, outputs: bool) -> dict[str, Any]:
+        template: dict[str, Any] = {"container": container}
         if outputs:
             template["outputs"] = RESULT_OUTPUT
         if step is not None:
@@ -160,7 +180,37 @@ class Lowering:
                     # Argo 4: `cap` limits each delay (the spec's max_retry_delay); `maxDuration` would bound all retries.
                     backoff["cap"] = f"{policy.max_retry_delay}s"
                 template["retryStrategy"] = {"limit": policy.retries, "retryPolicy": "Always", "backoff": backoff}
-        self.templates[name] = template
+        return template
+
+    def _shared_task(
+        self, name: str, kind: str, body: dict[str, Any], depends: list[str], arguments: dict[str, str]
+    ) -> dict[str, Any]:
+        """A task calling the shared template with this body (made once), its inputs given as arguments."""
+        inputs = sorted(set(_INPUT_REF.findall(json.dumps(body))))
+        assert inputs == sorted(arguments), (inputs, arguments)
+        if inputs:
+            body = {**body, "inputs": {"parameters": [{"name": n} for n in inputs]}}
+        key = json.dumps(body, sort_keys=True)
+        self.shared.setdefault(key, (kind, body))
+        task = self._task(name, depends)
+        if arguments:
+            task["arguments"] = {"parameters": [{"name": n, "value": arguments[n]} for n in inputs]}
+        self.tasks_using.append((task, key))
+        return task
+
+    def _name_shared(self) -> None:
+        """pipegen-<kind> for a kind with one shared template, else pipegen-<kind>-<n> in order of first use."""
+        by_kind: dict[str, list[str]] = {}
+        for key, (kind, _) in self.shared.items():
+            by_kind.setdefault(kind, []).append(key)
+        names_of: dict[str, str] = {}
+        for kind, keys in by_kind.items():
+            base = names.RESERVED + names.task_name(kind)
+            for i, key in enumerate(keys, 1):
+                names_of[key] = base if len(keys) == 1 else f"{base}-{i}"
+                self.templates[names_of[key]] = {"name": names_of[key], **self.shared[key][1]}
+        for task, key in self.tasks_using:
+            task["template"] = names_of[key]
 
     def _secrets(self, step: ResolvedStep, mlflow: bool) -> set[str]:
         found = {r.name for r in step_refs(step) if r.namespace == "secret"}
@@ -177,15 +227,27 @@ class Lowering:
         *,
         run_of: str | None = None,
         wait_started: str | None = None,
+        name: str | None = None,
+        secrets: set[str] | None = None,
+        outputs: bool | None = None,
     ) -> dict[str, Any]:
-        name = names.task_name(step.name)
+        """A task running one runtime action in the shared template for its settings; its request as input."""
         extra = {"retry": step.policy.runtime_retry()} if kind == "evaluate" and step.policy.retries else {}
-        run = mlflow_run(run_of) if run_of else None
-        args = step_args(kind, spec, self.context, run, wait_started=wait_started, **extra)
-        mlflow = mlflow_env(self.options) if run_of is not None else None
-        container = runtime_container(self.image, "step", args, self._secrets(step, run_of is not None), mlflow)
-        self._template(name, container, step=step, outputs=kind == "evaluate")
-        return self._task(name, depends)
+        arguments = {SPEC_INPUT: runtime_json(spec)}
+        if self.with_date:
+            arguments[RUN_DATE_INPUT] = RUN_DATE
+        run = None
+        if run_of:
+            arguments[MLFLOW_RUN_INPUT], run = mlflow_run(run_of), input_param(MLFLOW_RUN_INPUT)
+        started = None
+        if wait_started is not None:
+            arguments[WAIT_STARTED_INPUT], started = wait_started, input_param(WAIT_STARTED_INPUT)
+        args = step_args(kind, input_param(SPEC_INPUT), self.context, run, wait_started=started, **extra)
+        mlflow = mlflow_env(self.options) if run_of is not None or kind == "start_run" else None
+        found = self._secrets(step, run_of is not None) if secrets is None else secrets
+        container = runtime_container(self.image, "step", args, found, mlflow)
+        body = self._body(container, step, kind in ("evaluate", "start_run") if outputs is None else outputs)
+        return self._shared_task(name or names.task_name(step.name), kind, body, depends, arguments)
 
     def _step(self, step: ResolvedStep, depends: list[str]) -> list[dict[str, Any]]:
         body = step.body
@@ -214,16 +276,9 @@ class Lowering:
                 "experiment": self.p.experiment,
                 "tracking_uri": tracking,
             }
-            args = step_args("start_run", request, self.context)
             uri = self.p.tracking_uri
             secrets = {r.name for r in uri.refs if r.namespace == "secret"} if uri is not None else set()
-            self._template(
-                start,
-                runtime_container(self.image, "step", args, secrets, mlflow_env(self.options)),
-                step=step,
-                outputs=True,
-            )
-            out.append(self._task(start, depends))
+            out.append(self._runtime(step, "start_run", request, depends, name=start, secrets=secrets))
             depends, run_of = [start], step.name
         backend = step.backend
         if isinstance(backend, KubernetesBackend):
@@ -237,11 +292,25 @@ class Lowering:
                     container["env"] = sorted(container.get("env", []) + added, key=lambda e: str(e["name"]))
             self._template(name, container, step=step)
             self.templates[name] |= extra
-            return [*out, self._task(name, depends)]
+            return [*out, self._container_task(name, depends, step.name if run_of is not None else None)]
         kind, job = command_request(self.p, step)
         if run_of is not None:
             job["tracking_uri"] = tracking
         return [*out, self._runtime(step, kind, job, depends, run_of=run_of)]
+
+    def _container_task(self, name: str, depends: list[str], run_of: str | None) -> dict[str, Any]:
+        """A kubernetes step's task, passing the task outputs its container reads as the template's inputs."""
+        template = self.templates[name]
+        values = {RUN_DATE_INPUT: RUN_DATE}
+        if run_of is not None:
+            start = names.start_run_name(run_of)
+            values |= {EXPERIMENT_INPUT: result_field(start, "experiment_id"), RUN_INPUT: result_field(start, "run_id")}
+        inputs = sorted(set(_INPUT_REF.findall(json.dumps(template))))
+        task = self._task(name, depends)
+        if inputs:
+            template["inputs"] = {"parameters": [{"name": n} for n in inputs]}
+            task["arguments"] = {"parameters": [{"name": n, "value": values[n]} for n in inputs]}
+        return task
 
     def _gate(self, step: ResolvedStep, depends: list[str]) -> list[dict[str, Any]]:
         assert step.gate is not None
@@ -250,10 +319,10 @@ class Lowering:
         # The wait's anchor: a time taken by a task of its own before the gate's first attempt. Argo gives every
         # retry of a task the same arguments, so a retried gate resumes its wait (or fails at once past it).
         clock = names.clock_name(step.name)
-        self._template(clock, clock_container(self.image), outputs=True)
+        clock_task = self._shared_task(clock, "clock", self._body(clock_container(self.image), None, True), depends, {})
         started = f"{{{{tasks.{clock}.outputs.parameters.result}}}}"
         gate = self._runtime(step, "gate", {"gate": step.gate}, [clock], wait_started=started)
-        return [self._task(clock, depends), gate]
+        return [clock_task, gate]
 
     # ---- the exit handler ------------------------------------------------------------------------
     def _exit_tasks(self) -> list[dict[str, Any]]:
@@ -268,9 +337,11 @@ class Lowering:
             spec = {"webhooks": [n.webhook for n in hooks], "message": {"pipeline": self.p.name, "event": event}}
             # The exit handler runs after the DAG: no task output is read, so the date is not computed again.
             context = context_json(self.p, with_date=False)
-            args = step_args("notify", spec, context)
+            args = step_args("notify", input_param(SPEC_INPUT), context)
             secrets = {r.name for n in hooks for r in parse_template(n.webhook).refs if r.namespace == "secret"}
-            self._template(name, runtime_container(self.image, "step", args, secrets))
+            body = self._body(runtime_container(self.image, "step", args, secrets), None, False)
+            task = self._shared_task(name, "notify", body, [], {SPEC_INPUT: runtime_json(spec)})
             # workflow.status is set by Argo itself (Succeeded, Failed or Error): no spec text reaches this `when`.
-            out.append({"name": name, "template": name, "when": "{{workflow.status}} " + test + " Succeeded"})
+            task["when"] = "{{workflow.status}} " + test + " Succeeded"
+            out.append(task)
         return out

@@ -11,13 +11,21 @@ def param(name: str) -> str:
     return "{{workflow.parameters." + name + "}}"
 
 
+def input_param(name: str) -> str:
+    """A template's input parameter: what a shared template reads of the task's arguments."""
+    return "{{inputs.parameters." + name + "}}"
+
+
 def result_field(task: str, field: str) -> str:
     """One field of a runtime task's JSON result (its output parameter `result`), as an Argo expression."""
     return "{{=jsonpath(tasks['" + task + "'].outputs.parameters.result, '$." + field + "')}}"
 
 
 RUN_ID = "{{workflow.name}}"
+# The run's date as the DAG computes it (a task output: only a DAG task's arguments or `when` may read one, so a
+# template reads it as its input RUN_DATE_INPUT).
 RUN_DATE = result_field(CONTEXT, "run_date")
+RUN_DATE_INPUT = "run-date"
 SCHEDULED = "{{workflow.scheduledTime}}"
 
 
@@ -26,7 +34,7 @@ def run_value(ref: Ref) -> str:
     if ref.namespace == "params":
         return param(ref.name)
     assert ref.namespace == "run", ref  # checks.containers refuses env and secret references here
-    return RUN_ID if ref.name == "id" else RUN_DATE
+    return RUN_ID if ref.name == "id" else input_param(RUN_DATE_INPUT)
 
 
 def container_text(text: str) -> str:

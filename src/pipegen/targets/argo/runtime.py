@@ -8,7 +8,7 @@ from pipegen.resolve import Pipeline
 from pipegen.runtime.templating import secret_env_name
 from pipegen.targets.argo.names import RESULT_PATH, quoted, runtime_json
 from pipegen.targets.argo.options import ArgoOptions
-from pipegen.targets.argo.refs import RUN_DATE, RUN_ID
+from pipegen.targets.argo.refs import RUN_DATE_INPUT, RUN_ID, input_param
 from pipegen.targets.base import kubernetes_name
 
 _EXPRESSION = {
@@ -17,25 +17,37 @@ _EXPRESSION = {
     float: "asFloat(workflow.parameters.{})",
     str: "workflow.parameters.{}",
 }
+# A submitted string's JSON with '$', '{' and '}' as \u escapes (expr's replace(); in its string literals '\u0024'
+# is '$' and '\\u0024' the six characters of the escape): the kubelet expands no `$(VAR)` and Argo reads no `{{` of
+# the value when it lands in a container's args. A number or a boolean holds none of them.
+_ESCAPED = (
+    "replace(replace(replace(toJson({}), '\\u0024', '\\\\u0024'), '\\u007b', '\\\\u007b'), '\\u007d', '\\\\u007d')"
+)
+
+
+def param_json(name: str, value: object) -> str:
+    """Argo's expression for a workflow parameter as one JSON value, typed like the spec's default."""
+    inner = _EXPRESSION[type(value)].format(name)
+    return "{{=" + (_ESCAPED.format(inner) if isinstance(value, str) else f"toJson({inner})") + "}}"
 
 
 def context_json(pipeline: Pipeline, with_date: bool) -> str:
     """The runtime's `context` ({params, run_id, run_date}) as JSON text with Argo's references in it.
 
-    Each parameter is an expression whose value Argo writes as JSON (toJson), typed like the spec's default, so
-    a value holding quotes or braces stays one JSON value.
+    Each parameter is an expression whose value Argo writes as JSON (param_json), so a value holding quotes,
+    braces or '$(' stays one JSON value that neither Argo nor the kubelet rewrites. The run's date is the
+    template's input RUN_DATE_INPUT (a task output, which only the DAG reads).
     """
     params = ", ".join(
-        f"{quoted(name)}: {{{{=toJson({_EXPRESSION[type(value)].format(name)})}}}}"
-        for name, value in sorted(pipeline.spec.params.items())
+        f"{quoted(name)}: {param_json(name, value)}" for name, value in sorted(pipeline.spec.params.items())
     )
-    run_date = quoted(RUN_DATE) if with_date else '""'
+    run_date = quoted(input_param(RUN_DATE_INPUT)) if with_date else '""'
     return f'{{"params": {{{params}}}, "run_date": {run_date}, "run_id": {quoted(RUN_ID)}}}'
 
 
 def step_args(
     kind: str,
-    spec: dict[str, Any],
+    spec: dict[str, Any] | str,
     context: str,
     mlflow_run: str | None = None,
     *,
@@ -44,6 +56,7 @@ def step_args(
 ) -> str:
     """The `step` action's ARGS_JSON: keys in order, spec text escaped, Argo's references spliced in as they are.
 
+    spec: the step's request, or the text standing for it (a shared template's input).
     wait_started: an Argo reference to when a waiting gate's wait began (its clock task's result).
     """
     parts = [f'"context": {context}']
@@ -52,7 +65,7 @@ def step_args(
     if mlflow_run is not None:
         parts.append(f'"mlflow_run": {mlflow_run}')
     # The run's pipegen.target tag.
-    parts += [f'"spec": {runtime_json(spec)}', '"target": "argo"']
+    parts += [f'"spec": {spec if isinstance(spec, str) else runtime_json(spec)}', '"target": "argo"']
     if wait_started is not None:
         parts.append(f'"wait_started": {quoted(wait_started)}')
     return "{" + ", ".join(parts) + "}"

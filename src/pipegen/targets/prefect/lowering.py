@@ -2,6 +2,10 @@
 
 User strings reach the module only through py() (Python literals) and escaped_json() (a step's spec as JSON
 text, braces escaped as on KFP); names reach it only through Names (checked identifiers).
+
+Steps share tasks: one @task per runtime action and settings (retries, delays, timeout), each task run named
+after its step (task_run_name) and given the step's request as an argument, so that a 1,000-step module builds
+a handful of Task objects at import, not a thousand (its import time stays near a hand-written flow's).
 """
 
 from __future__ import annotations
@@ -42,21 +46,25 @@ class Lowering:
         self.flow = flow_function(pipeline.name)
         names = Names(self.params, self.flow)
         self.names = {role: names.claim(f"_{role}") for role in _HELPERS}
-        self.task_names = {s.name: names.claim(s.name) for s in pipeline.steps}
-        self.run_names = {
-            s.name: names.claim(f"pipegen_start_run_{s.name}") for s in pipeline.steps if s.kind == "train"
-        }
+        self.module_names = names
+        # Shared tasks by their definition: the TaskDef, and the function name each step's submit calls.
+        self.shared: dict[str, TaskDef] = {}
+        self.task_of: dict[str, str] = {}
         self.helpers: set[str] = set()
+        # Each step's request (its spec as escaped JSON), by step (and pipegen_start_run_<step>): data, not code.
+        self.requests: dict[str, str] = {}
 
     def view(self) -> View:
         """The module's View."""
         spec = self.p.spec
-        tasks: list[TaskDef] = []
         for step in self.p.steps:
             if step.kind == "train":
-                tasks.append(self._start_run_task(step))
-            tasks.append(self._step_task(step))
+                self._start_run_task(step)
+            self._step_task(step)
+        tasks = list(self.shared.values())
         constants = [("PIPELINE", py(self.p.name)), ("TIMEZONE", py(self._timezone()))]
+        requests = "".join(f"\n    {py(k)}: {py(v)}," for k, v in self.requests.items())
+        constants.append(("REQUESTS", "{" + requests + "\n}"))
         decorator = [("name", py(self.p.name))]
         if spec.description:
             decorator.append(("description", py(spec.description)))
@@ -97,10 +105,9 @@ class Lowering:
         return self.p.schedule.timezone if self.p.schedule is not None else "UTC"
 
     # ---- tasks -----------------------------------------------------------------------------------
-    def _decorator(
-        self, step: ResolvedStep, name: str, final_verdicts: bool, timeout: int | None
-    ) -> list[tuple[str, str]]:
-        out = [("name", py(name))]
+    def _decorator(self, step: ResolvedStep, final_verdicts: bool, timeout: int | None) -> list[tuple[str, str]]:
+        # The task run is named after the step ("{step}": the task's `step` argument).
+        out = [("task_run_name", py("{step}"))]
         delays = prefect_delays(step)
         if delays is not None:
             out += [("retries", str(step.policy.retries)), ("retry_delay_seconds", py(delays))]
@@ -114,10 +121,21 @@ class Lowering:
         return out
 
     def _inputs(self, mlflow: bool) -> list[tuple[str, str]]:
-        inputs = [("params", "dict"), ("run_key", "str"), ("run_date", "str")]
+        inputs = [("step", "str"), ("request", "str"), ("params", "dict"), ("run_key", "str"), ("run_date", "str")]
         return inputs + ([("mlflow_run", "dict")] if mlflow else [])
 
-    def _step_task(self, step: ResolvedStep) -> TaskDef:
+    def _share(self, key: str, kind: str, task: TaskDef) -> None:
+        """Define the task once per distinct definition; `key` (a step's, or its start_run's) calls it."""
+        identity = repr((task.decorator, task.inputs, task.body))
+        if identity not in self.shared:
+            same_kind = sum(1 for t in self.shared.values() if t.decorator[0] == ("name", py(kind)))
+            name = kind if same_kind == 0 else f"{kind}_{same_kind + 1}"
+            task.name = self.module_names.claim(f"_{name}")
+            task.decorator = [("name", py(name)), *task.decorator]
+            self.shared[identity] = task
+        self.task_of[key] = self.shared[identity].name
+
+    def _step_task(self, step: ResolvedStep) -> None:
         kind, spec = step_request(self.p, step)
         waits = step.kind == "gate" and "wait" in (step.gate or {})
         # A failed judgement and a gate whose wait ran out are final; a gate checked once is retried like any step
@@ -131,12 +149,13 @@ class Lowering:
         if waits:
             self.helpers.add("wait_started")
             extra.append(f"wait_started={self.names['wait_started']}(),")
+        self.requests[step.name] = escaped_json(spec)
         body = [
             "from pipegen.runtime.step import run_step",
             "",
             "return run_step(",
             f"    {py(kind)},",
-            f"    {py(escaped_json(spec))},",
+            "    request,",
             "    params=params,",
             "    run_id=run_key,",
             "    run_date=run_date,",
@@ -144,50 +163,50 @@ class Lowering:
             "    target='prefect',",
             ")",
         ]
-        doc = f"{step.kind} step '{step.name}' of pipeline '{self.p.name}', run by pipegen.runtime."
-        return TaskDef(
-            self.task_names[step.name],
-            self._decorator(step, step.name, final_verdicts, timeout),
-            self._inputs(mlflow),
-            py(doc),
-            body,
+        doc = (
+            f"Run a step of pipeline '{self.p.name}' through pipegen.runtime's {kind!r} action: `request` is its spec."
         )
+        task = TaskDef("", self._decorator(step, final_verdicts, timeout), self._inputs(mlflow), py(doc), body)
+        self._share(step.name, kind, task)
 
-    def _start_run_task(self, step: ResolvedStep) -> TaskDef:
-        name = self.run_names[step.name]
+    def _start_run_task(self, step: ResolvedStep) -> None:
+        key = f"pipegen_start_run_{step.name}"
+        self.requests[key] = escaped_json(start_run_request(self.p, step))
         body = [
             "from pipegen.runtime.step import run_step",
             "",
-            f"run = run_step('start_run', {py(escaped_json(start_run_request(self.p, step)))}, params=params, "
-            "run_id=run_key, run_date=run_date, target='prefect')",
+            "run = run_step('start_run', request, params=params, run_id=run_key, run_date=run_date, target='prefect')",
             "# Not the tracking URI: it may hold credentials, and a task's result may be stored.",
             "return {'run_id': run['run_id'], 'experiment_id': run['experiment_id']}",
         ]
-        doc = f"Create (or, on a retry, find) the MLflow run step '{step.name}' logs into."
+        doc = "Create (or, on a retry, find) the MLflow run a training step logs into."
         # Retried with the training step's policy: start_run finds the run it made before.
-        return TaskDef(
-            name,
-            self._decorator(step, f"pipegen_start_run_{step.name}", False, None),
-            self._inputs(False),
-            py(doc),
-            body,
+        self._share(
+            key,
+            "pipegen_start_run",
+            TaskDef("", self._decorator(step, False, None), self._inputs(False), py(doc), body),
         )
 
     # ---- the flow ----------------------------------------------------------------------------------
     def _submit(self, step: ResolvedStep) -> list[str]:
         args = ["params", "run_key", "run_date"]
         lines = []
+
+        def call(key: str, extra: list[str]) -> str:
+            head = [py(key), f"REQUESTS[{py(key)}]"]
+            return (
+                f"steps[{py(key)}] = {self.task_of[key]}.submit({', '.join([*head, *args, *extra])}{self._wait(step)})"
+            )
+
         if step.kind == "train":
             run_key = f"pipegen_start_run_{step.name}"
-            lines.append(
-                f"steps[{py(run_key)}] = {self.run_names[step.name]}.submit({', '.join(args)}{self._wait(step)})"
-            )
-            args.append(f"steps[{py(run_key)}]")
-        elif step.kind in ("evaluate", "promote"):
-            args.append(f"steps[{py('pipegen_start_run_' + step.body.run_of)}]")
-        lines.append(
-            f"steps[{py(step.name)}] = {self.task_names[step.name]}.submit({', '.join(args)}{self._wait(step)})"
+            lines.append(call(run_key, []))
+            lines.append(call(step.name, [f"steps[{py(run_key)}]"]))
+            return lines
+        extra = (
+            [f"steps[{py('pipegen_start_run_' + step.body.run_of)}]"] if step.kind in ("evaluate", "promote") else []
         )
+        lines.append(call(step.name, extra))
         return lines
 
     def _wait(self, step: ResolvedStep) -> str:
