@@ -14,7 +14,9 @@ from pipegen.runtime.url_credentials import SECRET_PATH, is_credential_name
 
 # Every URL in a string (a command argument may hold one after `--url=`), and the parts that carry
 # credentials; the runtime masks the same parts in its messages (pipegen.runtime.redact).
-_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
+# A scheme starts only where no scheme character precedes it: without the look-behind, every position of a long
+# word would start a scan to its end (quadratic: a 40 KB word took seconds).
+_URL = re.compile(r"(?<![A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
 _URL_PASSWORD = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*:(?P<password>[^/\s@]+)@")
 _SECRET_KEY = re.compile(r"pass(word|wd)?|pwd|token|secret|api[_-]?key|access[_-]?key|private[_-]?key|credential", re.I)
 # Keys that name where a secret lives rather than holding it.
