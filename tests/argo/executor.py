@@ -33,6 +33,8 @@ _ESCAPED_JSON = re.compile(
     rf"=replace\(replace\(replace\(toJson\({_PARAM}\), '\\u0024', '\\\\u0024'\), "
     r"'\\u007b', '\\\\u007b'\), '\\u007d', '\\\\u007d'\)"
 )
+# refs.kubelet_param: a parameter in a user container's args or env, every '$' doubled for the kubelet.
+_KUBELET_PARAM = re.compile(rf"=replace\({_PARAM}, '\$', '\$\$'\)")
 _INPUT = re.compile(r"inputs\.parameters\.([-\w]+)")
 
 
@@ -72,6 +74,8 @@ class Run:
             raw = self.parameters[name]
             value: Any = raw == "true" if is_true else int(raw) if cast == "asInt(" else float(raw) if cast else raw
             return json.dumps(value)
+        if m := _KUBELET_PARAM.fullmatch(tag):
+            return self.parameters[m.group(1)].replace("$", "$$")
         if m := _ESCAPED_JSON.fullmatch(tag):
             escaped = json.dumps(self.parameters[m.group(1)])
             return escaped.replace("$", "\\u0024").replace("{", "\\u007b").replace("}", "\\u007d")

@@ -131,6 +131,8 @@ def _allowed_tags(doc: dict[str, Any], template: dict[str, Any] | None) -> list[
         re.compile(r"workflow\.(?:name|status|scheduledTime)"),
         re.compile(rf"workflow\.parameters\.{param}"),
         re.compile(rf"=toJson\((?:asInt\(|asFloat\()?workflow\.parameters\.{param}(?: == 'true'|\))?\)?"),
+        # refs.kubelet_param: a parameter in a user container's args or env, '$' doubled for the kubelet.
+        re.compile(rf"=replace\(workflow\.parameters\.{param}, '\$', '\$\$'\)"),
         # runtime.param_json for a string: its JSON with the three characters as \u escapes.
         re.compile(
             rf"=replace\(replace\(replace\(toJson\(workflow\.parameters\.{param}\), '\\u0024', '\\\\u0024'\), "

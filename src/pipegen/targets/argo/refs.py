@@ -29,10 +29,19 @@ RUN_DATE_INPUT = "run-date"
 SCHEDULED = "{{workflow.scheduledTime}}"
 
 
+def kubelet_param(name: str) -> str:
+    """A workflow parameter in a container's args or env: its submitted value with every '$' doubled (expr's replace).
+
+    The kubelet reads '$$' as '$', so a value holding `$(VAR)` reaches the container as written instead of as VAR's
+    value; a number or a boolean holds no '$' and is unchanged.
+    """
+    return "{{=replace(workflow.parameters." + name + ", '$', '$$')}}"
+
+
 def run_value(ref: Ref) -> str:
     """Argo's text for ${params.X}, ${run.id} or ${run.date} in a container's args or env."""
     if ref.namespace == "params":
-        return param(ref.name)
+        return kubelet_param(ref.name)
     assert ref.namespace == "run", ref  # checks.containers refuses env and secret references here
     return RUN_ID if ref.name == "id" else input_param(RUN_DATE_INPUT)
 
