@@ -100,9 +100,11 @@ CANDIDATES = (
     "0 2 * * *",
     "UTC",
     "1Gi",
+    "1g",
     "1",
     "30m",
     "r",
+    "r:r:1",  # a Maven coordinate (spark packages)
 )
 
 _GET_FIELDS = "model_fields"
@@ -307,6 +309,13 @@ def _discriminated(model: Any, data: dict[str, Any]) -> bool:
 BACKEND_TYPES = ("kubernetes", "aws_batch", "sagemaker", "spark", "ray", "local")
 
 
+def _backend_skeleton(backend_type: str) -> dict[str, Any]:
+    """A backend with its optional sections opened (Spark's driver and executors sizes)."""
+    if backend_type == "spark":
+        return {"type": "spark", "driver": {}, "executors": {}}
+    return {"type": backend_type}
+
+
 def skeleton(backend_type: str) -> dict[str, Any]:
     """The structure of a generated spec: every optional section opened, names and references fixed."""
     gate_wait = {"timeout": "1h", "interval": "5m"}
@@ -317,7 +326,7 @@ def skeleton(backend_type: str) -> dict[str, Any]:
         "params": {"p": None},
         "defaults": {},
         "mlflow": {"tracking_uri": None, "experiment": None},
-        "backends": {"b": {"type": backend_type}},
+        "backends": {"b": _backend_skeleton(backend_type)},
         "steps": [
             {"name": "g_path", "gate": {"check": "partition_exists", "path": "/${run.date}", "wait": gate_wait}},
             {"name": "g_fresh", "gate": {"check": "freshness", "path": "/${params.p}", "max_age": "1h"}},
