@@ -113,7 +113,7 @@ class WorkerTracker:
             if conn is None:  # the worker ended (idle, killed): start another and ask it
                 self._ensure()
                 continue
-            with conn, conn.makefile("rwb") as stream:
+            with conn, contextlib.suppress(ConnectionResetError, BrokenPipeError), conn.makefile("rwb") as stream:
                 stream.write(request)
                 stream.flush()
                 for line in stream:
@@ -199,9 +199,17 @@ def tracker_for(cwd: Path, uri: str) -> Tracker:
     return WorkerTracker(cwd, uri, idle)
 
 
+def worker_pid(cwd: Path, uri: str) -> int | None:
+    """The process id of the persistent worker of a directory and store, if one runs (it answers once warm)."""
+    return _ask(_socket_path(cwd, uri, []), worker.PID)
+
+
 def stop_worker(cwd: Path, uri: str) -> int | None:
     """Stop the persistent worker of a directory and store, if one runs; its process id."""
-    path = _socket_path(cwd, uri, [])
+    return _ask(_socket_path(cwd, uri, []), worker.STOP)
+
+
+def _ask(path: Path, action: str) -> int | None:
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         conn.connect(str(path))
@@ -209,7 +217,7 @@ def stop_worker(cwd: Path, uri: str) -> int | None:
         conn.close()
         return None
     with conn, conn.makefile("rwb") as stream:
-        stream.write(json.dumps({"action": worker.STOP}).encode() + b"\n")
+        stream.write(json.dumps({"action": action}).encode() + b"\n")
         stream.flush()
         line = stream.readline()
     return int(json.loads(line)["result"]["pid"]) if line else None

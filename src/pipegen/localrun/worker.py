@@ -19,6 +19,7 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import socket
 import sys
 import threading
@@ -28,6 +29,7 @@ from typing import Any
 
 LEASE = "lease"
 STOP = "stop"
+PID = "pid"  # which process answers; unlike a run's requests, it does not restart the idle clock
 RUNTIME_LOGGER = "pipegen.runtime"
 
 
@@ -83,25 +85,30 @@ class Worker:
         logger.addHandler(self.forward)
         logger.setLevel(logging.INFO)
         self.listener.settimeout(0.5)
+        with self._lock:
+            self._last = time.monotonic()  # idle from now: warming up may take longer than the idle time
         while not self._stopping.is_set():
+            with self._lock:
+                # Checked on every turn: probes arriving more often than the accept timeout must not keep it alive.
+                if self._busy == 0 and time.monotonic() - self._last > self.idle:
+                    return
             try:
                 conn, _ = self.listener.accept()
             except TimeoutError:
-                with self._lock:
-                    if self._busy == 0 and time.monotonic() - self._last > self.idle:
-                        return
                 continue
             with self._lock:
                 self._busy += 1
             threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
 
     def _handle(self, conn: socket.socket) -> None:
+        used = False  # whether a run used the worker: probes and PID leave the idle clock alone
         try:
             with conn, conn.makefile("rwb") as stream:
                 line = stream.readline()
                 if not line:  # a liveness probe
                     return
                 request = json.loads(line)
+                used = request["action"] != PID
 
                 def send(message: dict[str, Any]) -> None:
                     stream.write(json.dumps(message, default=str).encode() + b"\n")
@@ -111,8 +118,9 @@ class Worker:
                     send({"result": {"pid": os.getpid()}})
                     stream.read()  # held until the run ends (or dies: its end of the socket closes)
                     return
-                if request["action"] == STOP:
-                    self._stopping.set()
+                if request["action"] in (STOP, PID):
+                    if request["action"] == STOP:
+                        self._stopping.set()
                     send({"result": {"pid": os.getpid()}})
                     return
                 send(self._run(request["action"], request.get("kwargs", {}), send))
@@ -121,7 +129,8 @@ class Worker:
         finally:
             with self._lock:
                 self._busy -= 1
-                self._last = time.monotonic()
+                if used:
+                    self._last = time.monotonic()
 
     def _run(self, name: str, kwargs: dict[str, Any], send: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
         from pipegen.runtime.errors import RuntimeFailure
@@ -144,6 +153,8 @@ def main(argv: list[str]) -> int:
     if os.fork():  # the launching run waits for this parent only: the worker lives on in the child
         return 0
     os.setsid()
+    # `kill PID` ends it as an idle timeout does: the socket is removed on the way out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)  # a worker that died without cleaning up (the launcher holds the lock)
@@ -163,6 +174,10 @@ def main(argv: list[str]) -> int:
         with contextlib.suppress(OSError):
             if os.stat(path).st_ino == bound:  # not a successor's socket
                 os.unlink(path)
+        log = os.path.splitext(path)[0] + ".log"  # the launcher's (see tracker.py): kept only if it says something
+        with contextlib.suppress(OSError):
+            if os.stat(log).st_size == 0:
+                os.unlink(log)
     return 0
 
 
