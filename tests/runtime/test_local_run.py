@@ -97,8 +97,11 @@ print(json.dumps({"exit": code, "mlflow_imported": sorted(m for m in sys.modules
 """
 
 
-def test_the_orchestrator_never_imports_mlflow_and_the_next_run_finds_the_worker_warm(workdir: Path) -> None:
+def test_the_orchestrator_never_imports_mlflow_and_the_next_run_finds_the_worker_warm(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """MLflow's import and the store's opening (seconds) happen once, in the worker, not in every run."""
+    monkeypatch.setenv("PIPEGEN_RUN_WORKER_IDLE", "120")  # outlives this test's own look at the store
     uri = default_tracking_uri(workdir)
     try:
         first = subprocess.run(
