@@ -90,12 +90,17 @@ class Worker:
         while not self._stopping.is_set():
             with self._lock:
                 # Checked on every turn: probes arriving more often than the accept timeout must not keep it alive.
-                if self._busy == 0 and time.monotonic() - self._last > self.idle:
-                    return
+                idle = self._busy == 0 and time.monotonic() - self._last > self.idle
             try:
+                if idle:  # only what already waits in the backlog (a run that just asked), then the end
+                    self.listener.settimeout(0.0)
                 conn, _ = self.listener.accept()
-            except TimeoutError:
+            except (TimeoutError, BlockingIOError):
+                if idle:
+                    return
                 continue
+            finally:
+                self.listener.settimeout(0.5)
             with self._lock:
                 self._busy += 1
             threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
