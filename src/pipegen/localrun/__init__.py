@@ -4,8 +4,10 @@
 for, as the KFP components do; independent steps run side by side (`--parallelism`).
 
 Modules: `setup` (what is settled before the first step), `scheduler` (`LocalRun`: order, concurrency,
-interrupts), `steps` (one step with its retries), `jobs` (a step's command, here or on AWS), `outcome`,
-`progress` (terminal lines and the summary), `steplogs` (the runtime's log records, per step).
+interrupts), `steps` (one step with its retries), `jobs` (a step's command, here or on AWS: the one place
+that dispatches on the backend type), `outcome`, `progress` (terminal lines and the summary), `steplogs`
+(the runtime's log records, per step), `tracker` (how a run reaches MLflow without importing it) and
+`worker` (the process that holds MLflow and the store open, across runs for a local sqlite store).
 """
 
 from __future__ import annotations
