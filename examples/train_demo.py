@@ -6,19 +6,15 @@ MLFLOW_TRACKING_URI, so the plain `mlflow.start_run()` below logs into the pipel
 
 from __future__ import annotations
 
-import time
+import argparse
+import csv
+from pathlib import Path
 
-STARTED = time.perf_counter()  # before the imports below: the script's own time includes loading them
-
-import argparse  # noqa: E402
-import csv  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import mlflow  # noqa: E402
-import numpy as np  # noqa: E402
-from sklearn.linear_model import Ridge  # noqa: E402
-from sklearn.metrics import mean_squared_error, r2_score  # noqa: E402
-from sklearn.model_selection import train_test_split  # noqa: E402
+import mlflow
+import numpy as np
+from sklearn.linear_model import Ridge
+from sklearn.metrics import mean_squared_error, r2_score
+from sklearn.model_selection import train_test_split
 
 DATA = Path(__file__).parent / "data" / "houses.csv"
 
@@ -47,8 +43,6 @@ def main() -> None:
         mlflow.log_metric("rmse", float(np.sqrt(mean_squared_error(y_test, predicted))))
         mlflow.log_metric("r2", float(r2_score(y_test, predicted)))
         mlflow.sklearn.log_model(model, name="model")
-    # What benchmarks/loop.py subtracts from a run's total to get pipegen's own overhead.
-    print(f"train_demo.py took {time.perf_counter() - STARTED:.3f} s")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -170,6 +171,50 @@ def test_the_worker_ends_once_idle_and_a_later_run_starts_another(tmp_path: Path
     )
     # The job never ended its run: pipegen closed both, through the worker, as FINISHED.
     assert sorted(r.info.status for r in runs) == ["FINISHED", "FINISHED"]
+
+
+def test_a_store_deleted_between_runs_is_created_afresh_not_written_through_the_old_worker(tmp_path: Path) -> None:
+    """`rm mlflow.db` to start afresh: the warm worker's connections reach the deleted file; it must not be used."""
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(
+        textwrap.dedent(
+            """\
+            pipegen: 1
+            name: tiny
+            mlflow: {experiment: tiny}
+            backends: {here: {type: local}}
+            steps:
+              - name: fit
+                train: {backend: here, command: [python, -c, "print('fitted')"]}
+            """
+        )
+    )
+    env = {**os.environ, "PIPEGEN_RUN_WORKER_IDLE": "120"}
+    uri = default_tracking_uri(tmp_path)
+    try:
+        run_ids = []
+        for _ in range(2):
+            proc = subprocess.run(
+                [sys.executable, "-m", "pipegen", "run", str(spec)],
+                cwd=tmp_path,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=300,
+            )
+            assert proc.returncode == 0, proc.stderr
+            run_ids += re.findall(r"MLflow run ([0-9a-f]{32})", proc.stdout)
+            if len(run_ids) == 1:
+                assert worker_pid(tmp_path, uri) is not None
+                (tmp_path / "mlflow.db").unlink()  # the worker of the first run still warm, its file gone
+        # The second run created the store afresh and its run is there, closed (not in the deleted file).
+        assert (tmp_path / "mlflow.db").exists()
+        client = mlflow.MlflowClient(tracking_uri=uri)
+        [run] = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
+        assert run.info.run_id == run_ids[1] and run.info.status == "FINISHED"
+    finally:
+        stop_worker(tmp_path, uri)
 
 
 def test_failing_command_is_retried_then_fails(workdir: Path, tmp_path: Path) -> None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import hashlib
 import importlib.util
 import json
@@ -29,6 +28,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any, Protocol
@@ -94,6 +94,7 @@ class WorkerTracker:
         self.lock_path = self.socket_path.with_suffix(".lock")
         self.log_path = self.socket_path.with_suffix(".log")
         self._lease: socket.socket | None = None
+        self._leasing = threading.Lock()
         with contextlib.suppress(RuntimeFailure, OSError):
             self.lease()  # a worker that cannot start fails the first step that calls it, saying why
 
@@ -108,7 +109,8 @@ class WorkerTracker:
     def call(self, action: str, **kwargs: Any) -> dict[str, Any]:
         """Run the action in the worker; its log records are logged here, in the calling thread."""
         request = json.dumps({"action": action, "kwargs": kwargs}).encode() + b"\n"
-        for attempt in range(2):
+        for attempt in range(3):
+            lease_seen = self._lease
             conn = self._connect()
             if conn is None:  # the worker ended (idle, killed): start another and ask it
                 self._ensure()
@@ -118,6 +120,8 @@ class WorkerTracker:
                 stream.flush()
                 for line in stream:
                     message = json.loads(line)
+                    if message.get("stale"):  # its store was deleted: a new worker, leased, for the new one
+                        break
                     if "log" in message:
                         record = message["log"]
                         logging.getLogger(record["name"]).log(record["level"], "%s", record["message"])
@@ -126,8 +130,12 @@ class WorkerTracker:
                     else:
                         result: dict[str, Any] = message["result"]
                         return result
-            if attempt == 0:  # closed before it answered: it was ending as this run asked; once more
-                self._ensure()
+            # Closed before it answered (it was ending as this run asked), or its store is gone: once more.
+            if attempt < 2:
+                with self._leasing:  # steps side by side may all find it gone: one new lease is enough
+                    if self._lease is lease_seen:
+                        self.close()
+                        self.lease()
         raise RuntimeFailure(f"the MLflow worker of this run ended without an answer to {action}; {self._log_tail()}")
 
     def close(self) -> None:
@@ -153,6 +161,8 @@ class WorkerTracker:
         if probe is not None:
             probe.close()
             return
+        import fcntl  # POSIX only, like fork: tracker_for uses no worker where there is none
+
         with self.lock_path.open("w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             probe = self._connect()

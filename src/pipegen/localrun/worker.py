@@ -7,7 +7,8 @@ opening a sqlite store take seconds; a run that finds the worker of an earlier r
 
 Protocol, one request per connection: the client sends one JSON line {"action": NAME, "kwargs": {...}} and
 reads JSON lines back: {"log": {...}} for each record the runtime logged meanwhile, then {"result": ...} or
-{"error": {"type": ..., "message": ...}}. A "lease" request is held open by a run for its whole length: the
+{"error": {"type": ..., "message": ...}}, or {"stale": true} when the sqlite file it opened is gone (the
+run then starts a new worker). A "lease" request is held open by a run for its whole length: the
 worker counts idle time (IDLE seconds, then it exits) only while no run holds a lease.
 
 Only the standard library is imported before the fork, so the launching run waits milliseconds for it.
@@ -60,10 +61,13 @@ class _Forward(logging.Handler):
 class Worker:
     """The accept loop: a thread per connection, a lease count, and the idle clock."""
 
-    def __init__(self, listener: socket.socket, uri: str, idle: float) -> None:
+    def __init__(self, listener: socket.socket, path: str, uri: str, idle: float) -> None:
         self.listener = listener
+        self.path = path
         self.uri = uri
         self.idle = idle
+        self.db: str | None = None  # the sqlite file, once open: a run must not write into a deleted one
+        self.db_id: tuple[int, int] | None = None
         self.actions = _actions()
         self.forward = _Forward()
         self._lock = threading.Lock()
@@ -78,6 +82,8 @@ class Worker:
         c = client(self.uri)
         c.search_experiments(max_results=1)
         c.search_registered_models(max_results=1)
+        self.db = _sqlite_file(self.uri)
+        self.db_id = _file_id(self.db)
 
     def serve(self) -> None:
         """Answer requests until idle for self.idle seconds with no lease held, or told to stop."""
@@ -128,6 +134,14 @@ class Worker:
                         self._stopping.set()
                     send({"result": {"pid": os.getpid()}})
                     return
+                if self.db_id is not None and _file_id(self.db) != self.db_id:
+                    # The store was deleted or replaced (`rm mlflow.db` to start afresh): this worker's open
+                    # connections reach the old file. It leaves; the run starts a worker for the new one.
+                    with contextlib.suppress(OSError):
+                        os.unlink(self.path)
+                    self._stopping.set()
+                    send({"stale": True})
+                    return
                 send(self._run(request["action"], request.get("kwargs", {}), send))
         except (OSError, ValueError):
             pass  # the client went away mid-request: nothing to answer
@@ -152,6 +166,27 @@ class Worker:
             self.forward.sinks.pop(ident, None)
 
 
+def _sqlite_file(uri: str) -> str | None:
+    """The file of a sqlite store URI (relative to this directory, as SQLAlchemy opens it), else None."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(uri)
+    database = url.database or ""
+    if url.get_backend_name() != "sqlite" or database in ("", ":memory:") or database.startswith("file:"):
+        return None
+    return os.path.abspath(database)
+
+
+def _file_id(path: str | None) -> tuple[int, int] | None:
+    if path is None:
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
 def main(argv: list[str]) -> int:
     """Detach, listen on the socket, warm up, serve; remove the socket on the way out."""
     path, uri, idle = argv[0], argv[1], float(argv[2])
@@ -168,7 +203,7 @@ def main(argv: list[str]) -> int:
     # Connections made while the store warms up wait in the backlog: a run may lease the worker at once.
     bound = os.stat(path).st_ino
     try:
-        worker = Worker(listener, uri, idle)
+        worker = Worker(listener, path, uri, idle)
         try:
             worker.warm()
         except Exception as exc:  # noqa: BLE001 - each request then fails as it would have in-process, and says why
