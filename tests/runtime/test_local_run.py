@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import os
+import re
 import shutil
 import subprocess
 import sys
+import textwrap
+import time
 from pathlib import Path
 
 import mlflow
 import pytest
 
 from pipegen.expr import parse_template
-from pipegen.localrun import coerce_param, retry_delays
+from pipegen.localrun import coerce_param, default_tracking_uri, retry_delays
+from pipegen.localrun.tracker import stop_worker, worker_pid
 from pipegen.resolve import RetryPolicy
 from pipegen.runtime.templating import Values
 from tests.cases import REPO
@@ -81,6 +87,134 @@ def test_demo_promotion_sequence(workdir: Path) -> None:
     assert version.tags["pipegen.pipeline"] == "demo"
     assert version.tags["pipegen.target"] == "local"
     assert version.tags["pipegen.spec_sha256"] == hashlib.sha256((REPO / "specs/demo.yaml").read_bytes()).hexdigest()
+
+
+# The whole `pipegen run`, in a process that reports afterwards which modules it had imported.
+_RUN_AND_REPORT_IMPORTS = """
+import json, sys
+from pipegen.cli import main
+code = main(["run", "specs/demo.yaml", *sys.argv[1:]])
+print(json.dumps({"exit": code, "mlflow_imported": sorted(m for m in sys.modules if m.split(".")[0] == "mlflow")}))
+"""
+
+
+def test_the_orchestrator_never_imports_mlflow_and_the_next_run_finds_the_worker_warm(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MLflow's import and the store's opening (seconds) happen once, in the worker, not in every run."""
+    monkeypatch.setenv("PIPEGEN_RUN_WORKER_IDLE", "120")  # outlives this test's own look at the store
+    uri = default_tracking_uri(workdir)
+    try:
+        first = subprocess.run(
+            [sys.executable, "-c", _RUN_AND_REPORT_IMPORTS, "--param", "alpha=50"],
+            cwd=workdir,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=300,
+        )
+        report = json.loads(first.stdout.splitlines()[-1])
+        assert report == {"exit": 0, "mlflow_imported": []}, first.stderr
+        assert "model pipegen-demo: version 1 holds alias 'champion'" in first.stdout
+        assert champion_version(workdir) == "1"
+        worker = worker_pid(workdir, uri)
+        assert worker is not None
+
+        second = pipegen_run(workdir, "--param", "alpha=120")  # the same store, the same worker
+        assert second.returncode == 0, second.stderr
+        assert "does not beat version 1 of pipegen-demo@champion" in second.stdout
+        assert worker_pid(workdir, uri) == worker
+    finally:
+        stop_worker(workdir, uri)
+
+
+def test_the_worker_ends_once_idle_and_a_later_run_starts_another(tmp_path: Path) -> None:
+    """No process outlives its idle time; a run after that starts a new worker, and its run is closed as before."""
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(
+        textwrap.dedent(
+            """\
+            pipegen: 1
+            name: tiny
+            mlflow: {experiment: tiny}
+            backends: {here: {type: local}}
+            steps:
+              - name: fit
+                train: {backend: here, command: [python, -c, "print('fitted')"]}
+            """
+        )
+    )
+    env = {**os.environ, "PIPEGEN_RUN_WORKER_IDLE": "1"}
+    uri = default_tracking_uri(tmp_path)
+    pids = []
+    for _ in range(2):
+        proc = subprocess.run(
+            [sys.executable, "-m", "pipegen", "run", str(spec)],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=300,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert "pipeline tiny: succeeded" in proc.stdout
+        pid = worker_pid(tmp_path, uri)  # it answers after the run: within its idle second
+        deadline = time.monotonic() + 30
+        while worker_pid(tmp_path, uri) is not None:
+            assert time.monotonic() < deadline, "the worker outlived its idle time"
+            time.sleep(0.2)
+        pids.append(pid)
+    assert None not in pids and pids[0] != pids[1]
+    runs = mlflow.MlflowClient(tracking_uri=uri).search_runs(
+        [mlflow.MlflowClient(tracking_uri=uri).get_experiment_by_name("tiny").experiment_id]
+    )
+    # The job never ended its run: pipegen closed both, through the worker, as FINISHED.
+    assert sorted(r.info.status for r in runs) == ["FINISHED", "FINISHED"]
+
+
+def test_a_store_deleted_between_runs_is_created_afresh_not_written_through_the_old_worker(tmp_path: Path) -> None:
+    """`rm mlflow.db` to start afresh: the warm worker's connections reach the deleted file; it must not be used."""
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(
+        textwrap.dedent(
+            """\
+            pipegen: 1
+            name: tiny
+            mlflow: {experiment: tiny}
+            backends: {here: {type: local}}
+            steps:
+              - name: fit
+                train: {backend: here, command: [python, -c, "print('fitted')"]}
+            """
+        )
+    )
+    env = {**os.environ, "PIPEGEN_RUN_WORKER_IDLE": "120"}
+    uri = default_tracking_uri(tmp_path)
+    try:
+        run_ids = []
+        for _ in range(2):
+            proc = subprocess.run(
+                [sys.executable, "-m", "pipegen", "run", str(spec)],
+                cwd=tmp_path,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=300,
+            )
+            assert proc.returncode == 0, proc.stderr
+            run_ids += re.findall(r"MLflow run ([0-9a-f]{32})", proc.stdout)
+            if len(run_ids) == 1:
+                assert worker_pid(tmp_path, uri) is not None
+                (tmp_path / "mlflow.db").unlink()  # the worker of the first run still warm, its file gone
+        # The second run created the store afresh and its run is there, closed (not in the deleted file).
+        assert (tmp_path / "mlflow.db").exists()
+        client = mlflow.MlflowClient(tracking_uri=uri)
+        [run] = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
+        assert run.info.run_id == run_ids[1] and run.info.status == "FINISHED"
+    finally:
+        stop_worker(tmp_path, uri)
 
 
 def test_failing_command_is_retried_then_fails(workdir: Path, tmp_path: Path) -> None:

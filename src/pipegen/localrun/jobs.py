@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -48,6 +50,7 @@ def local_command(step: ResolvedStep, values: Values, extra_env: Mapping[str, st
     cwd = getattr(backend, "working_dir", None) or None
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
+        started = time.monotonic()
         try:
             # The job's env holds rendered secrets: its output reaches the log redacted.
             returncode = run_redacted(argv, cwd=cwd, env=env, timeout=step.policy.timeout, output=log, stop=stop.event)
@@ -55,10 +58,19 @@ def local_command(step: ResolvedStep, values: Values, extra_env: Mapping[str, st
             raise StepFailed(f"command not found: {argv[0]}") from None
         except subprocess.TimeoutExpired:
             raise StepFailed(f"timed out after {step.policy.timeout}s (log: {log_path})") from None
+    # The command's own time, start to exit, apart from pipegen's around it (benchmarks/loop.py reads it),
+    # beside the log, which holds only the command's output.
+    timing = {"exit_code": returncode, "seconds": round(time.monotonic() - started, 3)}
+    command_timing_path(log_path).write_text(json.dumps(timing) + "\n")
     if returncode != 0:
         stop.check()  # it was ended because the run was interrupted: not the command's own failure
         said = last_line(log_path)[:200]
         raise StepFailed(f"exit code {returncode}{': ' + said if said else ''} (log: {log_path})")
+
+
+def command_timing_path(log_path: Path) -> Path:
+    """Where a local command's exit code and wall time are written, beside its step's log."""
+    return log_path.with_suffix(".command.json")
 
 
 def job_base_name(pipeline: str, step: ResolvedStep) -> str:

@@ -16,14 +16,18 @@ import contextlib
 import queue
 import threading
 import time
+from pathlib import Path
 
 from pipegen.localrun.outcome import Interrupted, Outcome, Stop
 from pipegen.localrun.progress import Progress
 from pipegen.localrun.setup import LOG_DIR, default_parallelism
 from pipegen.localrun.steplogs import StepLogs, routed
 from pipegen.localrun.steps import StepRunner
+from pipegen.localrun.tracker import InProcess, Tracker, tracker_for
 from pipegen.resolve import Pipeline, ResolvedStep
 from pipegen.runtime.templating import Values
+
+MLFLOW_KINDS = ("train", "evaluate", "promote")
 
 
 class LocalRun:
@@ -46,8 +50,20 @@ class LocalRun:
         self.logs = LOG_DIR / values.run_id.replace(":", "-")
         self.interrupted = False
         self.stop = Stop()
+        # Started now, so that MLflow warms up in the worker while the first steps run; nothing starts
+        # for a spec without MLflow steps.
+        uses_mlflow = any(s.kind in MLFLOW_KINDS for s in pipeline.steps)
+        self.tracker: Tracker = tracker_for(Path.cwd(), tracking_uri) if uses_mlflow else InProcess()
         self.runner = StepRunner(
-            pipeline, values, tracking_uri, self.logs, self.outcomes, self.stop, progress.retry, progress.note
+            pipeline,
+            values,
+            tracking_uri,
+            self.logs,
+            self.outcomes,
+            self.stop,
+            progress.retry,
+            progress.note,
+            self.tracker,
         )
         self._index = {s.name: i for i, s in enumerate(pipeline.steps, 1)}
         self._done: queue.Queue[str] = queue.Queue()
@@ -69,6 +85,7 @@ class LocalRun:
                 self.interrupted = True
                 self.stop.set()
             self._drain()
+        self.tracker.close()  # the run's MLflow calls are over: the worker's idle time starts
         for step in self.pipeline.steps:  # what never started, or ended unreported when the interrupt came
             if step.name not in self._ended:
                 outcome = self.outcomes[step.name]

@@ -9,6 +9,7 @@ from typing import Any
 from pipegen.localrun.jobs import git_commit, run_command
 from pipegen.localrun.outcome import FinalFailure, Interrupted, Outcome, StepFailed, Stop
 from pipegen.localrun.setup import retry_delays
+from pipegen.localrun.tracker import Tracker
 from pipegen.resolve import Pipeline, ResolvedStep
 from pipegen.runtime.templating import Values
 
@@ -28,6 +29,7 @@ class StepRunner:
         stop: Stop,
         on_retry: Callable[[str, int, float, str], None],
         on_note: Callable[[str], None],
+        tracker: Tracker,
     ) -> None:
         self.pipeline = pipeline
         self.values = values
@@ -38,6 +40,8 @@ class StepRunner:
         self.stop = stop
         self.on_retry = on_retry
         self.on_note = on_note
+        # MLflow is reached through the tracker: this process never imports it (see tracker.py).
+        self.tracker = tracker
 
     def attempt(self, step: ResolvedStep, outcome: Outcome) -> None:
         """Run the step, retrying as its policy says; the result lands in outcome. Interrupted propagates."""
@@ -89,9 +93,10 @@ class StepRunner:
         return "passed", detail, {}
 
     def _train(self, step: ResolvedStep) -> Result:
-        from pipegen.runtime.start_run import start_run, training_env
+        from pipegen.runtime.start_run import training_env
 
-        run = start_run(
+        run = self.tracker.call(
+            "start_run",
             pipeline=self.pipeline.name,
             step=step.name,
             spec_sha256=self.pipeline.spec_sha256,
@@ -124,18 +129,15 @@ class StepRunner:
 
     def _close_run(self, run: dict[str, Any], status: str) -> None:
         """Close a training run its job left RUNNING; a failure to do so is reported, not raised."""
-        from pipegen.runtime.start_run import close_run
-
         try:
-            close_run(run, status, self.tracking_uri)
+            self.tracker.call("close_run", run=run, status=status, tracking_uri=self.tracking_uri)
         except Exception as exc:  # noqa: BLE001 - the step's own outcome matters more than this bookkeeping
             self.on_note(f"could not close MLflow run {run['run_id']}: {exc}")
 
     def _evaluate(self, step: ResolvedStep) -> Result:
-        from pipegen.runtime.evaluate import evaluate
-
         body = step.body
-        result = evaluate(
+        result = self.tracker.call(
+            "evaluate",
             run_id=self.outcomes[body.run_of].result["run_id"],
             thresholds=list(body.thresholds),
             champion=step.champion,
@@ -151,10 +153,10 @@ class StepRunner:
 
     def _promote(self, step: ResolvedStep) -> Result:
         from pipegen.runtime.notify import notify
-        from pipegen.runtime.promote import promote
 
         body = step.body
-        result = promote(
+        result = self.tracker.call(
+            "promote",
             run_id=self.outcomes[body.run_of].result["run_id"],
             model=body.model,
             alias=body.alias,
