@@ -62,3 +62,10 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
         return CliResult(code, captured.out, captured.err)
 
     return run
+
+
+@pytest.fixture(autouse=True)
+def _short_lived_tracking_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A `pipegen run` leaves its MLflow worker for the next run (300 s by default): tests (runtime, docs,
+    # differential), each in its own directory, let theirs go soon after, so none leaves a process for minutes.
+    monkeypatch.setenv("PIPEGEN_RUN_WORKER_IDLE", "3")

@@ -33,13 +33,6 @@ def _bounded_mlflow_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
 
 
-@pytest.fixture(autouse=True)
-def _short_lived_tracking_workers(monkeypatch: pytest.MonkeyPatch) -> None:
-    # A `pipegen run` leaves its MLflow worker for the next run (300 s by default): tests, each in its own
-    # directory, let theirs go soon after, so no test leaves a process holding MLflow for minutes.
-    monkeypatch.setenv("PIPEGEN_RUN_WORKER_IDLE", "3")
-
-
 # ---- AWS: moto's server on 127.0.0.1, reached through the standard AWS_ENDPOINT_URL ----------------
 
 
