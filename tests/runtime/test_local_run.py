@@ -245,7 +245,8 @@ def test_backends_that_need_a_cluster_are_refused_with_a_located_diagnostic() ->
     assert proc.returncode == 1
     assert (
         "specs/feed-ranking.yaml:47:16: error[PG602]: `pipegen run` cannot run step 'train' on backend 'gpu-cluster' "
-        "(kubernetes); it runs local, aws_batch and sagemaker steps; hint: compile for the orchestrator"
+        "(kubernetes); it runs local, aws_batch, sagemaker, spark and ray steps; hint: compile for the orchestrator "
+        "that runs this backend: pipegen compile SPEC -t airflow|kfp|stepfunctions|prefect|argo"
     ) in proc.stderr
     assert "Traceback" not in proc.stderr
 

@@ -28,7 +28,7 @@ def unsupported_backends(pipeline: Pipeline) -> list[Diagnostic]:
             f"`pipegen run` cannot run step '{s.name}' on backend '{s.backend_name}' ({s.backend.type}); "
             f"it runs {', '.join(RUNNABLE_BACKENDS[:-1])} and {RUNNABLE_BACKENDS[-1]} steps",
             pipeline.locate(s, s.kind, "backend"),
-            "compile for the orchestrator that runs this backend: pipegen compile SPEC -t airflow|kfp|stepfunctions",
+            "compile for the orchestrator that runs this backend: pipegen compile SPEC -t airflow|kfp|stepfunctions|prefect|argo",
         )
         for s in pipeline.steps
         if s.backend is not None and s.backend.type not in RUNNABLE_BACKENDS
