@@ -123,9 +123,9 @@ def report() -> str:
         "",
         "### Compile (whole process)",
         "",
-        "| shape | N | pipegen, all three targets | airflow | kfp | stepfunctions "
+        "| shape | N | pipegen, all five targets | airflow | kfp | stepfunctions | prefect | argo "
         "| kfp compiler, same shape | of which compile() | kfp / pipegen |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     worst_kfp, worst_1000 = float("inf"), 0.0
     for r in comp["results"]["rows"]:
@@ -133,7 +133,8 @@ def report() -> str:
         ratio = k["process_s"] / r["all_targets_s"]
         out.append(
             f"| {r['shape']} | {r['n']} | {_ms(r['all_targets_s'])} | {_ms(r['airflow_s'])} | {_ms(r['kfp_s'])} "
-            f"| {_ms(r['stepfunctions_s'])} | {_ms(k['process_s'])} | {_ms(k['compile_s'])} | {_x(ratio)} |"
+            f"| {_ms(r['stepfunctions_s'])} | {_ms(r['prefect_s'])} | {_ms(r['argo_s'])} | {_ms(k['process_s'])} "
+            f"| {_ms(k['compile_s'])} | {_x(ratio)} |"
         )
         if r["n"] == 1000:
             worst_kfp = min(worst_kfp, ratio)
@@ -146,7 +147,7 @@ def report() -> str:
     )
     out += [
         "",
-        f"The compiler's own work per step (check + all three targets, inside one process, after imports): {work}. "
+        f"The compiler's own work per step (check + all five targets, inside one process, after imports): {work}. "
         f"Floors: empty Python {_ms(floors['python_s'])}; pydantic + jinja2 + pyyaml + networkx "
         f"{_ms(floors['libraries_s'])}; `pipegen --version` {_ms(floors['pipegen_version_s'])}; "
         f"`import kfp` {_ms(kfp['results']['import_kfp_s'])}.",
@@ -180,7 +181,7 @@ def report() -> str:
         ]
     slope = max(float(v) for k, v in growth.items() if k.endswith("_largest_vs_100"))
     linear = slope <= 1.5
-    goals.append(("1000 steps to all three targets <= 1.5 s (worst shape)", _ms(worst_1000), _goal(worst_1000 <= 1.5)))
+    goals.append(("1000 steps to all five targets <= 1.5 s (worst shape)", _ms(worst_1000), _goal(worst_1000 <= 1.5)))
     goals.append(("... >= 4x faster than kfp compiling the same shape", _x(worst_kfp), _goal(worst_kfp >= 4)))
     goals.append(("... growing linearly (work per step at N=1000 vs N=100, worst shape)", _x(slope), _goal(linear)))
 
@@ -217,7 +218,10 @@ def report() -> str:
         f"- `pipegen compile --check -t all` over {c['specs']} specs ({c['steps']} steps) in one process: "
         f"{_ms(c['compile_check_all_targets_s'])}; `pipegen validate` of the same: {_ms(c['validate_s'])}.",
         f"- `pipegen run specs/demo.yaml`, end to end: {_ms(lp['first_run_s'])} in a fresh copy (MLflow's sqlite "
-        f"store created), {_ms(lp['next_run_s'])} the next time.",
+        f"store created; the training command itself {_ms(lp['first_run_training_s'])}, pipegen's own overhead "
+        f"{_ms(lp['first_run_overhead_s'])}), {_ms(lp['next_run_s'])} the next time (training "
+        f"{_ms(lp['next_run_training_s'])}, pipegen's overhead {_ms(lp['next_run_overhead_s'])}: its MLflow worker "
+        "is warm).",
     ]
     goals.append(
         (
@@ -226,7 +230,13 @@ def report() -> str:
             _goal(c["compile_check_all_targets_s"] <= 10),
         )
     )
-    goals.append(("local demo end to end <= 15 s", _ms(lp["first_run_s"]), _goal(lp["first_run_s"] <= 15)))
+    goals.append(
+        (
+            "`pipegen run` of the demo: pipegen's own overhead <= 1 s (next run)",
+            _ms(lp["next_run_overhead_s"]),
+            _goal(lp["next_run_overhead_s"] <= 1),
+        )
+    )
 
     if (RESULTS / "fanout_airflow.json").exists():
         out += _fanout(_load("fanout_airflow"))
