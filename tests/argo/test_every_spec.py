@@ -20,6 +20,8 @@ from tests.hostile import BACKEND_TYPES, dump, hostile_spec
 # Every spec file under specs/ and tests/ (tests/invalid's too: those `pipegen validate` accepts count).
 SPEC_FILES = sorted({*(REPO / "specs").glob("*.yaml"), *(REPO / "tests").rglob("*.yaml")})
 RUNTIME_IMAGE = "registry.example.com/pipegen-runtime:1"
+# Backend types the Argo target refuses with a located PG602 (issue 18 maps them).
+UNMAPPED = {"spark", "ray"}
 LOCATED_PG6 = re.compile(r"^\S+:\d+:\d+: error\[PG6\d\d\]: .+; hint: .+$")
 
 
@@ -59,11 +61,16 @@ def test_spec_compiles_to_a_valid_argo_manifest_or_is_located(spec: Path) -> Non
     if spec.parent.name in {"specs", "scenarios"}:
         # The examples and the differential scenarios are valid specs; Argo runs every example as it is.
         assert outcome != "invalid"
-        if spec.parent.name == "specs":
+        if spec.parent == REPO / "specs":
             assert outcome == "compiled"
     if outcome == "refused":
-        # Most test specs name no Argo runtime image (PG604): given one, what they hold must compile and validate.
-        assert _check(rel(spec), _with_runtime_image(spec)) == "compiled"
+        # Most test specs name no Argo runtime image (PG604): given one, what they hold must compile and validate,
+        # unless a step runs on a backend Argo does not map yet (Spark, Ray: a located PG602, asserted by _check).
+        backends = {
+            b.get("type") for b in (yaml.safe_load(spec.read_text(encoding="utf-8")).get("backends") or {}).values()
+        }
+        expected = "refused" if backends & UNMAPPED else "compiled"
+        assert _check(rel(spec), _with_runtime_image(spec)) == expected
 
 
 @pytest.mark.parametrize("backend", BACKEND_TYPES)
