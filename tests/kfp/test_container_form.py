@@ -90,7 +90,8 @@ def run_pipeline(
     ir: dict[str, Any], arguments: dict[str, Any], tmp: Path, job: str = JOB_ID
 ) -> dict[str, dict[str, Any]]:
     """Run every task whose dependencies succeeded, in dependency order, inside true dsl.If groups only."""
-    defaults = {k: v.get("defaultValue") for k, v in ir["root"]["inputDefinitions"]["parameters"].items()}
+    declared = ir["root"].get("inputDefinitions", {}).get("parameters", {})
+    defaults = {k: v.get("defaultValue") for k, v in declared.items()}
     params = defaults | arguments
     outputs: dict[str, dict[str, Any]] = {}
     ran: dict[str, str] = {}

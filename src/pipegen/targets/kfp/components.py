@@ -97,17 +97,16 @@ class RuntimeComponents:
         inputs: list[tuple[str, str]],
         doc: str,
         outputs: list[tuple[str, str]],
-        argument: str | None = None,
     ) -> Component:
         """A container component handing kfp's executor input (`{{$}}`: typed values, output paths) to the runtime.
 
         Only outputs a task reads are declared: a step's result stays in its log, not in the IR and ML Metadata.
-        argument: a constant the action takes after its name (never spec text).
         """
         signature = [*inputs, *((n, f"dsl.OutputPath({kind})") for n, kind in outputs)]
         command = ["'python'", "'-m'", "'pipegen.runtime.kfp_executor'", py(action)]
-        if argument is not None:
-            command += ["'--zone'", py(argument)]
+        if self._timezone() != "UTC":
+            # ${run.date} is a date in the schedule's zone: an IANA name (checked), no spec text kfp would read.
+            command += ["'--zone'", py(self._timezone())]
         # kfp hands numbers as JSON numbers (an int 400 may arrive as 400.0, a float 2.0 as 2): their types.
         numbers = [f"{n}:{t}" for n, t in inputs if n in self.param_names and t in ("int", "float")]
         if numbers:
@@ -149,10 +148,9 @@ class RuntimeComponents:
         doc = py("The run's id and logical date (${run.id}, ${run.date}).")
         inputs = [(RUN_KEY, "str"), ("pipegen_schedule_time", "str")]
         outputs = [("run_id", "str"), ("run_date", "str")]
-        # The zone travels as the action's argument: an IANA name (checked), no spec text kfp would read.
         zone = self._timezone()
         if self._container_form:
-            return self._container_action("pipegen_context", "context", [], doc, outputs, zone)
+            return self._container_action("pipegen_context", "context", [], doc, outputs)
         return self._python_action("pipegen_context", "context", inputs, _named_tuple(outputs), doc, zone)
 
 

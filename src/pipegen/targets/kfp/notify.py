@@ -56,7 +56,7 @@ class ExitNotification(RuntimeComponents, TaskSettings):
         inputs.append((STATUS, "dsl.PipelineTaskFinalStatus"))
         doc = py(f"Post how pipeline '{self.p.name}' ended to notify.on_failure or notify.on_success.")
         if self._container_form:
-            return self._container_action(NOTIFY, "notify", self._without_run(inputs), doc, [], self._timezone())
+            return self._container_action(NOTIFY, "notify", self._without_run(inputs), doc, [])
         return self._python_action(NOTIFY, "notify", inputs, "None", doc, self._timezone())
 
     def _notify_call(self) -> Call:
