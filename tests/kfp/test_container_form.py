@@ -176,3 +176,44 @@ def test_run_date_is_the_runs_creation_date_in_every_task(tmp_path: Path) -> Non
     # 2026-03-08T23:59:30Z is already 2026-03-09 in Tokyo.
     assert (work / "a.txt").read_text() == "2026-03-09"
     assert (work / "b.txt").read_text() == JOB_ID
+
+
+def test_hostile_text_stays_data_in_the_container_form(tmp_path: Path) -> None:
+    """The hostile spec (tests.hostile) in the container form: no kfp placeholder forms from spec text.
+
+    Every runtime container's command is fixed text plus kfp's own placeholders; spec text only travels in input
+    values, which kfp.local's resolver hands over unchanged inside the executor input.
+    """
+    from tests.hostile import HOSTILE_LINE, dump, hostile_spec
+    from tests.kfp.test_placeholders import channel_value, input_values, tasks
+
+    data, _ = hostile_spec("aws_batch", target="kfp")
+    data["targets"]["kfp"]["runtime_components"] = "container"
+    result = compile_checked(check_source(Source("hostile.yaml", dump(data))), ["kfp"])
+    assert result.ok, [d.format() for d in result.diagnostics]
+    module = tmp_path / "hostile.py"
+    module.write_text(result.outputs[0].text, encoding="utf-8")
+    ir = compile_ir(module, tmp_path / "hostile.yaml")
+    deliberate = {
+        "{{$.pipeline_job_uuid}}": JOB_ID,
+        "{{$.pipeline_job_schedule_time_utc}}": SCHEDULED,
+        "{{$.pipeline_job_create_time_utc}}": CREATED,
+    }
+    checked = 0
+    for name, task, around in tasks(ir):
+        container = executor_of(ir, task)["container"]
+        command = [*container["command"], *container["args"]]  # type: ignore[misc]
+        if "pipegen.runtime.kfp_executor" not in command:
+            continue
+        assert not any(HOSTILE_LINE[:8] in part for part in command), name
+        values = input_values(ir, task, around)
+        expected = {k: channel_value(v, values) for k, v in values.items()}
+        (tmp_path / name).mkdir()
+        resolved = resolve(ir, name, task, values, tmp_path, JOB_ID)
+        for before, after in zip(command, resolved, strict=True):
+            if before == "{{$}}":
+                assert json.loads(after)["inputs"]["parameterValues"] == expected, name
+            else:
+                assert after == deliberate.get(before, before), (name, before)
+        checked += 1
+    assert checked >= 5
