@@ -217,3 +217,18 @@ def test_hostile_text_stays_data_in_the_container_form(tmp_path: Path) -> None:
                 assert after == deliberate.get(before, before), (name, before)
         checked += 1
     assert checked >= 5
+
+
+def test_a_thousand_step_pipeline_fits_the_kubernetes_object_limit(tmp_path: Path) -> None:
+    """The benchmark's Batch chain (benchmarks/synth.py), 100 steps: at this IR per step, 1,000 fit in 1.5 MiB."""
+    from benchmarks.synth import spec_text
+
+    n, limit = 100, 1536 * 1024
+    text = spec_text("chain", n).replace("  kfp: {base_image:", "  kfp: {runtime_components: container, base_image:")
+    result = compile_checked(check_source(Source("chain.yaml", text)), ["kfp"])
+    assert result.ok, [d.format() for d in result.diagnostics]
+    module = tmp_path / "chain.py"
+    module.write_text(result.outputs[0].text, encoding="utf-8")
+    compile_ir(module, tmp_path / "chain.yaml")
+    per_step = (tmp_path / "chain.yaml").stat().st_size / n
+    assert per_step * 1000 < limit, per_step
