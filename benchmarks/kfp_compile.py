@@ -4,7 +4,9 @@ For each shape and size this measures, in fresh `.venv-kfp` processes with bytec
 
 - hand: the pipeline written directly for kfp (`synth.kfp_pipeline_text`, one container component
   reused by every step) imported and compiled with `kfp.compiler.Compiler().compile`;
-- pipegen: the file `pipegen compile SPEC -t kfp` generates for the same spec, compiled the same way.
+- pipegen: the file `pipegen compile SPEC -t kfp` generates for the same spec, compiled the same way;
+- container: the same with `targets: {kfp: {runtime_components: container}}` (container components running
+  pipegen's runtime, no embedded source).
 
 Each compile process reports its own phases (kfp import, module load, which is where `@dsl.pipeline`
 builds the graph, and the compile() call) next to the whole-process wall time. Sizes are the bytes of
@@ -156,23 +158,29 @@ def run_case(shape: str, n: int, repeat: int, work: Path) -> dict[str, Any]:
     hand["py_bytes"] = hand_py.stat().st_size
     hand["py_bytes_per_step"] = hand_py.stat().st_size / n
 
-    spec = case / f"{name}.yaml"
-    spec.write_text(spec_text(shape, n))
-    gen_py, generate_s = generate(spec, case / "out")
-    source = gen_py.read_text()
-    top_level = imports_pipegen_at_top_level(source)
-    gen_env = child_env(PYTHONPATH=str(ROOT / "src")) if top_level else env
-    gen_ir = case / "pipegen.yaml"
-    log(f"  {name}: pipegen-generated kfp compile x{repeat} ...")
-    gen: dict[str, object] = dict(measure_compile(gen_py, gen_ir, repeat, gen_env))
-    gen.update(check_ir(gen_ir, n, {CONTEXT_TASK}))
-    gen["py_bytes"] = gen_py.stat().st_size
-    gen["py_bytes_per_step"] = gen_py.stat().st_size / n
-    gen["pipegen_generate_s"] = generate_s
-    gen["imports_pipegen_at_top_level"] = top_level
-    gen["imports_pipegen_in_components"] = "from pipegen" in source or "import pipegen" in source
-
-    return {"shape": shape, "n": n, "repeat": repeat, "hand": hand, "pipegen": gen}
+    result: dict[str, Any] = {"shape": shape, "n": n, "repeat": repeat, "hand": hand}
+    # pipegen's two forms of runtime components (targets.kfp.runtime_components): the default python form
+    # (lightweight components, which kfp.local's SubprocessRunner runs), and the container form.
+    for label, option in (("pipegen", ""), ("container", "runtime_components: container, ")):
+        spec = case / label / f"{name}.yaml"
+        spec.parent.mkdir()
+        spec.write_text(spec_text(shape, n).replace("kfp: {base_image:", f"kfp: {{{option}base_image:"))
+        gen_py, generate_s = generate(spec, case / label / "out")
+        source = gen_py.read_text()
+        top_level = imports_pipegen_at_top_level(source)
+        gen_env = child_env(PYTHONPATH=str(ROOT / "src")) if top_level else env
+        gen_ir = case / f"{label}.yaml"
+        log(f"  {name}: pipegen-generated kfp compile ({label}) x{repeat} ...")
+        gen: dict[str, object] = dict(measure_compile(gen_py, gen_ir, repeat, gen_env))
+        # The container form's runtime steps read the run's date from kfp's placeholders: no context task.
+        gen.update(check_ir(gen_ir, n, {CONTEXT_TASK} if label == "pipegen" else set()))
+        gen["py_bytes"] = gen_py.stat().st_size
+        gen["py_bytes_per_step"] = gen_py.stat().st_size / n
+        gen["pipegen_generate_s"] = generate_s
+        gen["imports_pipegen_at_top_level"] = top_level
+        gen["imports_pipegen_in_components"] = "from pipegen" in source or "import pipegen" in source
+        result[label] = gen
+    return result
 
 
 def fmt_bytes(b: float) -> str:
@@ -191,25 +199,25 @@ def table(results: dict[str, Any], cases: list[dict[str, Any]]) -> str:
         "kfp compile, whole process and the child's own phases (best of the repeats, ms); sizes in bytes",
     ]
     head = (
-        f"{'shape':<7}{'n':>5} {'pipeline':<8}{'rep':>4}{'process':>9}{'import':>8}{'load':>8}{'compile':>9}"
+        f"{'shape':<7}{'n':>5} {'pipeline':<10}{'rep':>4}{'process':>9}{'import':>8}{'load':>8}{'compile':>9}"
         f"{'py':>9}{'py/step':>9}{'IR':>9}{'IR/step':>9}{'tasks':>6}{'comps':>6}  etcd"
     )
     out += [head, "-" * len(head)]
     for case in cases:
-        for label in ("hand", "pipegen"):
+        for label in ("hand", "pipegen", "container"):
             r = case[label]
             out.append(
-                f"{case['shape']:<7}{case['n']:>5} {label:<8}{case['repeat']:>4}"
+                f"{case['shape']:<7}{case['n']:>5} {label:<10}{case['repeat']:>4}"
                 f"{r['process_s'] * 1000:>9.0f}{r['import_s'] * 1000:>8.0f}{r['load_s'] * 1000:>8.0f}"
                 f"{r['compile_s'] * 1000:>9.0f}{fmt_bytes(r['py_bytes']):>9}{r['py_bytes_per_step']:>9.0f}"
                 f"{fmt_bytes(r['ir_bytes']):>9}{r['ir_bytes_per_step']:>9.0f}{r['root_tasks']:>6}"
                 f"{r['components']:>6}  {'fits' if r['ir_fits_etcd'] else 'TOO BIG'}"
             )
         out.append("")
-    out.append("IR bytes by section, pipegen vs hand (components / deploymentSpec / root / platforms)")
+    out.append("IR bytes by section (components / deploymentSpec / root / platforms)")
     for case in cases:
         parts = []
-        for label in ("pipegen", "hand"):
+        for label in ("pipegen", "container", "hand"):
             s = case[label]["ir_sections"]
             keys = ("components", "deploymentSpec", "root", "platforms")
             parts.append(f"{label} " + " / ".join(fmt_bytes(s.get(k, 0)) for k in keys))

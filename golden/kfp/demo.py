@@ -12,70 +12,55 @@ BASE_IMAGE = 'registry.example.com/ml/pipegen-runtime:0.1'
 
 @dsl.component(base_image=BASE_IMAGE)
 def pipegen_start_run(
-    spec: str,
+    pipegen_spec: str,
     pipegen_run_key: str,
     pipegen_run_date: str,
     alpha: float,
     n_samples: int,
 ) -> NamedTuple('Outputs', [('run_id', str), ('experiment_id', str)]):
     'Create (or, on a retry, find) the MLflow run a training step logs into.'
-    from collections import namedtuple
+    arguments = dict(locals())  # first, while the function's locals are its arguments only
+    from pipegen.runtime.kfp_executor import run_python
 
-    from pipegen.runtime.step import run_step
-
-    run = run_step('start_run', spec, params={'alpha': alpha, 'n_samples': n_samples}, run_id=pipegen_run_key, run_date=pipegen_run_date)
-    return namedtuple('Outputs', ['run_id', 'experiment_id'])(run['run_id'], run['experiment_id'])
+    return run_python('start_run', arguments)
 
 
 @dsl.component(base_image=BASE_IMAGE)
-def data_ready(
+def pipegen_gate(
+    pipegen_spec: str,
     pipegen_run_key: str,
     pipegen_run_date: str,
     alpha: float,
     n_samples: int,
-) -> str:
-    "gate step 'data_ready' of pipeline 'demo', run by pipegen.runtime."
-    import json
+    pipegen_wait_started: str = '',
+) -> None:
+    'A gate step: checks its condition (a wait polls inside the task).'
+    arguments = dict(locals())  # first, while the function's locals are its arguments only
+    from pipegen.runtime.kfp_executor import run_python
 
-    from pipegen.runtime.step import run_step
-
-    result = run_step(
-        'gate',
-        '{"gate": {"check": "partition_exists", "path": "examples/data/"}}',
-        params={'alpha': alpha, 'n_samples': n_samples},
-        run_id=pipegen_run_key,
-        run_date=pipegen_run_date,
-    )
-    return json.dumps(result, sort_keys=True)
+    return run_python('gate', arguments)
 
 
 @dsl.component(base_image=BASE_IMAGE)
-def train(
+def pipegen_local_train(
+    pipegen_spec: str,
     pipegen_run_key: str,
     pipegen_run_date: str,
     alpha: float,
     n_samples: int,
     pipegen_mlflow_run_id: str,
     pipegen_mlflow_experiment_id: str,
-) -> str:
-    "train step 'train' of pipeline 'demo', run by pipegen.runtime."
-    import json
+) -> None:
+    "A step whose command runs in this task's container. It trains."
+    arguments = dict(locals())  # first, while the function's locals are its arguments only
+    from pipegen.runtime.kfp_executor import run_python
 
-    from pipegen.runtime.step import run_step
-
-    result = run_step(
-        'local',
-        '{"command": ["python", "examples/train_demo.py", "--alpha", "$\\u007bparams.alpha\\u007d", "--samples", "$\\u007bparams.n_samples\\u007d"], "env": {}, "tracking_uri": ""}',
-        params={'alpha': alpha, 'n_samples': n_samples},
-        run_id=pipegen_run_key,
-        run_date=pipegen_run_date,
-        mlflow_run={'run_id': pipegen_mlflow_run_id, 'experiment_id': pipegen_mlflow_experiment_id},
-    )
-    return json.dumps(result, sort_keys=True)
+    return run_python('local', arguments)
 
 
 @dsl.component(base_image=BASE_IMAGE)
-def quality(
+def pipegen_evaluate(
+    pipegen_spec: str,
     pipegen_run_key: str,
     pipegen_run_date: str,
     alpha: float,
@@ -83,44 +68,28 @@ def quality(
     pipegen_mlflow_run_id: str,
     pipegen_mlflow_experiment_id: str,
 ) -> bool:
-    "evaluate step 'quality' of pipeline 'demo', run by pipegen.runtime."
-    from pipegen.runtime.step import run_step
+    'An evaluate step: judges the training run; dsl.If reads the answer.'
+    arguments = dict(locals())  # first, while the function's locals are its arguments only
+    from pipegen.runtime.kfp_executor import run_python
 
-    result = run_step(
-        'evaluate',
-        '{"champion": {"alias": "champion", "metric": "rmse", "min_delta": 0.0, "mode": "min", "model": "pipegen-demo"}, "on_fail": "skip", "thresholds": ["r2 >= 0.8", "rmse < 1.0"], "tracking_uri": ""}',
-        params={'alpha': alpha, 'n_samples': n_samples},
-        run_id=pipegen_run_key,
-        run_date=pipegen_run_date,
-        mlflow_run={'run_id': pipegen_mlflow_run_id, 'experiment_id': pipegen_mlflow_experiment_id},
-        retry={'backoff': 1.0, 'delay_seconds': 1, 'max_delay_seconds': None, 'retries': 1},
-    )
-    return bool(result['passed'])
+    return run_python('evaluate', arguments)
 
 
 @dsl.component(base_image=BASE_IMAGE)
-def promote(
+def pipegen_promote(
+    pipegen_spec: str,
     pipegen_run_key: str,
     pipegen_run_date: str,
     alpha: float,
     n_samples: int,
     pipegen_mlflow_run_id: str,
     pipegen_mlflow_experiment_id: str,
-) -> str:
-    "promote step 'promote' of pipeline 'demo', run by pipegen.runtime."
-    import json
+) -> None:
+    "A promote step: registers the training run's model and moves the alias."
+    arguments = dict(locals())  # first, while the function's locals are its arguments only
+    from pipegen.runtime.kfp_executor import run_python
 
-    from pipegen.runtime.step import run_step
-
-    result = run_step(
-        'promote',
-        '{"alias": "champion", "artifact": "model", "champion": {"metric": "rmse", "mode": "min"}, "model": "pipegen-demo", "pipeline": "demo", "thresholds": ["r2 >= 0.8", "rmse < 1.0"], "tracking_uri": "", "webhooks": []}',
-        params={'alpha': alpha, 'n_samples': n_samples},
-        run_id=pipegen_run_key,
-        run_date=pipegen_run_date,
-        mlflow_run={'run_id': pipegen_mlflow_run_id, 'experiment_id': pipegen_mlflow_experiment_id},
-    )
-    return json.dumps(result, sort_keys=True)
+    return run_python('promote', arguments)
 
 
 @dsl.pipeline(
@@ -132,26 +101,30 @@ def pipeline(
     n_samples: int = 400,
 ) -> None:
     run_key, run_date = dsl.PIPELINE_JOB_ID_PLACEHOLDER, ''
-    data_ready_task = data_ready(
+    data_ready_task = pipegen_gate(
+        pipegen_spec='{"gate":{"check":"partition_exists","path":"examples/data/"}}',
         pipegen_run_key=run_key,
         pipegen_run_date=run_date,
         alpha=alpha,
         n_samples=n_samples,
     )
+    data_ready_task.set_display_name('data_ready')
     data_ready_task.set_caching_options(False)
     data_ready_task.set_retry(num_retries=1, backoff_duration='1s', backoff_factor=1.0)
     kubernetes.set_timeout(data_ready_task, 600)
     train_run = pipegen_start_run(
-        spec='{"experiment": "pipegen-demo", "pipeline": "demo", "spec_sha256": "fd36ae0ee4850655acf39165829b5b29a2bf7ba449fd2add6fa3b0b7d3ddb7ae", "step": "train", "tracking_uri": ""}',
+        pipegen_spec='{"experiment":"pipegen-demo","pipeline":"demo","spec_sha256":"fd36ae0ee4850655acf39165829b5b29a2bf7ba449fd2add6fa3b0b7d3ddb7ae","step":"train","tracking_uri":""}',
         pipegen_run_key=run_key,
         pipegen_run_date=run_date,
         alpha=alpha,
         n_samples=n_samples,
     )
+    train_run.set_display_name('train run')
     train_run.set_caching_options(False)
     kubernetes.use_config_map_as_env(train_run, config_map_name='mlflow', config_map_key_to_env={'MLFLOW_TRACKING_URI': 'MLFLOW_TRACKING_URI'})
     train_run.after(data_ready_task)
-    train_task = train(
+    train_task = pipegen_local_train(
+        pipegen_spec='{"command":["python","examples/train_demo.py","--alpha","$\\u007bparams.alpha\\u007d","--samples","$\\u007bparams.n_samples\\u007d"],"tracking_uri":""}',
         pipegen_run_key=run_key,
         pipegen_run_date=run_date,
         alpha=alpha,
@@ -159,13 +132,15 @@ def pipeline(
         pipegen_mlflow_run_id=train_run.outputs['run_id'],
         pipegen_mlflow_experiment_id=train_run.outputs['experiment_id'],
     )
+    train_task.set_display_name('train')
     train_task.set_caching_options(False)
     train_task.set_retry(num_retries=1, backoff_duration='1s', backoff_factor=1.0)
     kubernetes.set_timeout(train_task, 600)
     kubernetes.use_config_map_as_env(train_task, config_map_name='mlflow', config_map_key_to_env={'MLFLOW_TRACKING_URI': 'MLFLOW_TRACKING_URI'})
     train_task.after(data_ready_task)
     train_task.after(train_run)
-    quality_task = quality(
+    quality_task = pipegen_evaluate(
+        pipegen_spec='{"champion":{"alias":"champion","metric":"rmse","min_delta":0.0,"mode":"min","model":"pipegen-demo"},"on_fail":"skip","retry":{"backoff":1.0,"delay_seconds":1,"max_delay_seconds":null,"retries":1},"thresholds":["r2 >= 0.8","rmse < 1.0"],"tracking_uri":""}',
         pipegen_run_key=run_key,
         pipegen_run_date=run_date,
         alpha=alpha,
@@ -173,12 +148,14 @@ def pipeline(
         pipegen_mlflow_run_id=train_run.outputs['run_id'],
         pipegen_mlflow_experiment_id=train_run.outputs['experiment_id'],
     )
+    quality_task.set_display_name('quality')
     quality_task.set_caching_options(False)
     kubernetes.set_timeout(quality_task, 1201)
     kubernetes.use_config_map_as_env(quality_task, config_map_name='mlflow', config_map_key_to_env={'MLFLOW_TRACKING_URI': 'MLFLOW_TRACKING_URI'})
     quality_task.after(train_task)
     with dsl.If(quality_task.output == True, name='quality-passed'):
-        promote_task = promote(
+        promote_task = pipegen_promote(
+            pipegen_spec='{"alias":"champion","artifact":"model","champion":{"metric":"rmse","mode":"min"},"model":"pipegen-demo","pipeline":"demo","thresholds":["r2 >= 0.8","rmse < 1.0"],"tracking_uri":"","webhooks":[]}',
             pipegen_run_key=run_key,
             pipegen_run_date=run_date,
             alpha=alpha,
@@ -186,6 +163,7 @@ def pipeline(
             pipegen_mlflow_run_id=train_run.outputs['run_id'],
             pipegen_mlflow_experiment_id=train_run.outputs['experiment_id'],
         )
+        promote_task.set_display_name('promote')
         promote_task.set_caching_options(False)
         promote_task.set_retry(num_retries=1, backoff_duration='1s', backoff_factor=1.0)
         kubernetes.set_timeout(promote_task, 600)

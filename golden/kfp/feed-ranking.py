@@ -16,62 +16,50 @@ def pipegen_context(
     pipegen_schedule_time: str,
 ) -> NamedTuple('Outputs', [('run_id', str), ('run_date', str)]):
     "The run's id and logical date (${run.id}, ${run.date})."
-    from collections import namedtuple
+    arguments = dict(locals())  # first, while the function's locals are its arguments only
+    from pipegen.runtime.kfp_executor import run_python
 
-    from pipegen.runtime.step import run_date_from
-
-    return namedtuple('Outputs', ['run_id', 'run_date'])(
-        pipegen_run_key, run_date_from(pipegen_schedule_time, 'UTC')
-    )
+    return run_python('context', arguments, zone='UTC')
 
 
 @dsl.component(base_image=BASE_IMAGE)
 def pipegen_clock() -> str:
     "When a waiting gate's wait begins (epoch seconds): the anchor its retries resume from."
-    import time
+    arguments = dict(locals())  # first, while the function's locals are its arguments only
+    from pipegen.runtime.kfp_executor import run_python
 
-    return repr(time.time())
+    return run_python('clock', arguments)
 
 
 @dsl.component(base_image=BASE_IMAGE)
 def pipegen_start_run(
-    spec: str,
+    pipegen_spec: str,
     pipegen_run_key: str,
     pipegen_run_date: str,
     epochs: int,
     learning_rate: float,
 ) -> NamedTuple('Outputs', [('run_id', str), ('experiment_id', str)]):
     'Create (or, on a retry, find) the MLflow run a training step logs into.'
-    from collections import namedtuple
+    arguments = dict(locals())  # first, while the function's locals are its arguments only
+    from pipegen.runtime.kfp_executor import run_python
 
-    from pipegen.runtime.step import run_step
-
-    run = run_step('start_run', spec, params={'epochs': epochs, 'learning_rate': learning_rate}, run_id=pipegen_run_key, run_date=pipegen_run_date)
-    return namedtuple('Outputs', ['run_id', 'experiment_id'])(run['run_id'], run['experiment_id'])
+    return run_python('start_run', arguments)
 
 
 @dsl.component(base_image=BASE_IMAGE)
-def engagement_ready(
+def pipegen_gate(
+    pipegen_spec: str,
     pipegen_run_key: str,
     pipegen_run_date: str,
     epochs: int,
     learning_rate: float,
-    pipegen_wait_started: str,
-) -> str:
-    "gate step 'engagement_ready' of pipeline 'feed-ranking', run by pipegen.runtime."
-    import json
+    pipegen_wait_started: str = '',
+) -> None:
+    'A gate step: checks its condition (a wait polls inside the task).'
+    arguments = dict(locals())  # first, while the function's locals are its arguments only
+    from pipegen.runtime.kfp_executor import run_python
 
-    from pipegen.runtime.step import run_step
-
-    result = run_step(
-        'gate',
-        '{"gate": {"check": "row_count", "connection": "$\\u007bsecret.warehouse_url\\u007d", "min_rows": 1000000, "query": "SELECT user_id FROM engagement WHERE dt = \'$\\u007brun.date\\u007d\'", "wait": {"interval_seconds": 600, "timeout_seconds": 21600}}}',
-        params={'epochs': epochs, 'learning_rate': learning_rate},
-        run_id=pipegen_run_key,
-        run_date=pipegen_run_date,
-        wait_started=pipegen_wait_started,
-    )
-    return json.dumps(result, sort_keys=True)
+    return run_python('gate', arguments)
 
 
 @dsl.container_component
@@ -96,7 +84,8 @@ def train(
 
 
 @dsl.component(base_image=BASE_IMAGE)
-def quality(
+def pipegen_evaluate(
+    pipegen_spec: str,
     pipegen_run_key: str,
     pipegen_run_date: str,
     epochs: int,
@@ -104,78 +93,43 @@ def quality(
     pipegen_mlflow_run_id: str,
     pipegen_mlflow_experiment_id: str,
 ) -> bool:
-    "evaluate step 'quality' of pipeline 'feed-ranking', run by pipegen.runtime."
-    from pipegen.runtime.step import run_step
+    'An evaluate step: judges the training run; dsl.If reads the answer.'
+    arguments = dict(locals())  # first, while the function's locals are its arguments only
+    from pipegen.runtime.kfp_executor import run_python
 
-    result = run_step(
-        'evaluate',
-        '{"champion": {"alias": "champion", "metric": "ndcg", "min_delta": 0.002, "mode": "max", "model": "feed-ranker"}, "on_fail": "skip", "thresholds": ["ndcg > 0.78"], "tracking_uri": "$\\u007benv.MLFLOW_TRACKING_URI\\u007d"}',
-        params={'epochs': epochs, 'learning_rate': learning_rate},
-        run_id=pipegen_run_key,
-        run_date=pipegen_run_date,
-        mlflow_run={'run_id': pipegen_mlflow_run_id, 'experiment_id': pipegen_mlflow_experiment_id},
-        retry={'backoff': 2.0, 'delay_seconds': 300, 'max_delay_seconds': 3600, 'retries': 3},
-    )
-    return bool(result['passed'])
+    return run_python('evaluate', arguments)
 
 
 @dsl.component(base_image=BASE_IMAGE)
-def promote(
+def pipegen_promote(
+    pipegen_spec: str,
     pipegen_run_key: str,
     pipegen_run_date: str,
     epochs: int,
     learning_rate: float,
     pipegen_mlflow_run_id: str,
     pipegen_mlflow_experiment_id: str,
-) -> str:
-    "promote step 'promote' of pipeline 'feed-ranking', run by pipegen.runtime."
-    import json
+) -> None:
+    "A promote step: registers the training run's model and moves the alias."
+    arguments = dict(locals())  # first, while the function's locals are its arguments only
+    from pipegen.runtime.kfp_executor import run_python
 
-    from pipegen.runtime.step import run_step
-
-    result = run_step(
-        'promote',
-        '{"alias": "champion", "artifact": "model", "champion": {"metric": "ndcg", "mode": "max"}, "model": "feed-ranker", "pipeline": "feed-ranking", "thresholds": ["ndcg > 0.78"], "tracking_uri": "$\\u007benv.MLFLOW_TRACKING_URI\\u007d", "webhooks": ["https://serving.example.com/rebuild"]}',
-        params={'epochs': epochs, 'learning_rate': learning_rate},
-        run_id=pipegen_run_key,
-        run_date=pipegen_run_date,
-        mlflow_run={'run_id': pipegen_mlflow_run_id, 'experiment_id': pipegen_mlflow_experiment_id},
-    )
-    return json.dumps(result, sort_keys=True)
+    return run_python('promote', arguments)
 
 
 @dsl.component(base_image=BASE_IMAGE)
 def pipegen_notify(
+    pipegen_spec: str,
     pipegen_run_key: str,
     epochs: int,
     learning_rate: float,
     pipegen_status: dsl.PipelineTaskFinalStatus,
 ) -> None:
     "Post how pipeline 'feed-ranking' ended to notify.on_failure or notify.on_success."
-    from pipegen.runtime.step import decode, run_date_from, run_step
+    arguments = dict(locals())  # first, while the function's locals are its arguments only
+    from pipegen.runtime.kfp_executor import run_python
 
-    spec = decode('{"failed": ["https://alerts.example.com/ranking"], "pipeline": "feed-ranking", "succeeded": []}')
-    state = pipegen_status.state
-    print(f'pipeline run ended {state}: {pipegen_status.error_message or "no error"}')
-    # FAILED, or SUCCEEDED (kfp.local, Vertex AI) / COMPLETE (the KFP backend). A cancelled run was stopped
-    # on purpose: nobody is told, as when `pipegen run` is interrupted or a Step Functions execution
-    # stopped. Any other state is told as a failure rather than dropped.
-    if state in ('CANCELED', 'CANCELLED', 'CANCELING'):
-        return
-    event = 'succeeded' if state in ('SUCCEEDED', 'COMPLETE') else 'failed'
-    if not spec[event]:
-        return
-    message = {'pipeline': spec['pipeline'], 'event': event, 'run': pipegen_run_key}
-    try:
-        run_step(
-            'notify',
-            {'webhooks': spec[event], 'message': message},
-            params={'epochs': epochs, 'learning_rate': learning_rate},
-            run_id=pipegen_run_key,
-            run_date='',
-        )
-    except Exception as exc:  # a failed alert must not change how the run ended (as `pipegen run`)
-        print(f'pipeline notification failed: {exc}')
+    return run_python('notify', arguments, zone='UTC')
 
 
 @dsl.pipeline(
@@ -187,6 +141,7 @@ def pipeline(
     learning_rate: float = 0.01,
 ) -> None:
     pipegen_notify_task = pipegen_notify(
+        pipegen_spec='{"failed":["https://alerts.example.com/ranking"],"pipeline":"feed-ranking","succeeded":[]}',
         pipegen_run_key=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
         epochs=epochs,
         learning_rate=learning_rate,
@@ -197,25 +152,29 @@ def pipeline(
         context.set_caching_options(False)
         run_key, run_date = context.outputs['run_id'], context.outputs['run_date']
         engagement_ready_clock = pipegen_clock()
+        engagement_ready_clock.set_display_name('engagement_ready clock')
         engagement_ready_clock.set_caching_options(False)
-        engagement_ready_task = engagement_ready(
+        engagement_ready_task = pipegen_gate(
+            pipegen_spec='{"gate":{"check":"row_count","connection":"$\\u007bsecret.warehouse_url\\u007d","min_rows":1000000,"query":"SELECT user_id FROM engagement WHERE dt = \'$\\u007brun.date\\u007d\'","wait":{"interval_seconds":600,"timeout_seconds":21600}}}',
             pipegen_run_key=run_key,
             pipegen_run_date=run_date,
             epochs=epochs,
             learning_rate=learning_rate,
             pipegen_wait_started=engagement_ready_clock.output,
         )
+        engagement_ready_task.set_display_name('engagement_ready')
         engagement_ready_task.set_caching_options(False)
         engagement_ready_task.set_retry(num_retries=3, backoff_duration='300s', backoff_factor=2.0, backoff_max_duration='3600s')
         kubernetes.set_timeout(engagement_ready_task, 22200)
         kubernetes.use_secret_as_env(engagement_ready_task, secret_name='warehouse-url', secret_key_to_env={'warehouse_url': 'PIPEGEN_SECRET_WAREHOUSE_URL'})
         train_run = pipegen_start_run(
-            spec='{"experiment": "feed-ranking", "pipeline": "feed-ranking", "spec_sha256": "3fd815aea1f7f9678c3794f8f56f66113aeed135f9b8fbf04fc9a904f308ec26", "step": "train", "tracking_uri": "$\\u007benv.MLFLOW_TRACKING_URI\\u007d"}',
+            pipegen_spec='{"experiment":"feed-ranking","pipeline":"feed-ranking","spec_sha256":"3fd815aea1f7f9678c3794f8f56f66113aeed135f9b8fbf04fc9a904f308ec26","step":"train","tracking_uri":"$\\u007benv.MLFLOW_TRACKING_URI\\u007d"}',
             pipegen_run_key=run_key,
             pipegen_run_date=run_date,
             epochs=epochs,
             learning_rate=learning_rate,
         )
+        train_run.set_display_name('train run')
         train_run.set_caching_options(False)
         kubernetes.use_secret_as_env(train_run, secret_name='mlflow-tracking', secret_key_to_env={'MLFLOW_TRACKING_TOKEN': 'MLFLOW_TRACKING_TOKEN', 'MLFLOW_TRACKING_URI': 'MLFLOW_TRACKING_URI'})
         train_run.after(engagement_ready_task)
@@ -232,6 +191,7 @@ def pipeline(
             arg_7_0='--epochs',
             arg_8_0=f'{epochs}',
         )
+        train_task.set_display_name('train')
         train_task.set_caching_options(False)
         train_task.set_retry(num_retries=3, backoff_duration='300s', backoff_factor=2.0, backoff_max_duration='3600s')
         kubernetes.set_timeout(train_task, 7200)
@@ -246,7 +206,8 @@ def pipeline(
         train_task.set_accelerator_type('nvidia.com/gpu')
         train_task.set_accelerator_limit(1)
         train_task.after(train_run)
-        quality_task = quality(
+        quality_task = pipegen_evaluate(
+            pipegen_spec='{"champion":{"alias":"champion","metric":"ndcg","min_delta":0.002,"mode":"max","model":"feed-ranker"},"on_fail":"skip","retry":{"backoff":2.0,"delay_seconds":300,"max_delay_seconds":3600,"retries":3},"thresholds":["ndcg > 0.78"],"tracking_uri":"$\\u007benv.MLFLOW_TRACKING_URI\\u007d"}',
             pipegen_run_key=run_key,
             pipegen_run_date=run_date,
             epochs=epochs,
@@ -254,12 +215,14 @@ def pipeline(
             pipegen_mlflow_run_id=train_run.outputs['run_id'],
             pipegen_mlflow_experiment_id=train_run.outputs['experiment_id'],
         )
+        quality_task.set_display_name('quality')
         quality_task.set_caching_options(False)
         kubernetes.set_timeout(quality_task, 30900)
         kubernetes.use_secret_as_env(quality_task, secret_name='mlflow-tracking', secret_key_to_env={'MLFLOW_TRACKING_TOKEN': 'MLFLOW_TRACKING_TOKEN', 'MLFLOW_TRACKING_URI': 'MLFLOW_TRACKING_URI'})
         quality_task.after(train_task)
         with dsl.If(quality_task.output == True, name='quality-passed'):
-            promote_task = promote(
+            promote_task = pipegen_promote(
+                pipegen_spec='{"alias":"champion","artifact":"model","champion":{"metric":"ndcg","mode":"max"},"model":"feed-ranker","pipeline":"feed-ranking","thresholds":["ndcg > 0.78"],"tracking_uri":"$\\u007benv.MLFLOW_TRACKING_URI\\u007d","webhooks":["https://serving.example.com/rebuild"]}',
                 pipegen_run_key=run_key,
                 pipegen_run_date=run_date,
                 epochs=epochs,
@@ -267,6 +230,7 @@ def pipeline(
                 pipegen_mlflow_run_id=train_run.outputs['run_id'],
                 pipegen_mlflow_experiment_id=train_run.outputs['experiment_id'],
             )
+            promote_task.set_display_name('promote')
             promote_task.set_caching_options(False)
             promote_task.set_retry(num_retries=3, backoff_duration='300s', backoff_factor=2.0, backoff_max_duration='3600s')
             kubernetes.set_timeout(promote_task, 7200)

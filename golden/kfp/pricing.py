@@ -16,131 +16,96 @@ def pipegen_context(
     pipegen_schedule_time: str,
 ) -> NamedTuple('Outputs', [('run_id', str), ('run_date', str)]):
     "The run's id and logical date (${run.id}, ${run.date})."
-    from collections import namedtuple
+    arguments = dict(locals())  # first, while the function's locals are its arguments only
+    from pipegen.runtime.kfp_executor import run_python
 
-    from pipegen.runtime.step import run_date_from
-
-    return namedtuple('Outputs', ['run_id', 'run_date'])(
-        pipegen_run_key, run_date_from(pipegen_schedule_time, 'UTC')
-    )
+    return run_python('context', arguments, zone='UTC')
 
 
 @dsl.component(base_image=BASE_IMAGE)
 def pipegen_clock() -> str:
     "When a waiting gate's wait begins (epoch seconds): the anchor its retries resume from."
-    import time
+    arguments = dict(locals())  # first, while the function's locals are its arguments only
+    from pipegen.runtime.kfp_executor import run_python
 
-    return repr(time.time())
+    return run_python('clock', arguments)
 
 
 @dsl.component(base_image=BASE_IMAGE)
 def pipegen_start_run(
-    spec: str,
+    pipegen_spec: str,
     pipegen_run_key: str,
     pipegen_run_date: str,
     max_depth: int,
 ) -> NamedTuple('Outputs', [('run_id', str), ('experiment_id', str)]):
     'Create (or, on a retry, find) the MLflow run a training step logs into.'
-    from collections import namedtuple
+    arguments = dict(locals())  # first, while the function's locals are its arguments only
+    from pipegen.runtime.kfp_executor import run_python
 
-    from pipegen.runtime.step import run_step
-
-    run = run_step('start_run', spec, params={'max_depth': max_depth}, run_id=pipegen_run_key, run_date=pipegen_run_date)
-    return namedtuple('Outputs', ['run_id', 'experiment_id'])(run['run_id'], run['experiment_id'])
+    return run_python('start_run', arguments)
 
 
 @dsl.component(base_image=BASE_IMAGE)
-def partition_ready(
+def pipegen_gate(
+    pipegen_spec: str,
     pipegen_run_key: str,
     pipegen_run_date: str,
     max_depth: int,
-    pipegen_wait_started: str,
-) -> str:
-    "gate step 'partition_ready' of pipeline 'pricing', run by pipegen.runtime."
-    import json
+    pipegen_wait_started: str = '',
+) -> None:
+    'A gate step: checks its condition (a wait polls inside the task).'
+    arguments = dict(locals())  # first, while the function's locals are its arguments only
+    from pipegen.runtime.kfp_executor import run_python
 
-    from pipegen.runtime.step import run_step
-
-    result = run_step(
-        'gate',
-        '{"gate": {"check": "partition_exists", "path": "s3://pricing-data/quotes/dt=$\\u007brun.date\\u007d/", "wait": {"interval_seconds": 900, "timeout_seconds": 28800}}}',
-        params={'max_depth': max_depth},
-        run_id=pipegen_run_key,
-        run_date=pipegen_run_date,
-        wait_started=pipegen_wait_started,
-    )
-    return json.dumps(result, sort_keys=True)
+    return run_python('gate', arguments)
 
 
 @dsl.component(base_image=BASE_IMAGE)
-def train(
+def pipegen_aws_batch_train(
+    pipegen_spec: str,
     pipegen_run_key: str,
     pipegen_run_date: str,
     max_depth: int,
     pipegen_mlflow_run_id: str,
     pipegen_mlflow_experiment_id: str,
-) -> str:
-    "train step 'train' of pipeline 'pricing', run by pipegen.runtime."
-    import json
+) -> None:
+    'A step that submits its AWS Batch job and waits for it. It trains.'
+    arguments = dict(locals())  # first, while the function's locals are its arguments only
+    from pipegen.runtime.kfp_executor import run_python
 
-    from pipegen.runtime.step import run_step
-
-    result = run_step(
-        'aws_batch',
-        '{"command": ["python", "-m", "pricing.train", "--date", "$\\u007brun.date\\u007d", "--max-depth", "$\\u007bparams.max_depth\\u007d"], "env": {}, "job": {"job_definition": "pricing-train:3", "job_name": "pricing-train", "job_queue": "ml-cpu-64", "region": "us-east-1", "resources": {"MEMORY": "262144", "VCPU": "64"}, "timeout_seconds": 21600}, "tracking_uri": "$\\u007benv.MLFLOW_TRACKING_URI\\u007d"}',
-        params={'max_depth': max_depth},
-        run_id=pipegen_run_key,
-        run_date=pipegen_run_date,
-        mlflow_run={'run_id': pipegen_mlflow_run_id, 'experiment_id': pipegen_mlflow_experiment_id},
-    )
-    return json.dumps(result, sort_keys=True)
+    return run_python('aws_batch', arguments)
 
 
 @dsl.component(base_image=BASE_IMAGE)
-def quality(
+def pipegen_evaluate(
+    pipegen_spec: str,
     pipegen_run_key: str,
     pipegen_run_date: str,
     max_depth: int,
     pipegen_mlflow_run_id: str,
     pipegen_mlflow_experiment_id: str,
 ) -> bool:
-    "evaluate step 'quality' of pipeline 'pricing', run by pipegen.runtime."
-    from pipegen.runtime.step import run_step
+    'An evaluate step: judges the training run; dsl.If reads the answer.'
+    arguments = dict(locals())  # first, while the function's locals are its arguments only
+    from pipegen.runtime.kfp_executor import run_python
 
-    result = run_step(
-        'evaluate',
-        '{"on_fail": "fail", "thresholds": ["mae < 12", "model_size_mb < 200"], "tracking_uri": "$\\u007benv.MLFLOW_TRACKING_URI\\u007d"}',
-        params={'max_depth': max_depth},
-        run_id=pipegen_run_key,
-        run_date=pipegen_run_date,
-        mlflow_run={'run_id': pipegen_mlflow_run_id, 'experiment_id': pipegen_mlflow_experiment_id},
-        retry={'backoff': 2.0, 'delay_seconds': 120, 'max_delay_seconds': 1800, 'retries': 2},
-    )
-    return bool(result['passed'])
+    return run_python('evaluate', arguments)
 
 
 @dsl.component(base_image=BASE_IMAGE)
-def promote(
+def pipegen_promote(
+    pipegen_spec: str,
     pipegen_run_key: str,
     pipegen_run_date: str,
     max_depth: int,
     pipegen_mlflow_run_id: str,
     pipegen_mlflow_experiment_id: str,
-) -> str:
-    "promote step 'promote' of pipeline 'pricing', run by pipegen.runtime."
-    import json
+) -> None:
+    "A promote step: registers the training run's model and moves the alias."
+    arguments = dict(locals())  # first, while the function's locals are its arguments only
+    from pipegen.runtime.kfp_executor import run_python
 
-    from pipegen.runtime.step import run_step
-
-    result = run_step(
-        'promote',
-        '{"alias": "champion", "artifact": "model", "model": "pricing", "pipeline": "pricing", "thresholds": ["mae < 12", "model_size_mb < 200"], "tracking_uri": "$\\u007benv.MLFLOW_TRACKING_URI\\u007d", "webhooks": []}',
-        params={'max_depth': max_depth},
-        run_id=pipegen_run_key,
-        run_date=pipegen_run_date,
-        mlflow_run={'run_id': pipegen_mlflow_run_id, 'experiment_id': pipegen_mlflow_experiment_id},
-    )
-    return json.dumps(result, sort_keys=True)
+    return run_python('promote', arguments)
 
 
 @dsl.pipeline(
@@ -154,56 +119,66 @@ def pipeline(
     context.set_caching_options(False)
     run_key, run_date = context.outputs['run_id'], context.outputs['run_date']
     partition_ready_clock = pipegen_clock()
+    partition_ready_clock.set_display_name('partition_ready clock')
     partition_ready_clock.set_caching_options(False)
-    partition_ready_task = partition_ready(
+    partition_ready_task = pipegen_gate(
+        pipegen_spec='{"gate":{"check":"partition_exists","path":"s3://pricing-data/quotes/dt=$\\u007brun.date\\u007d/","wait":{"interval_seconds":900,"timeout_seconds":28800}}}',
         pipegen_run_key=run_key,
         pipegen_run_date=run_date,
         max_depth=max_depth,
         pipegen_wait_started=partition_ready_clock.output,
     )
+    partition_ready_task.set_display_name('partition_ready')
     partition_ready_task.set_caching_options(False)
     partition_ready_task.set_retry(num_retries=2, backoff_duration='120s', backoff_factor=2.0, backoff_max_duration='1800s')
     kubernetes.set_timeout(partition_ready_task, 29400)
     train_run = pipegen_start_run(
-        spec='{"experiment": "pricing", "pipeline": "pricing", "spec_sha256": "012d34fa676eef849e10e6c9e1c0bcc88d6febebf234760c55f3252408fea756", "step": "train", "tracking_uri": "$\\u007benv.MLFLOW_TRACKING_URI\\u007d"}',
+        pipegen_spec='{"experiment":"pricing","pipeline":"pricing","spec_sha256":"012d34fa676eef849e10e6c9e1c0bcc88d6febebf234760c55f3252408fea756","step":"train","tracking_uri":"$\\u007benv.MLFLOW_TRACKING_URI\\u007d"}',
         pipegen_run_key=run_key,
         pipegen_run_date=run_date,
         max_depth=max_depth,
     )
+    train_run.set_display_name('train run')
     train_run.set_caching_options(False)
     kubernetes.use_secret_as_env(train_run, secret_name='mlflow-tracking', secret_key_to_env={'MLFLOW_TRACKING_PASSWORD': 'MLFLOW_TRACKING_PASSWORD', 'MLFLOW_TRACKING_URI': 'MLFLOW_TRACKING_URI', 'MLFLOW_TRACKING_USERNAME': 'MLFLOW_TRACKING_USERNAME'})
     train_run.after(partition_ready_task)
-    train_task = train(
+    train_task = pipegen_aws_batch_train(
+        pipegen_spec='{"command":["python","-m","pricing.train","--date","$\\u007brun.date\\u007d","--max-depth","$\\u007bparams.max_depth\\u007d"],"job":{"job_definition":"pricing-train:3","job_name":"pricing-train","job_queue":"ml-cpu-64","region":"us-east-1","resources":{"MEMORY":"262144","VCPU":"64"},"timeout_seconds":21600},"tracking_uri":"$\\u007benv.MLFLOW_TRACKING_URI\\u007d"}',
         pipegen_run_key=run_key,
         pipegen_run_date=run_date,
         max_depth=max_depth,
         pipegen_mlflow_run_id=train_run.outputs['run_id'],
         pipegen_mlflow_experiment_id=train_run.outputs['experiment_id'],
     )
+    train_task.set_display_name('train')
     train_task.set_caching_options(False)
     train_task.set_retry(num_retries=2, backoff_duration='120s', backoff_factor=2.0, backoff_max_duration='1800s')
     kubernetes.set_timeout(train_task, 21600)
     kubernetes.use_secret_as_env(train_task, secret_name='mlflow-tracking', secret_key_to_env={'MLFLOW_TRACKING_PASSWORD': 'MLFLOW_TRACKING_PASSWORD', 'MLFLOW_TRACKING_URI': 'MLFLOW_TRACKING_URI', 'MLFLOW_TRACKING_USERNAME': 'MLFLOW_TRACKING_USERNAME'})
     train_task.after(partition_ready_task)
     train_task.after(train_run)
-    quality_task = quality(
+    quality_task = pipegen_evaluate(
+        pipegen_spec='{"on_fail":"fail","retry":{"backoff":2.0,"delay_seconds":120,"max_delay_seconds":1800,"retries":2},"thresholds":["mae < 12","model_size_mb < 200"],"tracking_uri":"$\\u007benv.MLFLOW_TRACKING_URI\\u007d"}',
         pipegen_run_key=run_key,
         pipegen_run_date=run_date,
         max_depth=max_depth,
         pipegen_mlflow_run_id=train_run.outputs['run_id'],
         pipegen_mlflow_experiment_id=train_run.outputs['experiment_id'],
     )
+    quality_task.set_display_name('quality')
     quality_task.set_caching_options(False)
     kubernetes.set_timeout(quality_task, 43560)
     kubernetes.use_secret_as_env(quality_task, secret_name='mlflow-tracking', secret_key_to_env={'MLFLOW_TRACKING_PASSWORD': 'MLFLOW_TRACKING_PASSWORD', 'MLFLOW_TRACKING_URI': 'MLFLOW_TRACKING_URI', 'MLFLOW_TRACKING_USERNAME': 'MLFLOW_TRACKING_USERNAME'})
     quality_task.after(train_task)
-    promote_task = promote(
+    promote_task = pipegen_promote(
+        pipegen_spec='{"alias":"champion","artifact":"model","model":"pricing","pipeline":"pricing","thresholds":["mae < 12","model_size_mb < 200"],"tracking_uri":"$\\u007benv.MLFLOW_TRACKING_URI\\u007d","webhooks":[]}',
         pipegen_run_key=run_key,
         pipegen_run_date=run_date,
         max_depth=max_depth,
         pipegen_mlflow_run_id=train_run.outputs['run_id'],
         pipegen_mlflow_experiment_id=train_run.outputs['experiment_id'],
     )
+    promote_task.set_display_name('promote')
     promote_task.set_caching_options(False)
     promote_task.set_retry(num_retries=2, backoff_duration='120s', backoff_factor=2.0, backoff_max_duration='1800s')
     kubernetes.set_timeout(promote_task, 14400)

@@ -66,6 +66,26 @@ def all_tasks(ir: dict[str, object]) -> dict[str, dict[str, object]]:
     return found
 
 
+def step_tasks(ir: dict[str, object]) -> dict[str, dict[str, object]]:
+    """Every container task by its display name (a step's name: runtime steps share their action's component, and
+    kfp names a task after its component)."""
+    return {str(task["taskInfo"]["name"]): task for task in all_tasks(ir).values()}  # type: ignore[index]
+
+
+def executor_of(ir: dict[str, object], task: dict[str, object]) -> dict[str, object]:
+    """The executor a task runs: its component's."""
+    component = ir["components"][task["componentRef"]["name"]]  # type: ignore[index]
+    return ir["deploymentSpec"]["executors"][component["executorLabel"]]  # type: ignore[index,no-any-return]
+
+
+def shown_executors(ir: dict[str, object]) -> dict[str, str]:
+    """Each executor label -> the display name of the task that runs it."""
+    return {
+        str(ir["components"][task["componentRef"]["name"]]["executorLabel"]): str(task["taskInfo"]["name"])  # type: ignore[index]
+        for task in all_tasks(ir).values()
+    }
+
+
 def test_goldens_cover_every_spec() -> None:
     assert [p.stem for p in GOLDEN_MODULES] == ["demo", "feed-ranking", "pricing"]
 
@@ -130,16 +150,20 @@ def test_hostile_spec_compiles_with_kfp(tmp_path: Path) -> None:
 def test_evaluate_is_not_retried_by_kfp(tmp_path: Path) -> None:
     """set_retry cannot tell a failed judgement from an outage: evaluate retries outages in the runtime only."""
     ir = compile_ir(GOLDEN / "kfp" / "pricing.py", tmp_path / "pricing.yaml")
-    tasks = ir["root"]["dag"]["tasks"]  # type: ignore[index]
+    tasks = step_tasks(ir)
     assert "retryPolicy" not in tasks["quality"]
-    assert tasks["train"]["retryPolicy"]["maxRetryCount"] == 2
-    source = " ".join(ir["deploymentSpec"]["executors"]["exec-quality"]["container"]["command"])  # type: ignore[index]
-    assert "retry={'backoff': 2.0, 'delay_seconds': 120, 'max_delay_seconds': 1800, 'retries': 2}" in source
+    assert tasks["train"]["retryPolicy"]["maxRetryCount"] == 2  # type: ignore[index]
+    # The runtime's retry policy travels in the step's spec input, which the shared evaluate component reads.
+    spec = json.loads(tasks["quality"]["inputs"]["parameters"]["pipegen_spec"]["runtimeValue"]["constant"])  # type: ignore[index]
+    assert spec["retry"] == {"backoff": 2.0, "delay_seconds": 120, "max_delay_seconds": 1800, "retries": 2}
+    source = " ".join(executor_of(ir, tasks["quality"])["container"]["command"])  # type: ignore[index]
+    # ... and pipegen.runtime.kfp_executor hands to run_step as its retry policy (evaluate only).
+    assert "run_python('evaluate', arguments)" in source
 
 
 def test_mlflow_settings_reach_every_task_that_talks_to_mlflow(tmp_path: Path) -> None:
     """targets.kfp.mlflow_secret: the tracking URI and credentials are in the pod's environment, where the runtime reads them."""
-    compile_ir(GOLDEN / "kfp" / "feed-ranking.py", tmp_path / "feed.yaml")
+    ir = compile_ir(GOLDEN / "kfp" / "feed-ranking.py", tmp_path / "feed.yaml")
     documents = list(yaml.safe_load_all((tmp_path / "feed.yaml").read_text()))
     executors = documents[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
     mounted = {
@@ -149,4 +173,4 @@ def test_mlflow_settings_reach_every_task_that_talks_to_mlflow(tmp_path: Path) -
         if secret["secretName"] == "mlflow-tracking"
         and {m["envVar"] for m in secret["keyToEnv"]} == {"MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_TOKEN"}
     }
-    assert mounted == {"exec-pipegen-start-run", "exec-train", "exec-quality", "exec-promote"}
+    assert {shown_executors(ir)[name] for name in mounted} == {"train run", "train", "quality", "promote"}

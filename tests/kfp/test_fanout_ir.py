@@ -36,15 +36,20 @@ def upstream(ir: dict[str, Any]) -> dict[str, set[str]]:
     A task inside a dsl.If group also waits for what its group waits for.
     """
     direct: dict[str, set[str]] = {}
+    # Tasks by their display names (a step's name, `_` -> `-`): runtime steps share their action's component,
+    # and kfp names a task after its component.
+    shown: dict[str, str] = {}
 
     def walk(dag: dict[str, Any], around: set[str]) -> None:
         for name, task in dag["tasks"].items():
+            shown[name] = task["taskInfo"]["name"].replace("_", "-")
             direct[name] = set(task.get("dependentTasks", [])) | around
             inner = ir["components"].get(task["componentRef"]["name"], {}).get("dag")
             if inner is not None:
                 walk(inner, direct[name])
 
     walk(ir["root"]["dag"], set())
+    direct = {shown[name]: {shown[t] for t in ups} for name, ups in direct.items()}
     closed: dict[str, set[str]] = {}
     for name in direct:
         seen: set[str] = set()

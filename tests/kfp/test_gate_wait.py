@@ -12,7 +12,7 @@ import pytest
 from pipegen.compiler import compile_checked
 from pipegen.frontend import check_source
 from pipegen.loader import Source
-from tests.kfp.test_compile import compile_ir
+from tests.kfp.test_compile import compile_ir, step_tasks
 
 
 def gate_spec(partition: Path, *, timeout: str, wait: str, retries: int = 0) -> str:
@@ -43,7 +43,7 @@ def compiled(tmp_path: Path, text: str) -> tuple[Any, dict[str, Any]]:
 
 
 def pod_deadline(ir: dict[str, Any], task: str) -> int:
-    executor = ir["pipeline"]["root"]["dag"]["tasks"][task]["componentRef"]["name"].replace("comp-", "exec-")
+    executor = ir["pipeline"]["components"][step_tasks(ir["pipeline"])[task]["componentRef"]["name"]]["executorLabel"]
     return int(
         ir["platform"]["platforms"]["kubernetes"]["deploymentSpec"]["executors"][executor]["activeDeadlineSeconds"]
     )
@@ -82,7 +82,7 @@ def test_data_landing_after_the_step_timeout_but_within_the_wait_passes(tmp_path
 @pytest.mark.usefixtures("local_runner")
 def test_a_retry_after_the_wait_timed_out_fails_at_once(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     pipeline, ir = compiled(tmp_path, gate_spec(tmp_path / "never", timeout="1h", wait="3s", retries=1))
-    retry = ir["pipeline"]["root"]["dag"]["tasks"]["ready"]["retryPolicy"]
+    retry = step_tasks(ir["pipeline"])["ready"]["retryPolicy"]
     assert retry["maxRetryCount"] == 1
     with pytest.raises(RuntimeError):
         pipeline()

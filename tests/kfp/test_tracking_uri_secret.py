@@ -20,7 +20,7 @@ import yaml
 from pipegen.compiler import compile_checked
 from pipegen.frontend import check_source
 from pipegen.loader import Source
-from tests.kfp.test_compile import RUNTIME_IMAGE, compile_ir
+from tests.kfp.test_compile import RUNTIME_IMAGE, compile_ir, shown_executors
 
 BACKENDS = {
     "pods": "{type: kubernetes, image: 'registry.example.com/train:1'}",
@@ -131,8 +131,9 @@ def test_a_whole_secret_uri_reaches_the_pod_from_the_kubernetes_secret(tmp_path:
     }
     assert mounts["exec-train"] == {("mlflow-uri", "mlflow_uri", "MLFLOW_TRACKING_URI")}
     # The runtime tasks that talk to MLflow render the URI themselves, from PIPEGEN_SECRET_<NAME>.
-    for task in ("exec-pipegen-start-run", "exec-judge"):
-        assert mounts[task] == {("mlflow-uri", "mlflow_uri", "PIPEGEN_SECRET_MLFLOW_URI")}
+    shown = {name: label for label, name in shown_executors(ir).items()}
+    for task in ("train run", "judge"):
+        assert mounts[shown[task]] == {("mlflow-uri", "mlflow_uri", "PIPEGEN_SECRET_MLFLOW_URI")}
 
 
 def test_a_secret_uri_run_with_kfp_local_is_in_no_task_output(

@@ -23,9 +23,22 @@ from tests.differential.engines.supervise import Progress, engine_main, log_path
 MANUAL_SCHEDULE_TIME = "1970-01-01T00:00:00Z"
 
 
-def task_name(step: str) -> str:
-    """The IR task a step's call becomes: kfp names it after its component, `_` -> `-`."""
-    return step.replace("_", "-")
+def step_tasks(ir: dict[str, Any]) -> dict[str, str]:
+    """Each step -> the IR task (at any depth) that runs it: the task whose display name is the step's name.
+
+    kfp names a task after its component, and a runtime step calls its action's shared component.
+    """
+    found: dict[str, str] = {}
+
+    def walk(dag: dict[str, Any]) -> None:
+        for name, task in dag.get("tasks", {}).items():
+            found.setdefault(task.get("taskInfo", {}).get("name", name), name)
+            inner = ir.get("components", {}).get(task["componentRef"]["name"], {}).get("dag")
+            if inner is not None:
+                walk(inner)
+
+    walk(ir["root"]["dag"])
+    return found
 
 
 def enclosing_conditions(ir: dict[str, Any]) -> dict[str, list[str]]:
@@ -116,11 +129,13 @@ class Observed:
         pipeline_orchestrator.log_and_maybe_raise_for_failure = log_and_maybe_raise_for_failure
 
 
-def step_outcomes(request: Request, observed: Observed, around: dict[str, list[str]]) -> dict[str, StepResult]:
+def step_outcomes(
+    request: Request, observed: Observed, around: dict[str, list[str]], tasks: dict[str, str]
+) -> dict[str, StepResult]:
     """Each spec step's outcome: its task's status, or why it never ran."""
     steps: dict[str, StepResult] = {}
     for step in load_pipeline(request.spec).steps:
-        name = task_name(step.name)
+        name = tasks[step.name]
         if name in observed.tasks:
             task_status, outputs = observed.tasks[name]
             if task_status != "SUCCESS":
@@ -150,8 +165,9 @@ def run(request: Request, progress: Progress) -> Result:
 
     pipeline, ir = compile_pipeline(request, workdir)
     around = enclosing_conditions(ir)
-    steps_by_task = {task_name(s.name): s.name for s in pipeline_spec.steps}
-    missing = sorted(set(steps_by_task) - set(around))
+    tasks = step_tasks(ir)
+    missing = sorted(s.name for s in pipeline_spec.steps if tasks.get(s.name) not in around)
+    steps_by_task = {tasks[s.name]: s.name for s in pipeline_spec.steps if s.name in tasks}
     if missing:
         raise RuntimeError(f"steps without a task in the IR: {missing} (tasks: {sorted(around)})")
     when = scheduled_instant(request)
@@ -164,7 +180,7 @@ def run(request: Request, progress: Progress) -> Result:
     pipeline(**params)
     wall = time.monotonic() - started
     print(f"kfp.local ended after {wall:.1f}s; failed: {observed.failed}", flush=True)
-    steps = step_outcomes(request, observed, around)
+    steps = step_outcomes(request, observed, around, tasks)
     status = "failed" if observed.failed is not None else "succeeded"
     log = str(log_path(request))
     progress.engine_ended(Result(request.engine, status, steps, round(wall, 2), log))

@@ -11,6 +11,8 @@ from pipegen.resolve import ResolvedStep
 
 # Inputs every generated component takes; user parameter names may not collide with them.
 RUN_KEY, RUN_DATE = "pipegen_run_key", "pipegen_run_date"
+# The constant input holding a runtime step's settings (its JSON, braces escaped: escaped_json).
+SPEC = "pipegen_spec"
 # A waiting gate's anchor: when its wait began (see Lowering._gate).
 WAIT_STARTED = "pipegen_wait_started"
 # kfp.local replaces this path (kfp.dsl.constants.WORKSPACE_MOUNT_PATH) in every command and input string.
@@ -29,21 +31,27 @@ _TAKEN = {
     "pipegen_clock",
     "pipegen_notify",
     "json",
+    # The runtime's action components (components.action_name), which every step of their kind calls.
+    *(f"pipegen_{kind}" for kind in ("gate", "evaluate", "promote")),
+    *(f"pipegen_{kind}{train}" for kind in ("local", "aws_batch", "sagemaker") for train in ("", "_train")),
 }
 
 
-def escaped_json(value: object) -> str:
+def escaped_json(value: object, compact: bool = False) -> str:
     """Canonical JSON in which every brace inside a string is a \\u escape.
 
     KFP launchers substitute `{{$...}}` placeholders anywhere in a component's command, including the
     embedded source, and kfp.local the path /kfp-workspace; with braces and slashes escaped, no user text can
     form one. Structural braces stay as they are
-    (JSON objects never open with `{{`).
+    (JSON objects never open with `{{`). compact: no spaces after separators (a task's spec input, copied into
+    the IR once per task, where spaces also let the YAML writer fold it over several indented lines).
     """
+    comma, colon = (",", ":") if compact else (", ", ": ")
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{escaped_json(str(k))}: {escaped_json(v)}" for k, v in sorted(value.items())) + "}"
+        items = sorted(value.items())
+        return "{" + comma.join(f"{escaped_json(str(k))}{colon}{escaped_json(v, compact)}" for k, v in items) + "}"
     if isinstance(value, list | tuple):
-        return "[" + ", ".join(escaped_json(v) for v in value) + "]"
+        return "[" + comma.join(escaped_json(v, compact) for v in value) + "]"
     if isinstance(value, str):
         # kfp.local also replaces the text /kfp-workspace anywhere in a command.
         text = json.dumps(value, ensure_ascii=False).replace("{", "\\u007b").replace("}", "\\u007d")

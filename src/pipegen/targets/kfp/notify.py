@@ -6,7 +6,7 @@ from pipegen.expr import parse_template
 from pipegen.render import py
 from pipegen.resolve import Pipeline
 from pipegen.targets.kfp.components import RuntimeComponents
-from pipegen.targets.kfp.names import RUN_KEY, escaped_json
+from pipegen.targets.kfp.names import RUN_KEY, SPEC, escaped_json
 from pipegen.targets.kfp.settings import TaskSettings
 from pipegen.targets.kfp.view import Call, Component
 
@@ -38,54 +38,34 @@ class ExitNotification(RuntimeComponents, TaskSettings):
     def _reads_run_date(self) -> bool:
         return ("run", "date") in notify_refs(self.p)
 
-    def _notify_component(self) -> Component:
-        """The exit task: which webhooks the final state calls for, told through run_step('notify')."""
+    def _notify_spec(self) -> dict[str, object]:
         hooks = self.p.spec.notify
-        spec = {
+        return {
             "pipeline": self.p.name,
             "failed": [n.webhook for n in hooks.on_failure],
             "succeeded": [n.webhook for n in hooks.on_success],
         }
-        inputs = [(RUN_KEY, "str")] + [(n, t) for n, t in self._common_inputs() if n in self.param_names]
-        run_date = "''"
+
+    def _notify_component(self) -> Component:
+        """The exit task: which webhooks the final state calls for (pipegen.runtime.kfp_executor decides)."""
+        inputs = [(SPEC, "str"), (RUN_KEY, "str")]
+        inputs += [(n, t) for n, t in self._common_inputs() if n in self.param_names]
         if self._reads_run_date():
             # kfp.local leaves this placeholder unresolved: only a webhook that reads ${run.date} takes it.
             inputs.append((SCHEDULE_TIME, "str"))
-            run_date = f"run_date_from({SCHEDULE_TIME}, {py(self._timezone())})"
         inputs.append((STATUS, "dsl.PipelineTaskFinalStatus"))
-        body = [
-            "from pipegen.runtime.step import decode, run_date_from, run_step",
-            "",
-            f"spec = decode({py(escaped_json(spec))})",
-            f"state = {STATUS}.state",
-            f"print(f'pipeline run ended {{state}}: {{{STATUS}.error_message or \"no error\"}}')",
-            "# FAILED, or SUCCEEDED (kfp.local, Vertex AI) / COMPLETE (the KFP backend). A cancelled run was stopped",
-            "# on purpose: nobody is told, as when `pipegen run` is interrupted or a Step Functions execution",
-            "# stopped. Any other state is told as a failure rather than dropped.",
-            "if state in ('CANCELED', 'CANCELLED', 'CANCELING'):",
-            "    return",
-            "event = 'succeeded' if state in ('SUCCEEDED', 'COMPLETE') else 'failed'",
-            "if not spec[event]:",
-            "    return",
-            f"message = {{'pipeline': spec['pipeline'], 'event': event, 'run': {RUN_KEY}}}",
-            "try:",
-            "    run_step(",
-            "        'notify',",
-            "        {'webhooks': spec[event], 'message': message},",
-            f"        params={self._params_dict()},",
-            f"        run_id={RUN_KEY},",
-            f"        run_date={run_date},",
-            "    )",
-            "except Exception as exc:  # a failed alert must not change how the run ended (as `pipegen run`)",
-            "    print(f'pipeline notification failed: {exc}')",
-        ]
-        doc = f"Post how pipeline '{self.p.name}' ended to notify.on_failure or notify.on_success."
-        return Component(NOTIFY, "lightweight", inputs, "None", py(doc), body)
+        doc = py(f"Post how pipeline '{self.p.name}' ended to notify.on_failure or notify.on_success.")
+        if self._container_form:
+            return self._container_action(NOTIFY, "notify", self._without_run(inputs), doc, [])
+        return self._python_action(NOTIFY, "notify", inputs, "None", doc, self._timezone())
 
     def _notify_call(self) -> Call:
         """The exit task, created before the ExitHandler that runs it after every step."""
-        kwargs = [(RUN_KEY, "dsl.PIPELINE_JOB_ID_PLACEHOLDER")] + [(n, n) for n in self.param_names]
-        if self._reads_run_date():
+        kwargs = [(SPEC, py(escaped_json(self._notify_spec(), compact=True)))]
+        kwargs += [(RUN_KEY, "dsl.PIPELINE_JOB_ID_PLACEHOLDER")] + [(n, n) for n in self.param_names]
+        if self._container_form:
+            kwargs = [kv for kv in kwargs if kv[0] != RUN_KEY]  # RUNTIME_ARGS
+        elif self._reads_run_date():
             kwargs.append((SCHEDULE_TIME, "dsl.PIPELINE_JOB_SCHEDULE_TIME_UTC_PLACEHOLDER"))
         secrets = {name for namespace, name in notify_refs(self.p) if namespace == "secret"}
         settings = [f"{NOTIFY_TASK}.set_caching_options(False)", *self._runtime_secret_env(NOTIFY_TASK, secrets)]

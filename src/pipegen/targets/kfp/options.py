@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import zoneinfo
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -41,9 +42,19 @@ class KfpOptions(BaseModel):
         "registry.example.com/ml/pipegen-runtime:0.1. No public image has it, so there is no default; a spec "
         "with runtime components must set it.",
     )
+    runtime_components: Literal["python", "container"] = Field(
+        "python",
+        description="How runtime steps run, each action one component every step of its kind calls with its "
+        "settings as an input. python: lightweight components kfp's executor runs (kfp.local's SubprocessRunner "
+        "runs them too; the image needs kfp, see install_kfp_package). container: container components running "
+        "`python -m pipegen.runtime.kfp_executor` in base_image: no kfp in the image, no pip install at start, no "
+        "network, and the smallest IR (about half the python form's per step); kfp.local runs them only with its "
+        "DockerRunner.",
+    )
     install_kfp_package: bool = Field(
         True,
-        description="Let kfp pip-install itself into each runtime component's container (false when the image has kfp).",
+        description="With runtime_components: python, let kfp pip-install itself into each runtime component's "
+        "container at start (false when the image has kfp; the container form never installs anything).",
     )
     mlflow_secret: EnvSource | None = Field(
         None,

@@ -22,7 +22,7 @@ class TaskSettings:
         out = [f"{var}.set_caching_options(False)"]
         policy = step.policy
         # set_retry cannot tell a failed judgement (final) from an unreachable server: evaluate retries
-        # infrastructure errors inside the runtime instead (see _runtime_retry).
+        # infrastructure errors inside the runtime instead (the retry in its spec, Lowering._step).
         if policy.retries and step.kind != "evaluate":
             factor = "2.0" if policy.backoff == "exponential" else "1.0"
             retry = f"{var}.set_retry(num_retries={policy.retries}, backoff_duration={py(f'{policy.retry_delay}s')}, backoff_factor={factor}"
@@ -76,6 +76,3 @@ class TaskSettings:
                 keys = "{" + ", ".join(f"{py(k)}: {py(k)}" for k in sorted(source.keys)) + "}"
                 out.append(f"kubernetes.{call}({var}, {argument}_name={py(source.name)}, {argument}_key_to_env={keys})")
         return out
-
-    def _runtime_retry(self, step: ResolvedStep) -> tuple[tuple[str, str], ...]:
-        return (("retry", py(step.policy.runtime_retry())),) if step.policy.retries else ()
