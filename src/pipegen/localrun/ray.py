@@ -29,6 +29,7 @@ from pathlib import Path
 from pipegen.localrun.outcome import StepFailed, Stop
 from pipegen.resolve import ResolvedStep
 from pipegen.runtime.errors import RuntimeFailure
+from pipegen.runtime.redacted_output import end_group
 from pipegen.runtime.templating import Values
 from pipegen.spec import RayBackend
 
@@ -168,13 +169,7 @@ class LocalRayHead:
         """
         proc, self.proc = self.proc, None
         if proc is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=grace)
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+            end_group(proc, grace)
         if self.root is not None and keep_logs is not None:
             with contextlib.suppress(OSError):
                 shutil.copytree(
