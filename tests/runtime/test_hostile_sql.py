@@ -52,13 +52,12 @@ def compiled(url: str, target: str, query_language: str = "JSONPath") -> str:
 
 
 def kfp_gate_specs(module: str) -> list[str]:
-    """The spec JSON each KFP gate component hands run_step, read from the generated module's source."""
+    """The spec JSON each gate task hands the shared gate component (its constant `pipegen_spec` input), read from
+    the generated module's source: what the component passes on to run_step."""
     found = []
     for node in ast.walk(ast.parse(module)):
-        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "run_step":
-            kind, spec_json = (a.value for a in node.args[:2])  # type: ignore[attr-defined]
-            if kind == "gate":
-                found.append(spec_json)
+        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "pipegen_gate":
+            found += [k.value.value for k in node.keywords if k.arg == "pipegen_spec"]  # type: ignore[attr-defined]
     return found
 
 
