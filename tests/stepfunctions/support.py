@@ -118,10 +118,15 @@ def run_state_machine(
     definition: str, name: str, execution_input: dict[str, Any], timeout: float = 120
 ) -> dict[str, Any]:
     """Create the state machine, start one execution and wait for it to end; returns describe_execution."""
-    sfn = boto3.client("stepfunctions")
-    arn = sfn.create_state_machine(
+    arn = boto3.client("stepfunctions").create_state_machine(
         name=name, definition=definition, roleArn="arn:aws:iam::123456789012:role/pipegen-test"
     )["stateMachineArn"]
+    return start_and_wait(arn, name, execution_input, timeout)
+
+
+def start_and_wait(arn: str, name: str, execution_input: dict[str, Any], timeout: float = 120) -> dict[str, Any]:
+    """Start one execution `<name>-run` of a state machine and wait for it to end; returns describe_execution."""
+    sfn = boto3.client("stepfunctions")
     execution = sfn.start_execution(stateMachineArn=arn, name=f"{name}-run", input=json.dumps(execution_input))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -15,25 +15,11 @@ import boto3
 import pytest
 
 from tests.cases import GOLDEN
-from tests.stepfunctions.support import history, play_batch_jobs
+from tests.stepfunctions.support import history, play_batch_jobs, start_and_wait
 from tests.support_aws import batch_queue, deploy_stack, lambda_function, stacks_make_executable_state_machines
 from tests.support_mlflow import MlflowServer, play_training
 
 TEMPLATE = GOLDEN / "stepfunctions" / "pricing.template.json"
-
-
-def _start_and_wait(arn: str, name: str, timeout: float = 120) -> dict[str, Any]:
-    import time
-
-    sfn = boto3.client("stepfunctions")
-    execution = sfn.start_execution(stateMachineArn=arn, name=f"{name}-run", input=json.dumps({}))
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        described = sfn.describe_execution(executionArn=execution["executionArn"])
-        if described["status"] != "RUNNING":
-            return dict(described)
-        time.sleep(0.2)
-    raise AssertionError(f"execution of {arn} still running after {timeout}s")
 
 
 @pytest.mark.filterwarnings("ignore:Tried to parse AWS..Scheduler..Schedule but")
@@ -96,7 +82,7 @@ def test_deployed_pricing_stack_runs_and_promotes(
     assert machine["name"] == "pricing"
     assert machine["roleArn"] == iam.get_role(RoleName=role)["Role"]["Arn"]
 
-    result = _start_and_wait(outputs["StateMachineArn"], name)
+    result = start_and_wait(outputs["StateMachineArn"], name, {})
     failed = [e for e in history(result["executionArn"]) if "Failed" in e["type"]]
     assert result["status"] == "SUCCEEDED", (result, json.dumps(failed, default=str)[:3000])
 
