@@ -9,7 +9,6 @@ import re
 import shutil
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -128,35 +127,39 @@ def test_the_orchestrator_never_imports_mlflow_and_the_next_run_finds_the_worker
         stop_worker(workdir, uri)
 
 
+# One training step that logs nothing: what a run costs pipegen itself, with the worker it leaves behind.
+TINY = """\
+pipegen: 1
+name: tiny
+mlflow: {experiment: tiny}
+backends: {here: {type: local}}
+steps:
+  - name: fit
+    train: {backend: here, command: [python, -c, "print('fitted')"]}
+"""
+
+
+def run_tiny(directory: Path, idle: str) -> subprocess.CompletedProcess[str]:
+    """`pipegen run tiny.yaml` in directory, its MLflow worker kept `idle` seconds after the run."""
+    spec = directory / "tiny.yaml"
+    spec.write_text(TINY)
+    return subprocess.run(
+        [sys.executable, "-m", "pipegen", "run", str(spec)],
+        cwd=directory,
+        env={**os.environ, "PIPEGEN_RUN_WORKER_IDLE": idle},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+
+
 def test_the_worker_ends_once_idle_and_a_later_run_starts_another(tmp_path: Path) -> None:
     """No process outlives its idle time; a run after that starts a new worker, and its run is closed as before."""
-    spec = tmp_path / "tiny.yaml"
-    spec.write_text(
-        textwrap.dedent(
-            """\
-            pipegen: 1
-            name: tiny
-            mlflow: {experiment: tiny}
-            backends: {here: {type: local}}
-            steps:
-              - name: fit
-                train: {backend: here, command: [python, -c, "print('fitted')"]}
-            """
-        )
-    )
-    env = {**os.environ, "PIPEGEN_RUN_WORKER_IDLE": "1"}
     uri = default_tracking_uri(tmp_path)
     pids = []
     for _ in range(2):
-        proc = subprocess.run(
-            [sys.executable, "-m", "pipegen", "run", str(spec)],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=300,
-        )
+        proc = run_tiny(tmp_path, idle="1")
         assert proc.returncode == 0, proc.stderr
         assert "pipeline tiny: succeeded" in proc.stdout
         pid = worker_pid(tmp_path, uri)  # it answers after the run: within its idle second
@@ -175,34 +178,11 @@ def test_the_worker_ends_once_idle_and_a_later_run_starts_another(tmp_path: Path
 
 def test_a_store_deleted_between_runs_is_created_afresh_not_written_through_the_old_worker(tmp_path: Path) -> None:
     """`rm mlflow.db` to start afresh: the warm worker's connections reach the deleted file; it must not be used."""
-    spec = tmp_path / "tiny.yaml"
-    spec.write_text(
-        textwrap.dedent(
-            """\
-            pipegen: 1
-            name: tiny
-            mlflow: {experiment: tiny}
-            backends: {here: {type: local}}
-            steps:
-              - name: fit
-                train: {backend: here, command: [python, -c, "print('fitted')"]}
-            """
-        )
-    )
-    env = {**os.environ, "PIPEGEN_RUN_WORKER_IDLE": "120"}
     uri = default_tracking_uri(tmp_path)
     try:
         run_ids = []
         for _ in range(2):
-            proc = subprocess.run(
-                [sys.executable, "-m", "pipegen", "run", str(spec)],
-                cwd=tmp_path,
-                env=env,
-                capture_output=True,
-                text=True,
-                check=False,
-                timeout=300,
-            )
+            proc = run_tiny(tmp_path, idle="120")
             assert proc.returncode == 0, proc.stderr
             run_ids += re.findall(r"MLflow run ([0-9a-f]{32})", proc.stdout)
             if len(run_ids) == 1:
