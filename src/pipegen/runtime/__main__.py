@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-import traceback
 from pathlib import Path
 
 from pipegen.runtime.actions import ACTIONS, action
-from pipegen.runtime.errors import RuntimeFailure
-from pipegen.runtime.redact import install_log_redaction, redact, redact_data
+from pipegen.runtime.errors import report_failure
+from pipegen.runtime.redact import install_log_redaction, redact_data
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,12 +32,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("ARGS_JSON must be a JSON object")
     try:
         result = action(ns.action)(**kwargs)
-    except RuntimeFailure as exc:
-        print(redact(f"pipegen.runtime {ns.action}: {exc}"), file=sys.stderr)
-        return 1
-    except Exception:  # noqa: BLE001 - any other error keeps its traceback for whoever debugs it, masked
-        print(redact(traceback.format_exc()), file=sys.stderr, end="")
-        return 1
+    except Exception as exc:  # noqa: BLE001 - every failure is reported (masked) and ends the command with 1
+        return report_failure(ns.action, exc)
     text = json.dumps(redact_data(result), sort_keys=True)
     if ns.output:
         Path(ns.output).parent.mkdir(parents=True, exist_ok=True)

@@ -17,13 +17,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
-import traceback
 from pathlib import Path
 from typing import Any
 
-from pipegen.runtime.errors import RuntimeFailure
+from pipegen.runtime.errors import report_failure
 from pipegen.runtime.redact import install_log_redaction, redact, redact_data
 from pipegen.runtime.step import decode, run_date_from, run_step
 
@@ -167,12 +165,8 @@ def main(argv: list[str] | None = None) -> int:
         values |= {"pipegen_run_key": ns.run_id, "pipegen_schedule_time": ns.schedule_time}
         values["pipegen_create_time"] = ns.create_time
         write_outputs(executor_input, run_action(ns.action, ns.zone, values))
-    except RuntimeFailure as exc:
-        print(redact(f"pipegen.runtime {ns.action}: {exc}"), file=sys.stderr)
-        return 1
-    except Exception:  # noqa: BLE001 - any other error keeps its traceback for whoever debugs it, masked
-        print(redact(traceback.format_exc()), file=sys.stderr, end="")
-        return 1
+    except Exception as exc:  # noqa: BLE001 - every failure is reported (masked) and ends the command with 1
+        return report_failure(ns.action, exc)
     return 0
 
 
