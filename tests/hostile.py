@@ -105,6 +105,12 @@ CANDIDATES = (
     "30m",
     "r",
     "r:r:1",  # a Maven coordinate (spark packages)
+    # Ids with an AWS or release shape (spark platforms): the most hostile characters each shape allows.
+    "arn:aws:iam::123456789012:role/R+=,.@_-/r",
+    "j-R1",
+    "us-east-1",
+    "emr-7.1.0",
+    "1.2.3",
 )
 
 _GET_FIELDS = "model_fields"
@@ -213,7 +219,12 @@ STRUCTURAL: dict[tuple[str, str], str] = {
     ("Promote", "run_of"): "a step name",
 }
 # Optional fields a model allows only one of: filled only where a skeleton sets them.
-ONLY_IF_GIVEN = {("RowCountGate", "table"), ("RowCountGate", "query")}
+ONLY_IF_GIVEN = {
+    ("RowCountGate", "table"),
+    ("RowCountGate", "query"),
+    ("SparkBackend", "master"),  # spark-submit's alone (managed platforms refuse it)
+    ("RayBackend", "address"),  # or a cluster made per run
+}
 
 
 def fill(
@@ -307,12 +318,23 @@ def _discriminated(model: Any, data: dict[str, Any]) -> bool:
 
 
 BACKEND_TYPES = ("kubernetes", "aws_batch", "sagemaker", "spark", "ray", "local")
+# The other ways a backend type runs (spec.backend_variant; the plain type is spark-submit / a Ray address).
+VARIANTS = ("spark.kubernetes", "spark.emr", "spark.emr_serverless", "spark.emr_on_eks", "spark.glue", "ray.cluster")
 
 
 def _backend_skeleton(backend_type: str) -> dict[str, Any]:
-    """A backend with its optional sections opened (Spark's driver and executors sizes)."""
-    if backend_type == "spark":
-        return {"type": "spark", "driver": {}, "executors": {}}
+    """A backend with its optional sections opened (Spark's driver and executors sizes); backend_type is a type
+    or one of VARIANTS."""
+    kind, _, variant = backend_type.partition(".")
+    if kind == "spark":
+        sizes: dict[str, Any] = {"driver": {}, "executors": {}}
+        if variant:
+            return {"type": "spark", "platform": variant, variant: {}, **sizes}
+        return {"type": "spark", "master": "", **sizes}
+    if kind == "ray":
+        if variant:
+            return {"type": "ray", "cluster": {"head": {}, "workers": [{}]}}
+        return {"type": "ray", "address": ""}
     return {"type": backend_type}
 
 

@@ -13,7 +13,16 @@ from pipegen.spec import Spec
 from pipegen.targets import available
 from tests.compiler.test_airflow_lowering import shape
 from tests.conftest import CliResult
-from tests.hostile import BACKEND_TYPES, HOSTILE_LINE, STRUCTURAL, benign_twin, dump, hostile_spec, string_fields
+from tests.hostile import (
+    BACKEND_TYPES,
+    HOSTILE_LINE,
+    STRUCTURAL,
+    VARIANTS,
+    benign_twin,
+    dump,
+    hostile_spec,
+    string_fields,
+)
 
 Cli = Callable[..., CliResult]
 TARGETS = ("airflow", "kfp", "stepfunctions")
@@ -36,7 +45,7 @@ def all_string_fields() -> set[tuple[str, str]]:
 def test_every_string_field_is_filled_or_excluded() -> None:
     """A new string field in any model (spec or options) is filled automatically, or this fails."""
     filled: set[tuple[str, str]] = set()
-    for backend in BACKEND_TYPES:
+    for backend in BACKEND_TYPES + VARIANTS:
         filled |= hostile_spec(backend)[1]
     fields = all_string_fields()
     assert fields - filled - set(STRUCTURAL) == set()

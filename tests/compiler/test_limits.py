@@ -42,6 +42,7 @@ BASE: dict[str, Any] = {
             "executors": {"instances": 1, "cores": 1, "memory": "1g"},
         },
         "ry": {"type": "ray", "address": "local", "entrypoint_resources": {"cpus": 1, "gpus": 0}},
+        "rc": {"type": "ray", "cluster": {"image": "img:1", "workers": [{"name": "w", "replicas": 1}]}},
     },
     "steps": [
         {
@@ -65,6 +66,7 @@ BASE: dict[str, Any] = {
         {"name": "promote", "promote": {"model": "m", "run_of": "train"}},
         {"name": "features", "task": {"backend": "sp", "command": ["features.py"]}},
         {"name": "tune", "task": {"backend": "ry", "command": ["python", "tune.py"]}},
+        {"name": "sweep", "task": {"backend": "rc", "command": ["python", "sweep.py"]}},
     ],
 }
 
@@ -91,6 +93,7 @@ PLACES: dict[str, tuple[str | int, ...]] = {
     "spark.memory": ("backends", "sp", "driver", "memory"),
     "ray.cpus": ("backends", "ry", "entrypoint_resources", "cpus"),
     "ray.gpus": ("backends", "ry", "entrypoint_resources", "gpus"),
+    "ray.replicas": ("backends", "rc", "cluster", "workers", 0, "replicas"),
 }
 
 

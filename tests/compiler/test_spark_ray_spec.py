@@ -76,3 +76,94 @@ def test_every_target_refuses_spark_and_ray_steps_naming_what_it_supports(target
     for d, kind in zip(refusals, ("spark", "ray"), strict=True):
         assert f"on backend type '{kind}'" in d.message
         assert d.hint.endswith(f"supports backend types: {supported}")
+
+
+PLATFORMS = """\
+pipegen: 1
+name: platforms
+backends:
+  emr-missing-ids:
+    type: spark
+    platform: emr
+  ids-for-another:
+    type: spark
+    glue: {job_name: features}
+  master-on-glue:
+    type: spark
+    platform: glue
+    master: yarn
+    glue: {job_name: features}
+  both:
+    type: ray
+    address: local
+    cluster: {image: rayproject/ray:2.60.0, workers: [{name: cpu, replicas: 2}]}
+  neither:
+    type: ray
+steps:
+  - name: a
+    task: {backend: emr-missing-ids, command: [a.py]}
+  - name: b
+    task: {backend: ids-for-another, command: [b.py]}
+  - name: c
+    task: {backend: master-on-glue, command: [c.py]}
+  - name: d
+    task: {backend: both, command: [python, d.py]}
+  - name: e
+    task: {backend: neither, command: [python, e.py]}
+"""
+
+
+def test_platform_ids_and_ray_forms_are_checked() -> None:
+    found = [(d.location.line, d.message) for d in check_source(Source("p.yaml", PLATFORMS)).diagnostics if d.location]
+    assert found == [
+        (5, "platform 'emr' needs a 'emr:' key with the ids it runs on"),
+        (8, "'glue' is for platform glue; this backend's platform is 'submit'"),
+        (11, "'master' is a spark-submit setting; platform 'glue' chooses its own"),
+        (16, "a ray backend needs exactly one of 'address' (a running cluster) and 'cluster' (one made per run)"),
+        (20, "a ray backend needs exactly one of 'address' (a running cluster) and 'cluster' (one made per run)"),
+    ]
+
+
+MANAGED = """\
+pipegen: 1
+name: managed
+backends:
+  serverless:
+    type: spark
+    platform: emr_serverless
+    emr_serverless:
+      application_id: 00f1abcdexample
+      execution_role_arn: arn:aws:iam::123456789012:role/emr-serverless-job
+  kuberay:
+    type: ray
+    cluster: {image: rayproject/ray:2.60.0, workers: [{name: cpu, replicas: 2, cpus: 2, memory: 4Gi}]}
+steps:
+  - name: features
+    task: {backend: serverless, command: [s3://bucket/features.py]}
+  - name: train
+    after: [features]
+    task: {backend: kuberay, command: [python, train.py]}
+"""
+
+
+def test_pipegen_run_refuses_managed_platforms_at_the_key_that_chooses_them() -> None:
+    from pipegen.localrun.setup import unsupported_backends
+    from pipegen.resolve import resolve
+
+    checked = check_source(Source("m.yaml", MANAGED))
+    assert checked.diagnostics == []
+    found = [(d.code, d.location.line if d.location else 0, d.message) for d in unsupported_backends(resolve(checked))]
+    assert found == [
+        (
+            "PG602",
+            6,
+            "`pipegen run` cannot run step 'features' on spark platform 'emr_serverless' (backend 'serverless'); "
+            "it runs spark with platform: submit and ray with an address",
+        ),
+        (
+            "PG602",
+            12,
+            "`pipegen run` cannot run step 'train' on ray cluster 'cluster' (backend 'kuberay'); "
+            "it runs spark with platform: submit and ray with an address",
+        ),
+    ]

@@ -248,7 +248,7 @@ def ray_step(
     from pipegen.runtime.ray_jobs import ray_job
 
     backend = step.backend
-    assert isinstance(backend, RayBackend)
+    assert isinstance(backend, RayBackend) and backend.address is not None  # setup refuses ray.cluster
     body = step.body
     env = {k: values.string(v) for k, v in sorted(body.env.items())}
     env.update(extra_env)

@@ -10,6 +10,7 @@ from typing import Any
 
 from pipegen.diagnostics import Diagnostic, diag
 from pipegen.resolve import Pipeline, RetryPolicy
+from pipegen.spec import backend_variant
 
 DEFAULT_DB = "mlflow.db"
 LOG_DIR = Path(".pipegen") / "logs"
@@ -18,21 +19,40 @@ LOG_DIR = Path(".pipegen") / "logs"
 # master (localrun.spark); ray: a job on its address, or on a Ray head started here (localrun.ray). Kubernetes
 # needs a cluster that `pipegen run` has no way to reach or start: compile for an orchestrator instead.
 RUNNABLE_BACKENDS = ("local", "aws_batch", "sagemaker", "spark", "ray")
+# Of the types that run in more than one way: spark-submit, and a Ray cluster at an address (or a local one).
+# Managed Spark platforms and per-run KubeRay clusters need their cloud or cluster: compile for an orchestrator.
+RUNNABLE_VARIANTS = ("spark.submit", "ray.address")
 
 
 def unsupported_backends(pipeline: Pipeline) -> list[Diagnostic]:
     """Steps on a backend `pipegen run` cannot run here: say so, located at the backend reference."""
-    return [
-        diag(
-            "PG602",
-            f"`pipegen run` cannot run step '{s.name}' on backend '{s.backend_name}' ({s.backend.type}); "
-            f"it runs {', '.join(RUNNABLE_BACKENDS[:-1])} and {RUNNABLE_BACKENDS[-1]} steps",
-            pipeline.locate(s, s.kind, "backend"),
-            "compile for the orchestrator that runs this backend: pipegen compile SPEC -t airflow|kfp|stepfunctions|prefect|argo",
-        )
-        for s in pipeline.steps
-        if s.backend is not None and s.backend.type not in RUNNABLE_BACKENDS
-    ]
+    found = []
+    for s in pipeline.steps:
+        if s.backend is None:
+            continue
+        if s.backend.type not in RUNNABLE_BACKENDS:
+            found.append(
+                diag(
+                    "PG602",
+                    f"`pipegen run` cannot run step '{s.name}' on backend '{s.backend_name}' ({s.backend.type}); "
+                    f"it runs {', '.join(RUNNABLE_BACKENDS[:-1])} and {RUNNABLE_BACKENDS[-1]} steps",
+                    pipeline.locate(s, s.kind, "backend"),
+                    "compile for the orchestrator that runs this backend: "
+                    "pipegen compile SPEC -t airflow|kfp|stepfunctions|prefect|argo",
+                )
+            )
+        elif (variant := backend_variant(s.backend)) is not None and variant[0] not in RUNNABLE_VARIANTS:
+            form, key = variant
+            found.append(
+                diag(
+                    "PG602",
+                    f"`pipegen run` cannot run step '{s.name}' on {s.backend.type} {key} '{form.split('.')[1]}' "
+                    f"(backend '{s.backend_name}'); it runs spark with platform: submit and ray with an address",
+                    pipeline.source_map.key(("backends", s.backend_name or "", key)),
+                    "compile for an orchestrator that runs it (`pipegen targets` lists which do)",
+                )
+            )
+    return found
 
 
 def coerce_param(name: str, raw: str, default: Any) -> Any:

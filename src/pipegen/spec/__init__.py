@@ -25,6 +25,7 @@ from pipegen.spec.backends import (
     SparkBackend,
     SparkDriver,
     SparkExecutors,
+    backend_variant,
 )
 from pipegen.spec.base import Model
 from pipegen.spec.limits import (
@@ -136,6 +137,7 @@ __all__ = [
     "_check_template",
     "_check_threshold",
     "_check_url",
+    "backend_variant",
 ]
 
 FORMAT_VERSION = 1

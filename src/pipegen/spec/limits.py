@@ -123,6 +123,9 @@ LIMITS: dict[str, Limit] = {
     "ray.gpus": Limit(
         "gpus", "number", 0, sys.float_info.max, _FINITE_WHY, "Ray refuses negative entrypoint resources"
     ),
+    "ray.replicas": Limit(
+        "replicas", "integer", 0, INT32_MAX, "KubeRay reads a worker group's replicas as a 32-bit integer"
+    ),
     "champion.min_delta": Limit("min_delta", "number", 0, sys.float_info.max, _FINITE_WHY),
     "params.integer": Limit(
         "integer parameter",

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict
 from pipegen.diagnostics import Diagnostic, diag
 from pipegen.emit import Output
 from pipegen.resolve import Pipeline, ResolvedStep
+from pipegen.spec import backend_variant
 
 
 def kubernetes_name(name: str) -> str:
@@ -139,6 +140,9 @@ class Support:
     backends: dict[str, str]
     gates: dict[str, str]
     features: dict[str, str] = field(default_factory=dict)
+    # Ways a backend type runs (spec.backend_variant: 'spark.submit', 'spark.emr', 'ray.address', 'ray.cluster')
+    # this target maps, and how. A type in `backends` whose variant is missing here gets PG602.
+    variants: dict[str, str] = field(default_factory=dict)
 
 
 class Target(ABC):
@@ -163,6 +167,18 @@ class Target(ABC):
                     pipeline.locate(step, step.kind, "backend"),
                     f"{self.title} supports backend types: {', '.join(self.support.backends)}",
                 )
+            elif step.backend is not None and (variant := backend_variant(step.backend)) is not None:
+                form, key = variant
+                if form not in self.support.variants:
+                    family = form.split(".")[0] + "."
+                    runs = [v.removeprefix(family) for v in self.support.variants if v.startswith(family)]
+                    yield diag(
+                        "PG602",
+                        f"target '{self.name}' cannot run step '{step.name}' on {step.backend.type} {key} "
+                        f"'{form.removeprefix(family)}' (backend '{step.backend_name}')",
+                        pipeline.source_map.key(("backends", step.backend_name or "", key)),
+                        f"{self.title} runs {step.backend.type} with {key}: {', '.join(runs) or 'none yet'}",
+                    )
             gate = step.step.gate
             if gate is not None and gate.check not in self.support.gates:
                 yield diag(
