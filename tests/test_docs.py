@@ -250,7 +250,9 @@ def test_every_install_line_installs_this_project() -> None:
 def test_extras_are_named_on_this_distribution() -> None:
     """`pipegen[runtime]` in prose would send readers to the unrelated project; extras must exist."""
     declared = set(PROJECT["optional-dependencies"])
-    mentions = [(doc.name, m) for doc in _markdown() for m in EXTRAS_MENTION.findall(doc.read_text(encoding="utf-8"))]
+    # The example specs' comments and the starters `pipegen init` writes are read as docs too.
+    texts = [*_markdown(), *sorted(REPO.glob("specs/*.yaml")), *sorted(REPO.glob("templates/init/**/*.j2"))]
+    mentions = [(doc.name, m) for doc in texts for m in EXTRAS_MENTION.findall(doc.read_text(encoding="utf-8"))]
     assert mentions
     for doc, (name, extras) in mentions:
         assert name == PROJECT["name"], f"{doc}: {name}[{extras}]"
