@@ -20,7 +20,10 @@ The kubelet expands `$(VAR)` in command, args and env values and reads `$$` as `
 text is doubled (`kubelet_text`), so only the `$(...)` references written here are expanded.
 
 Targets give `container` in their own expression language (`NodeContainer`); `spec_container` builds one from the
-spec text as it is, for tests and for targets whose expressions are resolved before the objects are created.
+spec text as it is (its `${...}` kept literally: the goldens show where each target's own expressions will go), for
+tests and for targets whose expressions are resolved before the objects are created. The MLflow run's variables
+(MLFLOW_RUN_ID, MLFLOW_EXPERIMENT_ID, MLFLOW_TRACKING_URI) are part of container.env: each target passes them as its
+kubernetes steps pass them today, and the one pod template (or the TrainJob's trainer) gives them to every node.
 """
 
 from __future__ import annotations
@@ -306,19 +309,15 @@ def indexed_job(plan: NodePlan, container: NodeContainer) -> dict[str, Any]:
 
 def jobset(plan: NodePlan, container: NodeContainer) -> dict[str, Any]:
     """The JobSet: one replicated Indexed Job of N pods; its controller makes the headless Service."""
-    job = _job_spec(plan, container, None)  # the JobSet controller sets the pods' subdomain
-    job.pop("activeDeadlineSeconds", None)
+    # The JobSet controller sets the pods' subdomain; the Job keeps the step's timeout (a JobSet has no deadline).
+    job = _job_spec(plan, container, None)
     spec: dict[str, Any] = {
         "network": {"enableDNSHostnames": True, "publishNotReadyAddresses": True},
         # The JobSet fails as soon as its Job fails: no JobSet-level restarts (the step's retries restart it).
         "failurePolicy": {"maxRestarts": 0},
         "replicatedJobs": [{"name": NODE, "replicas": 1, "template": {"spec": job}}],
     }
-    out = {"apiVersion": JOBSET_API, "kind": "JobSet", "metadata": _metadata(plan), "spec": spec}
-    if plan.deadline_seconds is not None:
-        # A JobSet has no deadline of its own: its Job carries the step's timeout.
-        job["activeDeadlineSeconds"] = plan.deadline_seconds
-    return out
+    return {"apiVersion": JOBSET_API, "kind": "JobSet", "metadata": _metadata(plan), "spec": spec}
 
 
 def trainjob(plan: NodePlan, container: NodeContainer) -> dict[str, Any]:
