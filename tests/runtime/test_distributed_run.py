@@ -162,3 +162,38 @@ def test_the_step_timeout_stops_every_rank(tmp_path: Path, mlflow_server: Mlflow
     assert "timed out after 15s: every node was stopped" in proc.stdout, proc.stdout
     assert len(ranks) == 4
     assert not [r["RANK"] for r in ranks if alive(int(r["pid"]))]
+
+
+NODES_ONLY = r"""
+import json, os, sys
+env = os.environ
+# launcher none: no torchrun variables, the node's own place only.
+assert "RANK" not in env and "LOCAL_RANK" not in env
+assert (env["NNODES"], env["NPROC_PER_NODE"], env["MASTER_ADDR"]) == ("3", "1", "127.0.0.1")
+with open(os.path.join(sys.argv[1], "node" + env["NODE_RANK"]), "w") as f:
+    f.write(env["MASTER_PORT"])
+"""
+
+
+def test_launcher_none_starts_each_node_once(tmp_path: Path) -> None:
+    """launcher none: N processes, one per node, each with its NODE_RANK and the shared MASTER_ADDR/PORT."""
+    (tmp_path / "nodes.py").write_text(NODES_ONLY)
+    out = tmp_path / "nodes"
+    out.mkdir()
+    spec = (
+        "pipegen: 1\nname: nodes\nsteps:\n  - name: spread\n    task:\n"
+        f"      command: [python, nodes.py, {json.dumps(str(out))}]\n"
+        "      distributed: {nodes: 3, launcher: none}\n"
+    )
+    (tmp_path / "spec.yaml").write_text(spec)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipegen", "run", "spec.yaml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["node0", "node1", "node2"]
+    assert len({p.read_text() for p in out.iterdir()}) == 1  # one MASTER_PORT for all
