@@ -335,6 +335,8 @@ def _backend_skeleton(backend_type: str) -> dict[str, Any]:
         if variant:
             return {"type": "ray", "cluster": {"head": {}, "workers": [{}]}}
         return {"type": "ray", "address": ""}
+    if kind == "kubernetes":
+        return {"type": "kubernetes", "tolerations": [{}]}  # a list of models: opened here, as Ray's workers are
     return {"type": backend_type}
 
 

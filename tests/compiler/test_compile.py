@@ -60,7 +60,8 @@ def manifest_target() -> Iterator[None]:
 
 
 def supported_specs() -> list[str]:
-    return [rel(p) for p in SPECS if p.stem != "pricing"]
+    # pricing runs on Spark; feed-ranking-16gpu is multi-node, which no target runs yet (tests.cases.UNSUPPORTED).
+    return [rel(p) for p in SPECS if p.stem not in ("pricing", "feed-ranking-16gpu")]
 
 
 def test_registered_target_is_listed(cli: Cli) -> None:

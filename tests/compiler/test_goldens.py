@@ -34,6 +34,8 @@ def test_compile_is_byte_identical_across_hash_seeds(tmp_path: Path) -> None:
         out = tmp_path / seed
         for spec in SPECS:
             targets = ",".join(targets_for(spec))
+            if not targets:  # a spec every target refuses (tests.cases.UNSUPPORTED): nothing to compile
+                continue
             subprocess.run(
                 [sys.executable, "-m", "pipegen", "compile", rel(spec), "-t", targets, "-o", str(out)],
                 cwd=REPO,

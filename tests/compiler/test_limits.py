@@ -43,6 +43,12 @@ BASE: dict[str, Any] = {
         },
         "ry": {"type": "ray", "address": "local", "entrypoint_resources": {"cpus": 1, "gpus": 0}},
         "rc": {"type": "ray", "cluster": {"image": "img:1", "workers": [{"name": "w", "replicas": 1}]}},
+        "k8": {
+            "type": "kubernetes",
+            "image": "img:1",
+            "startup_timeout": "10m",
+            "tolerations": [{"key": "gpu", "operator": "Exists", "effect": "NoExecute", "toleration_seconds": 60}],
+        },
     },
     "steps": [
         {
@@ -67,6 +73,15 @@ BASE: dict[str, Any] = {
         {"name": "features", "task": {"backend": "sp", "command": ["features.py"]}},
         {"name": "tune", "task": {"backend": "ry", "command": ["python", "tune.py"]}},
         {"name": "sweep", "task": {"backend": "rc", "command": ["python", "sweep.py"]}},
+        {
+            "name": "spread",
+            "task": {
+                "backend": "k8",
+                "command": ["python", "spread.py"],
+                "resources": {"gpu": 2},
+                "distributed": {"nodes": 2, "procs_per_node": 2},
+            },
+        },
     ],
 }
 
@@ -94,6 +109,10 @@ PLACES: dict[str, tuple[str | int, ...]] = {
     "ray.cpus": ("backends", "ry", "entrypoint_resources", "cpus"),
     "ray.gpus": ("backends", "ry", "entrypoint_resources", "gpus"),
     "ray.replicas": ("backends", "rc", "cluster", "workers", 0, "replicas"),
+    "distributed.nodes": ("steps", 8, "task", "distributed", "nodes"),
+    "distributed.procs_per_node": ("steps", 8, "task", "distributed", "procs_per_node"),
+    "startup_timeout": ("backends", "k8", "startup_timeout"),
+    "toleration_seconds": ("backends", "k8", "tolerations", 0, "toleration_seconds"),
 }
 
 

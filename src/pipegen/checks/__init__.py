@@ -64,4 +64,12 @@ def path_of(*parts: str | int) -> PathKey:
 
 
 # Importing the modules registers their checks.
-from pipegen.checks import credentials, limits, references, structure, target_options, usage  # noqa: E402,F401
+from pipegen.checks import (  # noqa: E402,F401
+    credentials,
+    distributed,
+    limits,
+    references,
+    structure,
+    target_options,
+    usage,
+)

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from pipegen.localrun.distributed import run_nodes
 from pipegen.localrun.outcome import StepFailed, Stop
 from pipegen.localrun.ray import ray_step
 from pipegen.localrun.spark import spark_step
@@ -32,12 +33,19 @@ def run_command(
         return spark_step(step, values, extra_env, log_path, stop)
     if isinstance(step.backend, RayBackend):
         return ray_step(step, values, extra_env, log_path, stop, job_base_name(pipeline, step))
+    if step.body.distributed is not None:
+        # N node processes here, with the rendezvous environment a cluster's pods get (localrun.distributed).
+        argv, env, cwd = local_process(step, values, extra_env)
+        run_nodes(step, argv, env, cwd, log_path, stop, values.run_id)
+        return f"{step.body.distributed.nodes} nodes; log: {log_path}"
     local_command(step, values, extra_env, log_path, stop)
     return f"log: {log_path}"
 
 
-def local_command(step: ResolvedStep, values: Values, extra_env: Mapping[str, str], log_path: Path, stop: Stop) -> None:
-    """Run the command as a process group here, its output redacted into log_path."""
+def local_process(
+    step: ResolvedStep, values: Values, extra_env: Mapping[str, str]
+) -> tuple[list[str], dict[str, str], str | None]:
+    """The argv, environment and working directory of a local step's command."""
     body = step.body
     backend = step.backend
     argv = [values.string(arg) for arg in body.command]
@@ -47,7 +55,12 @@ def local_command(step: ResolvedStep, values: Values, extra_env: Mapping[str, st
     for source in (getattr(backend, "env", {}), body.env):
         env.update({k: values.string(v) for k, v in source.items()})
     env.update(extra_env)
-    cwd = getattr(backend, "working_dir", None) or None
+    return argv, env, getattr(backend, "working_dir", None) or None
+
+
+def local_command(step: ResolvedStep, values: Values, extra_env: Mapping[str, str], log_path: Path, stop: Stop) -> None:
+    """Run the command as a process group here, its output redacted into log_path."""
+    argv, env, cwd = local_process(step, values, extra_env)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
         started = time.monotonic()

@@ -30,6 +30,27 @@ def unsupported_backends(pipeline: Pipeline) -> list[Diagnostic]:
     for s in pipeline.steps:
         if s.backend is None:
             continue
+        dist = s.body.distributed if s.kind in ("task", "train") else None
+        if dist is not None and dist.launcher == "mpi":
+            found.append(
+                diag(
+                    "PG602",
+                    f"`pipegen run` does not start MPI jobs: step '{s.name}' uses launcher 'mpi'",
+                    pipeline.locate(s, s.kind, "distributed", "launcher"),
+                    "run it here with launcher: torchrun or none, or compile for a cluster",
+                )
+            )
+        elif dist is not None and s.backend.type in ("aws_batch", "sagemaker"):
+            # Its nodes would be one Batch multi-node job or one SageMaker InstanceCount: not submitted from here yet.
+            found.append(
+                diag(
+                    "PG602",
+                    f"`pipegen run` does not submit multi-node {s.backend.type} jobs yet: step '{s.name}' asks for "
+                    f"{dist.nodes} nodes on backend '{s.backend_name}'",
+                    pipeline.locate(s, s.kind, "distributed"),
+                    "try the step here on a local backend (pipegen run starts its nodes as local processes)",
+                )
+            )
         if s.backend.type not in RUNNABLE_BACKENDS:
             found.append(
                 diag(

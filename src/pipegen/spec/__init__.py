@@ -28,6 +28,7 @@ from pipegen.spec.backends import (
     backend_variant,
 )
 from pipegen.spec.base import Model
+from pipegen.spec.distributed import DISTRIBUTED_RUNTIMES, LAUNCHERS, Distributed, Toleration, procs_per_node_of
 from pipegen.spec.limits import (
     JSON_SAFE_INT,
     LIMITS,
@@ -73,10 +74,12 @@ from pipegen.spec.scalars import (
 __all__ = [
     "BACKEND_NAME",
     "BACKEND_TYPES",
+    "DISTRIBUTED_RUNTIMES",
     "ENV_NAME",
     "FORMAT_VERSION",
     "GATE_CHECKS",
     "JSON_SAFE_INT",
+    "LAUNCHERS",
     "LIMITS",
     "MAX_NAME",
     "MODEL_NAME",
@@ -91,6 +94,7 @@ __all__ = [
     "BackendName",
     "Champion",
     "Cron",
+    "Distributed",
     "Duration",
     "EnvName",
     "Evaluate",
@@ -128,6 +132,7 @@ __all__ = [
     "TStr",
     "Task",
     "ThresholdStr",
+    "Toleration",
     "Train",
     "Url",
     "Wait",
@@ -138,6 +143,7 @@ __all__ = [
     "_check_threshold",
     "_check_url",
     "backend_variant",
+    "procs_per_node_of",
 ]
 
 FORMAT_VERSION = 1
@@ -295,6 +301,8 @@ class Task(Model):
     command: Annotated[list[TStr], Field(min_length=1)]
     resources: Resources | None = None
     env: dict[EnvName, TStr] = {}
+    # Beside `resources`, which is what each of the nodes gets.
+    distributed: Distributed | None = None
 
 
 class Train(Task):

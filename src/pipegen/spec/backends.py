@@ -8,6 +8,7 @@ from pydantic import AfterValidator, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from pipegen.spec.base import Model
+from pipegen.spec.distributed import StartupTimeout, Toleration
 from pipegen.spec.limits import LIMITS, SPARK_MEMORY, bounded_integer, bounded_number, check_spark_memory
 from pipegen.spec.scalars import EnvName, Quantity, TStr
 
@@ -40,6 +41,13 @@ class KubernetesBackend(Model):
     service_account: str | None = None
     node_selector: dict[str, str] = {}
     env: dict[EnvName, TStr] = {}
+    # For steps with `distributed:` (pipegen.spec.distributed): the construct that runs their nodes. indexed_job
+    # needs nothing installed beyond Kubernetes itself (an Indexed Job plus a headless Service), so it is the default;
+    # jobset needs the JobSet controller, trainjob the Kubeflow Trainer (and its torch-distributed runtime).
+    distributed_runtime: Literal["indexed_job", "jobset", "trainjob"] = "indexed_job"
+    tolerations: list[Toleration] = []
+    # How long a pod may take to be scheduled and pull its image before the step fails (large GPU images).
+    startup_timeout: StartupTimeout | None = None
 
 
 class AwsBatchBackend(Model):

@@ -126,6 +126,19 @@ LIMITS: dict[str, Limit] = {
     "ray.replicas": Limit(
         "replicas", "integer", 0, INT32_MAX, "KubeRay reads a worker group's replicas as a 32-bit integer"
     ),
+    # The smallest maximum of the platforms that run it: AWS Batch puts at most 1,000 nodes in a multi-node
+    # parallel job (its default limit; Kubernetes Indexed Jobs take 100,000 completions, SageMaker's
+    # InstanceCount is bounded by the account's quota).
+    "distributed.nodes": Limit(
+        "nodes", "integer", 1, 1000, "AWS Batch runs at most 1,000 nodes in a multi-node parallel job"
+    ),
+    "distributed.procs_per_node": Limit(
+        "procs_per_node", "integer", 1, INT32_MAX, "torchrun and the Kubeflow Trainer read it as a 32-bit integer"
+    ),
+    "startup_timeout": Limit("startup_timeout", "duration", 1, YEAR, "a pod starts inside the run, and " + _YEAR_WHY),
+    "toleration_seconds": Limit(
+        "toleration_seconds", "integer", 0, JSON_SAFE_INT, "JSON carries it to every target, exact to 2**53-1"
+    ),
     "champion.min_delta": Limit("min_delta", "number", 0, sys.float_info.max, _FINITE_WHY),
     "params.integer": Limit(
         "integer parameter",

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict
 from pipegen.diagnostics import Diagnostic, diag
 from pipegen.emit import Output
 from pipegen.resolve import Pipeline, ResolvedStep
-from pipegen.spec import backend_variant
+from pipegen.spec import KubernetesBackend, backend_variant
 
 
 def kubernetes_name(name: str) -> str:
@@ -179,6 +179,7 @@ class Target(ABC):
                         pipeline.source_map.key(("backends", step.backend_name or "", key)),
                         f"{self.title} runs {step.backend.type} with {key}: {', '.join(runs) or 'none yet'}",
                     )
+            yield from self._unsupported_nodes(pipeline, step)
             gate = step.step.gate
             if gate is not None and gate.check not in self.support.gates:
                 yield diag(
@@ -199,6 +200,30 @@ class Target(ABC):
                     f"alert from {self.title}'s own run notifications (`pipegen targets` lists the targets that "
                     "send it)",
                 )
+
+    def _unsupported_nodes(self, pipeline: Pipeline, step: ResolvedStep) -> Iterator[Diagnostic]:
+        # The one place a multi-node step, or a Kubernetes pod setting a target does not apply yet, is refused:
+        # a target lists "distributed" (and "kubernetes.<key>") in support.features once it maps them.
+        body = step.body if step.kind in ("task", "train") else None
+        if body is not None and body.distributed is not None and "distributed" not in self.support.features:
+            yield diag(
+                "PG602",
+                f"target '{self.name}' does not run multi-node steps yet: step '{step.name}' asks for "
+                f"{body.distributed.nodes} nodes",
+                pipeline.locate(step, step.kind, "distributed"),
+                "`pipegen targets` lists the targets that run `distributed` steps",
+            )
+        backend = step.backend
+        if isinstance(backend, KubernetesBackend):
+            for key in ("tolerations", "startup_timeout"):
+                if key in backend.model_fields_set and f"kubernetes.{key}" not in self.support.features:
+                    yield diag(
+                        "PG702",
+                        f"target '{self.name}' does not apply {key} of kubernetes backend '{step.backend_name}' yet "
+                        f"(step '{step.name}')",
+                        pipeline.source_map.key(("backends", step.backend_name or "", key)),
+                        f"remove '{key}', or compile for a target that applies it (`pipegen targets`)",
+                    )
 
     def finish(self, outputs: list[Output], flags: frozenset[str]) -> list[Output]:
         """A last pass over the rendered files for command-line flags (e.g. kfp's --ir); none by default."""
