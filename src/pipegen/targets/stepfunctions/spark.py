@@ -76,6 +76,23 @@ def spark_checks(pipeline: Pipeline) -> Iterator[Diagnostic]:
                 pipeline.source_map.value((*at, backend.platform, "region")),
                 "deploy the state machine in that region (the region key is for the targets that call AWS themselves)",
             )
+        if step.body.resources is not None:
+            yield diag(
+                "PG702",
+                f"target 'stepfunctions' does not apply the resources of Spark step '{step.name}': Spark sizes the"
+                " driver and executors",
+                pipeline.source_map.key((*step.path, step.kind, "resources")),
+                f"set driver and executors on backend '{step.backend_name}' instead",
+            )
+        if backend.platform == "emr_on_eks":
+            for i, arg in enumerate(step.body.command[1:], start=1):
+                if not arg.strip():
+                    yield diag(
+                        "PG602",
+                        f"target 'stepfunctions' cannot pass a blank argument to EMR on EKS (step '{step.name}')",
+                        pipeline.locate(step, step.kind, "command", i),
+                        "EMR on EKS refuses entry point arguments without a visible character",
+                    )
         if backend.platform in ("emr_serverless", "emr_on_eks"):
             for key in backend.conf:
                 if key.endswith(".$"):
