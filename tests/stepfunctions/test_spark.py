@@ -507,3 +507,40 @@ def test_resources_are_said_not_applied_and_blank_arguments_refused_on_emr_on_ek
         "x.yaml:10:63: error[PG602]: target 'stepfunctions' cannot pass a blank argument to EMR on EKS (step 's');"
         " hint: EMR on EKS refuses entry point arguments without a visible character",
     ]
+
+
+def test_the_runtime_lambda_renders_the_emr_step_of_the_golden() -> None:
+    """The golden's EMR step (its command holds ${run.date}) as the runtime Lambda renders it for the Task."""
+    from pipegen.runtime.lambda_handler import handler
+    from tests.cases import GOLDEN
+
+    doc = load((GOLDEN / "stepfunctions" / "clicks.asl.json").read_text(encoding="utf-8"))
+    args = dict(doc["States"]["sessions"]["Parameters"]["Payload"]["args"])
+    del args["context.$"]
+    args["context"] = {"params": {"lookback_days": 7}, "run_id": "r1", "run_date": "2026-12-01"}
+    result = handler({"action": "step", "args": args})
+    assert result["job"] == {
+        "Args": [
+            "spark-submit",
+            "--master",
+            "yarn",
+            "--deploy-mode",
+            "cluster",
+            "--conf",
+            "spark.sql.shuffle.partitions=400",
+            "--num-executors",
+            "10",
+            "--executor-cores",
+            "4",
+            "--executor-memory",
+            "16g",
+            "--py-files",
+            "s3://clicks-code/clicks.zip",
+            "s3://clicks-code/sessions.py",
+            "--date",
+            "2026-12-01",
+        ]
+    }
+    assert doc["States"]["sessions.job"]["Parameters"]["Step"]["HadoopJarStep"]["Args.$"] == (
+        "$.prepared.sessions.job.Args"
+    )
