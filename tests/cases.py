@@ -15,7 +15,10 @@ REGEN_COMMAND = "make golden"
 # (spec stem, target) pairs a target rejects with a located diagnostic instead of output:
 # Step Functions has no `local` backend (tests/compiler/test_stepfunctions_lowering.py checks the message).
 # Prefect runs no kubernetes step (tests/compiler/test_prefect.py checks the message).
-UNSUPPORTED = {("demo", "stepfunctions"), ("feed-ranking", "prefect")}
+# Spark on EMR/EMR Serverless/EMR on EKS/Glue (clicks) runs on Step Functions only so far.
+UNSUPPORTED = {("demo", "stepfunctions"), ("feed-ranking", "prefect")} | {
+    ("clicks", t) for t in ("airflow", "argo", "kfp", "prefect")
+}
 # No target runs multi-node steps yet: each refuses the 16-node spec with a located PG602
 # (tests/k8s/test_distributed_spec.py checks the messages); its Kubernetes objects are goldens under golden/k8s/.
 UNSUPPORTED |= {("feed-ranking-16gpu", t) for t in ("airflow", "argo", "kfp", "prefect", "stepfunctions")}

@@ -236,6 +236,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     from pipegen.emit import WriteError, write_outputs
     from pipegen.frontend import check_source
     from pipegen.loader import Source
+    from pipegen.spec import backend_variant
     from pipegen.starter import SCHEMA_FILE, schema_reference, starter_spec
     from pipegen.targets import available
 
@@ -253,8 +254,11 @@ def cmd_init(args: argparse.Namespace) -> int:
         return EXIT_INTERNAL
     compiles: list[str] = []
     refused: list[str] = []
+    # The way the starter's backend runs (e.g. spark platform: submit): a target that runs the type another way
+    # (Step Functions runs Spark on EMR or Glue only) does not run this starter.
+    variants = {v[0] for b in (checked.spec.backends.values() if checked.spec else ()) if (v := backend_variant(b))}
     for name, target in available().items():
-        if args.backend not in target.support.backends:
+        if args.backend not in target.support.backends or not variants <= target.support.variants.keys():
             continue
         result = compile_checked(checked, [name])
         (compiles if result.ok else refused).append(name)
@@ -302,6 +306,7 @@ def cmd_targets(args: argparse.Namespace) -> int:
                 "backends": t.support.backends,
                 "gates": t.support.gates,
                 "features": t.support.features,
+                "variants": t.support.variants,
                 "options": {
                     o.name: {"type": o.type, "required": o.required, "description": o.description}
                     | ({} if o.required else {"default": o.default})
@@ -318,6 +323,7 @@ def cmd_targets(args: argparse.Namespace) -> int:
         print(f"{name}: {t.title}")
         for section, table in (
             ("backends", t.support.backends),
+            ("variants", t.support.variants),
             ("gates", t.support.gates),
             ("features", t.support.features),
         ):

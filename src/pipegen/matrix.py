@@ -9,10 +9,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipegen.schema import options_schema, refs_of
-from pipegen.spec import BACKEND_TYPES, GATE_CHECKS, LIMITS
+from pipegen.spec import BACKEND_TYPES, GATE_CHECKS, LIMITS, SPARK_PLATFORMS
 from pipegen.targets.base import Target
 
 NOT_SUPPORTED = "not supported"
+# The ways a backend type runs (spec.backend_variant), each a row of its own: the key that chooses it and its value.
+VARIANTS = (*(f"spark.{p}" for p in SPARK_PLATFORMS), "ray.address", "ray.cluster")
+VARIANT_KEYS = {"spark": "platform", "ray": ""}
 REQUIRED = "required"
 
 
@@ -93,6 +96,12 @@ def _limits() -> list[str]:
     return out + _table(["field", "range", "why the upper end"], rows)
 
 
+def _variant_text(variant: str) -> str:
+    """'spark.emr' as the spec writes it: `spark` `platform: emr`; 'ray.cluster': `ray` with `cluster`."""
+    kind, _, way = variant.partition(".")
+    return f"`{kind}` `platform: {way}`" if VARIANT_KEYS[kind] else f"`{kind}` with `{way}`"
+
+
 def support_markdown(targets: Mapping[str, Target]) -> str:
     """Backends and gates as one table across targets, then each target's features and options, then limits."""
     names = list(targets)
@@ -109,6 +118,17 @@ def support_markdown(targets: Mapping[str, Target]) -> str:
     out += _table(
         ["backend type", *header[1:]],
         [[f"`{b}`", *(targets[n].support.backends.get(b, NOT_SUPPORTED) for n in names)] for b in BACKEND_TYPES],
+    )
+    out += [
+        "",
+        "## Backend variants",
+        "",
+        "How a target runs each way a backend type runs (`spark` by `platform`, `ray` by `address` or `cluster`).",
+        "",
+    ]
+    out += _table(
+        ["variant", *header[1:]],
+        [[_variant_text(v), *(targets[n].support.variants.get(v, NOT_SUPPORTED) for n in names)] for v in VARIANTS],
     )
     out += ["", "## Gates", ""]
     out += _table(

@@ -71,11 +71,20 @@ def test_every_target_refuses_spark_and_ray_steps_naming_what_it_supports(target
     result = compile_checked(check_file(str(SPEC)), [target])
     assert not result.ok and result.outputs == []
     refusals = [d for d in result.diagnostics if d.code == "PG602"]
-    supported = ", ".join(available()[target].support.backends)
-    assert [(d.location.line, d.location.column) for d in refusals if d.location] == [(38, 16), (42, 16)]
+    support = available()[target].support
+    supported = ", ".join(support.backends)
+    # A target without the type refuses it at the step's backend; one that runs the type in other ways than
+    # spark-submit (Step Functions: EMR, Glue, ...) refuses the way at the backend (its platform, here by default).
+    spark_at = (20, 5) if "spark" in support.backends else (38, 16)
+    assert [(d.location.line, d.location.column) for d in refusals if d.location] == [spark_at, (42, 16)]
     for d, kind in zip(refusals, ("spark", "ray"), strict=True):
-        assert f"on backend type '{kind}'" in d.message
-        assert d.hint.endswith(f"supports backend types: {supported}")
+        if kind in support.backends:
+            assert f"on {kind} platform 'submit'" in d.message
+            runs = [v.split(".")[1] for v in support.variants if v.startswith(kind + ".")]
+            assert d.hint.endswith(f"runs {kind} with platform: {', '.join(runs)}")
+        else:
+            assert f"on backend type '{kind}'" in d.message
+            assert f"supports backend types: {supported}" in d.hint
 
 
 PLATFORMS = """\

@@ -95,6 +95,41 @@ def fix_batch_sync(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(StateTaskServiceBatch, "_normalise_response", normalise_response)
 
 
+def fix_glue_sync(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Let moto's `glue:startJobRun.sync` end: its port calls `interrupt_all()` on the waitForTaskToken endpoint
+    in a `finally` even for a service without that pattern (Glue has none, so the endpoint is None and every Glue
+    Task fails with "'NoneType' object has no attribute 'interrupt_all'"). This is moto's own integration-pattern
+    evaluation for `.sync`, the same steps in the same order, without that call.
+    """
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_glue import (
+        StateTaskServiceGlue,
+    )
+
+    def eval_integration_pattern(
+        self: Any, env: Any, resource_runtime_part: Any, normalised_parameters: dict[str, Any], state_credentials: Any
+    ) -> None:
+        task_output = env.stack.pop()
+        self.timeout.eval(env=env)
+        timeout_seconds = env.stack.pop()
+        env.stack.append(task_output)
+        resolver = self._build_sync_resolver(
+            env=env,
+            resource_runtime_part=resource_runtime_part,
+            normalised_parameters=normalised_parameters,
+            state_credentials=state_credentials,
+        )
+        outcome = self._eval_sync(
+            env=env,
+            timeout_seconds=timeout_seconds,
+            callback_endpoint=None,
+            heartbeat_endpoint=None,
+            sync_resolver=resolver,
+        )
+        env.stack.append(outcome)
+
+    monkeypatch.setattr(StateTaskServiceGlue, "_eval_integration_pattern", eval_integration_pattern)
+
+
 def play_batch_jobs(monkeypatch: pytest.MonkeyPatch, player: JobPlayer) -> list[dict[str, Any]]:
     """Run player with each submitted job's environment before moto marks the job SUCCEEDED."""
     # With batch.use_docker false, moto's server answers Batch calls from its "simple" backend.

@@ -10,12 +10,16 @@ from typing import Any
 
 import pytest
 
-from tests.hostile import BACKEND_TYPES, HOSTILE_LINE, dump, hostile_spec, literal_value
+from tests.hostile import BACKEND_TYPES, HOSTILE_LINE, VARIANTS, dump, hostile_spec, literal_value
 from tests.stepfunctions.asl import compile_text, load, strings, validate
 from tests.stepfunctions.test_jsonata import _generic_bindings, evaluate, expressions
 from tests.stepfunctions.test_line_breaks import unreadable_list_strings
 
-RUNS = [b for b in BACKEND_TYPES if b in ("kubernetes", "aws_batch", "sagemaker")]
+# Glue is not here: it takes only `--key value` arguments and no sizes, which the generated skeleton's command and
+# driver/executors are not (test_spark.py runs hostile text through a Glue job in moto's executor instead).
+RUNS = [b for b in BACKEND_TYPES if b in ("kubernetes", "aws_batch", "sagemaker")] + [
+    v for v in VARIANTS if v in ("spark.emr", "spark.emr_serverless", "spark.emr_on_eks")
+]
 MARK = HOSTILE_LINE.split(" ")[0]  # the hostile text's first word, in every form the generator writes
 
 

@@ -39,6 +39,31 @@ NEEDS = {
         *EVENTS,
     },
     "arn:aws:states:::eks:runJob.sync": {"eks:DescribeCluster"},
+    "arn:aws:states:::elasticmapreduce:addStep.sync": {
+        "elasticmapreduce:AddJobFlowSteps",
+        "elasticmapreduce:DescribeStep",
+        "elasticmapreduce:CancelSteps",
+        *EVENTS,
+    },
+    "arn:aws:states:::emr-serverless:startJobRun.sync": {
+        "emr-serverless:StartJobRun",
+        "emr-serverless:GetJobRun",
+        "emr-serverless:CancelJobRun",
+        "iam:PassRole",
+        *EVENTS,
+    },
+    # AWS CDK's EmrContainersStartJobRun grants these (no managed rule: Step Functions polls).
+    "arn:aws:states:::emr-containers:startJobRun.sync": {
+        "emr-containers:StartJobRun",
+        "emr-containers:DescribeJobRun",
+        "emr-containers:CancelJobRun",
+    },
+    "arn:aws:states:::glue:startJobRun.sync": {
+        "glue:StartJobRun",
+        "glue:GetJobRun",
+        "glue:GetJobRuns",
+        "glue:BatchStopJobRun",
+    },
 }
 # Actions the Service Authorization Reference lists without a resource type: "*" is all they accept.
 NO_RESOURCE_TYPE = {"batch:DescribeJobs"}
@@ -117,7 +142,11 @@ def lint(*paths: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_goldens_have_templates() -> None:
-    assert [p.name for p in TEMPLATES] == ["feed-ranking.template.json", "pricing.template.json"]
+    assert [p.name for p in TEMPLATES] == [
+        "clicks.template.json",
+        "feed-ranking.template.json",
+        "pricing.template.json",
+    ]
 
 
 def test_cfn_lint_accepts_every_template(tmp_path: Path) -> None:
@@ -345,3 +374,28 @@ def test_a_function_arn_in_the_spec_is_the_parameter_default(tmp_path: Path, arn
     assert template["Parameters"]["RuntimeFunctionArn"]["Default"] == arn
     golden = json.loads((GOLDEN / "stepfunctions" / "pricing.template.json").read_text())
     assert "Default" not in golden["Parameters"]["RuntimeFunctionArn"]
+
+
+def test_spark_statements_name_the_cluster_application_virtual_cluster_and_job() -> None:
+    template = json.loads((GOLDEN / "stepfunctions" / "clicks.template.json").read_text())
+    by_sid = {s["Sid"]: s for s in _statements(template, "StateMachineRole")}
+    account = "arn:${AWS::Partition}:%s:${AWS::Region}:${AWS::AccountId}:"
+    assert by_sid["RunEmrSteps"]["Resource"] == [{"Fn::Sub": account % "elasticmapreduce" + "cluster/j-2AXXXXXXGAPLF"}]
+    assert by_sid["EmrStepEvents"]["Resource"] == [
+        {"Fn::Sub": account % "events" + "rule/StepFunctionsGetEventForEMRAddJobFlowStepsRule"}
+    ]
+    app = account % "emr-serverless" + "/applications/00fev6mdkexample"
+    assert by_sid["StartServerlessJobRuns"]["Resource"] == [{"Fn::Sub": app}]
+    assert by_sid["WatchServerlessJobRuns"]["Resource"] == [{"Fn::Sub": app + "/jobruns/*"}]
+    assert by_sid["PassServerlessExecutionRole"]["Resource"] == ["arn:aws:iam::123456789012:role/clicks-emr-serverless"]
+    assert by_sid["PassServerlessExecutionRole"]["Condition"] == {
+        "StringEquals": {"iam:PassedToService": "emr-serverless.amazonaws.com"}
+    }
+    cluster = account % "emr-containers" + "/virtualclusters/7n6o2zt9rhil1isqqznnqdenp"
+    assert by_sid["StartEksJobRuns0"]["Resource"] == [{"Fn::Sub": cluster}]
+    # Only with the step's own execution role: starting a job under another role is refused.
+    assert by_sid["StartEksJobRuns0"]["Condition"] == {
+        "StringEquals": {"emr-containers:ExecutionRoleArn": "arn:aws:iam::123456789012:role/clicks-emr-eks"}
+    }
+    assert by_sid["WatchEksJobRuns"]["Resource"] == [{"Fn::Sub": cluster + "/jobruns/*"}]
+    assert by_sid["RunGlueJobs"]["Resource"] == [{"Fn::Sub": account % "glue" + "job/clicks-export"}]

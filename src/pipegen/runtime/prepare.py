@@ -2,6 +2,7 @@
 
 Step Functions passes literal values through untouched, so pipegen leaves every `${...}` to this one
 renderer, the same one Airflow and KFP steps use: a value reads the same on every engine.
+A Spark job on AWS gets its whole request from runtime.spark_aws (which the compiler uses for literal ones).
 """
 
 from __future__ import annotations
@@ -54,6 +55,10 @@ def prepare(spec: dict[str, Any], values: Values, *, target: str, tracking_uri: 
             "Environment": env,
             "OutputDataConfig": {"S3OutputPath": values.string(spec["output_path"])},
         }
+    elif service == "spark":
+        from pipegen.runtime.spark_aws import spark_request
+
+        out["job"] = spark_request(spec["platform"], spec["spark"], command, env, values.string)
     else:
         raise ValueError(f"unknown job service '{service}'")
     return out

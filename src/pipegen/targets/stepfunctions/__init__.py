@@ -12,6 +12,7 @@ a long pipeline's state data stays far below the service's 256 KiB.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 from pydantic import BaseModel
@@ -41,6 +42,7 @@ from pipegen.targets.stepfunctions.options import (
     EksCluster,
     StepFunctionsOptions,
 )
+from pipegen.targets.stepfunctions.spark import VARIANTS
 
 __all__ = [
     "DONE",
@@ -69,7 +71,10 @@ class StepFunctionsTarget(Target):
             "aws_batch": "batch:submitJob.sync",
             "sagemaker": "sagemaker:createTrainingJob.sync",
             "kubernetes": "eks:runJob.sync (targets.stepfunctions.eks_cluster names the cluster)",
+            "spark": "the platform's .sync integration: EMR, EMR Serverless, EMR on EKS, Glue (not spark-submit"
+            " or the Spark Operator: no Step Functions integration runs them)",
         },
+        variants=VARIANTS,
         gates={
             "partition_exists": "runtime Lambda (a wait is a Wait/Choice loop)",
             "freshness": "runtime Lambda (a wait is a Wait/Choice loop)",
@@ -101,7 +106,7 @@ class StepFunctionsTarget(Target):
     def check(self, pipeline: Pipeline, options: BaseModel) -> list[Diagnostic]:
         """Shared checks plus what Step Functions cannot express."""
         assert isinstance(options, StepFunctionsOptions)
-        problems = [*super().check(pipeline, options), *limits(pipeline, options)]
+        problems = [*_with_ray_advice(pipeline, super().check(pipeline, options)), *limits(pipeline, options)]
         if not has_errors(problems):
             # Both measure the definition, which only a spec without errors can be lowered to.
             problems.extend([*history(pipeline, options), *size(pipeline, options)])
@@ -119,6 +124,16 @@ class StepFunctionsTarget(Target):
 
 
 TARGET = StepFunctionsTarget()
+
+
+def _with_ray_advice(pipeline: Pipeline, problems: list[Diagnostic]) -> list[Diagnostic]:
+    """The shared PG602 of a Ray step, with the way to run it from Step Functions (no integration runs Ray)."""
+    at = {pipeline.locate(s, s.kind, "backend") for s in pipeline.steps if s.backend and s.backend.type == "ray"}
+    advice = (
+        "; Step Functions has no Ray integration: submit the Ray job from a Batch job (aws_batch backend running"
+        " `ray job submit`) or run the pipeline on a target that runs Ray"
+    )
+    return [replace(d, hint=d.hint + advice) if d.code == "PG602" and d.location in at else d for d in problems]
 
 
 def _json(value: Any) -> str:

@@ -13,6 +13,7 @@ from pipegen.spec import AwsBatchBackend, KubernetesBackend, SageMakerBackend
 from pipegen.targets.eventbridge import schedule_problems
 from pipegen.targets.stepfunctions.layout import definition_text
 from pipegen.targets.stepfunctions.options import StepFunctionsOptions
+from pipegen.targets.stepfunctions.spark import spark_checks
 from pipegen.targets.tracking_secret import tracking_secret
 
 # The service caps a definition at 1 MiB, and the API request carrying it (as an escaped JSON string,
@@ -27,6 +28,7 @@ def limits(pipeline: Pipeline, options: StepFunctionsOptions) -> Iterator[Diagno
     yield from schedule_problems(pipeline)
     # prepare puts the rendered URI into a Batch/SageMaker job's Environment (in the execution history).
     yield from tracking_secret(pipeline, "stepfunctions")
+    yield from spark_checks(pipeline)
     for step in pipeline.steps:
         backend = step.backend
         if not isinstance(backend, AwsBatchBackend | SageMakerBackend | KubernetesBackend):

@@ -13,6 +13,11 @@ services" in the Step Functions guide), on the resources the states name:
   after the step (the runtime appends the run id), iam:PassRole on the named role to SageMaker only,
   events rights on the managed rule.
 - `eks:runJob.sync`: eks:DescribeCluster on the named cluster (Kubernetes RBAC is the cluster's).
+- Spark (spark_iam.py): `elasticmapreduce:addStep.sync` (add/describe/cancel steps on the named cluster),
+  `emr-serverless:startJobRun.sync` (start on the application, get/cancel its job runs, iam:PassRole of the
+  execution role to EMR Serverless), `emr-containers:startJobRun.sync` (start on the virtual cluster for the named
+  execution role only, describe/cancel its job runs), `glue:startJobRun.sync` (start/get/stop runs of the named
+  job), each `.sync` with its managed EventBridge rule where AWS documents one.
 
 `secret_names` lists the ${secret.X} the runtime Lambda reads (from the requests the states send it):
 they are read by the Lambda's role, not the state machine's (see runtime_policy.py).
@@ -124,6 +129,9 @@ def role_statements(definition: dict[str, Any]) -> list[dict[str, Any]]:
             passes["Condition"] = {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
             statements.append(passes)
         statements.append(_allow("TrainingJobEvents", EVENTS_ACTIONS, [sub("events", f"rule/{SAGEMAKER_RULE}")]))
+    from pipegen.targets.stepfunctions.spark_iam import spark_statements
+
+    statements += spark_statements(found)
     clusters = [literal(arguments(t).get("ClusterName")) for t in found if t["Resource"] == EKS_SYNC]
     if clusters:
         arns = [sub("eks", f"cluster/{c}") if c is not None else sub("eks", "cluster/*") for c in clusters]

@@ -31,6 +31,7 @@ from pipegen.targets.stepfunctions.options import (
     StepFunctionsOptions,
 )
 from pipegen.targets.stepfunctions.plan import Par, Seq, plan
+from pipegen.targets.stepfunctions.spark import SparkStates
 
 Item = str | Par
 
@@ -50,7 +51,7 @@ def nearest_skips(pipeline: Pipeline) -> dict[str, frozenset[str]]:
     return near
 
 
-class Lowering(JobStates):
+class Lowering(JobStates, SparkStates):
     """Builds the definition as plain dicts; user strings only ever become JSON string values."""
 
     def __init__(self, pipeline: Pipeline, options: StepFunctionsOptions, dialect: Dialect) -> None:
@@ -287,6 +288,8 @@ class Lowering(JobStates):
                 self._evaluate(step, after, skip_to, onward)
             elif step.kind == "promote":
                 self._promote(step, after)
+            elif step.backend is not None and step.backend.type == "spark":
+                self._spark(step, after)
             else:
                 self._job(step, after)
         finally:
