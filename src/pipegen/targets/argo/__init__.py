@@ -19,7 +19,10 @@ from pipegen.targets.argo.checks import containers, params, runtime_image, step_
 from pipegen.targets.argo.layout import manifest_text
 from pipegen.targets.argo.lowering import Lowering
 from pipegen.targets.argo.options import ArgoOptions
+from pipegen.targets.argo.ray import VARIANTS as RAY_VARIANTS
+from pipegen.targets.argo.resource_checks import custom_resources
 from pipegen.targets.argo.size import size_problems
+from pipegen.targets.argo.spark import VARIANTS as SPARK_VARIANTS
 from pipegen.targets.base import Support, Target
 
 __all__ = ["TARGET", "ArgoOptions", "ArgoTarget"]
@@ -38,6 +41,8 @@ class ArgoTarget(Target):
             "aws_batch": "runtime container that submits the job and waits",
             "sagemaker": "runtime container that creates the training job and waits",
             "local": "runtime container that runs the command in the runtime image",
+            "spark": "resource template creating a SparkApplication (platform: kubernetes)",
+            "ray": "resource template creating a KubeRay RayJob (cluster:)",
         },
         gates={check: _RUNTIME for check in ("partition_exists", "freshness", "row_count", "sql")},
         features={
@@ -55,7 +60,10 @@ class ArgoTarget(Target):
             "(today there for a manual submit), from a pipegen-context runtime task",
             "${secret.X}": "Kubernetes secret x (key X) as secretKeyRef",
             "output parameters": "need the workflow's service account to create/patch workflowtaskresults",
+            "custom resources": "the workflow's service account needs create, get and patch on sparkapplications "
+            "(sparkoperator.k8s.io) and rayjobs (ray.io) for the resource templates of spark and ray steps",
         },
+        variants={**SPARK_VARIANTS, **RAY_VARIANTS},
     )
     options_model = ArgoOptions
     # The documents check() lowered to measure them, for render() to write (the compiler renders what it checked).
@@ -70,6 +78,7 @@ class ArgoTarget(Target):
             *params(pipeline),
             *runtime_image(pipeline, options),
             *containers(pipeline, options),
+            *custom_resources(pipeline),
         ]
         if not has_errors(problems):
             documents = Lowering(pipeline, options).documents()

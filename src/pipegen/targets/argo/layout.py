@@ -30,6 +30,21 @@ class PureDumper(yaml.SafeDumper):
         return True
 
 
+class Block(str):
+    """A multi-line string written as a literal block (`|`), e.g. a resource template's manifest, readable as it is.
+
+    Where YAML cannot hold the text as a block (trailing spaces, control characters), both emitters quote it.
+    """
+
+
+def _block(dumper: yaml.SafeDumper, data: Block) -> yaml.ScalarNode:
+    return dumper.represent_scalar("tag:yaml.org,2002:str", str(data), style="|")
+
+
+_Dumper.add_representer(Block, _block)
+PureDumper.add_representer(Block, _block)
+
+
 def dump(doc: dict[str, Any], dumper: type[yaml.SafeDumper] = _Dumper) -> str:
     """One document as YAML: sorted keys, block style, unicode as is, no line folded."""
     return yaml.dump(doc, Dumper=dumper, sort_keys=True, allow_unicode=True, width=WIDTH, default_flow_style=False)
