@@ -302,6 +302,7 @@ def cmd_targets(args: argparse.Namespace) -> int:
                 "backends": t.support.backends,
                 "gates": t.support.gates,
                 "features": t.support.features,
+                "variants": t.support.variants,
                 "options": {
                     o.name: {"type": o.type, "required": o.required, "description": o.description}
                     | ({} if o.required else {"default": o.default})
@@ -319,8 +320,11 @@ def cmd_targets(args: argparse.Namespace) -> int:
         for section, table in (
             ("backends", t.support.backends),
             ("gates", t.support.gates),
+            ("variants", t.support.variants),
             ("features", t.support.features),
         ):
+            if section == "variants" and not table:
+                continue  # a target that maps no spark or ray backend
             print(f"  {section}:")
             width = max((len(k) for k in table), default=0)
             for key, how in table.items():

@@ -10,9 +10,12 @@ from typing import Any
 
 from pipegen.schema import options_schema, refs_of
 from pipegen.spec import BACKEND_TYPES, GATE_CHECKS, LIMITS
+from pipegen.spec.backends import SPARK_PLATFORMS
 from pipegen.targets.base import Target
 
 NOT_SUPPORTED = "not supported"
+# spec.backend_variant's names: how a spark or ray backend runs.
+VARIANTS = (*(f"spark.{p}" for p in SPARK_PLATFORMS), "ray.address", "ray.cluster")
 REQUIRED = "required"
 
 
@@ -109,6 +112,15 @@ def support_markdown(targets: Mapping[str, Target]) -> str:
     out += _table(
         ["backend type", *header[1:]],
         [[f"`{b}`", *(targets[n].support.backends.get(b, NOT_SUPPORTED) for n in names)] for b in BACKEND_TYPES],
+    )
+    out += [
+        "",
+        "Ways spark and ray backends run (`platform:` of a spark backend; `address:` or `cluster:` of a ray one):",
+        "",
+    ]
+    out += _table(
+        ["backend variant", *header[1:]],
+        [[f"`{v}`", *(targets[n].support.variants.get(v, NOT_SUPPORTED) for n in names)] for v in VARIANTS],
     )
     out += ["", "## Gates", ""]
     out += _table(
