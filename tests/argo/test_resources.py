@@ -159,3 +159,12 @@ steps:
     [error] = [d for d in result.diagnostics if d.severity.name == "ERROR"]
     assert error.code == "PG602" and error.location is not None and error.location.line == 4
     assert error.hint == hint
+
+
+def test_the_header_names_the_rules_the_service_account_needs_only_when_objects_are_created() -> None:
+    from tests.cases import GOLDEN
+
+    rules = "{apiGroups: [ray.io], resources: [rayjobs], verbs: [create, get, patch]}"
+    assert rules in (GOLDEN / "argo" / "clickstream.yaml").read_text()
+    assert "sparkapplications" in (GOLDEN / "argo" / "clickstream.yaml").read_text()
+    assert "rayjobs" not in (GOLDEN / "argo" / "feed-ranking.yaml").read_text()
