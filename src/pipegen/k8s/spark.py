@@ -23,8 +23,9 @@ SUCCEEDED_STATES = ("COMPLETED",)
 FAILED_STATES = ("FAILED", "SUBMISSION_FAILED")
 
 
-def application_type(application: str, main_class: str | None) -> str:
-    """Python for a .py application, R for .R; else a JVM application (Scala and Java run alike in the operator)."""
+def application_type(application: str) -> str:
+    """Python for a .py application, R for .R; else a JVM application, whose main_class (or its jar's manifest)
+    names the entry point: Scala and Java run alike in the operator (both spark-submit --class)."""
     lowered = application.lower()
     if lowered.endswith(".py"):
         return "Python"
@@ -41,7 +42,7 @@ def spark_application(step: ResolvedStep, made: StepObject) -> dict[str, Any]:
     values = made.values
     application, *arguments = step.body.command
     spec: dict[str, Any] = {
-        "type": application_type(application, backend.main_class),
+        "type": application_type(application),
         "mode": "cluster",
         "image": values.text(k8s.image),
         "sparkVersion": k8s.spark_version,

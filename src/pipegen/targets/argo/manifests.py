@@ -69,7 +69,8 @@ class ArgoValues:
         return token
 
     def _ref(self, ref: Ref, param: Any) -> str:
-        # checks.custom_resources refuses ${env.X} and ${secret.X} here (a secret is an env value's secretKeyRef).
+        # checks.containers and resource_checks refuse ${env.X} and ${secret.X} here (a whole secret env value is a
+        # secretKeyRef, which pods.env_entries writes before any text reaches this).
         if ref.namespace == "params":
             return str(param(f"workflow.parameters.{ref.name}"))
         assert ref.namespace == "run", ref
