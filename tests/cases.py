@@ -15,10 +15,11 @@ REGEN_COMMAND = "make golden"
 # (spec stem, target) pairs a target rejects with a located diagnostic instead of output:
 # Step Functions has no `local` backend (tests/compiler/test_stepfunctions_lowering.py checks the message).
 # Prefect runs no kubernetes step (tests/compiler/test_prefect.py checks the message).
-# Spark on EMR/EMR Serverless/EMR on EKS/Glue (clicks) runs on Step Functions only so far.
-UNSUPPORTED = {("demo", "stepfunctions"), ("feed-ranking", "prefect")} | {
-    ("clicks", t) for t in ("airflow", "argo", "kfp", "prefect")
-}
+# Spark on EMR/EMR Serverless/EMR on EKS/Glue (clicks) runs on Step Functions only so far; Spark on the Spark
+# Operator and Ray on KubeRay (spark-ray-k8s) on Argo only (each other target's PG602 names what it runs).
+UNSUPPORTED = {("demo", "stepfunctions"), ("feed-ranking", "prefect")}
+UNSUPPORTED |= {("clicks", t) for t in ("airflow", "argo", "kfp", "prefect")}
+UNSUPPORTED |= {("spark-ray-k8s", t) for t in ("airflow", "kfp", "prefect", "stepfunctions")}
 # No target runs multi-node steps yet: each refuses the 16-node spec with a located PG602
 # (tests/k8s/test_distributed_spec.py checks the messages); its Kubernetes objects are goldens under golden/k8s/.
 UNSUPPORTED |= {("feed-ranking-16gpu", t) for t in ("airflow", "argo", "kfp", "prefect", "stepfunctions")}

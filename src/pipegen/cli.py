@@ -325,8 +325,11 @@ def cmd_targets(args: argparse.Namespace) -> int:
             ("backends", t.support.backends),
             ("variants", t.support.variants),
             ("gates", t.support.gates),
+            ("variants", t.support.variants),
             ("features", t.support.features),
         ):
+            if section == "variants" and not table:
+                continue  # a target that maps no spark or ray backend
             print(f"  {section}:")
             width = max((len(k) for k in table), default=0)
             for key, how in table.items():

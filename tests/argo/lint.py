@@ -6,6 +6,7 @@ Each rule returns messages (empty when the manifest is clean); tests/argo/test_l
 
 from __future__ import annotations
 
+import json
 import re
 import zoneinfo
 from collections.abc import Iterator
@@ -55,7 +56,7 @@ def lint(doc: dict[str, Any], template_doc: dict[str, Any] | None = None) -> lis
     """Every problem of one document (a CronWorkflow is checked against the WorkflowTemplate it references)."""
     if doc["kind"] == "CronWorkflow":
         return list(_cron(doc, template_doc))
-    return [*_templates(doc), *_references(doc), *_kubelet(doc)]
+    return [*_templates(doc), *_references(doc), *_kubelet(doc), *_resources(doc)]
 
 
 def _templates(doc: dict[str, Any]) -> Iterator[str]:
@@ -143,6 +144,8 @@ def _allowed_tags(doc: dict[str, Any], template: dict[str, Any] | None) -> list[
         inputs = [re.escape(p["name"]) for p in template.get("inputs", {}).get("parameters", [])]
         if inputs:
             allowed.append(re.compile(r"inputs\.parameters\.(?:" + "|".join(inputs) + ")"))
+        if "resource" in template:
+            allowed.append(_manifest_expression(param, inputs))
         return allowed
     outputs = {t["name"] for t in doc["spec"]["templates"] if t.get("outputs")}
     tasks = [t for tm in doc["spec"]["templates"] for t in tm.get("dag", {}).get("tasks", [])]
@@ -153,6 +156,18 @@ def _allowed_tags(doc: dict[str, Any], template: dict[str, Any] | None) -> list[
         re.compile(rf"tasks\.{task}\.outputs\.parameters\.result"),
         re.compile(rf"=jsonpath\(tasks\['{task}'\]\.outputs\.parameters\.result, '\$\.[a-z_]+'\)"),
     ]
+
+
+def _manifest_expression(param: str, inputs: list[str]) -> re.Pattern[str]:
+    """argo/manifests.py's form: toJson over a sum of escaped literals, parameters (with replace for the kubelet
+    and the shell), the workflow's name and the template's inputs."""
+    value = rf"(?:workflow\.parameters\.{param}|workflow\.name"
+    value += (r"|inputs\.parameters\['(?:" + "|".join(inputs) + r")'\])") if inputs else ")"
+    literal = r"'(?:[A-Za-z0-9 ]|\\u[0-9a-f]{4}|\\U[0-9a-f]{8})*'"
+    kubelet = rf"replace\({value}, '\$', '\$\$'\)"
+    shell = rf"replace\(replace\({value}, {literal}, {literal}\), '\$', '\$\$'\)"
+    piece = f"(?:{literal}|{shell}|{kubelet}|{value})"
+    return re.compile(rf"=toJson\({piece}(?: \+ {piece})*\)")
 
 
 def _references(doc: dict[str, Any]) -> Iterator[str]:
@@ -199,6 +214,54 @@ def _kubelet(doc: dict[str, Any]) -> Iterator[str]:
             for m in KUBELET.finditer(text):
                 if m.group(1) != "$":
                     yield f"template '{template['name']}': the kubelet expands '{m.group(0)}'"
+
+
+def _resources(doc: dict[str, Any]) -> Iterator[str]:
+    """Resource templates: create an object the workflow owns, in its namespace, which its API accepts once Argo
+    has substituted the manifest (sample values here); no `$(VAR)` the kubelet would expand in its pods."""
+    from tests.argo.expressions import substitute
+    from tests.k8s.strict import validate
+
+    params = {p["name"]: "P" for p in doc["spec"].get("arguments", {}).get("parameters", [])}
+    for template in doc["spec"]["templates"]:
+        resource = template.get("resource")
+        if resource is None:
+            continue
+        name = template["name"]
+        if resource.get("action") != "create" or resource.get("setOwnerReference") is not True:
+            yield f"template '{name}': a step's object is created and owned by the workflow"
+        if not resource.get("successCondition") or not resource.get("failureCondition"):
+            yield f"template '{name}': without both conditions the step waits for nothing or forever"
+        inputs = {p["name"]: "I" for p in template.get("inputs", {}).get("parameters", [])}
+        scope = {"workflow.parameters": params, "workflow.name": "W", "inputs.parameters": inputs}
+        try:
+            obj = json.loads(substitute(resource["manifest"], scope))
+            validate(obj)
+        except (ValueError, KeyError, AssertionError) as exc:  # strict.Invalid and json's errors are ValueErrors
+            yield f"template '{name}': the manifest is not an object its API accepts: {exc}"
+            continue
+        if obj["metadata"].get("namespace") != doc["metadata"].get("namespace"):
+            yield f"template '{name}': an owned object must live in the workflow's namespace"
+        for path, text in _pod_texts(obj):
+            for m in KUBELET.finditer(text):
+                if m.group(1) != "$":
+                    yield f"template '{name}': the kubelet expands '{m.group(0)}' in {path}"
+
+
+def _pod_texts(obj: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """The object's texts that become a container's args or env values, which the kubelet reads."""
+    spec = obj["spec"]
+    if obj["kind"] == "SparkApplication":
+        yield "mainApplicationFile", spec["mainApplicationFile"]
+        yield from (("arguments", a) for a in spec.get("arguments", []))
+        for pod in ("driver", "executor"):
+            yield from ((f"{pod}.env", e["value"]) for e in spec[pod].get("env", []) if "value" in e)
+        return
+    yield "entrypoint", spec["entrypoint"]
+    cluster = spec["rayClusterSpec"]
+    for group in [cluster["headGroupSpec"], *cluster.get("workerGroupSpecs", [])]:
+        for container in group["template"]["spec"]["containers"]:
+            yield from (("env", e["value"]) for e in container.get("env", []) if "value" in e)
 
 
 def _cron(doc: dict[str, Any], template_doc: dict[str, Any] | None) -> Iterator[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -15,13 +16,13 @@ from pipegen.loader import Source
 from tests.argo.lint import lint_manifest
 from tests.argo.strict import documents, validate_document
 from tests.cases import REPO, UNSUPPORTED, rel
-from tests.hostile import BACKEND_TYPES, dump, hostile_spec
+from tests.hostile import BACKEND_TYPES, VARIANTS, dump, hostile_spec
 
 # Every spec file under specs/ and tests/ (tests/invalid's too: those `pipegen validate` accepts count).
 SPEC_FILES = sorted({*(REPO / "specs").glob("*.yaml"), *(REPO / "tests").rglob("*.yaml")})
 RUNTIME_IMAGE = "registry.example.com/pipegen-runtime:1"
-# Backend types the Argo target refuses with a located PG602 (issue 18 maps them).
-UNMAPPED = {"spark", "ray"}
+# Backend variants Argo maps (resource templates); other spark and ray backends are a located PG602.
+MAPPED_VARIANTS = {"spark.kubernetes", "ray.cluster"}
 LOCATED_PG6 = re.compile(r"^\S+:\d+:\d+: error\[PG6\d\d\]: .+; hint: .+$")
 
 
@@ -69,19 +70,36 @@ def test_spec_compiles_to_a_valid_argo_manifest_or_is_located(spec: Path) -> Non
             assert outcome == "compiled"
     if outcome == "refused":
         # Most test specs name no Argo runtime image (PG604): given one, what they hold must compile and validate,
-        # unless a step runs on a backend Argo does not map yet (Spark, Ray: a located PG602, asserted by _check).
-        backends = {
-            b.get("type") for b in (yaml.safe_load(spec.read_text(encoding="utf-8")).get("backends") or {}).values()
-        }
-        expected = "refused" if backends & UNMAPPED else "compiled"
+        # unless a step runs on a spark or ray backend Argo does not map (a located PG602, asserted by _check).
+        backends = (yaml.safe_load(spec.read_text(encoding="utf-8")).get("backends") or {}).values()
+        expected = "refused" if any(_unmapped(b) for b in backends) else "compiled"
         assert _check(rel(spec), _with_runtime_image(spec)) == expected
 
 
-@pytest.mark.parametrize("backend", BACKEND_TYPES)
+def settle_keys(data: dict[str, Any], backend: str) -> None:
+    """Plain text where the hostile filler put hostile mapping keys Argo refuses (test_argo_hostile locates those
+    errors): Spark conf keys, and Ray's runtime_env (which KubeRay's submitter reads with bash)."""
+    b = data["backends"]["b"]
+    if backend == "spark.kubernetes":
+        b["conf"] = dict.fromkeys(["spark.r"], *b["conf"].values())
+    if backend == "ray.cluster":
+        b["runtime_env"] = {"env_vars": {"R": "r"}}
+
+
+def _unmapped(backend: dict[str, object]) -> bool:
+    """A spark backend on another platform than kubernetes, or a ray backend at an address."""
+    if backend.get("type") == "spark":
+        return f"spark.{backend.get('platform', 'submit')}" not in MAPPED_VARIANTS
+    return backend.get("type") == "ray" and "cluster" not in backend
+
+
+@pytest.mark.parametrize("backend", [*BACKEND_TYPES, *VARIANTS])
 def test_hostile_spec_compiles_to_a_valid_argo_manifest_or_is_located(backend: str) -> None:
     data, _ = hostile_spec(backend, target="argo")
     if backend == "kubernetes":
         # A label key is a mapping key the hostile filler cannot settle (test_argo_hostile locates that error).
         data["backends"]["b"]["node_selector"] = {"pool": "r-1"}
+    settle_keys(data, backend)
     outcome = _check(f"hostile-{backend}", check_source(Source("hostile.yaml", dump(data))))
-    assert outcome == ("compiled" if backend in {"kubernetes", "aws_batch", "sagemaker", "local"} else "refused")
+    runs = {"kubernetes", "aws_batch", "sagemaker", "local", *MAPPED_VARIANTS}
+    assert outcome == ("compiled" if backend in runs else "refused")

@@ -116,3 +116,51 @@ def test_each_rule_rejects_a_broken_manifest(rule: str) -> None:
     breaker(docs)
     problems = lint_manifest(docs)
     assert any(expected in p for p in problems), problems
+
+
+def _manifest(docs: list[dict[str, Any]], name: str, old: str, new: str) -> None:
+    resource = _template(docs, name)["resource"]
+    assert old in resource["manifest"], old
+    resource["manifest"] = resource["manifest"].replace(old, new, 1)
+
+
+RESOURCES: dict[str, tuple[Breaker, str]] = {
+    "misspelt field in a SparkApplication": (
+        lambda d: _manifest(d, "features", '"sparkVersion"', '"sparkVersoin"'),
+        "not an object its API accepts",
+    ),
+    "misspelt field in a RayJob": (
+        lambda d: _manifest(d, "train", '"entrypoint"', '"entrypont"'),
+        "not an object its API accepts",
+    ),
+    "manifest Argo leaves broken": (lambda d: _manifest(d, "train", "{", "{,"), "not an object its API accepts"),
+    "object in another namespace": (
+        lambda d: _manifest(d, "features", '"namespace": "ml"', '"namespace": "other"'),
+        "in the workflow's namespace",
+    ),
+    "kubelet reference in a driver argument": (
+        lambda d: _manifest(d, "features", '"arguments": [', '"arguments": ["$(HOME)",'),
+        "the kubelet expands '$(HOME)' in arguments",
+    ),
+    "not owned by the workflow": (
+        lambda d: _template(d, "train")["resource"].update(setOwnerReference=False),
+        "owned by the workflow",
+    ),
+    "no failure condition": (
+        lambda d: _template(d, "train")["resource"].pop("failureCondition"),
+        "waits for nothing or forever",
+    ),
+    "expression outside pipegen's form": (
+        lambda d: _manifest(d, "features", "toJson(", "toJson(sprig.upper("),
+        "is not a reference Argo resolves",
+    ),
+}
+
+
+@pytest.mark.parametrize("rule", sorted(RESOURCES))
+def test_each_resource_rule_rejects_a_broken_manifest(rule: str) -> None:
+    docs = copy.deepcopy(documents((GOLDEN / "argo" / "clickstream.yaml").read_text()))
+    breaker, expected = RESOURCES[rule]
+    breaker(docs)
+    problems = lint_manifest(docs)
+    assert any(expected in p for p in problems), problems

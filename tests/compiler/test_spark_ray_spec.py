@@ -12,6 +12,7 @@ import yaml
 from pipegen.compiler import compile_checked
 from pipegen.frontend import check_file, check_source
 from pipegen.loader import Source
+from pipegen.spec import variants_text
 from pipegen.targets import available
 from tests.cases import REPO, SCHEMA
 
@@ -73,16 +74,24 @@ def test_every_target_refuses_spark_and_ray_steps_naming_what_it_supports(target
     refusals = [d for d in result.diagnostics if d.code == "PG602"]
     support = available()[target].support
     supported = ", ".join(support.backends)
-    # A target without the type refuses it at the step's backend; one that runs the type in other ways than
-    # spark-submit (Step Functions: EMR, Glue, ...) refuses the way at the backend (its platform, here by default).
-    spark_at = (20, 5) if "spark" in support.backends else (38, 16)
-    assert [(d.location.line, d.location.column) for d in refusals if d.location] == [spark_at, (42, 16)]
+    # A target without the type refuses it at the step's backend; one that runs the type in other ways (Step
+    # Functions: EMR, Glue...; Argo: the Spark Operator, KubeRay) refuses the way at the backend's key that
+    # chooses it (spark's platform, here by default; ray's address), naming the ways it runs.
+    at = {"spark": (20, 5), "ray": (28, 5)}
+    assert len(refusals) == 2
     for d, kind in zip(refusals, ("spark", "ray"), strict=True):
+        assert d.location is not None
         if kind in support.backends:
-            assert f"on {kind} platform 'submit'" in d.message
-            runs = [v.split(".")[1] for v in support.variants if v.startswith(kind + ".")]
-            assert d.hint.endswith(f"runs {kind} with platform: {', '.join(runs)}")
+            assert (d.location.line, d.location.column) == at[kind]
+            assert (
+                f"on a {kind} backend with {variants_text(kind, [kind + ('.submit' if kind == 'spark' else '.address')])}"
+                in d.message
+            )
+            assert d.hint.startswith(
+                f"{available()[target].title} runs {kind} with {variants_text(kind, support.variants)}"
+            )
         else:
+            assert (d.location.line, d.location.column) == ((38, 16) if kind == "spark" else (42, 16))
             assert f"on backend type '{kind}'" in d.message
             assert f"supports backend types: {supported}" in d.hint
 
@@ -156,7 +165,7 @@ steps:
 
 
 def test_pipegen_run_refuses_managed_platforms_at_the_key_that_chooses_them() -> None:
-    from pipegen.localrun.setup import unsupported_backends
+    from pipegen.localrun.setup import RUNNABLE_VARIANTS, unsupported_backends
     from pipegen.resolve import resolve
 
     checked = check_source(Source("m.yaml", MANAGED))
@@ -166,13 +175,13 @@ def test_pipegen_run_refuses_managed_platforms_at_the_key_that_chooses_them() ->
         (
             "PG602",
             6,
-            "`pipegen run` cannot run step 'features' on spark platform 'emr_serverless' (backend 'serverless'); "
-            "it runs spark with platform: submit and ray with an address",
+            "`pipegen run` cannot run step 'features' on a spark backend with platform: emr_serverless "
+            f"(backend 'serverless'); it runs spark with {variants_text('spark', RUNNABLE_VARIANTS)}",
         ),
         (
             "PG602",
             12,
-            "`pipegen run` cannot run step 'train' on ray cluster 'cluster' (backend 'kuberay'); "
-            "it runs spark with platform: submit and ray with an address",
+            "`pipegen run` cannot run step 'train' on a ray backend with cluster (a KubeRay RayJob per run) "
+            "(backend 'kuberay'); it runs ray with address (a running Ray cluster)",
         ),
     ]

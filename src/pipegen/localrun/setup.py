@@ -10,7 +10,7 @@ from typing import Any
 
 from pipegen.diagnostics import Diagnostic, diag
 from pipegen.resolve import Pipeline, RetryPolicy
-from pipegen.spec import backend_variant
+from pipegen.spec import backend_variant, variants_text
 
 DEFAULT_DB = "mlflow.db"
 LOG_DIR = Path(".pipegen") / "logs"
@@ -67,8 +67,9 @@ def unsupported_backends(pipeline: Pipeline) -> list[Diagnostic]:
             found.append(
                 diag(
                     "PG602",
-                    f"`pipegen run` cannot run step '{s.name}' on {s.backend.type} {key} '{form.split('.')[1]}' "
-                    f"(backend '{s.backend_name}'); it runs spark with platform: submit and ray with an address",
+                    f"`pipegen run` cannot run step '{s.name}' on a {s.backend.type} backend with "
+                    f"{variants_text(s.backend.type, [form])} (backend '{s.backend_name}'); it runs "
+                    f"{s.backend.type} with {variants_text(s.backend.type, RUNNABLE_VARIANTS)}",
                     pipeline.source_map.key(("backends", s.backend_name or "", key)),
                     "compile for an orchestrator that runs it (`pipegen targets` lists which do)",
                 )

@@ -26,6 +26,7 @@ from pipegen.spec.backends import (
     SparkDriver,
     SparkExecutors,
     backend_variant,
+    variants_text,
 )
 from pipegen.spec.base import Model
 from pipegen.spec.distributed import DISTRIBUTED_RUNTIMES, LAUNCHERS, Distributed, Toleration, procs_per_node_of
@@ -144,6 +145,7 @@ __all__ = [
     "_check_url",
     "backend_variant",
     "procs_per_node_of",
+    "variants_text",
 ]
 
 FORMAT_VERSION = 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, model_validator
@@ -269,6 +270,21 @@ Backend = Annotated[
     Field(discriminator="type"),
 ]
 BACKEND_TYPES = ("kubernetes", "aws_batch", "sagemaker", "spark", "ray", "local")
+
+
+# How diagnostics name a variant: spark by its platform, ray by the key that says where its cluster is.
+RAY_VARIANT_TEXT = {
+    "ray.address": "address (a running Ray cluster)",
+    "ray.cluster": "cluster (a KubeRay RayJob per run)",
+}
+
+
+def variants_text(kind: str, variants: Iterable[str]) -> str:
+    """Variants of one backend type as a spec reader writes them: 'platform: emr, glue' or 'cluster (...)'."""
+    mine = [v for v in variants if v.startswith(kind + ".")]
+    if kind == "spark":
+        return "platform: " + ", ".join(v.removeprefix("spark.") for v in mine) if mine else "no platform yet"
+    return " or ".join(RAY_VARIANT_TEXT.get(v, v) for v in mine) or "no form yet"
 
 
 def backend_variant(

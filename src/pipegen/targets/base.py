@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict
 from pipegen.diagnostics import Diagnostic, diag
 from pipegen.emit import Output
 from pipegen.resolve import Pipeline, ResolvedStep
-from pipegen.spec import KubernetesBackend, backend_variant
+from pipegen.spec import KubernetesBackend, backend_variant, variants_text
 
 
 def kubernetes_name(name: str) -> str:
@@ -170,14 +170,13 @@ class Target(ABC):
             elif step.backend is not None and (variant := backend_variant(step.backend)) is not None:
                 form, key = variant
                 if form not in self.support.variants:
-                    family = form.split(".")[0] + "."
-                    runs = [v.removeprefix(family) for v in self.support.variants if v.startswith(family)]
+                    kind = step.backend.type
                     yield diag(
                         "PG602",
-                        f"target '{self.name}' cannot run step '{step.name}' on {step.backend.type} {key} "
-                        f"'{form.removeprefix(family)}' (backend '{step.backend_name}')",
+                        f"target '{self.name}' cannot run step '{step.name}' on a {kind} backend with "
+                        f"{variants_text(kind, [form])} (backend '{step.backend_name}')",
                         pipeline.source_map.key(("backends", step.backend_name or "", key)),
-                        f"{self.title} runs {step.backend.type} with {key}: {', '.join(runs) or 'none yet'}",
+                        f"{self.title} runs {kind} with {variants_text(kind, self.support.variants)}",
                     )
             yield from self._unsupported_nodes(pipeline, step)
             gate = step.step.gate

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 from pipegen.diagnostics import Diagnostic, diag
 from pipegen.resolve import Pipeline
+from pipegen.spec import backend_variant
 
 
 def tracking_secret(pipeline: Pipeline, target: str) -> Iterator[Diagnostic]:
@@ -23,7 +24,9 @@ def tracking_secret(pipeline: Pipeline, target: str) -> Iterator[Diagnostic]:
         backend = step.backend
         if step.kind != "train" or backend is None or backend.type == "local":
             continue
-        if backend.type == "kubernetes" and whole:
+        # SparkApplication and RayJob pods (pipegen.k8s) take it as a secretKeyRef too.
+        variant = backend_variant(backend)
+        if whole and (backend.type == "kubernetes" or (variant and variant[0] in ("spark.kubernetes", "ray.cluster"))):
             continue
         yield diag(
             "PG602",

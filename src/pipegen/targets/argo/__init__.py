@@ -2,7 +2,9 @@
 
 Each step is a DAG task with an explicit `depends: X.Succeeded`; pipegen's runtime runs in containers
 (`python -m pipegen.runtime step ARGS_JSON`, the step's JSON with '{', '}' and '$' escaped so neither Argo
-nor the kubelet rewrites spec text); kubernetes steps are container templates. The documents are plain
+nor the kubelet rewrites spec text); kubernetes steps are container templates; spark steps on the Spark Operator
+and ray steps on a KubeRay cluster are resource templates creating a SparkApplication / RayJob (argo/spark.py,
+argo/ray.py, the objects from pipegen.k8s, their manifests from argo/manifests.py). The documents are plain
 dicts written with yaml.safe_dump-style sorted keys (`layout`), never text templates.
 """
 
@@ -19,7 +21,10 @@ from pipegen.targets.argo.checks import containers, params, runtime_image, step_
 from pipegen.targets.argo.layout import manifest_text
 from pipegen.targets.argo.lowering import Lowering
 from pipegen.targets.argo.options import ArgoOptions
+from pipegen.targets.argo.ray import VARIANTS as RAY_VARIANTS
+from pipegen.targets.argo.resource_checks import custom_resources
 from pipegen.targets.argo.size import size_problems
+from pipegen.targets.argo.spark import VARIANTS as SPARK_VARIANTS
 from pipegen.targets.base import Support, Target
 
 __all__ = ["TARGET", "ArgoOptions", "ArgoTarget"]
@@ -38,6 +43,8 @@ class ArgoTarget(Target):
             "aws_batch": "runtime container that submits the job and waits",
             "sagemaker": "runtime container that creates the training job and waits",
             "local": "runtime container that runs the command in the runtime image",
+            "spark": "resource template creating a SparkApplication (platform: kubernetes)",
+            "ray": "resource template creating a KubeRay RayJob (cluster:)",
         },
         gates={check: _RUNTIME for check in ("partition_exists", "freshness", "row_count", "sql")},
         features={
@@ -55,7 +62,10 @@ class ArgoTarget(Target):
             "(today there for a manual submit), from a pipegen-context runtime task",
             "${secret.X}": "Kubernetes secret x (key X) as secretKeyRef",
             "output parameters": "need the workflow's service account to create/patch workflowtaskresults",
+            "custom resources": "the workflow's service account needs create, get and patch on sparkapplications "
+            "(sparkoperator.k8s.io) and rayjobs (ray.io) for the resource templates of spark and ray steps",
         },
+        variants={**SPARK_VARIANTS, **RAY_VARIANTS},
     )
     options_model = ArgoOptions
     # The documents check() lowered to measure them, for render() to write (the compiler renders what it checked).
@@ -70,6 +80,7 @@ class ArgoTarget(Target):
             *params(pipeline),
             *runtime_image(pipeline, options),
             *containers(pipeline, options),
+            *custom_resources(pipeline),
         ]
         if not has_errors(problems):
             documents = Lowering(pipeline, options).documents()

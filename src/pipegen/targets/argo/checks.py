@@ -6,16 +6,24 @@ from collections.abc import Iterator
 
 from pipegen.diagnostics import Diagnostic, Location, diag
 from pipegen.expr import Lit, parse_template
-from pipegen.resolve import Pipeline
-from pipegen.spec import KubernetesBackend
-from pipegen.targets.argo.containers import kubernetes_backends
+from pipegen.resolve import Pipeline, ResolvedStep
+from pipegen.spec import KubernetesBackend, RayBackend, SparkBackend
+from pipegen.targets.argo.containers import kubernetes_backends, pod_namespaces, workflow_namespace
 from pipegen.targets.argo.names import RESERVED, task_name
 from pipegen.targets.argo.options import ArgoOptions
 from pipegen.targets.tracking_secret import tracking_secret
 
 # Argo template and task names: at most this long (validate.go maxCharsInObjectName).
 MAX_TEMPLATE_NAME = 128
-_NO_ESCAPE = "Argo substitutes '{{...}}' in every string of a workflow and has no escape for it"
+NO_ESCAPE = "Argo substitutes '{{...}}' in every string of a workflow and has no escape for it"
+
+
+def makes_resource(step: ResolvedStep) -> bool:
+    """Whether the step creates a SparkApplication or a RayJob (a resource template)."""
+    backend = step.backend
+    return (isinstance(backend, SparkBackend) and backend.kubernetes is not None) or (
+        isinstance(backend, RayBackend) and backend.cluster is not None
+    )
 
 
 def step_names(pipeline: Pipeline) -> Iterator[Diagnostic]:
@@ -40,7 +48,7 @@ def params(pipeline: Pipeline) -> Iterator[Diagnostic]:
         if isinstance(value, str) and "{{" in value:
             yield diag(
                 "PG602",
-                f"target 'argo' cannot pass the default of parameter '{name}' unchanged: " + _NO_ESCAPE,
+                f"target 'argo' cannot pass the default of parameter '{name}' unchanged: " + NO_ESCAPE,
                 pipeline.source_map.value(("params", name)),
                 "write the default without '{{', or pass the value when submitting the workflow",
             )
@@ -63,7 +71,7 @@ def runtime_image(pipeline: Pipeline, options: ArgoOptions) -> Iterator[Diagnost
     if options.runtime_image is not None and "{{" in options.runtime_image:
         yield diag(
             "PG602",
-            "target 'argo' cannot use a runtime_image holding '{{': " + _NO_ESCAPE,
+            "target 'argo' cannot use a runtime_image holding '{{': " + NO_ESCAPE,
             pipeline.source_map.value(("targets", "argo", "runtime_image")),
             "an image reference has no braces: write it as registry/name:tag",
         )
@@ -76,7 +84,7 @@ def containers(pipeline: Pipeline, options: ArgoOptions) -> Iterator[Diagnostic]
     env_refs = [r for r in uri.refs if r.namespace == "env"] if uri is not None else []
     for step in pipeline.steps:
         backend = step.backend
-        if not isinstance(backend, KubernetesBackend):
+        if not isinstance(backend, KubernetesBackend) and not makes_resource(step):
             continue
         body = step.body
         if (
@@ -93,14 +101,14 @@ def containers(pipeline: Pipeline, options: ArgoOptions) -> Iterator[Diagnostic]
             )
         if step.kind == "train" and pipeline.spec.mlflow.tracking_uri is not None and not env_refs:
             # The job's MLFLOW_TRACKING_URI is the URI's text (a whole ${secret.X} is a secretKeyRef instead).
-            yield from _literal(
+            yield from literal_text(
                 pipeline,
                 pipeline.spec.mlflow.tracking_uri,
                 f"mlflow.tracking_uri to container step '{step.name}'",
                 pipeline.source_map.value(("mlflow", "tracking_uri")),
             )
         for i, arg in enumerate(body.command):
-            yield from _literal(
+            yield from literal_text(
                 pipeline,
                 arg,
                 f"the command of container step '{step.name}'",
@@ -114,13 +122,14 @@ def containers(pipeline: Pipeline, options: ArgoOptions) -> Iterator[Diagnostic]
                     pipeline.locate(step, step.kind, "command", i),
                     "pass it as an environment variable (a whole ${secret.NAME} value) and let the program read it",
                 )
-        for key, value in {**backend.env, **body.env}.items():
+        backend_env: dict[str, str] = getattr(backend, "env", {})
+        for key, value in {**backend_env, **body.env}.items():
             where = (
                 pipeline.locate(step, step.kind, "env", key)
                 if key in body.env
                 else pipeline.source_map.value(("backends", str(step.backend_name), "env", key))
             )
-            yield from _literal(pipeline, value, f"env {key} of container step '{step.name}'", where)
+            yield from literal_text(pipeline, value, f"env {key} of container step '{step.name}'", where)
             template = parse_template(value)
             refs = [r for r in template.refs if r.namespace in ("secret", "env")]
             if refs and not (template.single_ref is not None and template.single_ref.namespace == "secret"):
@@ -138,7 +147,7 @@ def containers(pipeline: Pipeline, options: ArgoOptions) -> Iterator[Diagnostic]
             if value and "{{" in value:
                 yield diag(
                     "PG602",
-                    f"target 'argo' cannot use {key} '{value}' of backend '{name}': " + _NO_ESCAPE,
+                    f"target 'argo' cannot use {key} '{value}' of backend '{name}': " + NO_ESCAPE,
                     pipeline.source_map.value((*base, key)),
                     f"a Kubernetes {key.replace('_', ' ')} has no braces",
                 )
@@ -146,35 +155,37 @@ def containers(pipeline: Pipeline, options: ArgoOptions) -> Iterator[Diagnostic]
             if "{{" in label + value:
                 yield diag(
                     "PG602",
-                    f"target 'argo' cannot use node selector '{label}' of backend '{name}': " + _NO_ESCAPE,
+                    f"target 'argo' cannot use node selector '{label}' of backend '{name}': " + NO_ESCAPE,
                     pipeline.source_map.value((*base, "node_selector", label)),
                     "a Kubernetes label has no braces",
                 )
     yield from _namespaces(pipeline, options)
 
 
-def _literal(pipeline: Pipeline, text: str, what: str, where: Location) -> Iterator[Diagnostic]:
+def literal_text(pipeline: Pipeline, text: str, what: str, where: Location) -> Iterator[Diagnostic]:
+    """PG602 when the literal parts of a spec string hold '{{' (references are Argo's own)."""
     literal = "".join(p.text for p in parse_template(text).parts if isinstance(p, Lit))
     if "{{" in literal:
         yield diag(
             "PG602",
-            f"target 'argo' cannot pass {what} unchanged: " + _NO_ESCAPE,
+            f"target 'argo' cannot pass {what} unchanged: " + NO_ESCAPE,
             where,
             "write the value without '{{', or let the program read it from a file or its image",
         )
 
 
 def _namespaces(pipeline: Pipeline, options: ArgoOptions) -> Iterator[Diagnostic]:
-    """A workflow's pods all run in its namespace: every kubernetes backend must name the same one."""
-    backends = kubernetes_backends(pipeline)
-    wanted = options.namespace or (min(b.namespace for b in backends.values()) if backends else None)
-    for name, backend in sorted(backends.items()):
-        if backend.namespace != wanted:
-            where = pipeline.source_map.value(("backends", name, "namespace"))
+    """A workflow's pods (and the objects its resource templates create and own) all live in its namespace: every
+    kubernetes backend, Spark on Kubernetes and Ray cluster must name the same one."""
+    backends = pod_namespaces(pipeline)
+    wanted = workflow_namespace(pipeline, options)
+    for name, (path, namespace) in sorted(backends.items()):
+        if namespace != wanted:
+            where = pipeline.source_map.value(("backends", name, *path))
             yield diag(
                 "PG602",
                 f"target 'argo' runs every pod of a workflow in its own namespace '{wanted}': backend '{name}' "
-                f"asks for namespace '{backend.namespace}'",
+                f"asks for namespace '{namespace}'",
                 where,
                 "give every kubernetes backend the same namespace (targets.argo.namespace names the workflow's)",
             )

@@ -6,7 +6,7 @@ from typing import Any
 
 from pipegen.expr import parse_template
 from pipegen.resolve import Pipeline, ResolvedStep
-from pipegen.spec import KubernetesBackend
+from pipegen.spec import KubernetesBackend, RayBackend, SparkBackend
 from pipegen.targets.argo.options import ArgoOptions
 from pipegen.targets.argo.refs import container_text, input_param
 from pipegen.targets.argo.runtime import secret_env
@@ -22,11 +22,29 @@ def kubernetes_backends(pipeline: Pipeline) -> dict[str, KubernetesBackend]:
     return {str(s.backend_name): s.backend for s in pipeline.steps if isinstance(s.backend, KubernetesBackend)}
 
 
+def pod_namespaces(pipeline: Pipeline) -> dict[str, tuple[tuple[str, ...], str]]:
+    """Where the pods and objects of the steps' backends live, by backend name: (the key's path, namespace).
+
+    Kubernetes backends, and the SparkApplications and RayJobs that resource templates create (owned by the
+    workflow, so in its namespace: Kubernetes deletes an object whose owner is in another namespace at once).
+    """
+    out: dict[str, tuple[tuple[str, ...], str]] = {}
+    for step in pipeline.steps:
+        backend, name = step.backend, str(step.backend_name)
+        if isinstance(backend, KubernetesBackend):
+            out[name] = (("namespace",), backend.namespace)
+        elif isinstance(backend, SparkBackend) and backend.kubernetes is not None:
+            out[name] = (("kubernetes", "namespace"), backend.kubernetes.namespace)
+        elif isinstance(backend, RayBackend) and backend.cluster is not None:
+            out[name] = (("cluster", "namespace"), backend.cluster.namespace)
+    return out
+
+
 def workflow_namespace(pipeline: Pipeline, options: ArgoOptions) -> str | None:
-    """Where the workflow runs: targets.argo.namespace, else its kubernetes backends' one (checks make them agree)."""
+    """Where the workflow runs: targets.argo.namespace, else its backends' one (checks make them agree)."""
     if options.namespace is not None:
         return options.namespace
-    found = sorted({b.namespace for b in kubernetes_backends(pipeline).values()})
+    found = sorted({namespace for _, namespace in pod_namespaces(pipeline).values()})
     return found[0] if found else None
 
 

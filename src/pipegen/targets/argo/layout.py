@@ -30,6 +30,21 @@ class PureDumper(yaml.SafeDumper):
         return True
 
 
+class Block(str):
+    """A multi-line string written as a literal block (`|`), e.g. a resource template's manifest, readable as it is.
+
+    Where YAML cannot hold the text as a block (trailing spaces, control characters), both emitters quote it.
+    """
+
+
+def _block(dumper: yaml.SafeDumper, data: Block) -> yaml.ScalarNode:
+    return dumper.represent_scalar("tag:yaml.org,2002:str", str(data), style="|")
+
+
+_Dumper.add_representer(Block, _block)
+PureDumper.add_representer(Block, _block)
+
+
 def dump(doc: dict[str, Any], dumper: type[yaml.SafeDumper] = _Dumper) -> str:
     """One document as YAML: sorted keys, block style, unicode as is, no line folded."""
     return yaml.dump(doc, Dumper=dumper, sort_keys=True, allow_unicode=True, width=WIDTH, default_flow_style=False)
@@ -43,7 +58,26 @@ HEADER_NOTE = [
 ]
 
 
+# Kinds the resource templates of spark and ray steps create (argo/spark.py, argo/ray.py): API group, resource.
+CREATED = {"SparkApplication": ("sparkoperator.k8s.io", "sparkapplications"), "RayJob": ("ray.io", "rayjobs")}
+
+
+def _created_note(documents: list[dict[str, Any]]) -> list[str]:
+    """What the workflow's service account needs for the objects its resource templates create (none: nothing)."""
+    text = "".join(str(t["resource"]["manifest"]) for t in documents[0]["spec"]["templates"] if "resource" in t)
+    kinds = sorted(k for k in CREATED if f'"kind": "{k}"' in text)
+    if not kinds:
+        return []
+    rules = ", ".join(
+        f"{{apiGroups: [{CREATED[k][0]}], resources: [{CREATED[k][1]}], verbs: [create, get, patch]}}" for k in kinds
+    )
+    return [
+        "# Its resource templates create " + " and ".join(kinds) + " objects as the workflow's service account, which",
+        f"# needs (the Spark Operator and KubeRay installed in the namespace):  rules: [{rules}]",
+    ]
+
+
 def manifest_text(pipeline: Pipeline, documents: list[dict[str, Any]]) -> str:
     """The multi-document YAML: deterministic bytes for the same documents."""
     body = "---\n".join(dump(doc) for doc in documents)
-    return "\n".join([*header_lines(pipeline), *HEADER_NOTE]) + "\n---\n" + body
+    return "\n".join([*header_lines(pipeline), *HEADER_NOTE, *_created_note(documents)]) + "\n---\n" + body

@@ -14,11 +14,12 @@ from typing import Any
 
 from pipegen.expr import parse_template
 from pipegen.resolve import Pipeline, ResolvedStep
-from pipegen.spec import KubernetesBackend
+from pipegen.spec import KubernetesBackend, RayBackend, SparkBackend
 from pipegen.targets.argo import names
 from pipegen.targets.argo.containers import EXPERIMENT_INPUT, RUN_INPUT, kubernetes_template, workflow_namespace
 from pipegen.targets.argo.names import runtime_json
 from pipegen.targets.argo.options import ArgoOptions
+from pipegen.targets.argo.ray import ray_resource
 from pipegen.targets.argo.refs import RUN_DATE, RUN_DATE_INPUT, SCHEDULED, input_param, mlflow_run, result_field
 from pipegen.targets.argo.runtime import (
     RESULT_OUTPUT,
@@ -28,6 +29,7 @@ from pipegen.targets.argo.runtime import (
     runtime_container,
     step_args,
 )
+from pipegen.targets.argo.spark import spark_resource
 from pipegen.targets.base import (
     command_request,
     gate_deadline_seconds,
@@ -159,8 +161,10 @@ class Lowering:
     ) -> None:
         self.templates[name] = {"name": name, **self._body(container, step, outputs)}
 
-    def _body(self, container: dict[str, Any], step: ResolvedStep | None, outputs: bool) -> dict[str, Any]:
-        template: dict[str, Any] = {"container": container}
+    def _body(
+        self, container: dict[str, Any], step: ResolvedStep | None, outputs: bool, key: str = "container"
+    ) -> dict[str, Any]:
+        template: dict[str, Any] = {key: container}
         if outputs:
             template["outputs"] = RESULT_OUTPUT
         if step is not None:
@@ -293,19 +297,32 @@ class Lowering:
             self._template(name, container, step=step)
             self.templates[name] |= extra
             return [*out, self._container_task(name, depends, step.name if run_of is not None else None)]
+        if isinstance(backend, SparkBackend | RayBackend):
+            # A custom resource the step creates and waits for (argo/spark.py, argo/ray.py).
+            build = spark_resource if isinstance(backend, SparkBackend) else ray_resource
+            made, values = build(self.p, self.options, step, run_of is not None)
+            name = names.task_name(step.name)
+            self.templates[name] = {"name": name, **self._body(made, step, False, key="resource")}
+            also = {RUN_DATE_INPUT} if values.uses_run_date else set()
+            return [*out, self._container_task(name, depends, step.name if run_of is not None else None, also)]
         kind, job = command_request(self.p, step)
         if run_of is not None:
             job["tracking_uri"] = tracking
         return [*out, self._runtime(step, kind, job, depends, run_of=run_of)]
 
-    def _container_task(self, name: str, depends: list[str], run_of: str | None) -> dict[str, Any]:
-        """A kubernetes step's task, passing the task outputs its container reads as the template's inputs."""
+    def _container_task(
+        self, name: str, depends: list[str], run_of: str | None, also: set[str] | None = None
+    ) -> dict[str, Any]:
+        """A kubernetes step's task, passing the task outputs its container reads as the template's inputs.
+
+        also: inputs the template reads inside expressions (`inputs.parameters['run-date']`), beside its `{{...}}`.
+        """
         template = self.templates[name]
         values = {RUN_DATE_INPUT: RUN_DATE}
         if run_of is not None:
             start = names.start_run_name(run_of)
             values |= {EXPERIMENT_INPUT: result_field(start, "experiment_id"), RUN_INPUT: result_field(start, "run_id")}
-        inputs = sorted(set(_INPUT_REF.findall(json.dumps(template))))
+        inputs = sorted(set(_INPUT_REF.findall(json.dumps(template))) | (also or set()))
         task = self._task(name, depends)
         if inputs:
             template["inputs"] = {"parameters": [{"name": n} for n in inputs]}
