@@ -325,7 +325,6 @@ def cmd_targets(args: argparse.Namespace) -> int:
             ("backends", t.support.backends),
             ("variants", t.support.variants),
             ("gates", t.support.gates),
-            ("variants", t.support.variants),
             ("features", t.support.features),
         ):
             if section == "variants" and not table:
