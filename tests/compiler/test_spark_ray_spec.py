@@ -137,18 +137,18 @@ MANAGED = """\
 pipegen: 1
 name: managed
 backends:
-  serverless:
+  operator:
     type: spark
-    platform: emr_serverless
-    emr_serverless:
-      application_id: 00f1abcdexample
-      execution_role_arn: arn:aws:iam::123456789012:role/emr-serverless-job
+    platform: kubernetes
+    kubernetes:
+      image: apache/spark:3.5.3
+      spark_version: 3.5.3
   kuberay:
     type: ray
     cluster: {image: rayproject/ray:2.60.0, workers: [{name: cpu, replicas: 2, cpus: 2, memory: 4Gi}]}
 steps:
   - name: features
-    task: {backend: serverless, command: [s3://bucket/features.py]}
+    task: {backend: operator, command: [local:///opt/features.py]}
   - name: train
     after: [features]
     task: {backend: kuberay, command: [python, train.py]}
@@ -166,13 +166,13 @@ def test_pipegen_run_refuses_managed_platforms_at_the_key_that_chooses_them() ->
         (
             "PG602",
             6,
-            "`pipegen run` cannot run step 'features' on spark platform 'emr_serverless' (backend 'serverless'); "
-            "it runs spark with platform: submit and ray with an address",
+            "`pipegen run` cannot run step 'features' on spark platform 'kubernetes' (backend 'operator'); "
+            "it runs spark with platform: submit, emr, emr_serverless, emr_on_eks or glue and ray with an address",
         ),
         (
             "PG602",
             12,
             "`pipegen run` cannot run step 'train' on ray cluster 'cluster' (backend 'kuberay'); "
-            "it runs spark with platform: submit and ray with an address",
+            "it runs spark with platform: submit, emr, emr_serverless, emr_on_eks or glue and ray with an address",
         ),
     ]
