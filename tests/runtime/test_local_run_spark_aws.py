@@ -1,4 +1,5 @@
-"""`pipegen run` runs spark steps on AWS platforms: here Glue, on moto's server (reached through AWS_ENDPOINT_URL only).
+"""`pipegen run` runs spark steps on AWS platforms: Glue, and an interrupted EMR Serverless run, on moto's server
+(reached through AWS_ENDPOINT_URL only).
 
 moto's Glue runs no script: a run goes STARTING -> RUNNING -> SUCCEEDED as it is read, and a test that needs a
 failed run ends it in FAILED on moto's own job object (moto's server runs in this test process). moto gives a
@@ -8,8 +9,13 @@ test_spark_aws_jobs.py shows a service's own message reaching the failure).
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import subprocess
+import sys
 import textwrap
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -20,6 +26,7 @@ import pytest
 
 from pipegen.runtime.spark_aws_jobs import GLUE_NAME_ARGUMENT, spark_job_name
 from tests.runtime.test_local_run_aws import pipegen_run, run_key
+from tests.support_tools import interruptible
 
 pytestmark = pytest.mark.xdist_group("local_run")
 
@@ -120,3 +127,57 @@ def test_a_failed_glue_run_fails_the_step_and_its_retry_starts_a_new_run(
     assert re.search(r"train +not run +export failed", proc.stdout)
     # A failed run is not waited for again: the retry started a second one.
     assert [r["JobRunState"] for r in glue_runs(glue_job)] == ["FAILED", "FAILED"]
+
+
+def test_an_interrupt_cancels_the_running_emr_serverless_run(
+    aws: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moto.emrserverless import models
+
+    monkeypatch.setattr(models, "JOB_STATUS", "RUNNING")  # moto's runs otherwise succeed as they start
+    client = boto3.client("emr-serverless")
+    app = client.create_application(name=f"a{uuid.uuid4().hex[:8]}", releaseLabel="emr-7.5.0", type="SPARK")
+    spec = tmp_path / "serverless.yaml"
+    spec.write_text(
+        textwrap.dedent(
+            f"""\
+            pipegen: 1
+            name: aws-run
+            backends:
+              serverless:
+                type: spark
+                platform: emr_serverless
+                emr_serverless:
+                  application_id: {app["applicationId"]}
+                  execution_role_arn: arn:aws:iam::123456789012:role/emr-serverless-job
+            steps:
+              - name: features
+                task: {{backend: serverless, command: [s3://code/features.py, --day, "2026-12-01"]}}
+            """
+        )
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipegen", "run", str(spec)],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "MLFLOW_TRACKING_URI": ""},
+        preexec_fn=interruptible,
+    )
+
+    def runs() -> list[dict[str, Any]]:
+        try:
+            return list(client.list_job_runs(applicationId=app["applicationId"])["jobRuns"])
+        except client.exceptions.ResourceNotFoundException:  # moto: no run yet
+            return []
+
+    deadline = time.monotonic() + 120
+    while not runs() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert runs(), proc.communicate(timeout=60)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert re.search(r"features +failed +interrupted", out), out
+    assert [r["state"] for r in runs()] == ["CANCELLED"]
