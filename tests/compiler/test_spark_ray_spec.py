@@ -146,18 +146,18 @@ MANAGED = """\
 pipegen: 1
 name: managed
 backends:
-  serverless:
+  operator:
     type: spark
-    platform: emr_serverless
-    emr_serverless:
-      application_id: 00f1abcdexample
-      execution_role_arn: arn:aws:iam::123456789012:role/emr-serverless-job
+    platform: kubernetes
+    kubernetes:
+      image: apache/spark:3.5.3
+      spark_version: 3.5.3
   kuberay:
     type: ray
     cluster: {image: rayproject/ray:2.60.0, workers: [{name: cpu, replicas: 2, cpus: 2, memory: 4Gi}]}
 steps:
   - name: features
-    task: {backend: serverless, command: [s3://bucket/features.py]}
+    task: {backend: operator, command: [local:///opt/features.py]}
   - name: train
     after: [features]
     task: {backend: kuberay, command: [python, train.py]}
@@ -175,8 +175,8 @@ def test_pipegen_run_refuses_managed_platforms_at_the_key_that_chooses_them() ->
         (
             "PG602",
             6,
-            "`pipegen run` cannot run step 'features' on a spark backend with platform: emr_serverless "
-            f"(backend 'serverless'); it runs spark with {variants_text('spark', RUNNABLE_VARIANTS)}",
+            "`pipegen run` cannot run step 'features' on a spark backend with platform: kubernetes "
+            f"(backend 'operator'); it runs spark with {variants_text('spark', RUNNABLE_VARIANTS)}",
         ),
         (
             "PG602",

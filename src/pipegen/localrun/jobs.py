@@ -30,7 +30,7 @@ def run_command(
     if isinstance(step.backend, (AwsBatchBackend, SageMakerBackend)):
         return aws_job(pipeline, step, values, extra_env, stop)
     if isinstance(step.backend, SparkBackend):
-        return spark_step(step, values, extra_env, log_path, stop)
+        return spark_step(step, values, extra_env, log_path, stop, job_base_name(pipeline, step))
     if isinstance(step.backend, RayBackend):
         return ray_step(step, values, extra_env, log_path, stop, job_base_name(pipeline, step))
     if step.body.distributed is not None:

@@ -19,9 +19,17 @@ LOG_DIR = Path(".pipegen") / "logs"
 # master (localrun.spark); ray: a job on its address, or on a Ray head started here (localrun.ray). Kubernetes
 # needs a cluster that `pipegen run` has no way to reach or start: compile for an orchestrator instead.
 RUNNABLE_BACKENDS = ("local", "aws_batch", "sagemaker", "spark", "ray")
-# Of the types that run in more than one way: spark-submit, and a Ray cluster at an address (or a local one).
-# Managed Spark platforms and per-run KubeRay clusters need their cloud or cluster: compile for an orchestrator.
-RUNNABLE_VARIANTS = ("spark.submit", "ray.address")
+# Of the types that run in more than one way: spark-submit, Spark on AWS (submitted through the runtime and waited
+# for, as aws_batch: runtime.spark_aws_jobs), and a Ray cluster at an address (or a local one). The Spark
+# Operator and per-run KubeRay clusters need a Kubernetes cluster: compile for an orchestrator.
+RUNNABLE_VARIANTS = (
+    "spark.submit",
+    "spark.emr",
+    "spark.emr_serverless",
+    "spark.emr_on_eks",
+    "spark.glue",
+    "ray.address",
+)
 
 
 def unsupported_backends(pipeline: Pipeline) -> list[Diagnostic]:

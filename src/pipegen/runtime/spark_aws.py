@@ -17,6 +17,7 @@ Where each platform takes what (the env is the step's, plus a train step's MLFLO
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -101,3 +102,59 @@ def spark_request(
         pairs.update({f"--{name}": value for name, value in env.items()})
         return {"Arguments": dict(sorted(pairs.items()))}
     raise ValueError(f"unknown Spark platform '{platform}'")
+
+
+def _minutes(seconds: float | None) -> int | None:
+    return None if seconds is None else max(1, math.ceil(seconds / 60))
+
+
+def spark_service_request(
+    platform: str, ids: Mapping[str, Any], name: str, timeout_seconds: float | None, fields: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The whole service request (the Task's parameters), in the order AWS documents them.
+
+    ids: the platform's key of the backend (cluster_id, application_id, ...); name: the step's or job run's name;
+    fields: spark_request's body (values, or the Step Functions slots that read them).
+    """
+    timeout = _minutes(timeout_seconds)
+    if platform == "emr":
+        jar = {"Jar": "command-runner.jar", "Args": fields["Args"]}
+        # CONTINUE: a failed step fails this Task (and its Retry) but leaves the cluster to its other work.
+        step_config = {"Name": name, "ActionOnFailure": "CONTINUE", "HadoopJarStep": jar}
+        return {"ClusterId": ids["cluster_id"], "Step": step_config}
+    if platform == "glue":
+        params: dict[str, Any] = {"JobName": ids["job_name"], "Arguments": fields["Arguments"]}
+        if timeout is not None:
+            params["Timeout"] = timeout
+        return params
+    driver = {k: fields[k] for k in ("EntryPoint", "EntryPointArguments", "SparkSubmitParameters") if k in fields}
+    overrides = (
+        {"ApplicationConfiguration": [{"Classification": "spark-defaults", "Properties": fields["Properties"]}]}
+        if "Properties" in fields
+        else None
+    )
+    if platform == "emr_serverless":
+        params = {
+            "ApplicationId": ids["application_id"],
+            "ExecutionRoleArn": ids["execution_role_arn"],
+            "Name": name,
+            "JobDriver": {"SparkSubmit": driver},
+        }
+        if overrides is not None:
+            params["ConfigurationOverrides"] = overrides
+        if timeout is not None:
+            params["ExecutionTimeoutMinutes"] = timeout
+        return params
+    if platform != "emr_on_eks":
+        raise ValueError(f"unknown Spark platform '{platform}'")
+    # The API's job name: at most 64 of [.-_/#A-Za-z0-9] (a pipeline and step name hold only those).
+    params = {
+        "Name": name[:64],
+        "VirtualClusterId": ids["virtual_cluster_id"],
+        "ExecutionRoleArn": ids["execution_role_arn"],
+        "ReleaseLabel": ids["release_label"],
+        "JobDriver": {"SparkSubmitJobDriver": driver},
+    }
+    if overrides is not None:
+        params["ConfigurationOverrides"] = overrides
+    return params

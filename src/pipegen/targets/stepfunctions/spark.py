@@ -10,7 +10,6 @@ Stopping the Task (timeout, a stopped execution) has Step Functions cancel the s
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 from pipegen.diagnostics import Diagnostic, diag
 from pipegen.expr import parse_template
 from pipegen.resolve import Pipeline, ResolvedStep
-from pipegen.runtime.spark_aws import spark_request
+from pipegen.runtime.spark_aws import spark_request, spark_service_request
 from pipegen.spec import SparkBackend
 from pipegen.targets.asl import Dialect, Slot
 from pipegen.targets.stepfunctions.jobs import literal
@@ -258,53 +257,7 @@ class SparkStates:
         self.states[job_state] = task | self.d.task_io(params, {}, None) | self._policy(step, lambda_task=False) | after
 
 
-def _minutes(seconds: int | None) -> int | None:
-    return None if seconds is None else max(1, math.ceil(seconds / 60))
-
-
 def _request(pipeline: Pipeline, step: ResolvedStep, backend: SparkBackend, fields: dict[str, Any]) -> dict[str, Any]:
-    """The Task's parameters, in the order AWS documents them; fields: the request body (values or slots)."""
-    job_name = f"{pipeline.name}-{step.name}"
-    timeout = _minutes(step.policy.timeout)
-    if backend.emr is not None:
-        jar = {"Jar": "command-runner.jar", "Args": fields["Args"]}
-        # CONTINUE: a failed step fails this Task (and its Retry) but leaves the cluster to its other work.
-        step_config = {"Name": job_name, "ActionOnFailure": "CONTINUE", "HadoopJarStep": jar}
-        return {"ClusterId": backend.emr.cluster_id, "Step": step_config}
-    if backend.glue is not None:
-        params: dict[str, Any] = {"JobName": backend.glue.job_name, "Arguments": fields["Arguments"]}
-        if timeout is not None:
-            params["Timeout"] = timeout
-        return params
-    driver = {k: fields[k] for k in ("EntryPoint", "EntryPointArguments", "SparkSubmitParameters") if k in fields}
-    overrides = (
-        {"ApplicationConfiguration": [{"Classification": "spark-defaults", "Properties": fields["Properties"]}]}
-        if "Properties" in fields
-        else None
-    )
-    if backend.emr_serverless is not None:
-        ids = backend.emr_serverless
-        params = {
-            "ApplicationId": ids.application_id,
-            "ExecutionRoleArn": ids.execution_role_arn,
-            "Name": job_name,
-            "JobDriver": {"SparkSubmit": driver},
-        }
-        if overrides is not None:
-            params["ConfigurationOverrides"] = overrides
-        if timeout is not None:
-            params["ExecutionTimeoutMinutes"] = timeout
-        return params
-    assert backend.emr_on_eks is not None
-    eks = backend.emr_on_eks
-    # The API's job name: at most 64 of [.-_/#A-Za-z0-9] (a pipeline and step name hold only those).
-    params = {
-        "Name": job_name[:64],
-        "VirtualClusterId": eks.virtual_cluster_id,
-        "ExecutionRoleArn": eks.execution_role_arn,
-        "ReleaseLabel": eks.release_label,
-        "JobDriver": {"SparkSubmitJobDriver": driver},
-    }
-    if overrides is not None:
-        params["ConfigurationOverrides"] = overrides
-    return params
+    """The Task's parameters (runtime.spark_aws builds them, so `pipegen run` sends the same); fields: values or slots."""
+    ids = getattr(backend, backend.platform).model_dump(exclude_none=True)
+    return spark_service_request(backend.platform, ids, f"{pipeline.name}-{step.name}", step.policy.timeout, fields)
