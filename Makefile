@@ -104,7 +104,7 @@ test-core: env-core env-airflow env-kfp node java
 	$(CORE)/bin/pytest -n 2 --dist loadgroup tests --ignore=tests/airflow --ignore=tests/kfp --ignore=tests/prefect \
 		--ignore=tests/runtime_only --ignore=tests/differential $(addprefix --ignore=,$(RUNTIME_SUITE))
 
-test-airflow: env-airflow
+test-airflow: env-airflow java
 	$(AIRFLOW)/bin/pytest tests/test_import_guard.py $(wildcard tests/airflow)
 
 test-kfp: env-kfp

@@ -40,3 +40,7 @@ def dags_folder() -> Path:
         else:
             child.unlink()
     return DAGS
+
+
+# ---- Ray: one head per session for the DAGs that submit Ray jobs (tests/support_ray.py) -----------------------
+from tests.support_ray import ray_client_env, ray_head  # noqa: E402, F401 - fixtures, registered here once

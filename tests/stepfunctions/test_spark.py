@@ -352,13 +352,13 @@ def _one_step(backend: str, command: str = "[s3://code/app.py]", extra: str = ""
     [
         (
             "    type: spark\n    master: yarn\n",
-            "x.yaml:5:5: error[PG602]: target 'stepfunctions' cannot run step 's' on spark platform 'submit' (backend"
-            " 'b'); hint: AWS Step Functions runs spark with platform: emr, emr_serverless, emr_on_eks, glue",
+            "x.yaml:5:5: error[PG602]: target 'stepfunctions' cannot run step 's' on a spark backend with platform:"
+            " submit (backend 'b'); hint: AWS Step Functions runs spark with platform: emr, emr_serverless, emr_on_eks, glue",
         ),
         (
             "    type: spark\n    platform: kubernetes\n    kubernetes: {image: spark:4, spark_version: 4.0.1}\n",
-            "x.yaml:6:5: error[PG602]: target 'stepfunctions' cannot run step 's' on spark platform 'kubernetes'"
-            " (backend 'b'); hint: AWS Step Functions runs spark with platform: emr, emr_serverless, emr_on_eks, glue",
+            "x.yaml:6:5: error[PG602]: target 'stepfunctions' cannot run step 's' on a spark backend with platform:"
+            " kubernetes (backend 'b'); hint: AWS Step Functions runs spark with platform: emr, emr_serverless, emr_on_eks, glue",
         ),
     ],
     ids=["submit", "kubernetes"],

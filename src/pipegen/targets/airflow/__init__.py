@@ -1,7 +1,8 @@
 """The Airflow 3 target: one DAG file per spec, with airflow.sdk and the providers' operators.
 
 `options` (targets: {airflow: ...}), `checks` (what Airflow cannot take), and the lowering in layers:
-`values` (spec strings as Python source), `backends` (operators per backend type), `lowering` (the DAG),
+`values` (spec strings as Python source), `backends` (operators per backend type; `spark` and `ray` map those
+families), `lowering` (the DAG),
 laid out by `view` and templates/airflow/dag.py.j2.
 """
 
@@ -13,6 +14,7 @@ from pipegen.diagnostics import Diagnostic
 from pipegen.emit import Output
 from pipegen.render import render
 from pipegen.resolve import Pipeline
+from pipegen.targets.airflow import ray, spark
 from pipegen.targets.airflow.backends import BATCH_MIN_TIMEOUT
 from pipegen.targets.airflow.checks import TAG_LIMIT, secret_placement, tags
 from pipegen.targets.airflow.lowering import Lowering
@@ -43,6 +45,8 @@ class AirflowTarget(Target):
             "kubernetes": "KubernetesPodOperator (cncf.kubernetes provider)",
             "aws_batch": "BatchOperator (amazon provider)",
             "sagemaker": "SageMakerTrainingOperator (amazon provider)",
+            "spark": "SparkSubmitOperator, or the amazon provider's EMR, EMR Serverless, EMR on EKS and Glue operators",
+            "ray": "a @task running the runtime's Ray job submission",
             "local": "a @task that runs the command as a subprocess on the worker",
         },
         gates={
@@ -65,12 +69,32 @@ class AirflowTarget(Target):
             "${env.X}": "the worker's environment variable X at render time",
             "${secret.X}": "Airflow Variable X, masked in logs; Kubernetes secret X as a whole pod env value",
         },
+        variants={
+            "spark.submit": "SparkSubmitOperator (apache.spark provider): spark-submit on the worker; the master and"
+            " deploy mode from connection pipegen_spark_<backend> (AIRFLOW_CONN_PIPEGEN_SPARK_<BACKEND>, given in the"
+            " DAG file's header)",
+            "spark.emr": "EmrAddStepsOperator(wait_for_completion=True): a command-runner.jar step, spark-submit"
+            " --master yarn --deploy-mode cluster",
+            "spark.emr_serverless": "EmrServerlessStartJobOperator(wait_for_completion=True), settings as"
+            " spark-defaults, executionTimeoutMinutes from the timeout",
+            "spark.emr_on_eks": "EmrContainerOperator (polls until the job run ends), settings as spark-defaults",
+            "spark.glue": "GlueJobOperator(wait_for_completion=True): a run of the existing job, the command's"
+            " `--key value` arguments (and the env) as its arguments",
+            "ray.address": "a @task running the runtime's Ray job submission (JobSubmissionClient): waits, reattaches"
+            " on retry, stops the job at the timeout",
+        },
     )
     options_model = AirflowOptions
 
     def check(self, pipeline: Pipeline, options: BaseModel) -> list[Diagnostic]:
         """Shared capability checks plus where secrets can go in pods and jobs, and Airflow's tag limit."""
-        return [*super().check(pipeline, options), *secret_placement(pipeline), *tags(pipeline)]
+        return [
+            *super().check(pipeline, options),
+            *secret_placement(pipeline),
+            *tags(pipeline),
+            *spark.checks(pipeline),
+            *ray.checks(pipeline),
+        ]
 
     def render(self, pipeline: Pipeline, options: BaseModel) -> list[Output]:
         """The DAG file for this pipeline."""

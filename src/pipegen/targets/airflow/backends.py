@@ -1,4 +1,5 @@
-"""Steps on backends: a local subprocess task, KubernetesPodOperator, BatchOperator, SageMakerTrainingOperator."""
+"""Steps on backends: a local subprocess task, KubernetesPodOperator, BatchOperator, SageMakerTrainingOperator;
+Spark and Ray in their own modules (spark, ray)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from pipegen.expr import parse_template
 from pipegen.render import py
 from pipegen.resolve import ResolvedStep
 from pipegen.spec import AwsBatchBackend, KubernetesBackend, SageMakerBackend
+from pipegen.targets.airflow.ray import ray_task
+from pipegen.targets.airflow.spark import SparkTasks
 from pipegen.targets.airflow.values import ValueLowering
 from pipegen.targets.airflow.view import Task, kw, var_name
 from pipegen.targets.airflow_expr import JOB_NAME_MACRO, jinja_string_literal
@@ -22,6 +25,10 @@ class BackendLowering(ValueLowering):
     def _command_task(self, step: ResolvedStep, run: Task | None) -> Task:
         backend = step.backend
         assert backend is not None
+        if backend.type == "spark":
+            return SparkTasks(self, step, run).task()
+        if backend.type == "ray":
+            return ray_task(self, step, run)
         return {
             "local": self._local,
             "kubernetes": self._kubernetes,

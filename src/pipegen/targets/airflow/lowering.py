@@ -8,6 +8,7 @@ from pipegen.render import py
 from pipegen.resolve import ResolvedStep
 from pipegen.spec import Notify
 from pipegen.targets.airflow.backends import BackendLowering
+from pipegen.targets.airflow.spark import connections as spark_connections
 from pipegen.targets.airflow.view import Callback, Task, View, kw, sorted_imports, var_name
 from pipegen.targets.airflow_expr import JOB_NAME_MACRO, RUN_DATE_MACRO, SECRET_MACRO
 from pipegen.targets.base import header_lines
@@ -53,6 +54,7 @@ class Lowering(BackendLowering):
             tasks=tasks,
             edges=edges,
             callbacks=callbacks,
+            connections=spark_connections(self.p),
         )
 
     def default_args(self) -> list[tuple[str, str]]:

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from pipegen.expr import parse_template
+from pipegen.expr import Ref, Template, parse_template
 from pipegen.render import py
 from pipegen.resolve import Pipeline, ResolvedStep, RetryPolicy, resolve_policy_defaults
 from pipegen.targets.airflow.options import AirflowOptions
 from pipegen.targets.airflow.view import timedelta_source
-from pipegen.targets.airflow_expr import literal_source, needs_literal, templated, uses_literal
+from pipegen.targets.airflow_expr import (
+    jinja_string_literal,
+    literal_source,
+    needs_literal,
+    ref_expression,
+    templated,
+    uses_literal,
+)
 
 
 class ValueLowering:
@@ -25,13 +32,34 @@ class ValueLowering:
         template = parse_template(text)
         if uses_literal(template):
             self.imports.add("from airflow.sdk import literal")
+        self._macros(template)
+        return templated(template)
+
+    def _macros(self, template: Template) -> None:
+        """What the template's references need in the module: os for ${env.X}, the run-date and secret macros."""
         if any(r.namespace == "env" for r in template.refs):
             self.imports.add("import os")
         if any(r.namespace == "run" and r.name == "date" for r in template.refs):
             self.helpers.add("run_date")
         if any(r.namespace == "secret" for r in template.refs):
             self.helpers.add("secret")
-        return templated(template)
+
+    def jinja(self, text: str) -> str:
+        """A spec string as Jinja template text (not Python source), to be joined with other template text.
+
+        Literal parts holding a brace or a line break become Jinja string literals, as in templated().
+        """
+        template = parse_template(text)
+        self._macros(template)
+        out = []
+        for part in template.parts:
+            if isinstance(part, Ref):
+                out.append("{{ " + ref_expression(part) + " }}")
+            elif any(c in part.text for c in "{}\r\n"):
+                out.append("{{ " + jinja_string_literal(part.text) + " }}")
+            else:
+                out.append(part.text)
+        return "".join(out)
 
     def lit(self, text: str) -> str:
         """A plain spec string (no expressions) placed where Airflow renders templates."""

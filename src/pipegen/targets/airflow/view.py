@@ -19,6 +19,12 @@ _TAKEN = {
     "KubernetesPodOperator",
     "BatchOperator",
     "SageMakerTrainingOperator",
+    "SparkSubmitOperator",
+    "EmrAddStepsOperator",
+    "EmrServerlessStartJobOperator",
+    "EmrContainerOperator",
+    "GlueJobOperator",
+    "sys",
     "PIPELINE",
     "SPEC_SHA256",
     "EXPERIMENT",
@@ -74,6 +80,9 @@ class View:
     tasks: list[Task] = field(default_factory=list)
     edges: list[str] = field(default_factory=list)
     callbacks: list[Callback] = field(default_factory=list)
+    # `AIRFLOW_CONN_<ID>=value` of each connection the DAG's SparkSubmitOperators read their master from, as
+    # comment text (shell-quoted, escaped by render.comment_text).
+    connections: list[str] = field(default_factory=list)
 
 
 def var_name(step: str) -> str:
@@ -103,10 +112,10 @@ def sorted_imports(lines: set[str]) -> list[str]:
             merged.setdefault(module, set()).update(n.strip() for n in names.split(","))
         else:
             plain_imports.add(line)
-    stdlib = sorted(i for i in plain_imports if i in ("import os",)) + sorted(
+    stdlib = sorted(i for i in plain_imports if i in ("import os", "import sys")) + sorted(
         f"from {m} import {', '.join(sorted(n))}" for m, n in merged.items() if m == "datetime"
     )
-    third = sorted(i for i in plain_imports if i not in ("import os",)) + sorted(
+    third = sorted(i for i in plain_imports if i not in ("import os", "import sys")) + sorted(
         f"from {m} import {', '.join(sorted(n, key=lambda x: (x.lower(), x)))}"
         for m, n in merged.items()
         if m != "datetime"
