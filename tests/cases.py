@@ -16,9 +16,9 @@ REGEN_COMMAND = "make golden"
 # Step Functions has no `local` backend (tests/compiler/test_stepfunctions_lowering.py checks the message).
 # Prefect runs no kubernetes step (tests/compiler/test_prefect.py checks the message).
 UNSUPPORTED = {("demo", "stepfunctions"), ("feed-ranking", "prefect")}
-# No target runs multi-node steps yet: each refuses the 16-node spec with a located PG602
+# Only Airflow runs multi-node steps yet: the others refuse the 16-node spec with a located PG602
 # (tests/k8s/test_distributed_spec.py checks the messages); its Kubernetes objects are goldens under golden/k8s/.
-UNSUPPORTED |= {("feed-ranking-16gpu", t) for t in ("airflow", "argo", "kfp", "prefect", "stepfunctions")}
+UNSUPPORTED |= {("feed-ranking-16gpu", t) for t in ("argo", "kfp", "prefect", "stepfunctions")}
 
 
 def targets_for(spec: Path) -> list[str]:

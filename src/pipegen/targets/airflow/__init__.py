@@ -15,6 +15,7 @@ from pipegen.render import render
 from pipegen.resolve import Pipeline
 from pipegen.targets.airflow.backends import BATCH_MIN_TIMEOUT
 from pipegen.targets.airflow.checks import TAG_LIMIT, secret_placement, tags
+from pipegen.targets.airflow.distributed import unsupported_runtimes
 from pipegen.targets.airflow.lowering import Lowering
 from pipegen.targets.airflow.options import CONN_ID, AirflowOptions
 from pipegen.targets.airflow.view import Task, View, var_name
@@ -64,13 +65,23 @@ class AirflowTarget(Target):
             " / {{ run_id }}",
             "${env.X}": "the worker's environment variable X at render time",
             "${secret.X}": "Airflow Variable X, masked in logs; Kubernetes secret X as a whole pod env value",
+            "distributed": "kubernetes indexed_job: KubernetesJobOperator (Indexed, completions = parallelism ="
+            " nodes) between a KubernetesCreateResourceOperator of its headless Service and that Service's"
+            " deletion as a teardown",
+            "kubernetes.tolerations": "the operator's tolerations",
+            "kubernetes.startup_timeout": "the operator's startup_timeout_seconds",
         },
     )
     options_model = AirflowOptions
 
     def check(self, pipeline: Pipeline, options: BaseModel) -> list[Diagnostic]:
         """Shared capability checks plus where secrets can go in pods and jobs, and Airflow's tag limit."""
-        return [*super().check(pipeline, options), *secret_placement(pipeline), *tags(pipeline)]
+        return [
+            *super().check(pipeline, options),
+            *unsupported_runtimes(pipeline),
+            *secret_placement(pipeline),
+            *tags(pipeline),
+        ]
 
     def render(self, pipeline: Pipeline, options: BaseModel) -> list[Output]:
         """The DAG file for this pipeline."""

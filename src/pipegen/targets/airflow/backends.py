@@ -6,6 +6,7 @@ from pipegen.expr import parse_template
 from pipegen.render import py
 from pipegen.resolve import ResolvedStep
 from pipegen.spec import AwsBatchBackend, KubernetesBackend, SageMakerBackend
+from pipegen.targets.airflow.distributed import placement_kwargs
 from pipegen.targets.airflow.values import ValueLowering
 from pipegen.targets.airflow.view import Task, kw, var_name
 from pipegen.targets.airflow_expr import JOB_NAME_MACRO, jinja_string_literal
@@ -108,6 +109,7 @@ class BackendLowering(ValueLowering):
             kwargs.append(("service_account_name", self.lit(backend.service_account)))
         if backend.node_selector:
             kwargs.append(("node_selector", self.lit_dict(backend.node_selector)))
+        kwargs += placement_kwargs(self, backend)
         resources = body.resources
         if resources is not None:
             self.imports.add("from kubernetes.client import models as k8s")

@@ -19,6 +19,9 @@ _TAKEN = {
     "KubernetesPodOperator",
     "BatchOperator",
     "SageMakerTrainingOperator",
+    "KubernetesJobOperator",
+    "KubernetesCreateResourceOperator",
+    "KubernetesDeleteResourceOperator",
     "PIPELINE",
     "SPEC_SHA256",
     "EXPERIMENT",
@@ -39,6 +42,8 @@ class Task:
     call: str
     kwargs: list[tuple[str, str]]
     comment: str = ""
+    # The setup task this one tears down (Airflow's as_teardown): it runs whatever the work's outcome.
+    teardown_of: str = ""
 
 
 @dataclass(frozen=True)
