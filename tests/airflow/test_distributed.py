@@ -215,3 +215,21 @@ def test_hostile_text_stays_literal_on_every_node(dags_folder: Path, monkeypatch
                     assert CORE in text.replace("$$", "$").replace("%20", " "), (task_id, text)
                     seen += 1
     assert seen >= 3
+
+
+def test_a_single_pod_step_builds_its_pod_from_hostile_text(dags_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """KubernetesPodOperator's service_account_name is not a templated field: it must be the name itself, never
+    airflow.sdk.literal() (which only a templated field unwraps: the pod could not be built)."""
+    monkeypatch.setenv("AIRFLOW_VAR_HIDDEN", LEAK)
+    data, _ = hostile_spec("kubernetes", target="airflow")
+    conn_id = data["targets"]["airflow"]["kubernetes_conn_id"]
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps({"conn_type": "kubernetes"}))
+    dag = load(dags_folder, "hostile", dump(data))
+    for task_id in ("prep", "fit"):
+        task, context = render(dag, task_id, "manual__1", {"p": "P!"})
+        from kubernetes.client import ApiClient
+
+        pod = ApiClient().sanitize_for_serialization(task.build_pod_request_obj(context))
+        kubernetes_validate.validate(pod, "1.37.0", strict=True)
+        account = data["backends"]["b"]["service_account"]
+        assert pod["spec"]["serviceAccountName"] == account

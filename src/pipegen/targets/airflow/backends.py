@@ -106,7 +106,8 @@ class BackendLowering(ValueLowering):
         if secrets:
             kwargs.append(("secrets", "[" + ", ".join(secrets) + "]"))
         if backend.service_account:
-            kwargs.append(("service_account_name", self.lit(backend.service_account)))
+            # Not a templated field: the name as it is (literal() would reach the pod spec as an object).
+            kwargs.append(("service_account_name", py(backend.service_account)))
         if backend.node_selector:
             kwargs.append(("node_selector", self.lit_dict(backend.node_selector)))
         kwargs += placement_kwargs(self, backend)
