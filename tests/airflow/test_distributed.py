@@ -82,8 +82,9 @@ def job_of(task: Any, context: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.fixture(autouse=True)
-def kubeconfig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A client configuration (never contacted): building a pod asks the hook whether it runs in a cluster."""
+def kubeconfig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A client configuration (never contacted) for kubernetes_default: building a pod asks the hook whether it
+    runs in a cluster. Given through the connection (kube_config_path): the client reads KUBECONFIG once, at import."""
     config = {
         "apiVersion": "v1",
         "kind": "Config",
@@ -94,7 +95,14 @@ def kubeconfig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     }
     path = tmp_path / "kubeconfig"
     path.write_text(json.dumps(config), encoding="utf-8")
-    monkeypatch.setenv("KUBECONFIG", str(path))
+    connect(monkeypatch, "kubernetes_default", path)
+    return path
+
+
+def connect(monkeypatch: pytest.MonkeyPatch, conn_id: str, config: Path) -> None:
+    """The Airflow connection conn_id, to the cluster in the kubeconfig file config."""
+    conn = {"conn_type": "kubernetes", "extra": {"kube_config_path": str(config)}}
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn))
 
 
 def kubelet_expand(text: str, env: dict[str, str]) -> str:
@@ -191,16 +199,16 @@ def test_jobset_and_trainjob_are_refused_at_the_key(runtime: str) -> None:
     assert f"distributed_runtime '{runtime}'" in errors[0] and "indexed_job" in errors[0]
 
 
-def test_hostile_text_stays_literal_on_every_node(dags_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_hostile_text_stays_literal_on_every_node(
+    dags_folder: Path, monkeypatch: pytest.MonkeyPatch, kubeconfig: Path
+) -> None:
     monkeypatch.setenv("AIRFLOW_VAR_HIDDEN", LEAK)
     data, _ = hostile_spec("kubernetes", target="airflow")
     for step in data["steps"]:
         for kind in ("task", "train"):
             if kind in step:
                 step[kind]["distributed"] = {"nodes": 2, "launcher": "torchrun"}
-    # The generated connection id, defined (no extras: the hook reads the KUBECONFIG above).
-    conn_id = data["targets"]["airflow"]["kubernetes_conn_id"]
-    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps({"conn_type": "kubernetes"}))
+    connect(monkeypatch, data["targets"]["airflow"]["kubernetes_conn_id"], kubeconfig)
     dag = load(dags_folder, "hostile", dump(data))
     seen = 0
     for task_id in ("prep_service", "prep", "fit"):
@@ -217,13 +225,14 @@ def test_hostile_text_stays_literal_on_every_node(dags_folder: Path, monkeypatch
     assert seen >= 3
 
 
-def test_a_single_pod_step_builds_its_pod_from_hostile_text(dags_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_single_pod_step_builds_its_pod_from_hostile_text(
+    dags_folder: Path, monkeypatch: pytest.MonkeyPatch, kubeconfig: Path
+) -> None:
     """KubernetesPodOperator's service_account_name is not a templated field: it must be the name itself, never
     airflow.sdk.literal() (which only a templated field unwraps: the pod could not be built)."""
     monkeypatch.setenv("AIRFLOW_VAR_HIDDEN", LEAK)
     data, _ = hostile_spec("kubernetes", target="airflow")
-    conn_id = data["targets"]["airflow"]["kubernetes_conn_id"]
-    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps({"conn_type": "kubernetes"}))
+    connect(monkeypatch, data["targets"]["airflow"]["kubernetes_conn_id"], kubeconfig)
     dag = load(dags_folder, "hostile", dump(data))
     for task_id in ("prep", "fit"):
         task, context = render(dag, task_id, "manual__1", {"p": "P!"})
