@@ -242,3 +242,12 @@ def test_a_single_pod_step_builds_its_pod_from_hostile_text(
         kubernetes_validate.validate(pod, "1.37.0", strict=True)
         account = data["backends"]["b"]["service_account"]
         assert pod["spec"]["serviceAccountName"] == account
+
+
+def test_a_step_named_like_a_service_task_is_refused_at_its_name() -> None:
+    text = SPEC_16.read_text(encoding="utf-8").replace("  - name: quality\n", "  - name: train_cleanup\n")
+    result = compile_checked(check_source(Source("feed.yaml", text)), ["airflow"])
+    line = next(i for i, t in enumerate(text.splitlines(), 1) if "name: train_cleanup" in t)
+    errors = [d.format() for d in result.diagnostics if d.code == "PG602"]
+    assert len(errors) == 1 and errors[0].startswith(f"feed.yaml:{line}:"), errors
+    assert "step 'train_cleanup'" in errors[0]

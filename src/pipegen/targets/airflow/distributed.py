@@ -65,7 +65,8 @@ def is_distributed(step: ResolvedStep) -> bool:
 
 
 def unsupported_runtimes(pipeline: Pipeline) -> Iterator[Diagnostic]:
-    """PG602 for a distributed_runtime Airflow does not map yet (jobset, trainjob)."""
+    """PG602 for a distributed_runtime Airflow does not map yet (jobset, trainjob), or a task name taken."""
+    yield from task_names(pipeline)
     for step in pipeline.steps:
         backend = step.backend
         runtime = backend.distributed_runtime if isinstance(backend, KubernetesBackend) else None
@@ -77,6 +78,24 @@ def unsupported_runtimes(pipeline: Pipeline) -> Iterator[Diagnostic]:
                 pipeline.source_map.value(("backends", step.backend_name or "", "distributed_runtime")),
                 "use distributed_runtime: indexed_job (a KubernetesJobOperator and its headless Service)",
             )
+
+
+def task_names(pipeline: Pipeline) -> Iterator[Diagnostic]:
+    """PG602 for a step named like another step's Service task (`<step>_service`, `<step>_cleanup`)."""
+    names = {step.name for step in pipeline.steps}
+    for step in pipeline.steps:
+        if not is_distributed(step):
+            continue
+        for suffix in ("_service", "_cleanup"):
+            if step.name + suffix in names:
+                other = next(s for s in pipeline.steps if s.name == step.name + suffix)
+                yield diag(
+                    "PG602",
+                    f"target 'airflow' names the tasks of multi-node step '{step.name}' '{step.name}_service' and "
+                    f"'{step.name}_cleanup': step '{other.name}' has one of those names",
+                    pipeline.locate(other, "name"),
+                    f"rename step '{other.name}'",
+                )
 
 
 def placement_kwargs(low: BackendLowering, backend: KubernetesBackend) -> list[tuple[str, str]]:
