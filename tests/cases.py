@@ -20,9 +20,9 @@ REGEN_COMMAND = "make golden"
 UNSUPPORTED = {("demo", "stepfunctions"), ("feed-ranking", "prefect")}
 UNSUPPORTED |= {("clicks", t) for t in ("argo", "kfp", "prefect")}
 UNSUPPORTED |= {("spark-ray-k8s", t) for t in ("airflow", "kfp", "prefect", "stepfunctions")}
-# No target runs multi-node steps yet: each refuses the 16-node spec with a located PG602
+# Only Airflow runs multi-node steps yet: the others refuse the 16-node spec with a located PG602
 # (tests/k8s/test_distributed_spec.py checks the messages); its Kubernetes objects are goldens under golden/k8s/.
-UNSUPPORTED |= {("feed-ranking-16gpu", t) for t in ("airflow", "argo", "kfp", "prefect", "stepfunctions")}
+UNSUPPORTED |= {("feed-ranking-16gpu", t) for t in ("argo", "kfp", "prefect", "stepfunctions")}
 # Test specs whose goldens sit beside the examples', compiled only for the targets named (their backends are not
 # every target's): Spark on spark-submit and Ray (run for real by tests/airflow/test_spark_ray_dag.py), and Spark
 # on each managed AWS platform.

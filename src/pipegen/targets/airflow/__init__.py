@@ -17,6 +17,7 @@ from pipegen.resolve import Pipeline
 from pipegen.targets.airflow import ray, spark
 from pipegen.targets.airflow.backends import BATCH_MIN_TIMEOUT
 from pipegen.targets.airflow.checks import TAG_LIMIT, secret_placement, tags
+from pipegen.targets.airflow.distributed import unsupported_runtimes
 from pipegen.targets.airflow.lowering import Lowering
 from pipegen.targets.airflow.options import CONN_ID, AirflowOptions
 from pipegen.targets.airflow.view import Task, View, var_name
@@ -68,6 +69,11 @@ class AirflowTarget(Target):
             " / {{ run_id }}",
             "${env.X}": "the worker's environment variable X at render time",
             "${secret.X}": "Airflow Variable X, masked in logs; Kubernetes secret X as a whole pod env value",
+            "distributed": "kubernetes indexed_job: KubernetesJobOperator (Indexed, completions = parallelism ="
+            " nodes) between a KubernetesCreateResourceOperator of its headless Service and that Service's"
+            " deletion as a teardown",
+            "kubernetes.tolerations": "the operator's tolerations",
+            "kubernetes.startup_timeout": "the operator's startup_timeout_seconds",
         },
         variants={
             "spark.submit": "SparkSubmitOperator (apache.spark provider): spark-submit on the worker; the master and"
@@ -90,6 +96,7 @@ class AirflowTarget(Target):
         """Shared capability checks plus where secrets can go in pods and jobs, and Airflow's tag limit."""
         return [
             *super().check(pipeline, options),
+            *unsupported_runtimes(pipeline),
             *secret_placement(pipeline),
             *tags(pipeline),
             *spark.checks(pipeline),

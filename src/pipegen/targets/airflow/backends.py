@@ -7,6 +7,7 @@ from pipegen.expr import parse_template
 from pipegen.render import py
 from pipegen.resolve import ResolvedStep
 from pipegen.spec import AwsBatchBackend, KubernetesBackend, SageMakerBackend
+from pipegen.targets.airflow.distributed import placement_kwargs
 from pipegen.targets.airflow.ray import ray_task
 from pipegen.targets.airflow.spark import SparkTasks
 from pipegen.targets.airflow.values import ValueLowering
@@ -112,9 +113,11 @@ class BackendLowering(ValueLowering):
         if secrets:
             kwargs.append(("secrets", "[" + ", ".join(secrets) + "]"))
         if backend.service_account:
-            kwargs.append(("service_account_name", self.lit(backend.service_account)))
+            # Not a templated field: the name as it is (literal() would reach the pod spec as an object).
+            kwargs.append(("service_account_name", py(backend.service_account)))
         if backend.node_selector:
             kwargs.append(("node_selector", self.lit_dict(backend.node_selector)))
+        kwargs += placement_kwargs(self, backend)
         resources = body.resources
         if resources is not None:
             self.imports.add("from kubernetes.client import models as k8s")

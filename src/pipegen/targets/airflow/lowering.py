@@ -8,6 +8,7 @@ from pipegen.render import py
 from pipegen.resolve import ResolvedStep
 from pipegen.spec import Notify
 from pipegen.targets.airflow.backends import BackendLowering
+from pipegen.targets.airflow.distributed import is_distributed, node_tasks
 from pipegen.targets.airflow.spark import connections as spark_connections
 from pipegen.targets.airflow.view import Callback, Task, View, kw, sorted_imports, var_name
 from pipegen.targets.airflow_expr import JOB_NAME_MACRO, RUN_DATE_MACRO, SECRET_MACRO
@@ -118,9 +119,14 @@ class Lowering(BackendLowering):
         for step in self.p.steps:
             made = getattr(self, f"_{step.kind}")(step)
             tasks.extend(made)
-            first_of[step.name], last_of[step.name] = made[0].var, made[-1].var
+            # A teardown (a step's cleanup) is not what the next steps wait for: they wait for the work.
+            work = [t for t in made if not t.teardown_of]
+            first_of[step.name], last_of[step.name] = made[0].var, work[-1].var
             edges.extend(f"{last_of[up]} >> {made[0].var}" for up in step.upstream)
-            edges.extend(f"{a.var} >> {b.var}" for a, b in itertools.pairwise(made))
+            edges.extend(
+                f"{a.var} >> {b.var}.as_teardown(setups={b.teardown_of})" if b.teardown_of else f"{a.var} >> {b.var}"
+                for a, b in itertools.pairwise(made)
+            )
         return tasks, edges
 
     def _gate(self, step: ResolvedStep) -> list[Task]:
@@ -153,9 +159,13 @@ class Lowering(BackendLowering):
 
     def _train(self, step: ResolvedStep) -> list[Task]:
         run = self._start_run(step)
+        if is_distributed(step):
+            return [run, *node_tasks(self, step, run)]
         return [run, self._command_task(step, run)]
 
     def _task(self, step: ResolvedStep) -> list[Task]:
+        if is_distributed(step):
+            return node_tasks(self, step, None)
         return [self._command_task(step, None)]
 
     def _evaluate(self, step: ResolvedStep) -> list[Task]:

@@ -25,6 +25,9 @@ _TAKEN = {
     "EmrContainerOperator",
     "GlueJobOperator",
     "sys",
+    "KubernetesJobOperator",
+    "KubernetesCreateResourceOperator",
+    "KubernetesDeleteResourceOperator",
     "PIPELINE",
     "SPEC_SHA256",
     "EXPERIMENT",
@@ -45,6 +48,8 @@ class Task:
     call: str
     kwargs: list[tuple[str, str]]
     comment: str = ""
+    # The setup task this one tears down (Airflow's as_teardown): it runs whatever the work's outcome.
+    teardown_of: str = ""
 
 
 @dataclass(frozen=True)
