@@ -33,6 +33,43 @@ ENGINE_TIMEOUT = 840
 HARNESS_TIMEOUT = ENGINE_TIMEOUT + 60
 
 
+# Engines whose local runner cannot show a fan-out's parallelism, and why (printed under a fan-out's job span).
+ONE_TASK_AT_A_TIME = {
+    "kfp": (
+        "kfp.local runs tasks one at a time (kfp 2.17, kfp/local/orchestrator/enhanced_dag_orchestrator.py "
+        "run_enhanced_dag pops one task off a topological order and runs it to its end; its ParallelExecutor "
+        "serves only dsl.ParallelFor), so the branches' jobs run one after the other here; the IR's branches are "
+        "independent (no dependentTasks edge between them: tests/kfp/test_fanout_ir.py), which a KFP backend "
+        "runs in parallel"
+    ),
+    "airflow": (
+        "dag.test() runs the scheduled task instances one at a time in its own process (Airflow 3, "
+        "airflow/sdk/definitions/dag.py DAG.test without use_executor), so the branches' jobs run one after the "
+        "other here; the DAG has no edge between the branches, and a scheduler runs them side by side "
+        "(benchmarks/fanout_airflow.py, BENCHMARKS.md)"
+    ),
+}
+
+
+def independent_jobs(spec: str) -> bool:
+    """Whether two job-running steps of the spec are on separate branches (neither is upstream of the other)."""
+    pipeline = load_pipeline(spec)
+    upstream = {s.name: set(s.upstream) for s in pipeline.steps}
+
+    def ancestors(name: str) -> set[str]:
+        found: set[str] = set()
+        pending = list(upstream[name])
+        while pending:
+            step = pending.pop()
+            if step not in found:
+                found.add(step)
+                pending += upstream[step]
+        return found
+
+    jobs = [s.name for s in pipeline.steps if s.kind == "train" or getattr(s, "backend", None) is not None]
+    return any(b not in ancestors(a) and a not in ancestors(b) for a in jobs for b in jobs if a < b)
+
+
 def engine_module_exists(engine: str) -> bool:
     """Whether tests/differential/engines/<engine>.py is there yet."""
     return (Path(__file__).parent / "engines" / f"{engine}.py").exists()
@@ -106,8 +143,11 @@ class SpecRun:
         lines.append(f"wall time: {walls}")
         cpu = ", ".join(f"{e} {r.cpu_seconds:.1f}s" for e, r in self.results.items())
         lines.append(f"engine module CPU: {cpu}")
+        branches = independent_jobs(self.spec)
         for engine, span in self.spans.items():
             lines.append(f"jobs on {engine}: {span}")
+            if branches and engine in ONE_TASK_AT_A_TIME:
+                lines.append(f"    {engine}: {ONE_TASK_AT_A_TIME[engine]}")
         if self.expected:
             lines.extend(self.problems)
             lines.append("AGREE BUT FOR EXPECTED DIFFERENCES" if not self.problems else "DIFFER")
