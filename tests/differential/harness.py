@@ -207,8 +207,12 @@ def uses_aws(spec: str) -> bool:
 def prepare_aws(spec: str, services: Services) -> None:
     """Create what the spec names on moto: buckets of its s3:// gates, Batch queues and job definitions."""
     pipeline = load_pipeline(spec)
-    saved = dict(os.environ)
-    os.environ.update({**services.aws_credentials("harness"), "AWS_ENDPOINT_URL": services.endpoint})
+    # boto3's default clients (tests/support_aws) read these from the environment. Only these keys are set and
+    # put back, never the whole environment: lanes start engine modules from other threads meanwhile, with a
+    # copy of os.environ (their requests set their own AWS variables over these).
+    overrides = {**services.aws_credentials("harness"), "AWS_ENDPOINT_URL": services.endpoint}
+    saved = {key: os.environ.get(key) for key in overrides}
+    os.environ.update(overrides)
     try:
         import boto3
 
@@ -222,8 +226,11 @@ def prepare_aws(spec: str, services: Services) -> None:
             if step.backend is not None and step.backend.type == "aws_batch":
                 batch_queue(step.backend.job_queue, step.backend.job_definition)
     finally:
-        os.environ.clear()
-        os.environ.update(saved)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 @dataclass
