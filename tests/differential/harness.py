@@ -9,7 +9,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -21,8 +20,7 @@ from zoneinfo import ZoneInfo
 from tests.differential import compare, expected, state
 from tests.differential.engines import VENVS, Request, Result, load_pipeline
 from tests.differential.expected import Diagnostic, Expected
-from tests.differential.receiver import Receiver
-from tests.support_mlflow import MlflowServer, start_mlflow_server
+from tests.differential.services import Services
 
 ROOT = Path(__file__).resolve().parents[2]
 ENGINES = ("pipegen", "airflow", "kfp", "stepfunctions", "prefect")
@@ -33,6 +31,43 @@ AWS_BACKENDS = {"aws_batch", "sagemaker"}
 # busy 2-core machine one Airflow or KFP run of a small spec takes minutes.
 ENGINE_TIMEOUT = 840
 HARNESS_TIMEOUT = ENGINE_TIMEOUT + 60
+
+
+# Engines whose local runner cannot show a fan-out's parallelism, and why (printed under a fan-out's job span).
+ONE_TASK_AT_A_TIME = {
+    "kfp": (
+        "kfp.local runs tasks one at a time (kfp 2.17, kfp/local/orchestrator/enhanced_dag_orchestrator.py "
+        "run_enhanced_dag pops one task off a topological order and runs it to its end; its ParallelExecutor "
+        "serves only dsl.ParallelFor), so the branches' jobs run one after the other here; the IR's branches are "
+        "independent (no dependentTasks edge between them: tests/kfp/test_fanout_ir.py), which a KFP backend "
+        "runs in parallel"
+    ),
+    "airflow": (
+        "dag.test() runs the scheduled task instances one at a time in its own process (Airflow 3, "
+        "airflow/sdk/definitions/dag.py DAG.test without use_executor), so the branches' jobs run one after the "
+        "other here; the DAG has no edge between the branches, and a scheduler runs them side by side "
+        "(benchmarks/fanout_airflow.py, BENCHMARKS.md)"
+    ),
+}
+
+
+def independent_jobs(spec: str) -> bool:
+    """Whether two job-running steps of the spec are on separate branches (neither is upstream of the other)."""
+    pipeline = load_pipeline(spec)
+    upstream = {s.name: set(s.upstream) for s in pipeline.steps}
+
+    def ancestors(name: str) -> set[str]:
+        found: set[str] = set()
+        pending = list(upstream[name])
+        while pending:
+            step = pending.pop()
+            if step not in found:
+                found.add(step)
+                pending += upstream[step]
+        return found
+
+    jobs = [s.name for s in pipeline.steps if s.kind == "train" or getattr(s, "backend", None) is not None]
+    return any(b not in ancestors(a) and a not in ancestors(b) for a in jobs for b in jobs if a < b)
 
 
 def engine_module_exists(engine: str) -> bool:
@@ -53,107 +88,6 @@ def scheduled_instant(spec: str, day: str) -> str:
     if fire.date() != midnight.date():
         raise ValueError(f"{spec}'s schedule `{pipeline.schedule.cron}` does not fire on {day}")
     return fire.astimezone(ZoneInfo("UTC")).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-@dataclass
-class Services:
-    """What every engine run of a session shares: one fresh MLflow server per engine, a webhook receiver,
-    moto with Batch jobs that run, and a migrated Airflow DB."""
-
-    root: Path
-    engines: list[str]
-    aws: bool
-    mlflow: dict[str, MlflowServer] = field(default_factory=dict)
-    receiver: Receiver | None = None
-    moto: subprocess.Popen[bytes] | None = None
-    endpoint: str = ""
-    airflow_db: Path | None = None
-
-    def start(self) -> None:
-        """Start everything in parallel (MLflow servers take ~20 s each on a busy machine).
-
-        If anything fails to start, what did start is stopped before the error propagates: no server outlives
-        a failed session.
-        """
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.receiver = Receiver()
-        failure: BaseException | None = None
-        with ThreadPoolExecutor(max_workers=len(self.engines) + 2) as pool:
-            servers = {e: pool.submit(start_mlflow_server, self.root / f"mlflow-{e}") for e in self.engines}
-            airflow = pool.submit(self._migrate_airflow) if "airflow" in self.engines else None
-            try:
-                if self.aws:
-                    self._start_moto()
-            except BaseException as exc:  # noqa: BLE001 - re-raised below, once the servers are accounted for
-                failure = exc
-            for engine, future in servers.items():
-                try:
-                    self.mlflow[engine] = future.result()
-                except BaseException as exc:  # noqa: BLE001 - re-raised below
-                    failure = failure or exc
-            if airflow is not None:
-                try:
-                    self.airflow_db = airflow.result()
-                except BaseException as exc:  # noqa: BLE001 - re-raised below
-                    failure = failure or exc
-        if failure is not None:
-            self.stop()
-            raise failure
-
-    def _start_moto(self) -> None:
-        aws_dir = self.root / "aws"
-        aws_dir.mkdir(exist_ok=True)
-        env = {
-            **os.environ,
-            **self.aws_credentials("moto"),
-            "PYTHONPATH": str(ROOT),
-            "PIPEGEN_DIFF_STATE": str(self.root / "state"),
-        }
-        env["PATH"] = os.pathsep.join([str(ROOT / VENVS["pipegen"] / "bin"), env.get("PATH", "")])
-        log = (aws_dir / "moto.log").open("ab")
-        self.moto = subprocess.Popen(
-            [str(ROOT / ".venv/bin/python"), "-m", "tests.differential.aws", str(aws_dir)],
-            stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=env,
-        )  # fmt: skip
-        deadline = time.monotonic() + 300  # importing moto's backends takes minutes on a saturated machine
-        while not (aws_dir / "endpoint").exists():
-            if self.moto.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"moto did not start: see {aws_dir / 'moto.log'}")
-            time.sleep(0.1)
-        self.endpoint = (aws_dir / "endpoint").read_text()
-
-    def _migrate_airflow(self) -> Path:
-        home = self.root / "airflow-home"
-        home.mkdir(exist_ok=True)
-        env = {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
-        subprocess.run(
-            [str(ROOT / VENVS["airflow"] / "bin/airflow"), "db", "migrate"], check=True, capture_output=True, env=env
-        )
-        return home / "airflow.db"
-
-    def aws_credentials(self, engine: str) -> dict[str, str]:
-        """moto accepts any key; each engine gets its own, so a log line says who called."""
-        return {
-            "AWS_ACCESS_KEY_ID": f"diff{engine}",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_REGION": "us-east-1",
-        }
-
-    def stop(self) -> None:
-        """Stop every service this session started."""
-        for server in self.mlflow.values():
-            server.stop()
-        if self.receiver is not None:
-            self.receiver.stop()
-        if self.moto is not None:
-            assert self.moto.stdin is not None
-            self.moto.stdin.close()
-            try:
-                self.moto.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.moto.kill()
-                self.moto.wait()
 
 
 @dataclass
@@ -209,8 +143,11 @@ class SpecRun:
         lines.append(f"wall time: {walls}")
         cpu = ", ".join(f"{e} {r.cpu_seconds:.1f}s" for e, r in self.results.items())
         lines.append(f"engine module CPU: {cpu}")
+        branches = independent_jobs(self.spec)
         for engine, span in self.spans.items():
             lines.append(f"jobs on {engine}: {span}")
+            if branches and engine in ONE_TASK_AT_A_TIME:
+                lines.append(f"    {engine}: {ONE_TASK_AT_A_TIME[engine]}")
         if self.expected:
             lines.extend(self.problems)
             lines.append("AGREE BUT FOR EXPECTED DIFFERENCES" if not self.problems else "DIFFER")
@@ -270,8 +207,12 @@ def uses_aws(spec: str) -> bool:
 def prepare_aws(spec: str, services: Services) -> None:
     """Create what the spec names on moto: buckets of its s3:// gates, Batch queues and job definitions."""
     pipeline = load_pipeline(spec)
-    saved = dict(os.environ)
-    os.environ.update({**services.aws_credentials("harness"), "AWS_ENDPOINT_URL": services.endpoint})
+    # boto3's default clients (tests/support_aws) read these from the environment. Only these keys are set and
+    # put back, never the whole environment: lanes start engine modules from other threads meanwhile, with a
+    # copy of os.environ (their requests set their own AWS variables over these).
+    overrides = {**services.aws_credentials("harness"), "AWS_ENDPOINT_URL": services.endpoint}
+    saved = {key: os.environ.get(key) for key in overrides}
+    os.environ.update(overrides)
     try:
         import boto3
 
@@ -285,8 +226,105 @@ def prepare_aws(spec: str, services: Services) -> None:
             if step.backend is not None and step.backend.type == "aws_batch":
                 batch_queue(step.backend.job_queue, step.backend.job_definition)
     finally:
-        os.environ.clear()
-        os.environ.update(saved)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@dataclass
+class Plan:
+    """One spec made ready to run: compiled, its AWS resources created, one request per engine that can run it."""
+
+    spec: str
+    requests: dict[str, Request]
+    skipped: dict[str, str]
+    diagnostics: dict[str, list[Diagnostic]]
+    expected: tuple[Expected, ...]
+
+
+@dataclass
+class EngineRun:
+    """One engine's run of a plan and its normalised end state (read right after it ended)."""
+
+    result: Result
+    state: dict[str, str]
+    span: str | None
+
+
+def plan_spec(
+    spec: str,
+    services: Services,
+    engines: list[str],
+    params: dict[str, str],
+    scheduled_time: str | None,
+    workdir: Path,
+    compiled_dir: Path | None = None,
+    expect: Sequence[Expected] = (),
+) -> Plan:
+    """Compile (or take compiled_dir as it is), find the engines able to run it, create its AWS resources."""
+    spec = str(Path(spec).resolve())
+    if compiled_dir is None:
+        out = workdir / "compiled"
+        compiled, diagnostics = compile_targets(spec, out)
+    else:
+        out = compiled_dir
+        compiled = already_compiled(spec, out)
+        # The given outputs are run as they are; the diagnostics are the spec's own compilation's.
+        diagnostics = compile_targets(spec, workdir / "diagnostics")[1]
+    skipped = {e: reason for e in engines if (reason := why_not(e, spec, compiled))}
+    able = [e for e in engines if e not in skipped]
+    if services.aws and uses_aws(spec):
+        prepare_aws(spec, services)
+    requests = {e: _request(e, spec, out, workdir / e, services, params, scheduled_time) for e in able}
+    found = {e: diagnostics[TARGETS[e]] for e in able if e in TARGETS}
+    return Plan(spec, requests, skipped, found, tuple(expect))
+
+
+def run_engine(plan: Plan, engine: str, services: Services, niceness: int = 0) -> EngineRun:
+    """Run one engine of the plan and read what it left: its MLflow store, webhooks and job records.
+
+    niceness: how much lower than this process's the engine module's CPU priority is (and its children's).
+
+    Read at once, before the engine runs anything else: webhooks and Batch job records are kept per engine
+    (per receiver path, per MLflow server), not per spec.
+    """
+    request = plan.requests[engine]
+    result = _run_engine(request, niceness)
+    assert services.receiver is not None
+    records = [Path(request.env["PIPEGEN_DIFF_RECORD"])]
+    if services.aws:
+        from tests.differential.aws import record_path
+
+        records.append(record_path(services.root / "aws", request.tracking_uri))
+    jobs = state.job_records(*records)
+    end_state = compare.normalise(
+        engine,
+        result,
+        state.mlflow_state(request.tracking_uri, load_pipeline(plan.spec)),
+        services.receiver.take(engine),
+        jobs,
+        request.tracking_uri,
+    )
+    for path in records[1:]:
+        path.unlink(missing_ok=True)  # Batch records are per server: the next spec starts empty
+    return EngineRun(result, end_state, job_span(jobs) if len(jobs) > 1 else None)
+
+
+def conclude(plan: Plan, runs: dict[str, EngineRun]) -> SpecRun:
+    """The comparison of the engines' end states (in the plan's engine order)."""
+    ordered = {e: runs[e] for e in plan.requests if e in runs}
+    spans = {e: r.span for e, r in ordered.items() if r.span is not None}
+    return SpecRun(
+        plan.spec,
+        compare.table({e: r.state for e, r in ordered.items()}),
+        {e: r.result for e, r in ordered.items()},
+        plan.skipped,
+        spans,
+        plan.diagnostics,
+        plan.expected,
+    )
 
 
 def run_spec(
@@ -303,49 +341,11 @@ def run_spec(
 
     expect: the differences this run may show, each backed by a diagnostic its compilation must emit.
     """
-    spec = str(Path(spec).resolve())
-    if compiled_dir is None:
-        out = workdir / "compiled"
-        compiled, diagnostics = compile_targets(spec, out)
-    else:
-        out = compiled_dir
-        compiled = already_compiled(spec, out)
-        # The given outputs are run as they are; the diagnostics are the spec's own compilation's.
-        diagnostics = compile_targets(spec, workdir / "diagnostics")[1]
-    skipped = {e: reason for e in engines if (reason := why_not(e, spec, compiled))}
-    able = [e for e in engines if e not in skipped]
-    if services.aws and uses_aws(spec):
-        prepare_aws(spec, services)
-    requests = {e: _request(e, spec, out, workdir / e, services, params, scheduled_time) for e in able}
-    with ThreadPoolExecutor(max_workers=max(1, len(able))) as pool:
-        futures = {e: pool.submit(_run_engine, r) for e, r in requests.items()}
-        results = {e: f.result() for e, f in futures.items()}
-    pipeline = load_pipeline(spec)
-    states = {}
-    spans = {}
-    assert services.receiver is not None
-    for engine in able:
-        request = requests[engine]
-        records = [Path(request.env["PIPEGEN_DIFF_RECORD"])]
-        if services.aws:
-            from tests.differential.aws import record_path
-
-            records.append(record_path(services.root / "aws", request.tracking_uri))
-        jobs = state.job_records(*records)
-        states[engine] = compare.normalise(
-            engine,
-            results[engine],
-            state.mlflow_state(request.tracking_uri, pipeline),
-            services.receiver.take(engine),
-            jobs,
-            request.tracking_uri,
-        )
-        if len(jobs) > 1:
-            spans[engine] = job_span(jobs)
-        for path in records[1:]:
-            path.unlink(missing_ok=True)  # Batch records are per server: the next spec starts empty
-    found = {e: diagnostics[TARGETS[e]] for e in able if e in TARGETS}
-    return SpecRun(spec, compare.table(states), results, skipped, spans, found, tuple(expect))
+    plan = plan_spec(spec, services, engines, params, scheduled_time, workdir, compiled_dir, expect)
+    with ThreadPoolExecutor(max_workers=max(1, len(plan.requests))) as pool:
+        futures = {e: pool.submit(run_engine, plan, e, services) for e in plan.requests}
+        runs = {e: f.result() for e, f in futures.items()}
+    return conclude(plan, runs)
 
 
 def job_span(jobs: list[dict[str, Any]]) -> str:
@@ -389,17 +389,19 @@ def _request(
         scheduled_time=scheduled_time,
         env=env,
         airflow_db=str(services.airflow_db) if engine == "airflow" and services.airflow_db else None,
+        prefect_api=services.prefect.api_url if engine == "prefect" and services.prefect else None,
     )
 
 
-def _run_engine(request: Request) -> Result:
+def _run_engine(request: Request, niceness: int = 0) -> Result:
     path = Path(request.workdir) / "REQUEST.json"
     request.write(path)
     python = ROOT / VENVS[request.engine] / "bin" / "python"
     log = Path(request.workdir) / "module.log"
+    nice = ["nice", "-n", str(niceness)] if niceness else []
     with log.open("wb") as out:
         proc = subprocess.run(
-            [str(python), "-m", f"tests.differential.engines.{request.engine}", str(path)],
+            [*nice, str(python), "-m", f"tests.differential.engines.{request.engine}", str(path)],
             cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=out, stderr=subprocess.STDOUT,
             timeout=HARNESS_TIMEOUT,
         )  # fmt: skip

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,8 @@ import pytest
 import yaml
 
 from tests.differential.expected import Expected
-from tests.differential.harness import ROOT, Services, engine_module_exists, main, run_spec, scheduled_instant
+from tests.differential.harness import ROOT, Services, engine_module_exists, main, scheduled_instant
+from tests.differential.lanes import Lanes, Scenario
 
 SCENARIOS = Path(__file__).parent / "scenarios"
 # Run-time options per scenario (the others run manually, with their defaults).
@@ -73,18 +75,49 @@ LEFT_OUT: dict[str, dict[str, str]] = {
 }
 
 
+def planned(name: str, services: Services) -> Scenario:
+    """A scenario as this module runs it: its options (RUNS), engines (LEFT_OUT) and excuses (KNOWN)."""
+    spec = str(SCENARIOS / f"{name}.yaml")
+    options = RUNS.get(name, {})
+    return Scenario(
+        name,
+        spec,
+        [e for e in services.engines if e not in LEFT_OUT.get(name, {})],
+        dict(options.get("params", {})),
+        scheduled_instant(spec, options["date"]) if "date" in options else None,
+        KNOWN.get(name, ()),
+    )
+
+
+@pytest.fixture(scope="module")
+def lanes(
+    request: pytest.FixtureRequest, services: Services, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Lanes]:
+    """Every selected scenario, started at once in per-engine lanes (tests/differential/lanes.py).
+
+    Each test_engines_agree waits for its own scenario; by the time the first one is compared the others are
+    running, so an engine that finished a scenario early is already on the next.
+    """
+    selected = [
+        item.callspec.params["scenario"]
+        for item in request.session.items
+        if item.originalname == "test_engines_agree" and hasattr(item, "callspec")
+    ]
+    running = Lanes(services, [planned(n, services) for n in selected], tmp_path_factory.mktemp("lanes"))
+    running.start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
 @pytest.mark.parametrize("scenario", sorted(p.stem for p in SCENARIOS.glob("*.yaml")))
-def test_engines_agree(scenario: str, services: Services, tmp_path: Path) -> None:
-    spec = str(SCENARIOS / f"{scenario}.yaml")
-    options = RUNS.get(scenario, {})
-    scheduled = scheduled_instant(spec, options["date"]) if "date" in options else None
-    engines = [e for e in services.engines if e not in LEFT_OUT.get(scenario, {})]
+def test_engines_agree(scenario: str, lanes: Lanes) -> None:
     for engine, reason in LEFT_OUT.get(scenario, {}).items():
         print(f"   {engine}: left out of {scenario} (a limitation of the local stand-in, not of pipegen): {reason}")
-    run = run_spec(
-        spec, services, engines, options.get("params", {}), scheduled, tmp_path, expect=KNOWN.get(scenario, ())
-    )
+    run = lanes.result(scenario)
     print(run.report())
+    spec = run.spec
     if len(run.results) < 2:
         pytest.skip(f"fewer than two engines can run {scenario} here: {run.skipped}")
     assert not run.problems, run.report()

@@ -51,6 +51,8 @@ class Request:
     scheduled_time: str | None = None
     env: dict[str, str] = field(default_factory=dict)
     airflow_db: str | None = None
+    # The session's Prefect API server (PREFECT_API_URL); without one the Prefect engine starts its own.
+    prefect_api: str | None = None
 
     @classmethod
     def read(cls, path: str | Path) -> Request:

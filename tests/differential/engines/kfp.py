@@ -19,6 +19,8 @@ from typing import Any
 from tests.differential.engines import Request, Result, StepResult, load_pipeline, settle_evaluations
 from tests.differential.engines.supervise import Progress, engine_main, log_path, scheduled_instant, typed_params
 
+# Put on the components' PYTHONPATH: its sitecustomize makes their Python the runtime image's.
+IMAGE = Path(__file__).resolve().parent / "image"
 # What the KFP backend puts in PIPELINE_JOB_SCHEDULE_TIME_UTC_PLACEHOLDER for a run that no schedule started.
 MANUAL_SCHEDULE_TIME = "1970-01-01T00:00:00Z"
 
@@ -159,6 +161,8 @@ def run(request: Request, progress: Progress) -> Result:
     os.environ.update(request.env)
     # The components read the tracking server from their environment (a config map or secret on a cluster).
     os.environ["MLFLOW_TRACKING_URI"] = request.tracking_uri
+    # ...and run as in the runtime image, without the packages it lacks (engines/image/sitecustomize.py).
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(IMAGE), os.environ.get("PYTHONPATH", "")) if p)
     os.chdir(workdir)
 
     from kfp import local

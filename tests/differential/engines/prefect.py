@@ -1,7 +1,8 @@
 """The Prefect engine: the compiled flow run once in Prefect's own engine (run with .venv-prefect).
 
-The flow module is imported from the compiled output and run against Prefect's test harness (a temporary
-database behind a local API server, started here). A scheduled run is a flow run created in the Scheduled state
+The flow module is imported from the compiled output and run against the session's Prefect API server (one
+per differential session, tests/differential/prefect_server.py; without one, Prefect's test harness starts a
+server here on a temporary database). A scheduled run is a flow run created in the Scheduled state
 at the scheduled instant, then run by Prefect's flow engine, so `prefect.runtime.flow_run.scheduled_start_time`
 is that instant as on a deployment; a manual run is the flow called. Outcomes are read back from the API server:
 each step's task run and its final state. A step with no task run was never submitted: skipped when the run
@@ -10,6 +11,7 @@ Completed (only a failed `on_fail: skip` evaluation ends a run without submittin
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import sys
@@ -83,6 +85,15 @@ def step_outcomes(request: Request, completed: bool, states: dict[str, Any]) -> 
     return steps
 
 
+def api_server(request: Request) -> contextlib.AbstractContextManager[Any]:
+    """The session's Prefect server when the request names one (nothing to start), else the test harness's own."""
+    if request.prefect_api:
+        return contextlib.nullcontext()
+    from prefect.testing.utilities import prefect_test_harness
+
+    return prefect_test_harness(server_startup_timeout=STARTUP_SECONDS)
+
+
 def run(request: Request, progress: Progress) -> Result:
     """Run the compiled flow once in Prefect's engine, params as flow arguments."""
     workdir = Path(request.workdir)
@@ -100,12 +111,13 @@ def run(request: Request, progress: Progress) -> Result:
             "PREFECT_UI_ENABLED": "false",
         }
     )
+    if request.prefect_api:
+        # The session's server (tests/differential/prefect_server.py): read before Prefect is imported.
+        os.environ["PREFECT_API_URL"] = request.prefect_api
     os.chdir(workdir)
 
-    from prefect.testing.utilities import prefect_test_harness
-
     flow = load_flow(request)
-    with prefect_test_harness(server_startup_timeout=STARTUP_SECONDS):
+    with api_server(request):
         started = time.monotonic()
         state = run_once(flow, params, request)
         wall = time.monotonic() - started
