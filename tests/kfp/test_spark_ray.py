@@ -1,0 +1,114 @@
+"""Spark and Ray steps in kfp.local: spark-submit on local[2] (Java 17) and Ray jobs on the session's real Ray head.
+
+The pipeline runs as KFP stores it (compiled to IR, loaded back) with the SubprocessRunner: each task is a
+process running the shared runtime component, which submits the job and waits for it. Slow by nature (a Spark JVM
+starts in ~13-20 s, the Ray head in ~15-30 s once per session): one run that promotes, one spark-submit that fails
+and one Ray job that fails.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pytest
+import yaml
+
+from pipegen.compiler import compile_checked
+from pipegen.frontend import check_source
+from pipegen.loader import Source
+from tests.cases import REPO
+from tests.kfp.test_compile import RUNTIME_IMAGE, load
+from tests.support_ray import RAY_GROUP
+
+pytestmark = pytest.mark.xdist_group(RAY_GROUP)
+
+SPECS = REPO / "tests" / "specs"
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ray_head: str, ray_client_env: None) -> Path:
+    """A directory holding the test specs' scripts at their relative paths, run from; Ray and MLflow pointed at."""
+    work = tmp_path / "work"
+    shutil.copytree(SPECS / "sparkray", work / "tests" / "specs" / "sparkray")
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("RAY_ADDRESS", ray_head)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{work / 'mlflow.db'}")
+    return work
+
+
+def run_pipeline(data: dict[str, Any], work: Path) -> None:
+    """Compile the spec for KFP, compile the module to IR with kfp, load it back and run it in kfp.local."""
+    from kfp import compiler, components, local
+
+    result = compile_checked(check_source(Source("sparkray.yaml", json.dumps(data))), ["kfp"])
+    assert result.ok, [d.format() for d in result.diagnostics]
+    module = work.parent / f"{data['name']}.py"
+    module.write_text(result.outputs[0].text, encoding="utf-8")
+    ir = work.parent / f"{data['name']}.yaml"
+    compiler.Compiler().compile(load(module).pipeline, package_path=str(ir))
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(work.parent / "kfp-root"))
+    components.load_component_from_file(str(ir))()
+
+
+def test_spark_features_and_ray_training_promote_the_model(workdir: Path, ray_head: str) -> None:
+    """Spark writes the features, a Ray job trains on them into the pipeline's MLflow run, the model is promoted."""
+    from ray.job_submission import JobSubmissionClient
+
+    run_pipeline(yaml.safe_load((SPECS / "sparkray.yaml").read_text()), workdir)
+    # The Spark job ran in the task, on local[2], and wrote its output where the spec said.
+    assert list((workdir / "build" / "features").glob("part-*.csv"))
+    client = mlflow.MlflowClient()
+    version = client.get_model_version_by_alias("pipegen-sparkray", "champion")
+    run = client.get_run(version.run_id)
+    assert run.data.metrics["rows"] == 200 and run.data.metrics["r2"] > 0.99
+    # The Ray job got the step's env and the run (MLFLOW_RUN_ID...) through its runtime_env and logged into it.
+    assert run.data.tags["trained_on"] == "trained on ray"
+    assert run.data.tags["pipegen.target"] == "kfp"
+    assert version.tags["pipegen.target"] == "kfp"
+    # Its submission id comes from the run key and the step, as on every target: a retried task finds it again.
+    run_key = run.data.tags["pipegen.run_key"]
+    jobs = [
+        j for j in JobSubmissionClient(ray_head).list_jobs() if (j.metadata or {}).get("pipegen.run_key") == run_key
+    ]
+    assert [(j.submission_id, j.metadata["pipegen.step"], str(j.status)) for j in jobs] == [
+        (f"sparkray-train-{run_key}-1", "sparkray-train", "SUCCEEDED")
+    ]
+
+
+def failing_spec(step: str) -> dict[str, Any]:
+    """tests/specs/sparkray-failing.yaml with one of its two steps, on the session's Ray head, compiled for KFP."""
+    data = yaml.safe_load((SPECS / "sparkray-failing.yaml").read_text())
+    data["backends"]["ray-here"]["address"] = "${env.RAY_ADDRESS}"  # `local` is a Ray only `pipegen run` starts
+    data["steps"] = [s for s in data["steps"] if s["name"] == step]
+    data["targets"] = {"kfp": {"base_image": RUNTIME_IMAGE}}
+    return data
+
+
+@pytest.mark.parametrize(
+    ("step", "said"),
+    [
+        (
+            "features",
+            "Spark application tests/specs/sparkray/failing_features.py failed (spark-submit exit code 1): "
+            "ValueError: features: the input partition is empty",
+        ),
+        ("train", "RuntimeError: training diverged: loss is nan"),
+    ],
+)
+def test_a_failing_job_fails_its_task_with_the_jobs_own_error(
+    workdir: Path, step: str, said: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(RuntimeError, match="finished with status FAILURE"):
+        run_pipeline(failing_spec(step), workdir)
+    out = capfd.readouterr().out
+    assert said in out
+    if step == "train":
+        assert "Ray job sparkray-failing-train-" in out
+        # The failed training run was closed as FAILED, not left RUNNING.
+        [experiment] = [e for e in mlflow.MlflowClient().search_experiments() if e.name != "Default"]
+        [run] = mlflow.MlflowClient().search_runs([experiment.experiment_id])
+        assert run.info.status == "FAILED"
