@@ -113,11 +113,12 @@ test-core: env-core env-airflow env-kfp node java
 test-airflow: env-airflow java
 	$(AIRFLOW)/bin/pytest tests/test_import_guard.py $(wildcard tests/airflow)
 
-test-kfp: env-kfp
+# Spark steps run with pyspark's spark-submit (Java 17) and Ray jobs on a session head in tests/kfp and tests/prefect.
+test-kfp: env-kfp java
 	$(KFP)/bin/pytest tests/test_import_guard.py $(wildcard tests/kfp)
 
 # Flows run in Prefect's engine: one ephemeral API server (test harness) and one MLflow server per session.
-test-prefect: env-prefect
+test-prefect: env-prefect java
 	$(PREFECT)/bin/pytest tests/test_import_guard.py $(wildcard tests/prefect)
 
 # The oldest mlflow-skinny runs the tests that talk to MLflow, less the one that restarts a server (~2 server

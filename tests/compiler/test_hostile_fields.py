@@ -29,7 +29,7 @@ TARGETS = ("airflow", "kfp", "stepfunctions")
 # The backend types each target runs (the others are a located PG602, checked below too).
 RUNS = {
     "airflow": {"kubernetes", "aws_batch", "sagemaker", "local"},
-    "kfp": {"kubernetes", "aws_batch", "sagemaker", "local"},
+    "kfp": {"kubernetes", "aws_batch", "sagemaker", "local", "spark", "ray"},
     "stepfunctions": {"kubernetes", "aws_batch", "sagemaker"},
 }
 LOCATED = re.compile(r"^\S+:\d+:\d+: (error|warning)\[PG\d{3}\]: .+$")

@@ -87,7 +87,8 @@ def shown_executors(ir: dict[str, object]) -> dict[str, str]:
 
 
 def test_goldens_cover_every_spec() -> None:
-    assert [p.stem for p in GOLDEN_MODULES] == ["demo", "feed-ranking", "pricing"]
+    # specs/ and tests/specs/sparkray.yaml (Spark and Ray steps: cases.TARGETED_SPECS).
+    assert [p.stem for p in GOLDEN_MODULES] == ["demo", "feed-ranking", "pricing", "sparkray"]
 
 
 def test_ir_flag_writes_compiled_yaml(tmp_path: Path) -> None:

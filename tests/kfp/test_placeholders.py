@@ -136,7 +136,7 @@ def channel_value(value: Any, values: dict[str, Any]) -> Any:
     return values[match[1]] if match and match[1].startswith("pipelinechannel--") else value
 
 
-@pytest.mark.parametrize("backend", ["kubernetes", "aws_batch", "sagemaker", "local"])
+@pytest.mark.parametrize("backend", ["kubernetes", "aws_batch", "sagemaker", "local", "spark", "ray"])
 def test_every_input_and_command_string_survives_kfps_resolver(tmp_path: Path, backend: str) -> None:
     _, ir = compiled(tmp_path, backend)
     checked = 0
@@ -251,3 +251,32 @@ def test_every_cpu_quantity_the_spec_takes_reaches_kfp(tmp_path: Path, cpu: str,
     ir = compile_ir(module, tmp_path / "cpu.yaml")
     resources = ir["deploymentSpec"]["executors"]["exec-t"]["container"]["resources"]
     assert float(resources["cpuRequest"]) == float(wanted)
+
+
+@pytest.mark.parametrize("backend", ["spark", "ray"])
+def test_spark_and_ray_settings_reach_the_runtime_as_written(tmp_path: Path, backend: str) -> None:
+    """A hostile spark/ray backend and step: after kfp's resolver, the task's spec holds every string as written
+    (the runtime renders the spec's references itself, pipegen.runtime.step)."""
+    data, ir = compiled(tmp_path, backend)
+    settings = data["backends"]["b"]
+    for name, task, around in tasks(ir):
+        if name not in ("prep", "fit"):
+            continue
+        _, _, executor_input = resolve(ir, name, task, input_values(ir, task, around), tmp_path)
+        spec = json.loads(executor_input["inputs"]["parameterValues"]["pipegen_spec"])
+        body = next(s for s in data["steps"] if s["name"] == name)["task" if name == "prep" else "train"]
+        assert spec["command"] == body["command"] and spec.get("env", {}) == body.get("env", {})
+        if backend == "spark":
+            sent = spec["spark"]
+            assert (sent["master"], sent["conf"]) == (settings["master"], settings["conf"])
+            assert (sent["py_files"], sent["jars"], sent["packages"]) == (
+                settings["py_files"],
+                settings["jars"],
+                settings["packages"],
+            )
+            assert (sent["driver"], sent["executors"]) == (settings["driver"], settings["executors"])
+        else:
+            sent = spec["ray"]
+            assert (sent["address"], sent["runtime_env"]) == (settings["address"], settings["runtime_env"])
+            assert sent["job_name"] == f"hostile-{name}"
+        assert HOSTILE_LINE.split(" ")[0] in json.dumps(sent, ensure_ascii=False)

@@ -23,6 +23,7 @@ import pytest
 from tests.prefect.support import STARTUP_SECONDS, PrefectServer, start_prefect_server
 from tests.runtime.conftest import aws, moto_endpoint  # noqa: F401  (moto's server, boto3 pointed at it)
 from tests.support_mlflow import MlflowServer, start_mlflow_server
+from tests.support_ray import ray_client_env, ray_head  # noqa: F401  (the session's Ray head, started on first use)
 
 PREFECT_HOME = Path(tempfile.mkdtemp(prefix="pipegen-prefect-home-"))
 for _variable in [v for v in os.environ if v.startswith("PREFECT_")]:

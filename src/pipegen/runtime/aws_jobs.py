@@ -98,7 +98,11 @@ def _wait(
         except _TimedOut:
             stop(f"pipegen: the step's timeout of {timeout_seconds:g}s passed")
             raise RuntimeFailure(f"{what} did not finish within {timeout_seconds:g}s; it was stopped") from None
-        except (Cancelled, KeyboardInterrupt) as exc:
+        except BaseException as exc:
+            if isinstance(exc, Exception):  # the job's own failure, or a status call that failed: no cancellation
+                raise
+            # Cancelled (SIGTERM), Ctrl-C, or an orchestrator cancelling the waiting thread: Prefect's task timeout
+            # raises its asyncio.CancelledError subclass inside it. The job must not outlive the task waiting for it.
             stop(f"pipegen: the task waiting for it was cancelled ({exc or type(exc).__name__})")
             raise
 

@@ -25,7 +25,20 @@ from pipegen.runtime.errors import report_failure
 from pipegen.runtime.redact import install_log_redaction, redact, redact_data
 from pipegen.runtime.step import decode, run_date_from, run_step
 
-ACTIONS = ("context", "clock", "start_run", "gate", "local", "aws_batch", "sagemaker", "evaluate", "promote", "notify")
+ACTIONS = (
+    "context",
+    "clock",
+    "start_run",
+    "gate",
+    "local",
+    "aws_batch",
+    "sagemaker",
+    "spark",
+    "ray",
+    "evaluate",
+    "promote",
+    "notify",
+)
 # Ends the exit task without a notification: the run was stopped on purpose (as `pipegen run` interrupted).
 CANCELLED = ("CANCELED", "CANCELLED", "CANCELING")
 

@@ -107,7 +107,7 @@ def _run(
 
         webhooks = [values.string(w) for w in spec["webhooks"]]
         return {"passed": True, **notify(webhooks=webhooks, message=spec["message"])}
-    if kind in ("local", "aws_batch", "sagemaker"):
+    if kind in ("local", "aws_batch", "sagemaker", "spark", "ray"):
         env = {k: values.string(v) for k, v in sorted(spec.get("env", {}).items())}
         if mlflow_run:
             from pipegen.runtime.start_run import training_env
@@ -115,6 +115,8 @@ def _run(
             # Rendered here, from this task's own secrets and environment: start_run's result has no URI.
             env.update(training_env(mlflow_run, tracking_uri))
         command = [values.string(a) for a in spec["command"]]
+        if kind in ("spark", "ray"):
+            return _cluster_job(kind, spec, values, command, env)
         return _command(kind, spec, values, command, env)
     if kind == "evaluate":
         from pipegen.runtime.evaluate import evaluate
@@ -186,6 +188,56 @@ def step_action(
         retry=retry,
         wait_started=wait_started,
     )
+
+
+def _cluster_job(
+    kind: str, spec: dict[str, Any], values: Values, command: list[str], env: dict[str, str]
+) -> dict[str, Any]:
+    """A Spark application (spark-submit) or a Ray job, submitted and waited for (targets.cluster_jobs' requests).
+
+    timeout_seconds is the step's: the runtime stops the job itself, for orchestrators whose own timeout cannot
+    (Prefect's sync tasks, kfp.local) or ends only the task (a KFP pod's deadline leaves a Ray job running).
+    """
+    timeout = spec.get("timeout_seconds")
+    if kind == "spark":
+        from pipegen.runtime.spark_jobs import spark_job
+
+        spark = spec["spark"]
+        return {
+            "passed": True,
+            **spark_job(
+                application=command[0],
+                arguments=command[1:],
+                master=values.string(spark.get("master", "local[*]")),
+                deploy_mode=spark.get("deploy_mode", "client"),
+                conf={k: values.string(v) for k, v in spark.get("conf", {}).items()},
+                driver=spark.get("driver"),
+                executors=spark.get("executors"),
+                main_class=spark.get("main_class"),
+                py_files=[values.string(f) for f in spark.get("py_files", [])],
+                jars=[values.string(j) for j in spark.get("jars", [])],
+                packages=spark.get("packages", []),
+                environment=env,
+                timeout_seconds=timeout,
+            ),
+        }
+    from pipegen.runtime.ray_jobs import ray_job
+
+    ray = spec["ray"]
+    return {
+        "passed": True,
+        **ray_job(
+            address=values.string(ray["address"]),
+            entrypoint=command,
+            # The same on every target and `pipegen run`: submission ids derive from it and the run key.
+            job_name=ray["job_name"],
+            run_id=values.run_id,
+            runtime_env=ray.get("runtime_env"),
+            entrypoint_resources=ray.get("entrypoint_resources"),
+            environment=env,
+            timeout_seconds=timeout,
+        ),
+    }
 
 
 def _command(

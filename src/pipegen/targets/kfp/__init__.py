@@ -9,6 +9,7 @@ from pipegen.emit import Output
 from pipegen.render import render
 from pipegen.resolve import Pipeline
 from pipegen.targets.base import Support, Target
+from pipegen.targets.cluster_jobs import local_ray_addresses
 from pipegen.targets.kfp import schedule
 from pipegen.targets.kfp.checks import limits, mlflow_settings, runtime_image, tracking_placement
 from pipegen.targets.kfp.ir import compile_ir
@@ -30,6 +31,8 @@ class KfpTarget(Target):
             "aws_batch": "runtime component that submits the job and waits",
             "sagemaker": "runtime component that creates the training job and waits",
             "local": "runtime component that runs the command in the component's container",
+            "spark": "runtime component that runs spark-submit and waits (platform: submit)",
+            "ray": "runtime component that submits the Ray job and waits (address: a running cluster's job server)",
         },
         gates={
             "partition_exists": "runtime component (a wait polls inside it)",
@@ -52,6 +55,12 @@ class KfpTarget(Target):
             "FAILED (a cancelled run notifies nobody)",
             "notify.on_success": "the same exit task, when the final state is SUCCEEDED (COMPLETE on the KFP backend)",
         },
+        variants={
+            "spark.submit": "runtime component running spark-submit against master (local[N] inside the task's "
+            "container; the image needs Java 17 and pyspark) and waiting; the step's timeout stops it",
+            "ray.address": "runtime component submitting through Ray's JobSubmissionClient and waiting (a retry "
+            "reattaches to its job; the step's timeout stops the job); the image needs ray[default]",
+        },
     )
     options_model = KfpOptions
 
@@ -65,6 +74,7 @@ class KfpTarget(Target):
             *mlflow_settings(pipeline, options),
             *tracking_placement(pipeline, options),
             *schedule.check(pipeline, options),
+            *local_ray_addresses(pipeline, self.name),
         ]
 
     def finish(self, outputs: list[Output], flags: frozenset[str]) -> list[Output]:

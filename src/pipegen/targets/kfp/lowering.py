@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pipegen.render import py
 from pipegen.resolve import Pipeline, ResolvedStep
-from pipegen.spec import KubernetesBackend
+from pipegen.spec import KubernetesBackend, RayBackend, SparkBackend
 from pipegen.targets.base import command_request, header_lines, promote_request
+from pipegen.targets.cluster_jobs import cluster_request
 from pipegen.targets.kfp.checks import skip_conditions, uses_run_context
 from pipegen.targets.kfp.containers import ContainerSteps
 from pipegen.targets.kfp.names import RUN_DATE, RUN_KEY, SPEC, WAIT_STARTED, escaped_json, ident
@@ -249,8 +250,11 @@ class Lowering(ContainerSteps, ExitNotification):
             if mlflow_from:
                 call.settings.append(f"{call.var}.after({mlflow_from})")
             return [*calls, call], [component]
-        kind, spec = command_request(self.p, step)
-        spec = lean(spec)
+        if isinstance(backend, SparkBackend | RayBackend):
+            kind, spec = cluster_request(self.p, step)  # spark-submit or a Ray job, submitted and waited for
+        else:
+            kind, spec = command_request(self.p, step)
+            spec = lean(spec)
         if mlflow_from:
             # The job's MLFLOW_TRACKING_URI, rendered in this task (checks.tracking_secret keeps secrets out of AWS jobs).
             spec["tracking_uri"] = self._tracking()

@@ -33,7 +33,11 @@ _TAKEN = {
     "json",
     # The runtime's action components (components.action_name), which every step of their kind calls.
     *(f"pipegen_{kind}" for kind in ("gate", "evaluate", "promote")),
-    *(f"pipegen_{kind}{train}" for kind in ("local", "aws_batch", "sagemaker") for train in ("", "_train")),
+    *(
+        f"pipegen_{kind}{train}"
+        for kind in ("local", "aws_batch", "sagemaker", "spark", "ray")
+        for train in ("", "_train")
+    ),
 }
 
 

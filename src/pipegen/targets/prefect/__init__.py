@@ -13,6 +13,7 @@ from pipegen.emit import Output
 from pipegen.render import render
 from pipegen.resolve import Pipeline
 from pipegen.targets.base import Support, Target
+from pipegen.targets.cluster_jobs import local_ray_addresses
 from pipegen.targets.prefect import deployment
 from pipegen.targets.prefect.checks import deploy_templates, parameter_names, retry_lists, schedule_settings
 from pipegen.targets.prefect.lowering import Lowering
@@ -33,6 +34,9 @@ class PrefectTarget(Target):
             "timeout terminates it)",
             "sagemaker": "task that creates the training job through the runtime and waits",
             "local": "task that runs the command as a subprocess on the worker (the step's timeout ends it)",
+            "spark": "task that runs spark-submit through the runtime and waits (platform: submit)",
+            "ray": "task that submits the Ray job through the runtime and waits (address: a running cluster's job "
+            "server)",
         },
         gates={
             "partition_exists": "runtime task (a wait polls inside it; a retry resumes the wait)",
@@ -56,6 +60,12 @@ class PrefectTarget(Target):
             "(today there for a manual run)",
             "${secret.X}": "the worker's environment variable PIPEGEN_SECRET_X",
         },
+        variants={
+            "spark.submit": "task running spark-submit against master through the runtime (local[N] on the worker, "
+            "which needs Java 17 and pyspark) and waiting; the runtime ends spark-submit at the step's timeout",
+            "ray.address": "task submitting through Ray's JobSubmissionClient and waiting (a retry reattaches to its "
+            "job; the runtime stops the job at the step's timeout); the worker needs ray[default]",
+        },
     )
     options_model = PrefectOptions
 
@@ -69,6 +79,7 @@ class PrefectTarget(Target):
             *retry_lists(pipeline),
             *schedule_settings(pipeline),
             *tracking_secret(pipeline, self.name),
+            *local_ray_addresses(pipeline, self.name),
         ]
 
     def render(self, pipeline: Pipeline, options: BaseModel) -> list[Output]:

@@ -19,7 +19,7 @@ from pipegen.targets.kfp.checks import skip_conditions
 from pipegen.targets.kfp.names import escaped_json
 from pipegen.targets.prefect.checks import prefect_delays
 from pipegen.targets.prefect.names import Names, flow_function
-from pipegen.targets.prefect.steps import start_run_request, step_request
+from pipegen.targets.prefect.steps import install_extras, start_run_request, step_request
 from pipegen.targets.prefect.view import TaskDef, View
 
 _TYPES = {bool: "bool", int: "int", float: "float", str: "str"}
@@ -86,8 +86,11 @@ class Lowering:
             constants.append(("PARAMS", py(dict(spec.params))))
         if self.p.schedule is not None and self.p.schedule.start is not None:
             constants.append(("START", py(self.p.schedule.start.isoformat())))
+        extras, notes = install_extras(self.p)
         return View(
             header=header_lines(self.p),
+            extras=extras,
+            install_notes=notes,
             docstring=py(spec.description or f"The {self.p.name} pipeline."),
             constants=constants,
             names=self.names,

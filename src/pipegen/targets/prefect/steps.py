@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from pipegen.resolve import Pipeline, ResolvedStep
+from pipegen.spec import RayBackend, SparkBackend
 from pipegen.targets.base import command_request, promote_request
+from pipegen.targets.cluster_jobs import cluster_request
 
 
 def step_request(pipeline: Pipeline, step: ResolvedStep) -> tuple[str, dict[str, Any]]:
@@ -36,7 +38,11 @@ def start_run_request(pipeline: Pipeline, step: ResolvedStep) -> dict[str, Any]:
 
 
 def _command(pipeline: Pipeline, step: ResolvedStep, tracking: str) -> tuple[str, dict[str, Any]]:
-    kind, spec = command_request(pipeline, step)
+    if isinstance(step.backend, SparkBackend | RayBackend):
+        # spark-submit or a Ray job, with the step's timeout in the request: the runtime stops the job itself.
+        kind, spec = cluster_request(pipeline, step)
+    else:
+        kind, spec = command_request(pipeline, step)
     if kind == "local":
         # Prefect's timeout_seconds does not stop a sync task started with .submit() (PrefectHQ/prefect#15760):
         # the runtime ends the command's process group itself.
@@ -45,3 +51,16 @@ def _command(pipeline: Pipeline, step: ResolvedStep, tracking: str) -> tuple[str
         # The job's MLFLOW_TRACKING_URI, rendered in the task (checks keep secrets out of AWS jobs' environment).
         spec["tracking_uri"] = tracking
     return kind, spec
+
+
+def install_extras(pipeline: Pipeline) -> tuple[list[str], list[str]]:
+    """The pipegen-ml extras the flow's worker installs, and a note for each a Spark or Ray step adds."""
+    extras, notes = ["runtime", "aws", "sql"], []
+    types = {s.backend.type for s in pipeline.steps if s.backend is not None}
+    if "spark" in types:
+        extras.append("spark")
+        notes.append("[spark]: pyspark's spark-submit, which needs Java 17 or newer on the worker.")
+    if "ray" in types:
+        extras.append("ray")
+        notes.append("[ray]: ray[default], whose JobSubmissionClient submits the Ray steps' jobs.")
+    return extras, notes

@@ -21,6 +21,9 @@ class View:
     """Everything the module template lays out."""
 
     header: list[str]
+    # The pipegen-ml extras the worker installs, and what the ones a spec adds need (a comment each).
+    extras: list[str]
+    install_notes: list[str]
     docstring: str
     constants: list[tuple[str, str]]
     # Module-level helpers the flow body calls, by role: their names avoid the flow's parameter names.
