@@ -28,7 +28,7 @@ Cli = Callable[..., CliResult]
 TARGETS = ("airflow", "kfp", "stepfunctions")
 # The backend types each target runs (the others are a located PG602, checked below too).
 RUNS = {
-    "airflow": {"kubernetes", "aws_batch", "sagemaker", "local"},
+    "airflow": {"kubernetes", "aws_batch", "sagemaker", "local", "spark", "ray"},
     "kfp": {"kubernetes", "aws_batch", "sagemaker", "local", "spark", "ray"},
     "stepfunctions": {"kubernetes", "aws_batch", "sagemaker"},
 }
