@@ -91,7 +91,9 @@ def test_unsupported_backend_is_a_located_diagnostic(cli: Cli, tmp_path: Path) -
         f"{spec}:4:26: error[PG602]: target 'airflow' cannot run step 'features' on a spark backend with platform:"
         " kubernetes (backend 'cluster')" in result.err
     )
-    assert "hint: Apache Airflow 3 runs spark with platform: submit, emr, emr_serverless, emr_on_eks, glue" in result.err
+    assert (
+        "hint: Apache Airflow 3 runs spark with platform: submit, emr, emr_serverless, emr_on_eks, glue" in result.err
+    )
     assert not (tmp_path / "out").exists()
 
 
