@@ -18,6 +18,7 @@ from pipegen.diagnostics import Diagnostic, diag
 from pipegen.expr import parse_template
 from pipegen.render import py
 from pipegen.resolve import Pipeline, ResolvedStep
+from pipegen.runtime.spark_aws import DRIVER_ENV, SIZES
 from pipegen.runtime.spark_jobs import driver_env_conf, is_local_master
 from pipegen.spec import SparkBackend
 from pipegen.targets.airflow.view import Task, var_name
@@ -33,16 +34,6 @@ GLUE = "airflow.providers.amazon.aws.operators.glue"
 # step timeout may run before the operator gives up waiting: the longest timeout a spec may set (365 days).
 POLL_SECONDS = 30
 UNBOUNDED_SECONDS = 365 * 86400
-# The spark-defaults properties that carry the sizes and files on EMR Serverless and EMR on EKS (spark-submit's
-# --driver-cores ... --packages as configuration, so no value is split on spaces as sparkSubmitParameters are).
-SIZES = (
-    ("driver", "cores", "spark.driver.cores"),
-    ("driver", "memory", "spark.driver.memory"),
-    ("executors", "instances", "spark.executor.instances"),
-    ("executors", "cores", "spark.executor.cores"),
-    ("executors", "memory", "spark.executor.memory"),
-)
-DRIVER_ENV = {"emr_serverless": "spark.emr-serverless.driverEnv.", "emr_on_eks": "spark.kubernetes.driverEnv."}
 
 
 def conn_id(backend_name: str) -> str:
