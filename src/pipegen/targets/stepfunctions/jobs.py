@@ -20,11 +20,11 @@ def literal(value: Any) -> Any:
     return parse_template(value).literal_text()
 
 
-class JobStates:
-    """The job part of the lowering (mixed into it: it needs the step's policy and runtime tasks)."""
+class LoweringParts:
+    """What the parts of the lowering mixed into it (JobStates, SparkStates) use of it: its state, the step's
+    policy and runtime tasks (the Lowering defines them)."""
 
     p: Pipeline
-    o: StepFunctionsOptions
     d: Dialect
     states: dict[str, dict[str, Any]]
 
@@ -45,6 +45,12 @@ class JobStates:
 
     def _own(self, *path: str) -> Slot:
         raise NotImplementedError
+
+
+class JobStates(LoweringParts):
+    """The job part of the lowering (mixed into it: it needs the step's policy and runtime tasks)."""
+
+    o: StepFunctionsOptions
 
     def _tracking(self) -> dict[str, str]:
         """The spec's tracking URI for a runtime request; none when the spec has none (the runtime reads

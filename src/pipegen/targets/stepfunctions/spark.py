@@ -19,8 +19,7 @@ from pipegen.expr import parse_template
 from pipegen.resolve import Pipeline, ResolvedStep
 from pipegen.runtime.spark_aws import spark_request, spark_service_request
 from pipegen.spec import SparkBackend
-from pipegen.targets.asl import Dialect, Slot
-from pipegen.targets.stepfunctions.jobs import literal
+from pipegen.targets.stepfunctions.jobs import LoweringParts, literal
 
 EMR_SYNC = "arn:aws:states:::elasticmapreduce:addStep.sync"
 EMR_SERVERLESS_SYNC = "arn:aws:states:::emr-serverless:startJobRun.sync"
@@ -176,31 +175,10 @@ def _glue(pipeline: Pipeline, step: ResolvedStep, backend: SparkBackend) -> Iter
             )
 
 
-class SparkStates:
+class SparkStates(LoweringParts):
     """The Spark part of the lowering (mixed into it, like JobStates)."""
 
-    p: Pipeline
-    d: Dialect
-    states: dict[str, dict[str, Any]]
     _tracking: Callable[[], dict[str, str]]  # JobStates'
-
-    def _policy(self, step: ResolvedStep, lambda_task: bool) -> dict[str, Any]:
-        raise NotImplementedError
-
-    def _runtime_task(
-        self,
-        step: ResolvedStep,
-        kind: str,
-        spec: dict[str, Any],
-        select: dict[str, str],
-        store: Slot | None,
-        comment: str,
-        mlflow_run: str | None = None,
-    ) -> dict[str, Any]:
-        raise NotImplementedError
-
-    def _own(self, *path: str) -> Slot:
-        raise NotImplementedError
 
     def _spark(self, step: ResolvedStep, after: dict[str, Any]) -> None:
         """A Spark step: its `.sync` Task, after a Lambda state that renders the request when it must."""
