@@ -50,6 +50,12 @@ def templated(template: Template) -> str:
         if any(opener in text for opener in _JINJA_OPENERS):
             return f"literal({py(text)})"
         return py(text)
+    return py(jinja_text(template))
+
+
+def jinja_text(template: Template) -> str:
+    """A template as Jinja template text: references as expressions, literal parts holding a brace or a line
+    break as Jinja string literals (so no Jinja can form from them), the rest as they are."""
     out = []
     for part in template.parts:
         if isinstance(part, Ref):
@@ -58,7 +64,7 @@ def templated(template: Template) -> str:
             out.append("{{ " + jinja_string_literal(part.text) + " }}")
         else:
             out.append(part.text)
-    return py("".join(out))
+    return "".join(out)
 
 
 def literal_source(value: Any) -> str:

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from pipegen.expr import Ref, Template, parse_template
+from pipegen.expr import Template, parse_template
 from pipegen.render import py
 from pipegen.resolve import Pipeline, ResolvedStep, RetryPolicy, resolve_policy_defaults
 from pipegen.targets.airflow.options import AirflowOptions
 from pipegen.targets.airflow.view import timedelta_source
 from pipegen.targets.airflow_expr import (
-    jinja_string_literal,
+    jinja_text,
     literal_source,
     needs_literal,
-    ref_expression,
     templated,
     uses_literal,
 )
@@ -51,15 +50,7 @@ class ValueLowering:
         """
         template = parse_template(text)
         self._macros(template)
-        out = []
-        for part in template.parts:
-            if isinstance(part, Ref):
-                out.append("{{ " + ref_expression(part) + " }}")
-            elif any(c in part.text for c in "{}\r\n"):
-                out.append("{{ " + jinja_string_literal(part.text) + " }}")
-            else:
-                out.append(part.text)
-        return "".join(out)
+        return jinja_text(template)
 
     def lit(self, text: str) -> str:
         """A plain spec string (no expressions) placed where Airflow renders templates."""
