@@ -138,6 +138,9 @@ def test_evaluate_must_run_after_training() -> None:
     assert got == [("PG307", 11), ("PG307", 13)]
 
 
+SPARK_CONF = "backends:\n  s: {{type: spark, master: 'local[2]', conf: {{spark.hadoop.fs.s3a.{}: {}}}}}\n"
+
+
 @pytest.mark.parametrize(
     ("replace", "code"),
     [
@@ -146,6 +149,9 @@ def test_evaluate_must_run_after_training() -> None:
         (("params: {lr: 0.1}", "params: {lr: 0.1, api_token: abc}"), "PG501"),
         (("[python, train.py]", "[python, train.py, --token, abc]"), "PG501"),
         (("[python, train.py]", "[python, train.py, '--token=${secret.t}']"), None),
+        # A key that names a provider class, not a credential (Hadoop's S3A settings through Spark's conf).
+        (("name: p\n", "name: p\n" + SPARK_CONF.format("aws.credentials.provider", "com.amazonaws.auth.X")), None),
+        (("name: p\n", "name: p\n" + SPARK_CONF.format("secret.key", "abc123")), "PG501"),
     ],
 )
 def test_credentials(replace: tuple[str, str], code: str | None) -> None:

@@ -19,8 +19,9 @@ from pipegen.runtime.url_credentials import SECRET_PATH, is_credential_name
 _URL = re.compile(r"(?<![A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
 _URL_PASSWORD = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*:(?P<password>[^/\s@]+)@")
 _SECRET_KEY = re.compile(r"pass(word|wd)?|pwd|token|secret|api[_-]?key|access[_-]?key|private[_-]?key|credential", re.I)
-# Keys that name where a secret lives rather than holding it.
-_REFERENCE_KEY = re.compile(r"(_|^)(name|names|arn|ref|file|path|id|env|ttl)$", re.I)
+# Keys that name where a secret lives, or what supplies it, rather than holding it; dotted keys too (Spark's and
+# Hadoop's `...credentials.provider` names a provider class).
+_REFERENCE_KEY = re.compile(r"([._-]|^)(name|names|arn|ref|file|path|id|env|ttl|provider|providers)$", re.I)
 _SECRET_FLAG = re.compile(r"--?(?P<flag>[A-Za-z0-9_-]+)(=(?P<value>.*))?\Z", re.S)
 
 
