@@ -61,9 +61,12 @@ def enclosing_conditions(ir: dict[str, Any]) -> dict[str, list[str]]:
 
 
 def compile_pipeline(request: Request, workdir: Path) -> tuple[Any, dict[str, Any]]:
-    """The compiled pipeline module -> IR YAML (real kfp compiler) -> the pipeline loaded back, and the IR."""
+    """The compiled pipeline module -> IR YAML (real kfp compiler; tasks sharing components, as `pipegen compile
+    --ir` writes it) -> the pipeline loaded back, and the IR."""
     import yaml
     from kfp import compiler, components
+
+    from pipegen.targets.kfp.ir_share import shared_ir
 
     source = request.compiled_file("kfp", ".py")
     spec = importlib.util.spec_from_file_location(f"pipegen_diff_{source.stem.replace('-', '_')}", source)
@@ -73,6 +76,7 @@ def compile_pipeline(request: Request, workdir: Path) -> tuple[Any, dict[str, An
     spec.loader.exec_module(module)
     ir_path = workdir / f"{source.stem}.ir.yaml"
     compiler.Compiler().compile(module.pipeline, package_path=str(ir_path))
+    ir_path.write_text(shared_ir(ir_path.read_text()))
     ir = next(yaml.safe_load_all(ir_path.read_text()))
     return components.load_component_from_file(str(ir_path)), ir
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pipegen.emit import Output
+from pipegen.targets.kfp.ir_share import shared_ir
 
 
 def compile_ir(module: Output) -> Output:
-    """Compile a generated pipeline module with the kfp compiler into IR YAML."""
+    """Compile a generated pipeline module with the kfp compiler into IR YAML, its tasks sharing components."""
     import importlib.util
     import tempfile
     from pathlib import Path
@@ -22,4 +23,4 @@ def compile_ir(module: Output) -> Output:
         spec.loader.exec_module(loaded)
         target = Path(tmp) / "pipeline.yaml"
         compiler.Compiler().compile(loaded.pipeline, package_path=str(target))
-        return Output(module.path[: -len(".py")] + ".yaml", target.read_text(encoding="utf-8"))
+        return Output(module.path[: -len(".py")] + ".yaml", shared_ir(target.read_text(encoding="utf-8")))
