@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
@@ -195,6 +196,35 @@ def test_a_store_deleted_between_runs_is_created_afresh_not_written_through_the_
         assert run.info.run_id == run_ids[1] and run.info.status == "FINISHED"
     finally:
         stop_worker(tmp_path, uri)
+
+
+def test_a_new_store_is_a_copy_of_one_migrated_once_and_its_default_experiment_is_its_own(tmp_path: Path) -> None:
+    """The first run in a directory copies an empty store migrated once per MLflow version (store_seed)."""
+    from mlflow.version import VERSION
+
+    cache = tmp_path / "cache"
+    template = cache / f"mlflow-{VERSION}-empty.sqlite"
+    os.environ["PIPEGEN_CACHE_DIR"] = str(cache)  # the worker a run starts inherits it
+    try:
+        for name in ("one", "two"):
+            directory = tmp_path / name
+            directory.mkdir()
+            made = template.stat().st_mtime_ns if template.exists() else None
+            proc = run_tiny(directory, idle="0.5")
+            assert proc.returncode == 0, proc.stderr
+            assert template.exists() and (made is None or template.stat().st_mtime_ns == made)
+            client = mlflow.MlflowClient(tracking_uri=default_tracking_uri(directory))
+            # MLflow's Default experiment, added when the copy was opened, lies in this directory, not the cache.
+            default = client.get_experiment("0")
+            assert default.name == "Default"
+            assert default.artifact_location == str(directory / "mlruns" / "0")
+            [run] = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
+            assert run.info.status == "FINISHED"
+        # The template itself holds no experiment (so no directory's paths).
+        with sqlite3.connect(template) as db:
+            assert db.execute("SELECT count(*) FROM experiments").fetchone() == (0,)
+    finally:
+        del os.environ["PIPEGEN_CACHE_DIR"]
 
 
 def test_failing_command_is_retried_then_fails(workdir: Path, tmp_path: Path) -> None:

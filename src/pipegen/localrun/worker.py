@@ -77,8 +77,12 @@ class Worker:
 
     def warm(self) -> None:
         """Import MLflow and open the tracking and registry stores once (a new sqlite DB is migrated here)."""
+        from pipegen.localrun.store_seed import seed
         from pipegen.runtime.tracking import client
 
+        db = _sqlite_file(self.uri)
+        if db is not None:
+            seed(db)  # a new store: a copy of one migrated before, not every migration again
         c = client(self.uri)
         c.search_experiments(max_results=1)
         c.search_registered_models(max_results=1)
