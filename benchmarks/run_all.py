@@ -30,6 +30,8 @@ BENCHMARKS = {
     "argo_size": (CORE, "benchmarks.argo_size"),
     # Imports each flow module in .venv-prefect processes.
     "prefect_import": (CORE, "benchmarks.prefect_import"),
+    # Runs each flow in .venv-prefect processes against Prefect's ephemeral API.
+    "prefect_engine": (CORE, "benchmarks.prefect_engine"),
     # The differential suite's fan-out on a real scheduler (api-server, scheduler, dag-processor; it starts
     # .venv-airflow's `airflow` itself, and moto and an MLflow server from .venv).
     "fanout_airflow": (CORE, "benchmarks.fanout_airflow"),
@@ -240,12 +242,33 @@ def report() -> str:
         )
     )
 
+    if (RESULTS / "prefect_engine.json").exists():
+        out += _prefect_engine(_load("prefect_engine"))
     if (RESULTS / "fanout_airflow.json").exists():
         out += _fanout(_load("fanout_airflow"))
 
     out += ["", "### Goals", "", "| goal | figure | |", "|---|---:|---|"]
     out += [f"| {g} | {v} | {s} |" for g, v, s in goals]
     return "\n".join([*out, "", END])
+
+
+def _prefect_engine(p: dict[str, Any]) -> list[str]:
+    out = [
+        "",
+        "### Prefect's engine per task",
+        "",
+        "`benchmarks/prefect_engine.py`: a flow of N local steps that each run `true`, run to its end against "
+        "Prefect's ephemeral API; the hand-written flow runs the same command in one @task per step.",
+        "",
+        "| shape | N | pipegen | hand-written | per task: pipegen | hand-written | pipegen / hand |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in p["results"]["rows"]:
+        out.append(
+            f"| {r['shape']} | {r['n']} | {r['pipegen_wall_s']:.1f} s | {r['hand_wall_s']:.1f} s "
+            f"| {r['pipegen_ms_per_task']:.0f} ms | {r['hand_ms_per_task']:.0f} ms | {_x(r['wall_ratio'])} |"
+        )
+    return out
 
 
 def _fanout(f: dict[str, Any]) -> list[str]:
