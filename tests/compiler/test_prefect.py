@@ -361,13 +361,19 @@ def test_parameters_never_hide_what_the_flow_calls(cli: Cli, tmp_path: Path) -> 
 
 def test_specs_compiled_together_share_one_prefect_yaml(cli: Cli, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    result = cli("compile", "specs/pricing.yaml", "specs/demo.yaml", "-t", "prefect", "-o", str(out))
+    specs = ["pricing", "feed-ranking-16gpu", "demo", "feed-ranking"]
+    result = cli("compile", *(f"specs/{s}.yaml" for s in specs), "-t", "prefect", "-o", str(out))
     assert result.code == 0, result.err
     text = (out / "prefect" / "prefect.yaml").read_text(encoding="utf-8")
     config = yaml.safe_load(text)
-    assert [d["name"] for d in config["deployments"]] == ["demo", "pricing"]
-    assert [d["entrypoint"] for d in config["deployments"]] == ["demo.py:demo", "pricing.py:pricing"]
-    assert "from specs/demo.yaml" in text and "from specs/pricing.yaml" in text
-    assert sorted(p.name for p in (out / "prefect").iterdir()) == ["demo.py", "prefect.yaml", "pricing.py"]
+    assert [d["name"] for d in config["deployments"]] == sorted(specs)
+    assert [d["entrypoint"] for d in config["deployments"]] == [
+        "demo.py:demo",
+        "feed-ranking.py:feed_ranking",
+        "feed-ranking-16gpu.py:feed_ranking_16gpu",
+        "pricing.py:pricing",
+    ]
+    assert all(f"from specs/{s}.yaml" in text for s in specs)
+    assert sorted(p.name for p in (out / "prefect").iterdir()) == sorted([*(f"{s}.py" for s in specs), "prefect.yaml"])
     # The same bytes as golden/ (which holds every example spec's Prefect output).
     assert text == (REPO / "golden" / "prefect" / "prefect.yaml").read_text(encoding="utf-8")

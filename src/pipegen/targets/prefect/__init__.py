@@ -94,7 +94,7 @@ class PrefectTarget(Target):
     def render(self, pipeline: Pipeline, options: BaseModel) -> list[Output]:
         """The flow module and prefect.yaml (merged with other specs' by combine)."""
         assert isinstance(options, PrefectOptions)
-        text = render("prefect/flow.py.j2", v=Lowering(pipeline, options.kubernetes_credentials).view())
+        text = render("prefect/flow.py.j2", v=Lowering(pipeline, options.kubernetes_block).view())
         return [Output(f"prefect/{pipeline.name}.py", text), deployment.deployment_file(pipeline, options)]
 
     def combine(self, outputs: list[Output]) -> list[Output]:

@@ -41,9 +41,9 @@ _HELPERS = (
 class Lowering:
     """Builds the View of one pipeline's flow module."""
 
-    def __init__(self, pipeline: Pipeline, kubernetes_credentials: str | None = None) -> None:
+    def __init__(self, pipeline: Pipeline, kubernetes_block: str | None = None) -> None:
         self.p = pipeline
-        self.kubernetes_credentials = kubernetes_credentials
+        self.kubernetes_block = kubernetes_block
         self.params = sorted(pipeline.spec.params)
         self.flow = flow_function(pipeline.name)
         names = Names(self.params, self.flow)
@@ -157,7 +157,7 @@ class Lowering:
         self.requests[step.name] = escaped_json(spec)
         if kind == kubernetes.KIND:
             doc = f"Run a step of pipeline '{self.p.name}' as a Kubernetes Job (prefect-kubernetes): `request` is its spec."
-            body = kubernetes.task_body(mlflow, self.kubernetes_credentials)
+            body = kubernetes.task_body(mlflow, self.kubernetes_block)
             task = TaskDef("", self._decorator(step, False, timeout), self._inputs(mlflow), py(doc), body)
             self._share(step.name, kind, task)
             return

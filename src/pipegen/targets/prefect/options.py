@@ -1,7 +1,7 @@
 """`targets: {prefect: {...}}`: the options a spec can give the Prefect target.
 
 work_pool reaches prefect.yaml, which `prefect deploy` templates (checks.deploy_templates refuses `{{`);
-kubernetes_credentials reaches the flow module only, as a Python literal.
+kubernetes_block reaches the flow module only, as a Python literal.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ class PrefectOptions(BaseModel):
         description="The work pool of the spec's deployment in prefect.yaml. Without it, `prefect deploy` takes the "
         "pool from PREFECT_DEFAULT_WORK_POOL_NAME (or asks).",
     )
-    kubernetes_credentials: str | None = Field(
+    kubernetes_block: str | None = Field(
         None,
         min_length=1,
         description="The name of the prefect-kubernetes KubernetesCredentials block the kubernetes steps' tasks load "
