@@ -35,7 +35,7 @@ AIRFLOW_SPECS := $(call specs_but,spark-ray-k8s)
 KFP_SPECS := $(call specs_but,clicks spark-ray-k8s feed-ranking-16gpu)
 ARGO_SPECS := $(call specs_but,clicks feed-ranking-16gpu)
 STEPFUNCTIONS_SPECS := $(call specs_but,demo spark-ray-k8s feed-ranking-16gpu)
-PREFECT_SPECS := $(call specs_but,feed-ranking clicks spark-ray-k8s feed-ranking-16gpu)
+PREFECT_SPECS := $(call specs_but,clicks spark-ray-k8s)
 OUT := build
 
 .PHONY: help uv java env-core env-airflow env-kfp env-prefect env-bench env-runtime env-runtime-oldest envs node demo test lint \

@@ -107,10 +107,13 @@ def test_prefect_header_names_prefect_and_the_runtime(path: Path) -> None:
     header = _header(path)
     named = _named(header)
     assert named["prefect"][1] == str(LOCKED["prefect"])
-    # The flow imports Prefect and nothing of Prefect's integrations.
+    # The flow imports Prefect, and prefect-kubernetes (with its kubernetes-asyncio) exactly when the header names it.
     tree = ast.parse(path.read_text(encoding="utf-8"))
     modules = {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
-    assert modules <= {"prefect", "pipegen", "__future__"}
-    assert set(named) == {"prefect", "mlflow-skinny"}
+    kubernetes = {"prefect_kubernetes", "kubernetes_asyncio"}
+    assert modules - kubernetes <= {"prefect", "pipegen", "__future__"}
+    integrations = {"prefect-kubernetes"} if modules & kubernetes else set()
+    assert not modules & kubernetes or kubernetes <= modules
+    assert set(named) == {"prefect", "mlflow-skinny", *integrations}
     _check_versions(named)
     _check_runtime(header)

@@ -291,12 +291,43 @@ def test_work_pool_reaches_prefect_yaml(cli: Cli, tmp_path: Path) -> None:
     assert config["deployments"][0]["work_pool"] == {"name": "ml-pool", "job_variables": {"env": {"A": "b"}}}
 
 
-def test_kubernetes_steps_are_a_located_error(cli: Cli, tmp_path: Path) -> None:
+def test_kubernetes_steps_compile_to_a_prefect_kubernetes_task(cli: Cli, tmp_path: Path) -> None:
     result = cli("compile", "specs/feed-ranking.yaml", "-t", "prefect", "-o", str(tmp_path / "out"))
+    assert result.code == 0, result.err
+    text = (tmp_path / "out" / "prefect" / "feed-ranking.py").read_text(encoding="utf-8")
+    assert "KubernetesJob(v1_job=job, namespace=namespace, credentials=credentials).trigger()" in text
+    # prefect-kubernetes is imported inside the task only: the module imports Prefect alone at load.
+    top = {n.module for n in ast.parse(text).body if isinstance(n, ast.ImportFrom)}
+    assert not any(m and m.startswith("prefect_kubernetes") for m in top)
+
+
+K8S_SPEC = """pipegen: 1
+name: k
+backends:
+  gpu:
+    type: kubernetes
+    image: img:1
+    distributed_runtime: {runtime}
+    env: {{GREETING: "hello ${{secret.word}}"}}
+steps:
+  - name: train
+    train:
+      backend: gpu
+      command: [python, train.py, --word, "${{secret.word}}"]
+      distributed: {{nodes: 2}}
+"""
+
+
+@pytest.mark.parametrize("runtime", ["jobset", "trainjob"])
+def test_what_a_prefect_kubernetes_task_cannot_send_is_a_located_error(cli: Cli, tmp_path: Path, runtime: str) -> None:
+    result, _ = compile_spec(cli, tmp_path, K8S_SPEC.format(runtime=runtime))
     assert result.code == 1
     errors = [line for line in result.err.splitlines() if "error[" in line]
-    assert errors and all(LOCATED.match(e) and "error[PG602]" in e for e in errors), result.err
-    assert "cannot run step 'train' on backend type 'kubernetes'" in result.err
+    assert all(LOCATED.match(e) for e in errors), result.err
+    assert [e.split(": error")[0].rsplit(":", 2)[1:] for e in errors] == [["7", "26"], ["8", "21"], ["13", "43"]]
+    assert f"target 'prefect' does not run distributed_runtime '{runtime}'" in errors[0]
+    assert "hint: use distributed_runtime: indexed_job" in errors[0]
+    assert "only as the whole value" in errors[1] and "secret in the command" in errors[2]
 
 
 def test_keyword_parameter_is_a_located_error(cli: Cli, tmp_path: Path) -> None:
@@ -330,13 +361,19 @@ def test_parameters_never_hide_what_the_flow_calls(cli: Cli, tmp_path: Path) -> 
 
 def test_specs_compiled_together_share_one_prefect_yaml(cli: Cli, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    result = cli("compile", "specs/pricing.yaml", "specs/demo.yaml", "-t", "prefect", "-o", str(out))
+    specs = ["pricing", "feed-ranking-16gpu", "demo", "feed-ranking"]
+    result = cli("compile", *(f"specs/{s}.yaml" for s in specs), "-t", "prefect", "-o", str(out))
     assert result.code == 0, result.err
     text = (out / "prefect" / "prefect.yaml").read_text(encoding="utf-8")
     config = yaml.safe_load(text)
-    assert [d["name"] for d in config["deployments"]] == ["demo", "pricing"]
-    assert [d["entrypoint"] for d in config["deployments"]] == ["demo.py:demo", "pricing.py:pricing"]
-    assert "from specs/demo.yaml" in text and "from specs/pricing.yaml" in text
-    assert sorted(p.name for p in (out / "prefect").iterdir()) == ["demo.py", "prefect.yaml", "pricing.py"]
+    assert [d["name"] for d in config["deployments"]] == sorted(specs)
+    assert [d["entrypoint"] for d in config["deployments"]] == [
+        "demo.py:demo",
+        "feed-ranking.py:feed_ranking",
+        "feed-ranking-16gpu.py:feed_ranking_16gpu",
+        "pricing.py:pricing",
+    ]
+    assert all(f"from specs/{s}.yaml" in text for s in specs)
+    assert sorted(p.name for p in (out / "prefect").iterdir()) == sorted([*(f"{s}.py" for s in specs), "prefect.yaml"])
     # The same bytes as golden/ (which holds every example spec's Prefect output).
     assert text == (REPO / "golden" / "prefect" / "prefect.yaml").read_text(encoding="utf-8")

@@ -15,7 +15,7 @@ from tests.conftest import CliResult
 from tests.hostile import BACKEND_TYPES, HOSTILE_LINE, benign_twin, dump, hostile_spec
 
 Cli = Callable[..., CliResult]
-RUNS = {"aws_batch", "sagemaker", "local", "spark", "ray"}
+RUNS = {"kubernetes", "aws_batch", "sagemaker", "local", "spark", "ray"}
 LOCATED = re.compile(r"^\S+:\d+:\d+: (error|warning)\[PG\d{3}\]: .+$")
 
 

@@ -14,7 +14,7 @@ from pipegen.render import render
 from pipegen.resolve import Pipeline
 from pipegen.targets.base import Support, Target
 from pipegen.targets.cluster_jobs import local_ray_addresses
-from pipegen.targets.prefect import deployment
+from pipegen.targets.prefect import deployment, kubernetes
 from pipegen.targets.prefect.checks import deploy_templates, parameter_names, retry_lists, schedule_settings
 from pipegen.targets.prefect.lowering import Lowering
 from pipegen.targets.prefect.options import PrefectOptions
@@ -30,6 +30,9 @@ class PrefectTarget(Target):
     title = "Prefect 3"
     support = Support(
         backends={
+            "kubernetes": "task that creates the step's Job through prefect-kubernetes (KubernetesJob), prints its "
+            "pods' logs and waits; named per attempt (a retry creates its own Job, a failed attempt's is deleted), "
+            "the step's timeout as the Job's activeDeadlineSeconds",
             "aws_batch": "task that submits the job through the runtime and waits (a retry finds the job; the step's "
             "timeout terminates it)",
             "sagemaker": "task that creates the training job through the runtime and waits",
@@ -58,7 +61,12 @@ class PrefectTarget(Target):
             "notify.on_success": "flow on_completion hook",
             "${run.id} / ${run.date}": "the flow run id / its scheduled start's date in the schedule's timezone "
             "(today there for a manual run)",
-            "${secret.X}": "the worker's environment variable PIPEGEN_SECRET_X",
+            "${secret.X}": "the worker's environment variable PIPEGEN_SECRET_X; in a kubernetes step's env, the whole "
+            "value only: the Kubernetes secret's key (secretKeyRef)",
+            "distributed": "kubernetes, distributed_runtime indexed_job: the task creates the headless Service, then "
+            "the Indexed Job (completions = parallelism = nodes) through prefect-kubernetes, and deletes the Service "
+            "after; jobset and trainjob are refused",
+            "kubernetes.tolerations": "the Job's pod template tolerations",
         },
         variants={
             "spark.submit": "task running spark-submit against master through the runtime (local[N] on the worker, "
@@ -80,12 +88,13 @@ class PrefectTarget(Target):
             *schedule_settings(pipeline),
             *tracking_secret(pipeline, self.name),
             *local_ray_addresses(pipeline, self.name),
+            *kubernetes.checks(pipeline),
         ]
 
     def render(self, pipeline: Pipeline, options: BaseModel) -> list[Output]:
         """The flow module and prefect.yaml (merged with other specs' by combine)."""
         assert isinstance(options, PrefectOptions)
-        text = render("prefect/flow.py.j2", v=Lowering(pipeline).view())
+        text = render("prefect/flow.py.j2", v=Lowering(pipeline, options.kubernetes_block).view())
         return [Output(f"prefect/{pipeline.name}.py", text), deployment.deployment_file(pipeline, options)]
 
     def combine(self, outputs: list[Output]) -> list[Output]:

@@ -17,6 +17,7 @@ from pipegen.resolve import Pipeline, ResolvedStep
 from pipegen.targets.base import gate_deadline_seconds, header_lines
 from pipegen.targets.kfp.checks import skip_conditions
 from pipegen.targets.kfp.names import escaped_json
+from pipegen.targets.prefect import kubernetes
 from pipegen.targets.prefect.checks import prefect_delays
 from pipegen.targets.prefect.names import Names, flow_function
 from pipegen.targets.prefect.steps import install_extras, start_run_request, step_request
@@ -40,8 +41,9 @@ _HELPERS = (
 class Lowering:
     """Builds the View of one pipeline's flow module."""
 
-    def __init__(self, pipeline: Pipeline) -> None:
+    def __init__(self, pipeline: Pipeline, kubernetes_block: str | None = None) -> None:
         self.p = pipeline
+        self.kubernetes_block = kubernetes_block
         self.params = sorted(pipeline.spec.params)
         self.flow = flow_function(pipeline.name)
         names = Names(self.params, self.flow)
@@ -153,6 +155,12 @@ class Lowering:
             self.helpers.add("wait_started")
             extra.append(f"wait_started={self.names['wait_started']}(),")
         self.requests[step.name] = escaped_json(spec)
+        if kind == kubernetes.KIND:
+            doc = f"Run a step of pipeline '{self.p.name}' as a Kubernetes Job (prefect-kubernetes): `request` is its spec."
+            body = kubernetes.task_body(mlflow, self.kubernetes_block)
+            task = TaskDef("", self._decorator(step, False, timeout), self._inputs(mlflow), py(doc), body)
+            self._share(step.name, kind, task)
+            return
         body = [
             "from pipegen.runtime.step import run_step",
             "",

@@ -1,6 +1,7 @@
 """`targets: {prefect: {...}}`: the options a spec can give the Prefect target.
 
-Every value here reaches prefect.yaml, which `prefect deploy` templates (checks.deploy_templates refuses `{{`).
+work_pool reaches prefect.yaml, which `prefect deploy` templates (checks.deploy_templates refuses `{{`);
+kubernetes_block reaches the flow module only, as a Python literal.
 """
 
 from __future__ import annotations
@@ -39,4 +40,11 @@ class PrefectOptions(BaseModel):
         None,
         description="The work pool of the spec's deployment in prefect.yaml. Without it, `prefect deploy` takes the "
         "pool from PREFECT_DEFAULT_WORK_POOL_NAME (or asks).",
+    )
+    kubernetes_block: str | None = Field(
+        None,
+        min_length=1,
+        description="The name of the prefect-kubernetes KubernetesCredentials block the kubernetes steps' tasks load "
+        "(`KubernetesCredentials.load(NAME)`). Without it they use the pod's service account when the worker runs in "
+        "the cluster (a kubernetes work pool), else the worker's kubeconfig.",
     )

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from pipegen.resolve import Pipeline, ResolvedStep
-from pipegen.spec import RayBackend, SparkBackend
+from pipegen.spec import KubernetesBackend, RayBackend, SparkBackend
 from pipegen.targets.base import command_request, promote_request
 from pipegen.targets.cluster_jobs import cluster_request
+from pipegen.targets.prefect import kubernetes
 
 
 def step_request(pipeline: Pipeline, step: ResolvedStep) -> tuple[str, dict[str, Any]]:
@@ -38,6 +39,9 @@ def start_run_request(pipeline: Pipeline, step: ResolvedStep) -> dict[str, Any]:
 
 
 def _command(pipeline: Pipeline, step: ResolvedStep, tracking: str) -> tuple[str, dict[str, Any]]:
+    if isinstance(step.backend, KubernetesBackend):
+        # Not a run_step kind: the task itself creates the Job (targets.prefect.kubernetes).
+        return kubernetes.KIND, kubernetes.job_request(pipeline, step)
     if isinstance(step.backend, SparkBackend | RayBackend):
         # spark-submit or a Ray job, with the step's timeout in the request: the runtime stops the job itself.
         kind, spec = cluster_request(pipeline, step)
@@ -57,6 +61,11 @@ def install_extras(pipeline: Pipeline) -> tuple[list[str], list[str]]:
     """The pipegen-ml extras the flow's worker installs, and a note for each a Spark or Ray step adds."""
     extras, notes = ["runtime", "aws", "sql"], []
     types = {s.backend.type for s in pipeline.steps if s.backend is not None}
+    if "kubernetes" in types:
+        notes.append(
+            "prefect-kubernetes>=0.8,<0.9 (tested: 0.8.0), installed beside them: the kubernetes steps run as Jobs "
+            "through it."
+        )
     if "spark" in types:
         extras.append("spark")
         notes.append("[spark]: pyspark's spark-submit, which needs Java 17 or newer on the worker.")

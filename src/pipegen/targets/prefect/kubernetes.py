@@ -1,0 +1,196 @@
+"""kubernetes steps on Prefect: a task that runs the step as a Kubernetes Job through prefect-kubernetes.
+
+The task builds the step's objects where it runs (pipegen.runtime.kubernetes_job: spec text rendered with the run's
+values, names per attempt) and sends them with prefect-kubernetes: a multi-node step's headless Service first
+(`create_namespaced_service`), then the Job through `KubernetesJob.trigger()` and `wait_for_completion`, which
+print each pod's log into the task run's and delete the Job once it succeeded; the Service is deleted after, and a
+Job whose attempt failed, timed out or was cancelled is deleted too (a retry creates its own). These are the calls
+prefect-kubernetes' `run_namespaced_job` flow makes, made in the task itself: as a flow's parameter the
+KubernetesJob block, credentials and manifest included, would be stored with the flow run.
+
+The step's timeout ends the Job itself (activeDeadlineSeconds), beside the task's timeout_seconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import asdict
+from typing import Any
+
+from pipegen.diagnostics import Diagnostic, diag
+from pipegen.expr import parse_template
+from pipegen.k8s.distributed import NodePlan, node_plan, object_name, resource_requirements, toleration
+from pipegen.k8s.pods import secret_env
+from pipegen.render import py
+from pipegen.resolve import Pipeline, ResolvedStep
+from pipegen.spec import KubernetesBackend
+
+KIND = "kubernetes_job"
+# The distributed_runtime values Prefect runs (jobset and trainjob would need a wait on their own status).
+RUNTIMES = ("indexed_job",)
+
+
+def is_kubernetes(step: ResolvedStep) -> bool:
+    """A task or train step on a kubernetes backend."""
+    return isinstance(step.backend, KubernetesBackend)
+
+
+def job_request(pipeline: Pipeline, step: ResolvedStep) -> dict[str, Any]:
+    """What the task builds its objects from: the pod settings (a NodePlan) and the step's spec text as written."""
+    backend, body = step.backend, step.body
+    assert isinstance(backend, KubernetesBackend)
+    distributed = body.distributed is not None
+    plan = node_plan(pipeline, step) if distributed else _single_plan(pipeline, step, backend)
+    env: dict[str, dict[str, Any]] = {}
+    for key, value in {**backend.env, **body.env}.items():
+        ref = parse_template(value).single_ref
+        # A whole ${secret.X} is the Kubernetes secret's key, never its value (checks refuse a part of one).
+        env[key] = (
+            secret_env(key, ref.name)
+            if ref is not None and ref.namespace == "secret"
+            else {"name": key, "value": value}
+        )
+    request: dict[str, Any] = {
+        "distributed": distributed,
+        "plan": {**asdict(plan), "tolerations": list(plan.tolerations)},
+        "image": backend.image,
+        "command": list(body.command),
+        "env": [env[k] for k in sorted(env)],
+    }
+    resources = resource_requirements(body.resources)
+    if resources is not None:
+        request["resources"] = resources
+    if step.kind == "train":
+        uri = pipeline.tracking_uri
+        ref = uri.single_ref if uri is not None else None
+        if ref is not None and ref.namespace == "secret":
+            # The pods read the URI from the Kubernetes secret (the step's own MLFLOW_TRACKING_URI wins).
+            if "MLFLOW_TRACKING_URI" not in env:
+                request["env"] = sorted([*request["env"], secret_env("MLFLOW_TRACKING_URI", ref.name)], key=_name)
+        else:
+            request["tracking_uri"] = pipeline.spec.mlflow.tracking_uri or ""
+    return request
+
+
+def _name(entry: dict[str, Any]) -> str:
+    return str(entry["name"])
+
+
+def _single_plan(pipeline: Pipeline, step: ResolvedStep, backend: KubernetesBackend) -> NodePlan:
+    """The pod settings of a one-pod step, as a multi-node step's plan holds them."""
+    return NodePlan(
+        name=object_name(pipeline.name, step.name),
+        namespace=backend.namespace,
+        runtime=backend.distributed_runtime,
+        nodes=1,
+        procs_per_node=1,
+        launcher="none",
+        labels={
+            "app.kubernetes.io/managed-by": "pipegen",
+            "pipegen.dev/pipeline": pipeline.name,
+            "pipegen.dev/step": step.name.replace("_", "-"),
+        },
+        service_account=backend.service_account,
+        node_selector=dict(sorted(backend.node_selector.items())),
+        tolerations=tuple(toleration(t.model_dump(exclude_none=True)) for t in backend.tolerations),
+        deadline_seconds=step.policy.timeout,
+    )
+
+
+def task_body(mlflow: bool, credentials: str | None) -> list[str]:
+    """The kubernetes task's body: build the objects, create the Service, run the Job, clean up."""
+    load = f"KubernetesCredentials.load({py(credentials)})" if credentials else "KubernetesCredentials()"
+    return [
+        "import asyncio",
+        "import contextlib",
+        "",
+        "from kubernetes_asyncio.client.models import V1DeleteOptions",
+        "from prefect.context import TaskRunContext",
+        "from prefect_kubernetes.credentials import KubernetesCredentials",
+        "from prefect_kubernetes.jobs import KubernetesJob, delete_namespaced_job",
+        "from prefect_kubernetes.services import create_namespaced_service, delete_namespaced_service",
+        "",
+        "from pipegen.runtime.kubernetes_job import step_objects",
+        "from pipegen.runtime.step import decode",
+        "",
+        "task_run = TaskRunContext.get().task_run",
+        "# Named after this attempt: a retry creates its own objects.",
+        "*services, job = step_objects(",
+        "    decode(request),",
+        "    params=params,",
+        "    run_id=run_key,",
+        "    run_date=run_date,",
+        "    key=str(task_run.id),",
+        "    attempt=task_run.run_count,",
+        *(["    mlflow_run=mlflow_run,"] if mlflow else []),
+        ")",
+        "name, namespace = job['metadata']['name'], job['metadata']['namespace']",
+        "# In the cluster: the pod's service account; elsewhere: the worker's kubeconfig, or the block named.",
+        f"credentials = {load}",
+        "print(f'step {step}: Job {namespace}/{name}')",
+        "try:",
+        "    # The headless Service first: every node finds pod 0 by its DNS name in it.",
+        "    for service in services:",
+        "        asyncio.run(create_namespaced_service.fn(credentials, service, namespace=namespace))",
+        "    run = KubernetesJob(v1_job=job, namespace=namespace, credentials=credentials).trigger()",
+        "    try:",
+        "        # Prints each pod's log; raises when the Job fails (its activeDeadlineSeconds is the step's timeout).",
+        "        run.wait_for_completion(print_func=print)",
+        "    except BaseException:",
+        "        # Failed, timed out or cancelled: the Job goes, and its pods with it (their logs are this task run's).",
+        "        with contextlib.suppress(Exception):",
+        "            options = V1DeleteOptions(propagation_policy='Background')",
+        "            asyncio.run(delete_namespaced_job.fn(credentials, name, options, namespace=namespace))",
+        "        raise",
+        "finally:",
+        "    for service in services:",
+        "        with contextlib.suppress(Exception):",
+        "            asyncio.run(delete_namespaced_service.fn(credentials, service['metadata']['name'], namespace=namespace))",
+        "return {'passed': True, 'job': name}",
+    ]
+
+
+def checks(pipeline: Pipeline) -> Iterator[Diagnostic]:
+    """What a Prefect kubernetes task cannot send: a runtime other than indexed_job, a secret as a plain value."""
+    refused: set[str] = set()
+    for step in pipeline.steps:
+        backend = step.backend
+        if not isinstance(backend, KubernetesBackend) or step.kind not in ("task", "train"):
+            continue
+        name = step.backend_name or ""
+        if step.body.distributed is not None and backend.distributed_runtime not in RUNTIMES and name not in refused:
+            refused.add(name)
+            yield diag(
+                "PG602",
+                f"target 'prefect' does not run distributed_runtime '{backend.distributed_runtime}' (step "
+                f"'{step.name}', backend '{name}')",
+                pipeline.source_map.value(("backends", name, "distributed_runtime")),
+                "use distributed_runtime: indexed_job (an Indexed Job and its headless Service, through "
+                "prefect-kubernetes)",
+            )
+        for i, word in enumerate(step.body.command):
+            if any(r.namespace == "secret" for r in parse_template(word).refs):
+                yield diag(
+                    "PG602",
+                    f"target 'prefect' cannot put a secret in the command of kubernetes step '{step.name}': the Job "
+                    "would hold its value in plain",
+                    pipeline.locate(step, step.kind, "command", i),
+                    "pass it as an environment variable whose whole value is ${secret.NAME} (a Kubernetes secret's "
+                    "key) and let the program read that variable",
+                )
+        for key, value in {**backend.env, **step.body.env}.items():
+            template = parse_template(value)
+            whole = template.single_ref is not None and template.single_ref.namespace == "secret"
+            if not whole and any(r.namespace == "secret" for r in template.refs):
+                where = (
+                    pipeline.locate(step, step.kind, "env", key)
+                    if key in step.body.env
+                    else pipeline.source_map.value(("backends", name, "env", key))
+                )
+                yield diag(
+                    "PG602",
+                    f"target 'prefect' can set a secret in env {key} of kubernetes step '{step.name}' only as the "
+                    "whole value (a Kubernetes secret's key): the Job would hold it in plain",
+                    where,
+                    "make the whole value ${secret.NAME}, or let the program build the text from that variable",
+                )
