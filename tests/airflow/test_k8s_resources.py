@@ -210,3 +210,19 @@ def test_a_step_named_like_a_create_task_is_refused() -> None:
     text = MULTINODE.read_text(encoding="utf-8").replace("name: quality", "name: pretrain_create")
     found = errors(text)
     assert len(found) == 1 and "'pretrain_create'" in found[0] and "error[PG602]" in found[0], found
+
+
+def test_spark_text_ending_like_a_template_file_stays_text(dags_folder: Path) -> None:
+    """SparkKubernetesOperator reads a templated string ending with yaml, yml or json as a template file's name."""
+    text = (
+        "pipegen: 1\nname: ext\nbackends:\n  op:\n    type: spark\n    platform: kubernetes\n"
+        "    kubernetes: {image: i, spark_version: 4.0.1}\n    conf: {spark.files: conf.yaml}\n"
+        "steps:\n  - name: job\n    task:\n      backend: op\n"
+        "      command: [local:///app.py, conf.json, '${params.p}', settings.yml]\n"
+        "params:\n  p: x.json\n"
+    )
+    dag = load(dags_folder, "ext", text)
+    task, _ = render(dag, "job")
+    spec = task.template_spec["spark"]["spec"]
+    assert spec["arguments"] == ["conf.json", "x.json", "settings.yml"]
+    assert spec["sparkConf"] == {"spark.files": "conf.yaml"}

@@ -35,9 +35,10 @@ def errors(backends: str, command: str = "[app.py]") -> list[str]:
         ),
         (
             "  b: {type: ray, cluster: {image: i, workers: [{name: w}]}, runtime_env: {env_vars: {A: '$HOME'}}}\n",
-            "s.yaml:4:74: error[PG602]: target 'airflow' cannot pass the runtime_env of backend 'b' unchanged: "
-            "KubeRay's job submitter reads runtimeEnvYAML on a bash command line, where '$' and '`' expand; hint: "
-            "write it without '$' and '`' (env values belong in the step's env, which reaches the job as written)",
+            "s.yaml:4:89: error[PG602]: target 'airflow' cannot pass runtime_env text '$HOME' of backend 'b' "
+            "unchanged: KubeRay's job submitter reads runtimeEnvYAML on a bash command line, where '$' and '`' "
+            "expand; hint: write the value without '$' and '`' (env values belong in the step's env, which reaches "
+            "the job as written)",
         ),
         (
             "  b: {type: ray, address: local}\n",

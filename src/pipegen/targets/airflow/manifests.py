@@ -23,6 +23,7 @@ from typing import Any
 from pipegen.expr import Lit, parse_template
 from pipegen.k8s.distributed import kubelet_text
 from pipegen.render import py
+from pipegen.targets.airflow.spark import _guard_ext
 from pipegen.targets.airflow.values import ValueLowering
 from pipegen.targets.airflow_expr import _JINJA_OPENERS, jinja_string_literal, ref_expression
 
@@ -112,10 +113,8 @@ class AirflowValues:
         assert "\x00pipegen-value-" not in text, text  # a token is always a whole string
         if _NAME in text:
             return self._named(text)
-        if text.endswith(extensions):
-            # Not the name of a template file: the last character as a Jinja string literal.
-            return inert(text[:-1]) + "{{ " + jinja_string_literal(text[-1]) + " }}"
-        return inert(text)
+        # Text ending like a template file's name would be read as one (inert text with an opener ends with '}}').
+        return _guard_ext(inert(text), extensions)
 
     @staticmethod
     def _named(text: str) -> str:

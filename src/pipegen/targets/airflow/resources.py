@@ -20,7 +20,6 @@ trainjob). The objects are pipegen.k8s's, written into the DAG through manifests
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +27,7 @@ from pipegen.diagnostics import Diagnostic, diag
 from pipegen.expr import parse_template
 from pipegen.k8s import ray as k8s_ray
 from pipegen.k8s import spark as k8s_spark
-from pipegen.k8s.distributed import NodeContainer, node_plan, object_name, objects, resource_requirements
+from pipegen.k8s.distributed import NodeContainer, node_plan, object_name, objects, spec_container
 from pipegen.k8s.pods import StepObject, secret_env
 from pipegen.render import py
 from pipegen.resolve import Pipeline, ResolvedStep
@@ -36,7 +35,7 @@ from pipegen.spec import KubernetesBackend, RayBackend, SparkBackend
 from pipegen.targets.airflow.manifests import RUN_DIGEST, AirflowValues, name_template, name_text
 from pipegen.targets.airflow.view import Task, kw, var_name
 from pipegen.targets.airflow_expr import jinja_string_literal
-from pipegen.targets.base import kubernetes_name
+from pipegen.targets.argo.resource_checks import _strings
 
 if TYPE_CHECKING:
     from pipegen.targets.airflow.backends import BackendLowering
@@ -210,27 +209,18 @@ class ResourceTasks:
         return obj, base, plan.namespace
 
     def node_container(self) -> NodeContainer:
-        """What every node runs: the step's image, command and env, the MLflow run's variables among them."""
-        backend, body = self.step.backend, self.step.body
-        assert isinstance(backend, KubernetesBackend)
+        """What every node runs: the step's container (pipegen.k8s.distributed.spec_container) with its text
+        written for Airflow, and the MLflow run's variables."""
         values = self.values
-        env: dict[str, dict[str, Any]] = {}
-        for key, value in sorted({**backend.env, **body.env}.items()):
-            ref = parse_template(value).single_ref
-            if ref is not None and ref.namespace == "secret":
-                env[key] = {
-                    "name": key,
-                    "valueFrom": {"secretKeyRef": {"name": kubernetes_name(ref.name), "key": ref.name}},
-                }
-            else:
-                env[key] = {"name": key, "value": values.node_text(value)}
+        spec = spec_container(self.lo.p, self.step)
+        env = {e["name"]: {**e, "value": values.node_text(e["value"])} if "value" in e else e for e in spec.env}
         for entry in self.run_env(values.node_text):
             env[entry["name"]] = entry
         return NodeContainer(
-            image=values.text(backend.image),
-            command=tuple(values.node_text(word) for word in body.command),
+            image=values.text(spec.image),
+            command=tuple(values.node_text(word) for word in spec.command),
             env=tuple(env[k] for k in sorted(env)),
-            resources=resource_requirements(body.resources),
+            resources=spec.resources,
         )
 
     def created(self, obj: dict[str, Any], base: str, namespace: str) -> list[Task]:
@@ -319,14 +309,15 @@ def _ray(pipeline: Pipeline, name: str, backend: RayBackend) -> Iterator[Diagnos
             pipeline.source_map.value(("backends", name, *path)),
             "ask for a whole number of GPUs per pod; share a GPU between Ray tasks with num_gpus in the code",
         )
-    text = json.dumps(backend.runtime_env, ensure_ascii=False)
-    if "$" in text or "`" in text:
-        # KubeRay's submitter puts runtimeEnvYAML, as JSON, in double quotes on a bash command line
-        # (ray-operator/controllers/ray/common/job.go, strconv.Quote): bash would expand `$...` and run `...`.
-        yield diag(
-            "PG602",
-            f"target 'airflow' cannot pass the runtime_env of backend '{name}' unchanged: KubeRay's job submitter "
-            "reads runtimeEnvYAML on a bash command line, where '$' and '`' expand",
-            pipeline.source_map.value(("backends", name, "runtime_env")),
-            "write it without '$' and '`' (env values belong in the step's env, which reaches the job as written)",
-        )
+    for path, text in _strings(backend.runtime_env, ("runtime_env",)):
+        if "$" in text or "`" in text:
+            # KubeRay's submitter puts runtimeEnvYAML, as JSON, in double quotes on a bash command line
+            # (ray-operator/controllers/ray/common/job.go, strconv.Quote): bash would expand `$...` and run `...`.
+            yield diag(
+                "PG602",
+                f"target 'airflow' cannot pass runtime_env text '{text}' of backend '{name}' unchanged: KubeRay's job "
+                "submitter reads runtimeEnvYAML on a bash command line, where '$' and '`' expand",
+                pipeline.source_map.value(("backends", name, *path)),
+                "write the value without '$' and '`' (env values belong in the step's env, which reaches the job as "
+                "written)",
+            )
