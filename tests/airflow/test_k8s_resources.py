@@ -226,3 +226,18 @@ def test_spark_text_ending_like_a_template_file_stays_text(dags_folder: Path) ->
     spec = task.template_spec["spark"]["spec"]
     assert spec["arguments"] == ["conf.json", "x.json", "settings.yml"]
     assert spec["sparkConf"] == {"spark.files": "conf.yaml"}
+
+
+def test_the_template_files_guarded_are_the_operators_own() -> None:
+    """The resource operators read no template file; SparkKubernetesOperator reads strings ending like these."""
+    from airflow.providers.cncf.kubernetes.operators.resource import (
+        KubernetesCreateResourceOperator,
+        KubernetesDeleteResourceOperator,
+    )
+    from airflow.providers.cncf.kubernetes.operators.spark_kubernetes import SparkKubernetesOperator
+
+    from pipegen.targets.airflow.manifests import SPARK_TEMPLATE_EXT
+
+    assert tuple(SparkKubernetesOperator.template_ext) == SPARK_TEMPLATE_EXT
+    assert tuple(KubernetesCreateResourceOperator.template_ext) == ()
+    assert tuple(KubernetesDeleteResourceOperator.template_ext) == ()
