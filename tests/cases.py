@@ -15,10 +15,10 @@ REGEN_COMMAND = "make golden"
 # (spec stem, target) pairs a target rejects with a located diagnostic instead of output:
 # Step Functions has no `local` backend (tests/compiler/test_stepfunctions_lowering.py checks the message).
 # Spark on EMR/EMR Serverless/EMR on EKS/Glue (clicks) runs on Airflow and Step Functions so far; Spark on the Spark
-# Operator and Ray on KubeRay (spark-ray-k8s) on Argo only (each other target's PG602 names what it runs).
+# Operator and Ray on KubeRay (spark-ray-k8s) on Argo and Airflow (each other target's PG602 names what it runs).
 UNSUPPORTED = {("demo", "stepfunctions")}
 UNSUPPORTED |= {("clicks", t) for t in ("argo", "kfp", "prefect")}
-UNSUPPORTED |= {("spark-ray-k8s", t) for t in ("airflow", "kfp", "prefect", "stepfunctions")}
+UNSUPPORTED |= {("spark-ray-k8s", t) for t in ("kfp", "prefect", "stepfunctions")}
 # Airflow and Prefect run multi-node steps; the others refuse the 16-node spec with a located PG602
 # (tests/k8s/test_distributed_spec.py checks the messages); its Kubernetes objects are goldens under golden/k8s/.
 UNSUPPORTED |= {("feed-ranking-16gpu", t) for t in ("argo", "kfp", "stepfunctions")}
@@ -29,6 +29,7 @@ UNSUPPORTED |= {("feed-ranking-16gpu", t) for t in ("argo", "kfp", "stepfunction
 TARGETED_SPECS = {
     REPO / "tests" / "specs" / "sparkray.yaml": ("airflow", "kfp", "prefect"),
     REPO / "tests" / "specs" / "spark-platforms.yaml": ("airflow",),
+    REPO / "tests" / "specs" / "multinode-runtimes.yaml": ("airflow",),
 }
 
 

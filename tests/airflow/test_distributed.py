@@ -188,15 +188,16 @@ def test_each_run_has_its_own_service(dags_folder: Path) -> None:
 
 
 @pytest.mark.parametrize("runtime", ["jobset", "trainjob"])
-def test_jobset_and_trainjob_are_refused_at_the_key(runtime: str) -> None:
+def test_jobset_and_trainjob_compile_to_a_created_object(runtime: str) -> None:
     text = SPEC_16.read_text(encoding="utf-8").replace(
         "distributed_runtime: indexed_job", f"distributed_runtime: {runtime}"
     )
     result = compile_checked(check_source(Source("feed.yaml", text)), ["airflow"])
-    errors = [d.format() for d in result.diagnostics if d.code == "PG602"]
-    line = next(i for i, t in enumerate(text.splitlines(), 1) if "distributed_runtime" in t)
-    assert len(errors) == 1 and errors[0].startswith(f"feed.yaml:{line}:"), errors
-    assert f"distributed_runtime '{runtime}'" in errors[0] and "indexed_job" in errors[0]
+    assert result.ok and result.diagnostics == [], [d.format() for d in result.diagnostics]
+    dag = result.outputs[0].text
+    kind = {"jobset": "JobSet", "trainjob": "TrainJob"}[runtime]
+    assert "train_create = KubernetesCreateResourceOperator(" in dag and f"kind='{kind}'" in dag
+    assert "KubernetesJobOperator" not in dag
 
 
 def test_hostile_text_stays_literal_on_every_node(

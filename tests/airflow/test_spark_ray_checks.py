@@ -23,14 +23,22 @@ def errors(backends: str, command: str = "[app.py]") -> list[str]:
     ("backend", "expected"),
     [
         (
-            "  b: {type: spark, platform: kubernetes, kubernetes: {image: i, spark_version: 4.0.0}}\n",
-            "s.yaml:4:20: error[PG602]: target 'airflow' cannot run step 'job' on a spark backend with platform: "
-            "kubernetes (backend 'b'); hint: Apache Airflow 3 runs spark with platform: submit, emr, emr_serverless, emr_on_eks, glue",
+            "  b: {type: spark, platform: kubernetes, kubernetes: {image: 'r/${secret.tok}', spark_version: 4.0.0}}\n",
+            "s.yaml:4:62: error[PG602]: target 'airflow' cannot pass a secret in the image of backend 'b': it would "
+            "be a plain value in the object; hint: registry credentials belong to the cluster (an image pull secret)",
         ),
         (
-            "  b: {type: ray, cluster: {image: i, workers: [{name: w}]}}\n",
-            "s.yaml:4:18: error[PG602]: target 'airflow' cannot run step 'job' on a ray backend with cluster (a KubeRay "
-            "RayJob per run) (backend 'b'); hint: Apache Airflow 3 runs ray with address (a running Ray cluster)",
+            "  b: {type: ray, cluster: {image: i, workers: [{name: w, gpus: 0.5}]}}\n",
+            "s.yaml:4:64: error[PG602]: target 'airflow' cannot give a pod of backend 'b' 0.5 GPUs: Kubernetes "
+            "assigns whole GPUs (nvidia.com/gpu); hint: ask for a whole number of GPUs per pod; share a GPU between "
+            "Ray tasks with num_gpus in the code",
+        ),
+        (
+            "  b: {type: ray, cluster: {image: i, workers: [{name: w}]}, runtime_env: {env_vars: {A: '$HOME'}}}\n",
+            "s.yaml:4:89: error[PG602]: target 'airflow' cannot pass runtime_env text '$HOME' of backend 'b' "
+            "unchanged: KubeRay's job submitter reads runtimeEnvYAML on a bash command line, where '$' and '`' "
+            "expand; hint: write the value without '$' and '`' (env values belong in the step's env, which reaches "
+            "the job as written)",
         ),
         (
             "  b: {type: ray, address: local}\n",
@@ -48,6 +56,21 @@ def errors(backends: str, command: str = "[app.py]") -> list[str]:
 )
 def test_refused_with_a_located_pg602(backend: str, expected: str) -> None:
     assert errors(backend) == [expected]
+
+
+@pytest.mark.parametrize(
+    "backend",
+    [
+        "  b: {type: spark, platform: kubernetes, kubernetes: {image: i, spark_version: 4.0.0}}\n",
+        "  b: {type: ray, cluster: {image: i, workers: [{name: w}]}}\n",
+    ],
+)
+def test_the_spark_operator_and_kuberay_compile_with_a_secret_env_value(backend: str) -> None:
+    text = (
+        HEAD + backend + "steps:\n  - name: job\n    task: {backend: b, command: [app.py], env: {T: '${secret.x}'}}\n"
+    )
+    checked = check_source(Source("s.yaml", text))
+    assert checked.ok and compile_checked(checked, ["airflow"]).diagnostics == []
 
 
 def test_glue_arguments_must_be_key_value_pairs() -> None:

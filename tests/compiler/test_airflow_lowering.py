@@ -79,21 +79,17 @@ def test_references_lower_to_airflow_context() -> None:
 
 
 def test_unsupported_backend_is_a_located_diagnostic(cli: Cli, tmp_path: Path) -> None:
-    spec = tmp_path / "spark.yaml"
+    spec = tmp_path / "ray.yaml"
     spec.write_text(
-        "pipegen: 1\nname: sparky\nbackends:\n  cluster: {type: spark, platform: kubernetes, kubernetes: {image: i,"
-        " spark_version: 4.0.0}}\n"
-        "steps:\n  - name: features\n    task:\n      backend: cluster\n      command: [spark-submit, job.py]\n"
+        "pipegen: 1\nname: rayish\nbackends:\n  cluster: {type: ray, address: local}\n"
+        "steps:\n  - name: features\n    task:\n      backend: cluster\n      command: [python, job.py]\n"
     )
     result = cli("compile", str(spec), "-t", "airflow", "-o", str(tmp_path / "out"))
     assert result.code == 1
     assert (
-        f"{spec}:4:26: error[PG602]: target 'airflow' cannot run step 'features' on a spark backend with platform:"
-        " kubernetes (backend 'cluster')" in result.err
+        f"{spec}:4:33: error[PG602]: target 'airflow' cannot run ray backend 'cluster' at address 'local'" in result.err
     )
-    assert (
-        "hint: Apache Airflow 3 runs spark with platform: submit, emr, emr_serverless, emr_on_eks, glue" in result.err
-    )
+    assert "hint: give the job server of a running Ray cluster" in result.err
     assert not (tmp_path / "out").exists()
 
 

@@ -2,7 +2,8 @@
 
 `options` (targets: {airflow: ...}), `checks` (what Airflow cannot take), and the lowering in layers:
 `values` (spec strings as Python source), `backends` (operators per backend type; `spark` and `ray` map those
-families), `lowering` (the DAG),
+families, `distributed` the Indexed Job, `resources` the custom resources: SparkApplication, RayJob, JobSet, TrainJob,
+written through `manifests`), `lowering` (the DAG),
 laid out by `view` and templates/airflow/dag.py.j2.
 """
 
@@ -14,10 +15,10 @@ from pipegen.diagnostics import Diagnostic
 from pipegen.emit import Output
 from pipegen.render import render
 from pipegen.resolve import Pipeline
-from pipegen.targets.airflow import ray, spark
+from pipegen.targets.airflow import ray, resources, spark
 from pipegen.targets.airflow.backends import BATCH_MIN_TIMEOUT
 from pipegen.targets.airflow.checks import TAG_LIMIT, secret_placement, tags
-from pipegen.targets.airflow.distributed import unsupported_runtimes
+from pipegen.targets.airflow.distributed import task_names
 from pipegen.targets.airflow.lowering import Lowering
 from pipegen.targets.airflow.options import CONN_ID, AirflowOptions
 from pipegen.targets.airflow.view import Task, View, var_name
@@ -46,8 +47,9 @@ class AirflowTarget(Target):
             "kubernetes": "KubernetesPodOperator (cncf.kubernetes provider)",
             "aws_batch": "BatchOperator (amazon provider)",
             "sagemaker": "SageMakerTrainingOperator (amazon provider)",
-            "spark": "SparkSubmitOperator, or the amazon provider's EMR, EMR Serverless, EMR on EKS and Glue operators",
-            "ray": "a @task running the runtime's Ray job submission",
+            "spark": "SparkSubmitOperator, SparkKubernetesOperator, or the amazon provider's EMR, EMR Serverless, EMR on"
+            " EKS and Glue operators",
+            "ray": "a @task running the runtime's Ray job submission, or a KubeRay RayJob and a sensor on its status",
             "local": "a @task that runs the command as a subprocess on the worker",
         },
         gates={
@@ -71,7 +73,9 @@ class AirflowTarget(Target):
             "${secret.X}": "Airflow Variable X, masked in logs; Kubernetes secret X as a whole pod env value",
             "distributed": "kubernetes indexed_job: KubernetesJobOperator (Indexed, completions = parallelism ="
             " nodes) between a KubernetesCreateResourceOperator of its headless Service and that Service's"
-            " deletion as a teardown",
+            " deletion as a teardown; jobset / trainjob: KubernetesCreateResourceOperator of the JobSet"
+            " (failurePolicy.maxRestarts = retries) / TrainJob, a reschedule sensor on status.terminalState"
+            " Completed/Failed / status.conditions Complete/Failed, its deletion as a teardown",
             "kubernetes.tolerations": "the operator's tolerations",
             "kubernetes.startup_timeout": "the operator's startup_timeout_seconds",
         },
@@ -86,8 +90,14 @@ class AirflowTarget(Target):
             "spark.emr_on_eks": "EmrContainerOperator (polls until the job run ends), settings as spark-defaults",
             "spark.glue": "GlueJobOperator(wait_for_completion=True): a run of the existing job, the command's"
             " `--key value` arguments (and the env) as its arguments",
+            "spark.kubernetes": "SparkKubernetesOperator (cncf.kubernetes provider): the SparkApplication"
+            " (sparkoperator.k8s.io/v1beta2) named per run and try, its driver log streamed, reattached after a lost"
+            " worker, deleted at the end",
             "ray.address": "a @task running the runtime's Ray job submission (JobSubmissionClient): waits, reattaches"
             " on retry, stops the job at the timeout",
+            "ray.cluster": "KubernetesCreateResourceOperator of a KubeRay RayJob (ray.io/v1, named per run,"
+            " backoffLimit = retries), a reschedule sensor: status.jobStatus SUCCEEDED succeeds, FAILED/STOPPED (or"
+            " jobDeploymentStatus Failed/ValidationFailed) fails; its deletion as a teardown",
         },
     )
     options_model = AirflowOptions
@@ -96,7 +106,8 @@ class AirflowTarget(Target):
         """Shared capability checks plus where secrets can go in pods and jobs, and Airflow's tag limit."""
         return [
             *super().check(pipeline, options),
-            *unsupported_runtimes(pipeline),
+            *task_names(pipeline),
+            *resources.checks(pipeline),
             *secret_placement(pipeline),
             *tags(pipeline),
             *spark.checks(pipeline),

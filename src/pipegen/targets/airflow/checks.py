@@ -7,8 +7,20 @@ from collections.abc import Iterator
 from pipegen.diagnostics import Diagnostic, diag
 from pipegen.expr import parse_template
 from pipegen.resolve import Pipeline
+from pipegen.spec import KubernetesBackend, RayBackend, SparkBackend
 
 TAG_LIMIT = 100
+
+
+def in_pods(backend: object) -> bool:
+    """True for a backend whose steps run in Kubernetes pods pipegen describes: a kubernetes backend, the Spark
+    Operator (spark, platform kubernetes), KubeRay (ray with cluster:). A whole ${secret.X} env value reaches those
+    pods as a secretKeyRef."""
+    if isinstance(backend, SparkBackend):
+        return backend.platform == "kubernetes"
+    if isinstance(backend, RayBackend):
+        return backend.cluster is not None
+    return isinstance(backend, KubernetesBackend)
 
 
 def tags(pipeline: Pipeline) -> Iterator[Diagnostic]:
@@ -43,12 +55,12 @@ def secret_placement(pipeline: Pipeline) -> Iterator[Diagnostic]:
         for key, value in envs.items():
             template = parse_template(value)
             secrets = [r for r in template.refs if r.namespace == "secret"]
-            if secrets and (step.backend.type != "kubernetes" or template.single_ref is None):
+            if secrets and (not in_pods(step.backend) or template.single_ref is None):
                 where = ("env", key) if key in body.env else ()
                 yield diag(
                     "PG602",
                     f"target 'airflow' can pass a secret to step '{step.name}' only as a whole environment value "
-                    "of a kubernetes pod",
+                    "of a Kubernetes pod (kubernetes, Spark Operator, KubeRay)",
                     pipeline.locate(step, step.kind, *where) if where else step.location,
                     "on kubernetes, write the value as exactly ${secret.NAME}",
                 )
@@ -66,7 +78,7 @@ def tracking_secret(pipeline: Pipeline) -> Iterator[Diagnostic]:
         backend = step.backend
         if step.kind != "train" or backend is None or backend.type == "local":
             continue
-        if backend.type == "kubernetes" and template.single_ref is not None:
+        if in_pods(backend) and template.single_ref is not None:
             continue
         yield diag(
             "PG602",

@@ -46,7 +46,7 @@ from pipegen.targets.base import kubernetes_name
 if TYPE_CHECKING:
     from pipegen.targets.airflow.backends import BackendLowering
 
-# The runtimes Airflow maps; jobset and trainjob need a sensor on their status (next release).
+# The runtime this module maps; jobset and trainjob are custom resources (resources.py).
 RUNTIMES = ("indexed_job",)
 # KubernetesPodOperator's container name (base_container_name), which the pod failure policy names.
 BASE_CONTAINER = "base"
@@ -59,25 +59,15 @@ JOB_NAME_VAR = "PIPEGEN_JOB_NAME"
 
 
 def is_distributed(step: ResolvedStep) -> bool:
-    """True for a task/train step with `distributed:` on a kubernetes backend."""
+    """True for a task/train step with `distributed:` on a kubernetes backend whose runtime is indexed_job."""
     body = step.body if step.kind in ("task", "train") else None
-    return body is not None and body.distributed is not None and isinstance(step.backend, KubernetesBackend)
-
-
-def unsupported_runtimes(pipeline: Pipeline) -> Iterator[Diagnostic]:
-    """PG602 for a distributed_runtime Airflow does not map yet (jobset, trainjob), or a task name taken."""
-    yield from task_names(pipeline)
-    for step in pipeline.steps:
-        backend = step.backend
-        runtime = backend.distributed_runtime if isinstance(backend, KubernetesBackend) else None
-        if is_distributed(step) and runtime not in RUNTIMES:
-            yield diag(
-                "PG602",
-                f"target 'airflow' does not run distributed_runtime '{runtime}' yet "
-                f"(step '{step.name}', backend '{step.backend_name}')",
-                pipeline.source_map.value(("backends", step.backend_name or "", "distributed_runtime")),
-                "use distributed_runtime: indexed_job (a KubernetesJobOperator and its headless Service)",
-            )
+    backend = step.backend
+    return (
+        body is not None
+        and body.distributed is not None
+        and isinstance(backend, KubernetesBackend)
+        and backend.distributed_runtime in RUNTIMES
+    )
 
 
 def task_names(pipeline: Pipeline) -> Iterator[Diagnostic]:

@@ -9,6 +9,7 @@ from pipegen.resolve import ResolvedStep
 from pipegen.spec import Notify
 from pipegen.targets.airflow.backends import BackendLowering
 from pipegen.targets.airflow.distributed import is_distributed, node_tasks
+from pipegen.targets.airflow.resources import ResourceTasks, resource_kind
 from pipegen.targets.airflow.spark import connections as spark_connections
 from pipegen.targets.airflow.view import Callback, Task, View, kw, sorted_imports, var_name
 from pipegen.targets.airflow_expr import JOB_NAME_MACRO, RUN_DATE_MACRO, SECRET_MACRO
@@ -159,11 +160,15 @@ class Lowering(BackendLowering):
 
     def _train(self, step: ResolvedStep) -> list[Task]:
         run = self._start_run(step)
+        if resource_kind(step) is not None:
+            return [run, *ResourceTasks(self, step, run).tasks()]
         if is_distributed(step):
             return [run, *node_tasks(self, step, run)]
         return [run, self._command_task(step, run)]
 
     def _task(self, step: ResolvedStep) -> list[Task]:
+        if resource_kind(step) is not None:
+            return ResourceTasks(self, step, None).tasks()
         if is_distributed(step):
             return node_tasks(self, step, None)
         return [self._command_task(step, None)]

@@ -24,6 +24,7 @@ _TAKEN = {
     "EmrServerlessStartJobOperator",
     "EmrContainerOperator",
     "GlueJobOperator",
+    "SparkKubernetesOperator",
     "sys",
     "KubernetesJobOperator",
     "KubernetesCreateResourceOperator",
