@@ -67,6 +67,13 @@ EXPECT: dict[str, dict[str, str]] = {
         "webhooks": "1",
         "job runs": "2",
     },
+    "ray_fail": {
+        "pipeline status": "failed",
+        "step train": "failed",
+        "step quality": "not_run",
+        "run 1 (train) status": "FAILED",
+        "job runs": "1",
+    },
 }
 # Expected differences: where a target cannot express a behaviour, the rows it ends differently on, each backed
 # by the located diagnostic its compilation emits (tests/differential/expected.py). The test fails when that
@@ -85,6 +92,7 @@ LEFT_OUT: dict[str, dict[str, str]] = {
             "its own TimeoutSeconds"
         )
     },
+    "ray_fail": {"stepfunctions": "Step Functions has no Ray integration (PG602)"},
     "spark_ray": {
         "stepfunctions": (
             "Step Functions runs Spark only on AWS (EMR, EMR Serverless, EMR on EKS, Glue: moto's executor runs "
@@ -151,6 +159,20 @@ def test_engines_agree(scenario: str, lanes: Lanes) -> None:
         assert jobs["--rows"]["argv"] == ["--rows", "200", "--out", "build/features"]
         assert jobs["--features"]["env"]["JOB_NOTE"] == "trained on ray"
         assert jobs["--features"]["env"]["MLFLOW_RUN_ID"] == "<run 1>"
+    if scenario == "ray_fail":
+        for engine, result in run.results.items():
+            # Each engine failed the step with the job's own error: Ray's word that the entrypoint exited 1, through
+            # the runtime (its message names the submission), in the engine's log...
+            log = Path(result.log).read_text(errors="replace")
+            error = r"Ray job diff-ray-fail-train-\S+ failed: Job entrypoint command failed with exit code 1"
+            assert re.search(error, log), f"{engine}: no Ray job error in {result.log}"
+            # ...and the job's output among the logs the engine kept (`pipegen run` keeps one per step).
+            logs = [
+                p
+                for p in Path(result.log).parent.rglob("*.log")
+                if "failing on purpose" in p.read_text(errors="replace")
+            ]
+            assert logs, f"{engine}: the job's output is in none of the logs under {Path(result.log).parent}"
     if scenario in ("literal_local", "inputs"):
         # Agreement is not enough: the text must arrive exactly as the spec wrote it (not mangled alike).
         step = next(s for s in yaml.safe_load(Path(spec).read_text())["steps"] if s["name"] in ("train", "train_text"))
