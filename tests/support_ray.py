@@ -8,7 +8,7 @@ Tests that use it share an xdist group (`RAY_GROUP`), so one worker starts one h
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -18,11 +18,16 @@ from pipegen.localrun.ray import LocalRayHead
 RAY_GROUP = "ray"
 
 
+def isolated_head(home: Path, env: Mapping[str, str] | None = None) -> LocalRayHead:
+    """A Ray head (not started yet) with HOME home and RAY_AUTH_MODE explicit; env: more of its environment."""
+    home.mkdir(parents=True, exist_ok=True)
+    return LocalRayHead(num_cpus=2, env={**(env or {}), "HOME": str(home), "RAY_AUTH_MODE": "disabled"})
+
+
 @pytest.fixture(scope="session")
 def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The job server address of the session's Ray head."""
-    home = tmp_path_factory.mktemp("ray-home")
-    head = LocalRayHead(num_cpus=2, env={"HOME": str(home), "RAY_AUTH_MODE": "disabled"})
+    head = isolated_head(tmp_path_factory.mktemp("ray-home"))
     try:
         yield head.start()
     finally:

@@ -70,25 +70,77 @@ def _stages(text: str) -> list[tuple[str, str]]:
     return re.findall(r"^FROM (\S+)(?: AS (\S+))?$", text, flags=re.M)
 
 
+# The runtime image's final targets, each with the build stage whose environment it copies and what that stage's
+# install step is given (deploy/install-runtime.sh's flags).
+FINAL_TARGETS = {
+    "kfp": ("build-kfp", "--kfp"),
+    "spark-ray": ("build-spark-ray", "--spark-ray"),
+    "kfp-spark-ray": ("build-kfp-spark-ray", "--kfp --spark-ray"),
+    "runtime": ("build-runtime", ""),
+}
+SPARK_RAY_TARGETS = ("spark-ray", "kfp-spark-ray")
+
+
+def _stage_texts(text: str) -> dict[str, str]:
+    """Each named stage's lines (its FROM line first), by name."""
+    parts = re.split(r"^(?=FROM )", text, flags=re.M)[1:]
+    return {m.group(1): part for part in parts if (m := re.match(r"FROM \S+ AS (\S+)$", part, flags=re.M))}
+
+
 def test_runtime_image_layout() -> None:
     text = (DEPLOY / "runtime.Dockerfile").read_text(encoding="utf-8")
     stages = _stages(text)
     # An exact Python 3.11 patch release on slim Debian; every other stage builds on it.
     assert re.fullmatch(r"python:3\.11\.\d+-slim-bookworm", stages[0][0]) and stages[0][1] == "base"
-    assert all(image in {"base", "source"} for image, _ in stages[1:])
-    # The default target (the last stage) is the runtime; `kfp` is the other final image.
-    assert stages[-1][1] == "runtime" and ("base", "kfp") in stages
-    # Both final images end as the unprivileged numeric user, and run the installed environment first.
-    for final in text.split("\nFROM base AS ")[-2:]:
+    assert all(image in {"base", "source", "java"} for image, _ in stages[1:])
+    # The default target (the last stage) is the runtime; the others are the final images listed above.
+    assert stages[-1][1] == "runtime" and {name for _, name in stages} >= set(FINAL_TARGETS)
+    texts = _stage_texts(text)
+    for target, (build, flags) in FINAL_TARGETS.items():
+        final = texts[target]
+        # Every final image ends as the unprivileged numeric user, and runs the installed environment first.
         assert re.search(r"^USER 10001:10001$", final, flags=re.M)
         assert "ENV PATH=/opt/pipegen/bin:$PATH" in final
-        assert "COPY --from=build-" in final and "uv" not in final.replace("UV", "")
-    # The install steps are the script this test runs.
-    assert "RUN deploy/install-runtime.sh /opt/pipegen\n" in text
-    assert "RUN deploy/install-runtime.sh /opt/pipegen --kfp\n" in text
+        assert f"COPY --from={build} /opt/pipegen /opt/pipegen" in final and "uv" not in final.replace("UV", "")
+        # The install steps are the script this test runs, with the target's flags.
+        runs = re.findall(r"^RUN .*$", texts[build], flags=re.M)
+        assert runs == [f"RUN deploy/install-runtime.sh /opt/pipegen{' ' if flags else ''}{flags}"], runs
     # The same uv as the Makefile.
     make_uv = re.search(r"^UV_VERSION := (\S+)$", (REPO / "Makefile").read_text(encoding="utf-8"), flags=re.M)
     assert make_uv and f"uv=={make_uv.group(1)}" in text
+
+
+def test_only_the_spark_ray_targets_have_java_17_and_the_header_names_them() -> None:
+    text = (DEPLOY / "runtime.Dockerfile").read_text(encoding="utf-8")
+    stages = dict((name, image) for image, name in _stages(text))
+    # Java 17 (Spark 4 needs 17+) from the base's own Debian, in one stage the Spark/Ray targets build on.
+    java = _stage_texts(text)["java"]
+    assert stages["java"] == "base" and "apt-get install -y --no-install-recommends openjdk-17-jre-headless" in java
+    assert "rm -rf /var/lib/apt/lists/*" in java and text.count("apt-get install") == 1
+    assert {name: stages[name] for name in FINAL_TARGETS} == {
+        "kfp": "base",
+        "spark-ray": "java",
+        "kfp-spark-ray": "java",
+        "runtime": "base",
+    }
+    header = text.split("\nFROM ", 1)[0]
+    for target in SPARK_RAY_TARGETS:
+        assert f"--target {target} -t REGISTRY/pipegen-runtime-{target}:" in header
+    assert "openjdk-17-jre-headless" in header and "[spark] and [ray] extras at uv.lock's versions" in header
+    # The extras the script adds are the project's own.
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]["optional-dependencies"]
+    assert {"spark", "ray"} <= set(extras)
+    assert "--extra spark --extra ray" in (DEPLOY / "install-runtime.sh").read_text(encoding="utf-8")
+
+
+def test_the_unpinned_jre_is_the_only_lint_exception(tmp_path: Path) -> None:
+    """The JRE is not pinned (Debian keeps only its current security update): that one DL3008 is ignored, no more."""
+    text = (DEPLOY / "runtime.Dockerfile").read_text(encoding="utf-8")
+    assert re.findall(r"hadolint ignore=(\S+)", text) == ["DL3008"]
+    broken = tmp_path / "runtime.Dockerfile"
+    broken.write_text(text.replace("# hadolint ignore=DL3008\n", ""), encoding="utf-8")
+    proc = hadolint(broken)
+    assert proc.returncode != 0 and "DL3008" in proc.stdout, proc.stdout
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
@@ -143,6 +195,62 @@ def _export(*args: str) -> dict[str, str]:
 RUNTIME_EXTRAS = ["--no-default-groups", "--extra", "runtime", "--extra", "aws", "--extra", "sql"]
 
 
+def _pins(text: str) -> dict[str, str]:
+    return dict(re.findall(r"^([a-z0-9][a-z0-9._-]*)==(\S+)", text, flags=re.M))
+
+
+def _script_export(tmp_path: Path, *flags: str) -> dict[str, str]:
+    """What deploy/install-runtime.sh would install with these flags: its `uv export`, run by the real uv and
+    captured by a uv that then stops the script at its next step (`uv venv`, exit 97), so nothing is installed."""
+    work = tmp_path / "_".join(["export", *flags]).replace("-", "")
+    work.mkdir()
+    capture = work / "requirements.txt"
+    shim = work / "uv"
+    shim.write_text(
+        textwrap.dedent(
+            f"""\
+            #!/bin/sh
+            [ "$1" = export ] || exit 97
+            {uv_env()["UV"]} "$@" || exit $?
+            while [ $# -gt 0 ]; do
+                [ "$1" = --output-file ] && cp "$2" {capture}
+                shift
+            done
+            """
+        ),
+        encoding="utf-8",
+    )
+    shim.chmod(0o755)
+    proc = subprocess.run(
+        ["sh", str(DEPLOY / "install-runtime.sh"), str(work / "env"), *flags],
+        cwd=REPO, env={**uv_env(), "UV": str(shim)}, capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 97, proc.stdout + proc.stderr
+    return _pins(capture.read_text(encoding="utf-8"))
+
+
+def test_install_script_adds_spark_and_ray_only_when_asked(tmp_path: Path) -> None:
+    """--spark-ray: the [spark] and [ray] extras at the lock's versions, the runtime's own versions unchanged; the
+    default and --kfp environments have neither (the kfp group has them only for the tests)."""
+    runtime = _script_export(tmp_path)
+    spark_ray = _script_export(tmp_path, "--spark-ray")
+    assert spark_ray == _export(*RUNTIME_EXTRAS, "--extra", "spark", "--extra", "ray")
+    assert spark_ray["pyspark"] == LOCKED["pyspark"] and spark_ray["ray"] == LOCKED["ray"]
+    assert {name: spark_ray.get(name) for name in runtime} == runtime
+    kfp = _script_export(tmp_path, "--kfp")
+    assert kfp["kfp"] == LOCKED["kfp"]
+    for plain in (runtime, kfp):
+        assert not {"pyspark", "py4j", "ray"} & set(plain)
+    both = _script_export(tmp_path, "--spark-ray", "--kfp")
+    assert both["kfp"] == LOCKED["kfp"] and both["pyspark"] == LOCKED["pyspark"] and both["ray"] == LOCKED["ray"]
+    assert {name: both.get(name) for name in kfp} == kfp
+    assert not {"mlflow", "moto", "kfp-kubernetes"} & set(both)
+    bad = subprocess.run(
+        ["sh", str(DEPLOY / "install-runtime.sh"), str(tmp_path / "bad"), "--spark"], capture_output=True, text=True
+    )
+    assert bad.returncode == 2 and "usage: deploy/install-runtime.sh DEST [--kfp] [--spark-ray]" in bad.stderr
+
+
 @pytest.mark.xdist_group("deploy-images")
 def test_install_script_makes_the_runtime_environment(tmp_path: Path) -> None:
     python = _install(tmp_path / "pipegen")
@@ -178,7 +286,8 @@ def test_install_script_kfp_environment_runs_components_offline(tmp_path: Path) 
     runtime = _export(*RUNTIME_EXTRAS)
     assert {name: installed.get(name) for name in runtime} == runtime
     assert installed["pip"] == LOCKED["pip"]
-    assert not {"mlflow", "moto", "kfp-kubernetes"} & set(installed)
+    # Nor what the kfp group has only for the tests: Spark and Ray are the kfp-spark-ray target's (--spark-ray).
+    assert not {"mlflow", "moto", "kfp-kubernetes", "pyspark", "py4j", "ray"} & set(installed)
     # Lightweight components run in this environment as KFP runs them (kfp.local: the component's own command,
     # this interpreter), with no package index: compiled with install_kfp_package=False there is no pip step at
     # all; with kfp's default the pip step finds kfp installed.

@@ -129,6 +129,11 @@ def _job(record: dict[str, Any], runs: Labeller, tracking_uri: str, experiment: 
     # Airflow's own variables), a container only its spec's: only the spec's (JOB_*) and the runtime's
     # training variables are compared.
     env = {k: v for k, v in record.get("env", {}).items() if k.startswith("JOB_") or k in TRAINING_ENV}
+    if "MLFLOW_RUN_ID" not in env:
+        # A job without a run (a task step's, e.g. a Spark application) gets no MLflow variables from the runtime:
+        # any it has it inherited from its orchestrator (a worker configured with MLFLOW_TRACKING_URI, which
+        # `pipegen run --tracking-uri` is not): only the spec's own are compared.
+        env = {k: v for k, v in env.items() if k.startswith("JOB_")}
     if "MLFLOW_RUN_ID" in env:
         # The run the job logs into, by label (its id is engine-specific).
         env["MLFLOW_RUN_ID"] = runs(env["MLFLOW_RUN_ID"])

@@ -204,6 +204,11 @@ def uses_aws(spec: str) -> bool:
     return bool(backends & AWS_BACKENDS) or any("s3://" in g for g in gates)
 
 
+def uses_ray(spec: str) -> bool:
+    """Whether the spec has a step on a ray backend (the session then starts a Ray head)."""
+    return any(s.backend is not None and s.backend.type == "ray" for s in load_pipeline(spec).steps)
+
+
 def prepare_aws(spec: str, services: Services) -> None:
     """Create what the spec names on moto: buckets of its s3:// gates, Batch queues and job definitions."""
     pipeline = load_pipeline(spec)
@@ -375,8 +380,13 @@ def _request(
         "PIPEGEN_DIFF_STATE": str(services.root / "state"),
         "DIFF_WEBHOOK": services.receiver.url(engine),
         "PIPEGEN_DIFF_ENGINE_TIMEOUT": str(ENGINE_TIMEOUT),
+        # Where the scenarios' job scripts are, for steps that take a file (a Spark application), not a module.
+        "DIFF_JOBS": str(ROOT / "tests" / "differential" / "jobs"),
         **services.aws_credentials(engine),
     }
+    if services.ray_address:
+        # The session's Ray head; the submitting side says its authentication mode explicitly, as the head does.
+        env.update(RAY_ADDRESS=services.ray_address, RAY_AUTH_MODE="disabled")
     if services.endpoint:
         env.update(AWS_ENDPOINT_URL=services.endpoint, MOTO_PORT=services.endpoint.rsplit(":", 1)[1])
     return Request(
@@ -431,7 +441,8 @@ def main(
     own = services is None
     if services is None:
         aws = any(uses_aws(str(Path(s).resolve())) for s in specs) or "stepfunctions" in engines
-        services = Services(root, engines, aws=aws)
+        ray = any(uses_ray(str(Path(s).resolve())) for s in specs)
+        services = Services(root, engines, aws=aws, ray=ray)
         print(f"session: {root}", file=sys.stderr)
         services.start()  # stops what it started when it fails
     ok = True

@@ -1,5 +1,5 @@
 """The services one differential session shares: an MLflow server per engine, the webhook receiver, moto with
-Batch jobs that run, a migrated Airflow DB and a Prefect API server."""
+Batch jobs that run, a migrated Airflow DB, a Prefect API server and, when a scenario has Ray steps, a Ray head."""
 
 from __future__ import annotations
 
@@ -10,10 +10,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipegen.localrun.ray import LocalRayHead
 from tests.differential.engines import VENVS
 from tests.differential.prefect_server import PrefectServer, start_prefect_server
 from tests.differential.receiver import Receiver
 from tests.support_mlflow import MlflowServer, start_mlflow_server
+from tests.support_ray import isolated_head
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -21,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @dataclass
 class Services:
     """What every engine run of a session shares: one fresh MLflow server per engine, a webhook receiver,
-    moto with Batch jobs that run, a migrated Airflow DB and a Prefect API server."""
+    moto with Batch jobs that run, a migrated Airflow DB, a Prefect API server and (ray=True) one Ray head."""
 
     root: Path
     engines: list[str]
@@ -32,6 +34,8 @@ class Services:
     endpoint: str = ""
     airflow_db: Path | None = None
     prefect: PrefectServer | None = None
+    ray: bool = False
+    ray_head: LocalRayHead | None = None
 
     def start(self) -> None:
         """Start everything in parallel (MLflow servers take ~20 s each on a busy machine).
@@ -42,10 +46,11 @@ class Services:
         self.root.mkdir(parents=True, exist_ok=True)
         self.receiver = Receiver()
         failure: BaseException | None = None
-        with ThreadPoolExecutor(max_workers=len(self.engines) + 2) as pool:
+        with ThreadPoolExecutor(max_workers=len(self.engines) + 3) as pool:
             servers = {e: pool.submit(start_mlflow_server, self.root / f"mlflow-{e}") for e in self.engines}
             airflow = pool.submit(self._migrate_airflow) if "airflow" in self.engines else None
             prefect = pool.submit(self._start_prefect) if "prefect" in self.engines else None
+            ray = pool.submit(self._start_ray) if self.ray else None
             try:
                 if self.aws:
                     self._start_moto()
@@ -64,6 +69,11 @@ class Services:
             if prefect is not None:
                 try:
                     self.prefect = prefect.result()
+                except BaseException as exc:  # noqa: BLE001 - re-raised below
+                    failure = failure or exc
+            if ray is not None:
+                try:
+                    self.ray_head = ray.result()
                 except BaseException as exc:  # noqa: BLE001 - re-raised below
                     failure = failure or exc
         if failure is not None:
@@ -101,6 +111,18 @@ class Services:
         )
         return home / "airflow.db"
 
+    def _start_ray(self) -> LocalRayHead:
+        # Jobs run `python -m tests.differential.jobs...` from the copy of a working_dir Ray makes for them:
+        # the head's PYTHONPATH (which Ray keeps after the working_dir's) finds the checkout's modules.
+        head = isolated_head(self.root / "ray-home", {"PYTHONPATH": str(ROOT)})
+        head.start()
+        return head
+
+    @property
+    def ray_address(self) -> str:
+        """The Ray head's job server (RAY_ADDRESS), or "" when this session has none."""
+        return self.ray_head.address if self.ray_head is not None else ""
+
     def _start_prefect(self) -> PrefectServer:
         return start_prefect_server(ROOT / VENVS["prefect"] / "bin" / "python", self.root / "prefect")
 
@@ -119,6 +141,8 @@ class Services:
             server.stop()
         if self.prefect is not None:
             self.prefect.stop()
+        if self.ray_head is not None:
+            self.ray_head.stop(keep_logs=self.root / "ray-logs")
         if self.receiver is not None:
             self.receiver.stop()
         if self.moto is not None:

@@ -47,6 +47,21 @@ def test_a_metric_a_wrong_target_tag_or_a_job_variable_differs() -> None:
     assert "! run 1 (train) tag pipegen.target" in wrong.render()
 
 
+def job_rows(env: dict[str, str]) -> dict[str, str]:
+    result = Result("x", "succeeded", {}, 1.0, "log")
+    mlflow: dict[str, Any] = {"runs": [], "models": {}, "experiment_id": "1"}
+    return compare.normalise("x", result, mlflow, [], [{"argv": ["a"], "env": env, "attempt": 1}], "http://own")
+
+
+def test_a_task_jobs_inherited_mlflow_variables_are_not_compared_a_training_jobs_are() -> None:
+    """A Spark task's driver inherits MLFLOW_TRACKING_URI from an Airflow worker, not from `pipegen run`."""
+    inherited = {"MLFLOW_TRACKING_URI": "http://own", "JOB_X": "1", "PATH": "p"}
+    assert job_rows(inherited)["job 1"] == job_rows({"JOB_X": "1"})["job 1"]
+    assert job_rows(inherited)["job 1"] != job_rows({"JOB_X": "2"})["job 1"]
+    training = {"MLFLOW_RUN_ID": "r1", "MLFLOW_TRACKING_URI": "http://own"}
+    assert job_rows(training)["job 1"] != job_rows({"MLFLOW_RUN_ID": "r1"})["job 1"]
+
+
 # A spec whose failure webhook one target cannot send: its notify.on_failure value is at line 6, column 15.
 NOTIFY_SPEC = """\
 pipegen: 1

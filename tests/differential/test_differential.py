@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.differential.conftest import selected_scenarios
 from tests.differential.expected import Expected
 from tests.differential.harness import ROOT, Services, engine_module_exists, main, scheduled_instant
 from tests.differential.lanes import Lanes, Scenario
@@ -54,6 +55,25 @@ EXPECT: dict[str, dict[str, str]] = {
         "run 2 (train_params) tag pipegen.params": '{"epochs": 3, "label": "override", "lr": 0.25}',
     },
     "literal_local": {"pipeline status": "succeeded"},
+    "spark_ray": {
+        "pipeline status": "succeeded",
+        "step features": "passed",
+        "step train": "passed",
+        "mlflow runs": "1",
+        # What the Ray job read: the Spark step's 200 rows of y = 2x + 1, x = 0..199.
+        "run 1 (train) metric rows": "200.0",
+        "run 1 (train) metric mean_y": "200.0",
+        "model diff-spark-ray alias champion": "version 1",
+        "webhooks": "1",
+        "job runs": "2",
+    },
+    "ray_fail": {
+        "pipeline status": "failed",
+        "step train": "failed",
+        "step quality": "not_run",
+        "run 1 (train) status": "FAILED",
+        "job runs": "1",
+    },
 }
 # Expected differences: where a target cannot express a behaviour, the rows it ends differently on, each backed
 # by the located diagnostic its compilation emits (tests/differential/expected.py). The test fails when that
@@ -70,6 +90,14 @@ LEFT_OUT: dict[str, dict[str, str]] = {
             "moto 5.2.5's executor times a retried batch:submitJob.sync out ~50 ms after resubmitting it "
             "(States.Timeout; its clock keeps the first attempt's start), where Step Functions gives each attempt "
             "its own TimeoutSeconds"
+        )
+    },
+    "ray_fail": {"stepfunctions": "Step Functions has no Ray integration (PG602)"},
+    "spark_ray": {
+        "stepfunctions": (
+            "Step Functions runs Spark only on AWS (EMR, EMR Serverless, EMR on EKS, Glue: moto's executor runs "
+            "none of them as a Spark application) and has no Ray integration (PG602 for both): here it would "
+            "only prove the refusal, which tests/compiler covers"
         )
     },
 }
@@ -98,11 +126,7 @@ def lanes(
     Each test_engines_agree waits for its own scenario; by the time the first one is compared the others are
     running, so an engine that finished a scenario early is already on the next.
     """
-    selected = [
-        item.callspec.params["scenario"]
-        for item in request.session.items
-        if item.originalname == "test_engines_agree" and hasattr(item, "callspec")
-    ]
+    selected = selected_scenarios(request.session)
     running = Lanes(services, [planned(n, services) for n in selected], tmp_path_factory.mktemp("lanes"))
     running.start()
     try:
@@ -129,6 +153,26 @@ def test_engines_agree(scenario: str, lanes: Lanes) -> None:
         # 07:00 in Tokyo on 2026-01-15 is 22:00 UTC the day before: the date is the schedule zone's.
         assert jobs["--day"]["argv"][:2] == ["--day", "2026-01-15"]
         assert jobs["--day"]["env"]["JOB_DAY"] == "day=2026-01-15"
+    if scenario == "spark_ray":
+        # spark-submit got the rendered params; the Ray job got the same relative path, the MLflow run and the
+        # step's env through its runtime_env (argv from `--features` on: train.py's own arguments).
+        assert jobs["--rows"]["argv"] == ["--rows", "200", "--out", "build/features"]
+        assert jobs["--features"]["env"]["JOB_NOTE"] == "trained on ray"
+        assert jobs["--features"]["env"]["MLFLOW_RUN_ID"] == "<run 1>"
+    if scenario == "ray_fail":
+        for engine, result in run.results.items():
+            # Each engine failed the step with the job's own error: Ray's word that the entrypoint exited 1, through
+            # the runtime (its message names the submission), in the engine's log...
+            log = Path(result.log).read_text(errors="replace")
+            error = r"Ray job diff-ray-fail-train-\S+ failed: Job entrypoint command failed with exit code 1"
+            assert re.search(error, log), f"{engine}: no Ray job error in {result.log}"
+            # ...and the job's output among the logs the engine kept (`pipegen run` keeps one per step).
+            logs = [
+                p
+                for p in Path(result.log).parent.rglob("*.log")
+                if "failing on purpose" in p.read_text(errors="replace")
+            ]
+            assert logs, f"{engine}: the job's output is in none of the logs under {Path(result.log).parent}"
     if scenario in ("literal_local", "inputs"):
         # Agreement is not enough: the text must arrive exactly as the spec wrote it (not mangled alike).
         step = next(s for s in yaml.safe_load(Path(spec).read_text())["steps"] if s["name"] in ("train", "train_text"))

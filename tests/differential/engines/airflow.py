@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import shutil
 import sys
 import time
@@ -44,8 +46,24 @@ def airflow_environment(request: Request, home: Path) -> dict[str, str]:
         # The generated DAG's TRACKING_URI is '' unless the spec names one: the runtime then reads this.
         MLFLOW_TRACKING_URI=request.tracking_uri,
         AIRFLOW_CONN_AWS_DEFAULT=json.dumps(conn, sort_keys=True),
+        # SparkSubmitOperator runs `spark-submit` from PATH and the driver's `python3`: this venv's (pyspark's),
+        # as the DAG's header asks of a worker.
+        PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
     )
+    env.update(header_connections(request.compiled_file("airflow", ".py")))
     return env
+
+
+def header_connections(dag_file: Path) -> dict[str, str]:
+    """The AIRFLOW_CONN_<ID>='<json>' lines of a generated DAG's header (its Spark masters), as a deployment sets them."""
+    found: dict[str, str] = {}
+    for line in dag_file.read_text(encoding="utf-8").splitlines():
+        if not line.startswith("#"):
+            break
+        match = re.fullmatch(r"#\s+(AIRFLOW_CONN_[A-Z0-9_]+)=(.+)", line)
+        if match is not None:
+            found[match.group(1)] = shlex.split(match.group(2))[0]
+    return found
 
 
 def prepare_home(request: Request) -> Path:

@@ -1,17 +1,20 @@
 """A training job for the differential scenarios: records what it received, logs fixed metrics into its run.
 
     python -m tests.differential.jobs.train [--metric NAME=VALUE]... [--fail-times N] [--exit-code C]
-        [--sleep SECONDS] [--key TEXT] [ANY MORE ARGS...]
+        [--sleep SECONDS] [--key TEXT] [--features DIR] [ANY MORE ARGS...]
 
 It appends one JSON line {"argv", "env", "attempt", "started", "ended"} when it ends to $PIPEGEN_DIFF_RECORD (argv = everything after the
 script, byte for byte; env = its environment); fails its first N attempts (counted per
 tracking server and --key under $PIPEGEN_DIFF_STATE); logs the metrics and a `model` directory into the
 MLflow run the orchestrator started (MLFLOW_RUN_ID), as a real training script's `mlflow.start_run()` does.
+With --features (the CSV part files jobs/features.py wrote) it also logs their `rows` and `mean_y`: what it
+read, so that an engine whose training job did not see the Spark step's output ends differently.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import hashlib
 import json
 import os
@@ -46,6 +49,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--exit-code", type=int, default=3)
     parser.add_argument("--sleep", type=float, default=0.0)
     parser.add_argument("--key", default="")
+    parser.add_argument("--features", default=None)
     args, _ = parser.parse_known_args(argv)
     attempt = attempt_number(args.key or " ".join(argv))
     started = time.time()
@@ -59,6 +63,15 @@ def main(argv: list[str]) -> int:
             entry = {"argv": argv, "env": env, "attempt": attempt, "started": started, "ended": time.time()}
             with open(record, "a", encoding="utf-8") as handle:
                 handle.write(json.dumps(entry) + "\n")
+
+
+def feature_column(directory: Path, column: str) -> list[float]:
+    """One column of every row of the CSV part files in a directory (Spark's output), in file order."""
+    values: list[float] = []
+    for part in sorted(directory.glob("part-*.csv")):
+        with part.open(encoding="utf-8", newline="") as handle:
+            values += [float(row[column]) for row in csv.DictReader(handle)]
+    return values
 
 
 def work(args: argparse.Namespace, attempt: int) -> int:
@@ -84,6 +97,10 @@ def work(args: argparse.Namespace, attempt: int) -> int:
         for item in args.metric:
             name, _, value = item.partition("=")
             mlflow.log_metric(name, float(value))
+        if args.features is not None:
+            ys = feature_column(Path(args.features), "y")
+            mlflow.log_metric("rows", len(ys))
+            mlflow.log_metric("mean_y", sum(ys) / len(ys) if ys else 0.0)
         with tempfile.TemporaryDirectory() as tmp:
             model = Path(tmp) / "model"
             model.mkdir()
