@@ -104,3 +104,22 @@ def test_a_timeout_stops_the_job(ray_head: str) -> None:
     while str(client.get_job_status(job).value) != "STOPPED" and time.monotonic() < deadline:
         time.sleep(1)
     assert str(client.get_job_status(job).value) == "STOPPED"
+
+
+def test_a_failed_jobs_error_quotes_its_last_line_not_mlflows_closing_banner() -> None:
+    from types import SimpleNamespace
+
+    from pipegen.runtime.ray_jobs import _job_error
+
+    message = (
+        "Job entrypoint command failed with exit code 1, last available logs (truncated to 20,000 chars):\n"
+        "ValueError: features are empty\n"
+        "🏃 View run bright-owl-12 at: http://127.0.0.1:5000/#/experiments/1/runs/abc\n"
+        "🧪 View experiment at: http://127.0.0.1:5000/#/experiments/1\n"
+    )
+    assert _job_error(SimpleNamespace(message=message)) == (
+        "Job entrypoint command failed with exit code 1, last available logs (truncated to 20,000 chars)"
+        ": ... ValueError: features are empty"
+    )
+    assert _job_error(SimpleNamespace(message="Job was stopped")) == "Job was stopped"
+    assert _job_error(SimpleNamespace(message="")) == "no reason given"

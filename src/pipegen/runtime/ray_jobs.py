@@ -91,13 +91,20 @@ def job_runtime_env(runtime_env: Mapping[str, Any] | None, environment: Mapping[
     return dict(merged)
 
 
+# What MLflow prints as a run ends ("🏃 View run NAME at: URL", "🧪 View experiment at: URL"): a job that logs to
+# MLflow ends its output with these even when it fails, so they say nothing of why.
+_MLFLOW_BANNER = re.compile(r"^\W*View (run|experiment) .*\bat: \S+$")
+
+
 def _job_error(details: Any) -> str:
-    """Ray's message for a failed job, shortened to its first line and the last line of the logs it quotes."""
+    """Ray's message for a failed job, shortened to its first line and the last line of the logs it quotes (not
+    MLflow's closing banners)."""
     message = str(getattr(details, "message", "") or "").strip()
     lines = [line.strip() for line in message.splitlines() if line.strip()]
     if not lines:
         return "no reason given"
-    return lines[0] if len(lines) == 1 else f"{lines[0].rstrip(':')}: ... {lines[-1]}"
+    quoted = [line for line in lines[1:] if not _MLFLOW_BANNER.match(line)]
+    return lines[0] if not quoted else f"{lines[0].rstrip(':')}: ... {quoted[-1]}"
 
 
 def _save_logs(client: Any, job: str, output: IO[bytes] | None) -> None:
