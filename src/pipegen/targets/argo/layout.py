@@ -58,8 +58,15 @@ HEADER_NOTE = [
 ]
 
 
-# Kinds the resource templates of spark and ray steps create (argo/spark.py, argo/ray.py): API group, resource.
-CREATED = {"SparkApplication": ("sparkoperator.k8s.io", "sparkapplications"), "RayJob": ("ray.io", "rayjobs")}
+# Kinds the resource templates of spark, ray and multi-node steps create (argo/spark.py, argo/ray.py,
+# argo/distributed.py): API group, resource, and the controller that must run in the cluster for a custom resource.
+CREATED = {
+    "SparkApplication": ("sparkoperator.k8s.io", "sparkapplications", "the Spark Operator"),
+    "RayJob": ("ray.io", "rayjobs", "KubeRay"),
+    "JobSet": ("jobset.x-k8s.io", "jobsets", "the JobSet controller"),
+    "Job": ("batch", "jobs", ""),
+    "Service": ('""', "services", ""),
+}
 
 
 def _created_note(documents: list[dict[str, Any]]) -> list[str]:
@@ -71,9 +78,11 @@ def _created_note(documents: list[dict[str, Any]]) -> list[str]:
     rules = ", ".join(
         f"{{apiGroups: [{CREATED[k][0]}], resources: [{CREATED[k][1]}], verbs: [create, get, patch]}}" for k in kinds
     )
+    controllers = [CREATED[k][2] for k in kinds if CREATED[k][2]]
+    needs = f" ({' and '.join(controllers)} installed in the namespace)" if controllers else ""
     return [
         "# Its resource templates create " + " and ".join(kinds) + " objects as the workflow's service account, which",
-        f"# needs (the Spark Operator and KubeRay installed in the namespace):  rules: [{rules}]",
+        f"# needs{needs}:  rules: [{rules}]",
     ]
 
 
