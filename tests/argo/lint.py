@@ -12,6 +12,7 @@ import zoneinfo
 from collections.abc import Iterator
 from typing import Any
 
+import jsonschema
 from croniter import croniter
 
 from tests.argo.conditions import BadCondition, parse
@@ -241,7 +242,8 @@ def _resources(doc: dict[str, Any]) -> Iterator[str]:
         try:
             obj = json.loads(substitute(resource["manifest"], scope))
             validate_object(obj)
-        except (ValueError, KeyError, AssertionError) as exc:  # strict.Invalid and json's errors are ValueErrors
+        # strict.Invalid and json's errors are ValueErrors; kubernetes-validate raises jsonschema's ValidationError.
+        except (ValueError, KeyError, AssertionError, jsonschema.ValidationError) as exc:
             yield f"template '{name}': the manifest is not an object its API accepts: {exc}"
             continue
         # A Service has no status to wait for: its template ends once it is created (a multi-node step's, before
