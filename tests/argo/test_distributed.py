@@ -293,3 +293,27 @@ def test_a_condition_on_a_conditions_array_is_what_argo_cannot_parse() -> None:
     [template] = [t for t in docs[0]["spec"]["templates"] if t["name"] == "train"]
     template["resource"]["successCondition"] = 'status.conditions.#(type=="Complete").status == True'
     assert any("successCondition is not what Argo's executor parses" in p for p in lint_manifest(docs))
+
+
+SKIPPED = """\
+pipegen: 1
+name: skip
+backends:
+  k: {type: kubernetes, namespace: ml, image: "train:1"}
+targets:
+  argo: {runtime_image: "runtime:1"}
+steps:
+  - name: first
+    train: {backend: k, command: [python, a.py], metrics: [m]}
+  - name: judge
+    evaluate: {run_of: first, thresholds: ["m > 0.5"], on_fail: skip}
+  - name: wide
+    task: {backend: k, command: [python, b.py], distributed: {nodes: 2}}
+"""
+
+
+def test_a_skipped_multi_node_step_creates_no_service_either() -> None:
+    tasks = _dag(_manifest(SKIPPED))
+    assert tasks["wide"]["when"] == tasks["pipegen-svc-wide"]["when"]
+    assert "tasks['judge']" in tasks["wide"]["when"]
+    assert tasks["pipegen-svc-wide"]["depends"] == "judge.Succeeded"
