@@ -174,3 +174,13 @@ def test_the_header_names_the_rules_the_service_account_needs_only_when_objects_
     assert rules in (GOLDEN / "argo" / "clickstream.yaml").read_text()
     assert "sparkapplications" in (GOLDEN / "argo" / "clickstream.yaml").read_text()
     assert "rayjobs" not in (GOLDEN / "argo" / "feed-ranking.yaml").read_text()
+    # A multi-node step's objects: a Job and its headless Service.
+    assert "{apiGroups: [batch], resources: [jobs]" in (GOLDEN / "argo" / "feed-ranking-16gpu.yaml").read_text()
+
+
+def test_the_header_names_what_the_runtime_image_needs_for_spark_submit_and_ray_steps() -> None:
+    from tests.cases import GOLDEN
+
+    needs = "# Its runtime image also needs Java 17 and pipegen-ml[spark] (spark-submit) and pipegen-ml[ray]"
+    assert needs in (GOLDEN / "argo" / "sparkray.yaml").read_text()
+    assert "Its runtime image also needs" not in (GOLDEN / "argo" / "clickstream.yaml").read_text()

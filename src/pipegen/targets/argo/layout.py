@@ -86,7 +86,22 @@ def _created_note(documents: list[dict[str, Any]]) -> list[str]:
     ]
 
 
+# The shared runtime templates of spark.submit and ray.address steps (lowering: pipegen-<kind>[-n]), and what the
+# runtime image then needs beyond pipegen-ml[runtime].
+EXTRAS = {"spark": "Java 17 and pipegen-ml[spark] (spark-submit)", "ray": "pipegen-ml[ray] (Ray's job submission)"}
+
+
+def _runtime_note(documents: list[dict[str, Any]]) -> list[str]:
+    """What the runtime image needs for the spark-submit and Ray steps it runs (none: nothing)."""
+    names = [str(t["name"]) for t in documents[0]["spec"]["templates"]]
+    kinds = [k for k in EXTRAS if any(n == f"pipegen-{k}" or n.startswith(f"pipegen-{k}-") for n in names)]
+    if not kinds:
+        return []
+    return ["# Its runtime image also needs " + " and ".join(EXTRAS[k] for k in kinds) + "."]
+
+
 def manifest_text(pipeline: Pipeline, documents: list[dict[str, Any]]) -> str:
     """The multi-document YAML: deterministic bytes for the same documents."""
     body = "---\n".join(dump(doc) for doc in documents)
-    return "\n".join([*header_lines(pipeline), *HEADER_NOTE, *_created_note(documents)]) + "\n---\n" + body
+    notes = [*HEADER_NOTE, *_created_note(documents), *_runtime_note(documents)]
+    return "\n".join([*header_lines(pipeline), *notes]) + "\n---\n" + body
