@@ -4,8 +4,10 @@ Each step is a DAG task with an explicit `depends: X.Succeeded`; pipegen's runti
 (`python -m pipegen.runtime step ARGS_JSON`, the step's JSON with '{', '}' and '$' escaped so neither Argo
 nor the kubelet rewrites spec text); kubernetes steps are container templates; spark steps on the Spark Operator
 and ray steps on a KubeRay cluster are resource templates creating a SparkApplication / RayJob (argo/spark.py,
-argo/ray.py, the objects from pipegen.k8s, their manifests from argo/manifests.py). The documents are plain
-dicts written with yaml.safe_dump-style sorted keys (`layout`), never text templates.
+argo/ray.py, the objects from pipegen.k8s, their manifests from argo/manifests.py); spark-submit and Ray-address
+steps are runtime containers (run_step kinds `spark` / `ray`, targets/cluster_jobs); multi-node steps are resource
+templates creating a JobSet, or a headless Service and then an Indexed Job (argo/distributed.py). The documents are
+plain dicts written with yaml.safe_dump-style sorted keys (`layout`), never text templates.
 """
 
 from __future__ import annotations
