@@ -78,8 +78,10 @@ def evaluate(expression: str, scope: dict[str, Any]) -> str:
 
 
 def substitute(manifest: str, scope: dict[str, Any]) -> str:
-    """The manifest with every `{{=...}}` replaced by its value and `{{inputs.parameters.X}}` by the input's."""
+    """The manifest with every `{{=...}}` replaced by its value, `{{inputs.parameters.X}}` by the input's and
+    `{{workflow.uid}}` by the run's uid (scope's "workflow.uid")."""
     text = EXPRESSION.sub(lambda m: evaluate(m.group(1), scope), manifest)
+    text = re.sub(r"\{\{workflow\.uid\}\}", lambda m: str(scope["workflow.uid"]), text)
     return re.sub(
         r"\{\{inputs\.parameters\.([-A-Za-z0-9_]+)\}\}", lambda m: scope["inputs.parameters"][m.group(1)], text
     )

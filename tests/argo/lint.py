@@ -12,7 +12,10 @@ import zoneinfo
 from collections.abc import Iterator
 from typing import Any
 
+import jsonschema
 from croniter import croniter
+
+from tests.argo.conditions import BadCondition, parse
 
 # validate.go: template, task and parameter names.
 NAME = re.compile(r"^[a-zA-Z0-9][-a-zA-Z0-9]*$")
@@ -26,6 +29,11 @@ DEPENDS_TERM = re.compile(
 )
 # The kubelet expands $(VAR) in a container's command, args and env values; `$$` is a literal `$`.
 KUBELET = re.compile(r"\$(\$|\([A-Za-z_][A-Za-z0-9_.-]*\))")
+# The references pipegen.k8s.distributed writes for a multi-node step's nodes (torchrun's flags, MASTER_ADDR from the
+# Job's or JobSet's name): the kubelet is meant to expand these, in the builder's own words only (spec text has '$$').
+RENDEZVOUS = {f"$({v})" for v in ("NODE_RANK", "MASTER_ADDR", "MASTER_PORT", "JOB_NAME", "JOBSET_NAME")}
+# {{workflow.uid}} as Argo gives it: a UUID.
+UID = "0f8fad5b-d9cb-469f-a165-70867728950e"
 
 
 def tags(text: str) -> Iterator[str]:
@@ -129,7 +137,7 @@ def _allowed_tags(doc: dict[str, Any], template: dict[str, Any] | None) -> list[
     params = [re.escape(p["name"]) for p in doc["spec"].get("arguments", {}).get("parameters", [])]
     param = "(?:" + "|".join(params) + ")" if params else "(?!)"
     allowed = [
-        re.compile(r"workflow\.(?:name|status|scheduledTime)"),
+        re.compile(r"workflow\.(?:name|status|scheduledTime|uid)"),
         re.compile(rf"workflow\.parameters\.{param}"),
         re.compile(rf"=toJson\((?:asInt\(|asFloat\()?workflow\.parameters\.{param}(?: == 'true'|\))?\)?"),
         # refs.kubelet_param: a parameter in a user container's args or env, '$' doubled for the kubelet.
@@ -220,7 +228,6 @@ def _resources(doc: dict[str, Any]) -> Iterator[str]:
     """Resource templates: create an object the workflow owns, in its namespace, which its API accepts once Argo
     has substituted the manifest (sample values here); no `$(VAR)` the kubelet would expand in its pods."""
     from tests.argo.expressions import substitute
-    from tests.k8s.strict import validate
 
     params = {p["name"]: "P" for p in doc["spec"].get("arguments", {}).get("parameters", [])}
     for template in doc["spec"]["templates"]:
@@ -230,27 +237,61 @@ def _resources(doc: dict[str, Any]) -> Iterator[str]:
         name = template["name"]
         if resource.get("action") != "create" or resource.get("setOwnerReference") is not True:
             yield f"template '{name}': a step's object is created and owned by the workflow"
-        if not resource.get("successCondition") or not resource.get("failureCondition"):
-            yield f"template '{name}': without both conditions the step waits for nothing or forever"
         inputs = {p["name"]: "I" for p in template.get("inputs", {}).get("parameters", [])}
-        scope = {"workflow.parameters": params, "workflow.name": "W", "inputs.parameters": inputs}
+        scope = {"workflow.parameters": params, "workflow.name": "W", "workflow.uid": UID, "inputs.parameters": inputs}
         try:
             obj = json.loads(substitute(resource["manifest"], scope))
-            validate(obj)
-        except (ValueError, KeyError, AssertionError) as exc:  # strict.Invalid and json's errors are ValueErrors
+            validate_object(obj)
+        # strict.Invalid and json's errors are ValueErrors; kubernetes-validate raises jsonschema's ValidationError.
+        except (ValueError, KeyError, AssertionError, jsonschema.ValidationError) as exc:
             yield f"template '{name}': the manifest is not an object its API accepts: {exc}"
             continue
+        # A Service has no status to wait for: its template ends once it is created (a multi-node step's, before
+        # the Job that uses it). Every other object is waited for.
+        if obj["kind"] != "Service" and (not resource.get("successCondition") or not resource.get("failureCondition")):
+            yield f"template '{name}': without both conditions the step waits for nothing or forever"
+        for key in [k for k in ("successCondition", "failureCondition") if resource.get(k)]:
+            try:
+                parse(resource[key])
+            except BadCondition as exc:
+                yield f"template '{name}': {key} is not what Argo's executor parses: {exc}"
         if obj["metadata"].get("namespace") != doc["metadata"].get("namespace"):
             yield f"template '{name}': an owned object must live in the workflow's namespace"
         for path, text in _pod_texts(obj):
             for m in KUBELET.finditer(text):
-                if m.group(1) != "$":
+                if m.group(1) != "$" and m.group(0) not in RENDEZVOUS:
                     yield f"template '{name}': the kubelet expands '{m.group(0)}' in {path}"
+
+
+def validate_object(obj: dict[str, Any]) -> None:
+    """The strict validator of the object's kind: core kinds (Job, Service) through kubernetes-validate, a JobSet
+    through the kubeflow-trainer-api models' round trip (tests/k8s/test_distributed.py), the custom resources of
+    Spark and Ray steps through tests/k8s/strict.py."""
+    from tests.k8s.strict import validate
+    from tests.k8s.test_distributed import validate as validate_nodes
+
+    (validate_nodes if obj["kind"] in ("Job", "Service", "JobSet") else validate)(obj)
+
+
+def _containers(obj: dict[str, Any]) -> list[dict[str, Any]]:
+    """The containers of a Job's or a JobSet's pods."""
+    if obj["kind"] == "Job":
+        return obj["spec"]["template"]["spec"]["containers"]  # type: ignore[no-any-return]
+    jobs = [r["template"]["spec"]["template"]["spec"] for r in obj["spec"]["replicatedJobs"]]
+    return [c for pod in jobs for c in pod["containers"]]
 
 
 def _pod_texts(obj: dict[str, Any]) -> Iterator[tuple[str, str]]:
     """The object's texts that become a container's args or env values, which the kubelet reads."""
     spec = obj["spec"]
+    if obj["kind"] == "Service":
+        return
+    if obj["kind"] in ("Job", "JobSet"):
+        for container in _containers(obj):
+            yield from (("command", c) for c in container.get("command", []))
+            yield from (("args", a) for a in container.get("args", []))
+            yield from (("env", e["value"]) for e in container.get("env", []) if "value" in e)
+        return
     if obj["kind"] == "SparkApplication":
         yield "mainApplicationFile", spec["mainApplicationFile"]
         yield from (("arguments", a) for a in spec.get("arguments", []))

@@ -21,8 +21,9 @@ from tests.hostile import BACKEND_TYPES, VARIANTS, dump, hostile_spec
 # Every spec file under specs/ and tests/ (tests/invalid's too: those `pipegen validate` accepts count).
 SPEC_FILES = sorted({*(REPO / "specs").glob("*.yaml"), *(REPO / "tests").rglob("*.yaml")})
 RUNTIME_IMAGE = "registry.example.com/pipegen-runtime:1"
-# Backend variants Argo maps (resource templates); other spark and ray backends are a located PG602.
-MAPPED_VARIANTS = {"spark.kubernetes", "ray.cluster"}
+# Backend variants Argo maps (resource templates, runtime containers); other spark backends and a Ray that
+# `pipegen run` starts (address: local) are a located PG602.
+MAPPED_VARIANTS = {"spark.kubernetes", "ray.cluster", "spark.submit", "ray.address"}
 LOCATED_PG6 = re.compile(r"^\S+:\d+:\d+: error\[PG6\d\d\]: .+; hint: .+$")
 
 
@@ -87,10 +88,10 @@ def settle_keys(data: dict[str, Any], backend: str) -> None:
 
 
 def _unmapped(backend: dict[str, object]) -> bool:
-    """A spark backend on another platform than kubernetes, or a ray backend at an address."""
+    """A spark backend on an AWS platform, or a ray backend whose Ray `pipegen run` starts."""
     if backend.get("type") == "spark":
         return f"spark.{backend.get('platform', 'submit')}" not in MAPPED_VARIANTS
-    return backend.get("type") == "ray" and "cluster" not in backend
+    return backend.get("type") == "ray" and backend.get("address") == "local"
 
 
 @pytest.mark.parametrize("backend", [*BACKEND_TYPES, *VARIANTS])
@@ -101,5 +102,5 @@ def test_hostile_spec_compiles_to_a_valid_argo_manifest_or_is_located(backend: s
         data["backends"]["b"]["node_selector"] = {"pool": "r-1"}
     settle_keys(data, backend)
     outcome = _check(f"hostile-{backend}", check_source(Source("hostile.yaml", dump(data))))
-    runs = {"kubernetes", "aws_batch", "sagemaker", "local", *MAPPED_VARIANTS}
+    runs = {"kubernetes", "aws_batch", "sagemaker", "local", "spark", "ray", *MAPPED_VARIANTS}
     assert outcome == ("compiled" if backend in runs else "refused")

@@ -17,7 +17,8 @@ from tests.conftest import CliResult
 from tests.hostile import BACKEND_TYPES, HOSTILE_LINE, HOSTILE_TEXT, dump, hostile_spec
 
 Cli = Callable[..., CliResult]
-RUNS = {"kubernetes", "aws_batch", "sagemaker", "local"}
+# spark and ray: spark-submit and a Ray address run in runtime containers (the other variants: tests/argo).
+RUNS = {"kubernetes", "aws_batch", "sagemaker", "local", "spark", "ray"}
 LOCATED = re.compile(r"^\S+:\d+:\d+: (error|warning)\[PG\d{3}\]: .+$")
 # What pipegen's own references stand for when a runtime argument is read back (any JSON-safe values).
 _DUMMY = {
@@ -83,6 +84,15 @@ def test_hostile_spec_reaches_argo_unrewritten_or_is_located(cli: Cli, tmp_path:
     assert promote["model"] == ship["model"]
     assert promote["artifact"] == ship["artifact"].replace("${", "$${")
     assert promote["webhooks"] == [n["webhook"] for n in ship["notify"]]
+    if backend in ("spark", "ray"):
+        # The step's request reaches the runtime's spark / ray kind as written: command, backend settings.
+        job = next(a["spec"] for a in decoded if a.get("kind") == backend)
+        prep = next(s for s in data["steps"] if s["name"] == "prep")["task"]
+        assert job["command"] == prep["command"]
+        settings = data["backends"]["b"]
+        assert job[backend]["master" if backend == "spark" else "address"] == settings.get(
+            "master", settings.get("address")
+        )
     # The hostile text did reach the runtime (it was not settled away everywhere).
     texts = [text for a in decoded for _, text in strings(a)]
     assert any(HOSTILE_TEXT in t or HOSTILE_LINE in t for t in texts)

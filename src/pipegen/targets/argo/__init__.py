@@ -4,8 +4,10 @@ Each step is a DAG task with an explicit `depends: X.Succeeded`; pipegen's runti
 (`python -m pipegen.runtime step ARGS_JSON`, the step's JSON with '{', '}' and '$' escaped so neither Argo
 nor the kubelet rewrites spec text); kubernetes steps are container templates; spark steps on the Spark Operator
 and ray steps on a KubeRay cluster are resource templates creating a SparkApplication / RayJob (argo/spark.py,
-argo/ray.py, the objects from pipegen.k8s, their manifests from argo/manifests.py). The documents are plain
-dicts written with yaml.safe_dump-style sorted keys (`layout`), never text templates.
+argo/ray.py, the objects from pipegen.k8s, their manifests from argo/manifests.py); spark-submit and Ray-address
+steps are runtime containers (run_step kinds `spark` / `ray`, targets/cluster_jobs); multi-node steps are resource
+templates creating a JobSet, or a headless Service and then an Indexed Job (argo/distributed.py). The documents are
+plain dicts written with yaml.safe_dump-style sorted keys (`layout`), never text templates.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from pipegen.diagnostics import Diagnostic, has_errors
 from pipegen.emit import Output
 from pipegen.resolve import Pipeline
 from pipegen.targets.argo.checks import containers, params, runtime_image, step_names
+from pipegen.targets.argo.distributed import FEATURE as DISTRIBUTED_FEATURE
+from pipegen.targets.argo.distributed import node_problems
 from pipegen.targets.argo.layout import manifest_text
 from pipegen.targets.argo.lowering import Lowering
 from pipegen.targets.argo.options import ArgoOptions
@@ -26,9 +30,18 @@ from pipegen.targets.argo.resource_checks import custom_resources
 from pipegen.targets.argo.size import size_problems
 from pipegen.targets.argo.spark import VARIANTS as SPARK_VARIANTS
 from pipegen.targets.base import Support, Target
+from pipegen.targets.cluster_jobs import local_ray_addresses
 
 __all__ = ["TARGET", "ArgoOptions", "ArgoTarget"]
 
+# spark.submit and ray.address: the runtime's run_step kinds `spark` and `ray` (targets/cluster_jobs), as on KFP/Prefect.
+CLUSTER_JOB_VARIANTS = {
+    "spark.submit": "runtime container running spark-submit against master (local[N] inside the container: the "
+    "runtime image needs Java 17 and pipegen-ml[spark]) and waiting; the runtime ends spark-submit at the step's "
+    "timeout",
+    "ray.address": "runtime container submitting through Ray's JobSubmissionClient and waiting (a retry reattaches to "
+    "its job; the runtime stops the job at the step's timeout); the runtime image needs pipegen-ml[ray]",
+}
 _RUNTIME = "runtime container (python -m pipegen.runtime; a wait polls inside it within activeDeadlineSeconds)"
 
 
@@ -43,8 +56,10 @@ class ArgoTarget(Target):
             "aws_batch": "runtime container that submits the job and waits",
             "sagemaker": "runtime container that creates the training job and waits",
             "local": "runtime container that runs the command in the runtime image",
-            "spark": "resource template creating a SparkApplication (platform: kubernetes)",
-            "ray": "resource template creating a KubeRay RayJob (cluster:)",
+            "spark": "resource template creating a SparkApplication (platform: kubernetes), or a runtime container "
+            "running spark-submit (platform: submit)",
+            "ray": "resource template creating a KubeRay RayJob (cluster:), or a runtime container submitting to a "
+            "running cluster's job server (address:)",
         },
         gates={check: _RUNTIME for check in ("partition_exists", "freshness", "row_count", "sql")},
         features={
@@ -62,10 +77,13 @@ class ArgoTarget(Target):
             "(today there for a manual submit), from a pipegen-context runtime task",
             "${secret.X}": "Kubernetes secret x (key X) as secretKeyRef",
             "output parameters": "need the workflow's service account to create/patch workflowtaskresults",
+            "distributed": DISTRIBUTED_FEATURE,
+            "kubernetes.tolerations": "the template's tolerations (and the pod template of a multi-node step's nodes)",
             "custom resources": "the workflow's service account needs create, get and patch on sparkapplications "
-            "(sparkoperator.k8s.io) and rayjobs (ray.io) for the resource templates of spark and ray steps",
+            "(sparkoperator.k8s.io) and rayjobs (ray.io) for the resource templates of spark and ray steps, and on "
+            "jobsets (jobset.x-k8s.io), or jobs (batch) and services, for those of multi-node steps",
         },
-        variants={**SPARK_VARIANTS, **RAY_VARIANTS},
+        variants={**SPARK_VARIANTS, **RAY_VARIANTS, **CLUSTER_JOB_VARIANTS},
     )
     options_model = ArgoOptions
     # The documents check() lowered to measure them, for render() to write (the compiler renders what it checked).
@@ -81,6 +99,8 @@ class ArgoTarget(Target):
             *runtime_image(pipeline, options),
             *containers(pipeline, options),
             *custom_resources(pipeline),
+            *local_ray_addresses(pipeline, self.name),
+            *node_problems(pipeline),
         ]
         if not has_errors(problems):
             documents = Lowering(pipeline, options).documents()

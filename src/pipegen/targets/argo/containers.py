@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pipegen.expr import parse_template
+from pipegen.k8s.distributed import toleration
 from pipegen.resolve import Pipeline, ResolvedStep
 from pipegen.spec import KubernetesBackend, RayBackend, SparkBackend
 from pipegen.targets.argo.options import ArgoOptions
@@ -95,4 +96,6 @@ def kubernetes_template(
         extra["serviceAccountName"] = backend.service_account
     if backend.node_selector:
         extra["nodeSelector"] = dict(sorted(backend.node_selector.items()))
+    if backend.tolerations:
+        extra["tolerations"] = [toleration(t.model_dump(exclude_none=True)) for t in backend.tolerations]
     return container, extra

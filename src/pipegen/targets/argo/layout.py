@@ -58,8 +58,15 @@ HEADER_NOTE = [
 ]
 
 
-# Kinds the resource templates of spark and ray steps create (argo/spark.py, argo/ray.py): API group, resource.
-CREATED = {"SparkApplication": ("sparkoperator.k8s.io", "sparkapplications"), "RayJob": ("ray.io", "rayjobs")}
+# Kinds the resource templates of spark, ray and multi-node steps create (argo/spark.py, argo/ray.py,
+# argo/distributed.py): API group, resource, and the controller that must run in the cluster for a custom resource.
+CREATED = {
+    "SparkApplication": ("sparkoperator.k8s.io", "sparkapplications", "the Spark Operator"),
+    "RayJob": ("ray.io", "rayjobs", "KubeRay"),
+    "JobSet": ("jobset.x-k8s.io", "jobsets", "the JobSet controller"),
+    "Job": ("batch", "jobs", ""),
+    "Service": ('""', "services", ""),
+}
 
 
 def _created_note(documents: list[dict[str, Any]]) -> list[str]:
@@ -71,13 +78,30 @@ def _created_note(documents: list[dict[str, Any]]) -> list[str]:
     rules = ", ".join(
         f"{{apiGroups: [{CREATED[k][0]}], resources: [{CREATED[k][1]}], verbs: [create, get, patch]}}" for k in kinds
     )
+    controllers = [CREATED[k][2] for k in kinds if CREATED[k][2]]
+    needs = f" ({' and '.join(controllers)} installed in the namespace)" if controllers else ""
     return [
         "# Its resource templates create " + " and ".join(kinds) + " objects as the workflow's service account, which",
-        f"# needs (the Spark Operator and KubeRay installed in the namespace):  rules: [{rules}]",
+        f"# needs{needs}:  rules: [{rules}]",
     ]
+
+
+# The shared runtime templates of spark.submit and ray.address steps (lowering: pipegen-<kind>[-n]), and what the
+# runtime image then needs beyond pipegen-ml[runtime].
+EXTRAS = {"spark": "Java 17 and pipegen-ml[spark] (spark-submit)", "ray": "pipegen-ml[ray] (Ray's job submission)"}
+
+
+def _runtime_note(documents: list[dict[str, Any]]) -> list[str]:
+    """What the runtime image needs for the spark-submit and Ray steps it runs (none: nothing)."""
+    names = [str(t["name"]) for t in documents[0]["spec"]["templates"]]
+    kinds = [k for k in EXTRAS if any(n == f"pipegen-{k}" or n.startswith(f"pipegen-{k}-") for n in names)]
+    if not kinds:
+        return []
+    return ["# Its runtime image also needs " + " and ".join(EXTRAS[k] for k in kinds) + "."]
 
 
 def manifest_text(pipeline: Pipeline, documents: list[dict[str, Any]]) -> str:
     """The multi-document YAML: deterministic bytes for the same documents."""
     body = "---\n".join(dump(doc) for doc in documents)
-    return "\n".join([*header_lines(pipeline), *HEADER_NOTE, *_created_note(documents)]) + "\n---\n" + body
+    notes = [*HEADER_NOTE, *_created_note(documents), *_runtime_note(documents)]
+    return "\n".join([*header_lines(pipeline), *notes]) + "\n---\n" + body

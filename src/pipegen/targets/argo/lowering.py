@@ -16,7 +16,9 @@ from pipegen.expr import parse_template
 from pipegen.resolve import Pipeline, ResolvedStep
 from pipegen.spec import KubernetesBackend, RayBackend, SparkBackend
 from pipegen.targets.argo import names
+from pipegen.targets.argo.checks import makes_resource
 from pipegen.targets.argo.containers import EXPERIMENT_INPUT, RUN_INPUT, kubernetes_template, workflow_namespace
+from pipegen.targets.argo.distributed import is_distributed, node_resources
 from pipegen.targets.argo.names import runtime_json
 from pipegen.targets.argo.options import ArgoOptions
 from pipegen.targets.argo.ray import ray_resource
@@ -36,6 +38,7 @@ from pipegen.targets.base import (
     judged_in_runtime_deadline_seconds,
     promote_request,
 )
+from pipegen.targets.cluster_jobs import cluster_request
 from pipegen.targets.kfp.checks import skip_conditions, uses_run_context
 from pipegen.targets.kfp.names import step_refs
 
@@ -145,7 +148,10 @@ class Lowering:
             made = self._step(step, depends)
             when = [result_field(names.task_name(e), "passed") for e in conditions[step.name]]
             if when:
-                made[-1]["when"] = " && ".join(f"{w} == true" for w in when)
+                # A skipped multi-node step creates no Service either.
+                service = names.service_name(step.name)
+                for task in [t for t in made if t["name"] == service] + [made[-1]]:
+                    task["when"] = " && ".join(f"{w} == true" for w in when)
             tasks.extend(made)
         return tasks
 
@@ -285,6 +291,8 @@ class Lowering:
             out.append(self._runtime(step, "start_run", request, depends, name=start, secrets=secrets))
             depends, run_of = [start], step.name
         backend = step.backend
+        if is_distributed(step):
+            return [*out, *self._nodes(step, depends, run_of)]
         if isinstance(backend, KubernetesBackend):
             name = names.task_name(step.name)
             container, extra = kubernetes_template(self.p, step, backend, run_of)
@@ -297,7 +305,7 @@ class Lowering:
             self._template(name, container, step=step)
             self.templates[name] |= extra
             return [*out, self._container_task(name, depends, step.name if run_of is not None else None)]
-        if isinstance(backend, SparkBackend | RayBackend):
+        if makes_resource(step):
             # A custom resource the step creates and waits for (argo/spark.py, argo/ray.py).
             build = spark_resource if isinstance(backend, SparkBackend) else ray_resource
             made, values = build(self.p, self.options, step, run_of is not None)
@@ -305,10 +313,30 @@ class Lowering:
             self.templates[name] = {"name": name, **self._body(made, step, False, key="resource")}
             also = {RUN_DATE_INPUT} if values.uses_run_date else set()
             return [*out, self._container_task(name, depends, step.name if run_of is not None else None, also)]
-        kind, job = command_request(self.p, step)
+        if isinstance(backend, SparkBackend | RayBackend):
+            # spark-submit or a job on a running Ray cluster, submitted and waited for in the runtime container (as
+            # KFP and Prefect do); the step's timeout travels in the request, so the runtime stops the job itself.
+            kind, job = cluster_request(self.p, step)
+        else:
+            kind, job = command_request(self.p, step)
         if run_of is not None:
             job["tracking_uri"] = tracking
         return [*out, self._runtime(step, kind, job, depends, run_of=run_of)]
+
+    def _nodes(self, step: ResolvedStep, depends: list[str], run_of: str | None) -> list[dict[str, Any]]:
+        """A multi-node step: its JobSet, or its headless Service and then its Indexed Job (argo/distributed.py)."""
+        made = node_resources(self.p, self.options, step, run_of is not None)
+        out: list[dict[str, Any]] = []
+        if made.service is not None:
+            # Created once per run, without retries (a second create of the run's Service would find it there).
+            service = names.service_name(step.name)
+            self.templates[service] = {"name": service, "resource": made.service}
+            out.append(self._task(service, depends))
+            depends = [service]
+        name = names.task_name(step.name)
+        self.templates[name] = {"name": name, **self._body(made.main, step, False, key="resource")}
+        also = {RUN_DATE_INPUT} if made.values.uses_run_date else set()
+        return [*out, self._container_task(name, depends, step.name if run_of is not None else None, also)]
 
     def _container_task(
         self, name: str, depends: list[str], run_of: str | None, also: set[str] | None = None

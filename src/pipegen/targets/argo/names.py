@@ -31,6 +31,11 @@ def start_run_name(step: str) -> str:
     return f"{RESERVED}run-{task_name(step)}"
 
 
+def service_name(step: str) -> str:
+    """The task creating the headless Service of a multi-node step on an Indexed Job."""
+    return f"{RESERVED}svc-{task_name(step)}"
+
+
 def clock_name(step: str) -> str:
     """The task taking the time a waiting gate's wait begins (the anchor its retries resume from)."""
     return f"{RESERVED}clock-{task_name(step)}"
