@@ -15,9 +15,11 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
+from pipegen.compiler import compile_checked
+from pipegen.frontend import check_file
 from pipegen.runtime.kubernetes_job import step_objects
 from pipegen.runtime.step import decode
-from tests.cases import REPO
+from tests.cases import REPO, rel
 from tests.prefect.support import compile_prefect, load_module
 from tests.support_tools import free_port
 
@@ -123,6 +125,15 @@ def test_a_16_node_step_is_its_headless_service_then_an_indexed_job(flows: Path)
     ]
     # Pod hostnames `<job>-<index>` stay DNS labels up to the spec's 1,000 nodes.
     assert len(f"{name}-999") <= 63
+
+
+def test_startup_timeout_reaches_the_task_and_is_not_warned_about(flows: Path) -> None:
+    """The 16-node spec's startup_timeout: 20m is the task's start-up bound (seconds), no longer a PG702 warning."""
+    request = decode(load_module(flows / "feed-ranking-16gpu.py").REQUESTS["train"])
+    assert request["startup_timeout"] == 1200 and request["plan"]["deadline_seconds"] == 8 * 3600
+    assert "startup_timeout" not in decode(load_module(flows / "feed-ranking.py").REQUESTS["train"])
+    result = compile_checked(check_file(rel(FEED_16)), ["prefect"])
+    assert [d.format() for d in result.diagnostics if "startup_timeout" in d.message] == []
 
 
 def test_names_are_the_same_for_an_attempt_and_new_for_a_retry(flows: Path) -> None:
