@@ -3,7 +3,8 @@
 The loop polls every POLL seconds (the Job's status and its pods), prints each pod's log once the pod has ended, and
 fails the attempt when the Job fails, when the step's timeout has passed (wall time since the Job was created), or
 when a pod has not started within the backend's startup_timeout (still Pending: unscheduled, pulling its image,
-creating its container). What a status means is `verdict`, a pure function of the documents the API returns.
+creating its container). A failed poll is retried (API_ERRORS in a row end the attempt): one blip of the API server
+must not delete hours of training. What a status means is `verdict`, a pure function of the documents the API returns.
 
 Fields read, as the Kubernetes API reference defines them (https://kubernetes.io/docs/reference/kubernetes-api/):
 - Job (workload-resources/job-v1): status.conditions[] {type: Complete | Failed | FailureTarget | ..., status:
@@ -24,6 +25,8 @@ from typing import Any
 
 # Seconds between two polls of the Job and its pods.
 POLL = 5.0
+# Consecutive failed polls (API server unreachable or erring) before the attempt fails: a minute at POLL.
+API_ERRORS = 12
 ENDED = ("Succeeded", "Failed")
 
 
@@ -162,9 +165,21 @@ async def _wait(
     first_seen: dict[str, float] = {}
     printed: set[str] = set()
     serialize = core.api_client.sanitize_for_serialization
+    errors = 0
     while True:
-        status = serialize(await batch.read_namespaced_job_status(name, namespace))
-        pods = serialize((await core.list_namespaced_pod(namespace, label_selector=selector)).items)
+        try:
+            status = serialize(await batch.read_namespaced_job_status(name, namespace))
+            pods = serialize((await core.list_namespaced_pod(namespace, label_selector=selector)).items)
+        except Exception as error:
+            # A blip of the API server must not end hours of training (the Job would be deleted): polls are
+            # retried for a while; a Job deleted by someone else (404) ends the attempt at once.
+            errors += 1
+            if getattr(error, "status", None) == 404 or errors > API_ERRORS:
+                raise
+            echo(f"Job {name}: reading its status failed ({error!r}); retrying in {poll:g}s")
+            await asyncio.sleep(poll)
+            continue
+        errors = 0
         now = time.monotonic()
         for pod in pods:
             first_seen.setdefault(_pod_name(pod), now)
