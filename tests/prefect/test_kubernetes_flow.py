@@ -3,7 +3,8 @@ strictly against Kubernetes' published schemas (kubernetes-validate, unknown key
 
 No Kubernetes API server can run here: the objects are the ones the task builds (pipegen.runtime.kubernetes_job from
 the module's REQUESTS), and one test runs the task in Prefect's engine against a kubeconfig whose server refuses
-connections, which proves its prefect-kubernetes calls are made (and fail as they would on an unreachable cluster).
+connections, which proves it reaches the API through prefect-kubernetes' KubernetesCredentials (and fails as it would
+on an unreachable cluster).
 """
 
 from __future__ import annotations
@@ -189,7 +190,7 @@ def test_spec_text_reaches_the_pods_as_written(tmp_path: Path) -> None:
 
 
 @pytest.mark.usefixtures("prefect_harness")
-def test_the_task_makes_its_prefect_kubernetes_calls_in_prefects_engine(
+def test_the_task_calls_the_kubernetes_api_in_prefects_engine(
     flows: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The 16-node step's task in Prefect's engine, against a kubeconfig whose API server refuses connections: it gets
