@@ -107,13 +107,11 @@ def test_prefect_header_names_prefect_and_the_runtime(path: Path) -> None:
     header = _header(path)
     named = _named(header)
     assert named["prefect"][1] == str(LOCKED["prefect"])
-    # The flow imports Prefect, and prefect-kubernetes (with its kubernetes-asyncio) exactly when the header names it.
+    # The flow imports Prefect, and prefect-kubernetes exactly when the header names it.
     tree = ast.parse(path.read_text(encoding="utf-8"))
     modules = {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
-    kubernetes = {"prefect_kubernetes", "kubernetes_asyncio"}
-    assert modules - kubernetes <= {"prefect", "pipegen", "__future__"}
-    integrations = {"prefect-kubernetes"} if modules & kubernetes else set()
-    assert not modules & kubernetes or kubernetes <= modules
+    assert modules - {"prefect_kubernetes"} <= {"prefect", "pipegen", "__future__"}
+    integrations = {"prefect-kubernetes"} if "prefect_kubernetes" in modules else set()
     assert set(named) == {"prefect", "mlflow-skinny", *integrations}
     _check_versions(named)
     _check_runtime(header)

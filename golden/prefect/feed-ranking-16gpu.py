@@ -7,7 +7,7 @@
 # From your pipegen repository (pipegen-ml is not on PyPI), X.Y as on the first line:
 #   pip install "pipegen-ml[runtime,aws,sql] @ git+https://github.com/your-org/pipegen@vX.Y.Z"
 #   ([aws]: S3 gates and AWS jobs; [sql]: row_count/sql gates, plus the database's driver, e.g. [postgres]).
-#   prefect-kubernetes>=0.8,<0.9 (tested: 0.8.0), installed beside them: the kubernetes steps run as Jobs through it.
+#   prefect-kubernetes>=0.8,<0.9 (tested: 0.8.0), installed beside them: the kubernetes steps' tasks get their Kubernetes API clients from it.
 'Daily retrain of the feed ranking model on 16 GPU nodes.'
 
 from prefect import flow, task
@@ -19,7 +19,7 @@ TIMEZONE = 'UTC'
 REQUESTS = {
     'engagement_ready': '{"gate": {"check": "row_count", "connection": "$\\u007bsecret.warehouse_url\\u007d", "min_rows": 1000000, "query": "SELECT user_id FROM engagement WHERE dt = \'$\\u007brun.date\\u007d\'", "wait": {"interval_seconds": 600, "timeout_seconds": 21600}}}',
     'pipegen_start_run_train': '{"experiment": "feed-ranking", "pipeline": "feed-ranking-16gpu", "spec_sha256": "b0cfa9939b008b219fd7092809cfb2f4dad00915bb67143732b16029caf23d2d", "step": "train", "tracking_uri": "$\\u007benv.MLFLOW_TRACKING_URI\\u007d"}',
-    'train': '{"command": ["python", "-m", "feed.train", "--date", "$\\u007brun.date\\u007d", "--lr", "$\\u007bparams.learning_rate\\u007d", "--epochs", "$\\u007bparams.epochs\\u007d"], "distributed": true, "env": [{"name": "FEATURE_STORE_TOKEN", "valueFrom": {"secretKeyRef": {"key": "feature_store_token", "name": "feature-store-token"}}}], "image": "registry.example.com/feed/train:2.0.0", "plan": {"deadline_seconds": 28800, "labels": {"app.kubernetes.io/managed-by": "pipegen", "pipegen.dev/pipeline": "feed-ranking-16gpu", "pipegen.dev/step": "train"}, "launcher": "torchrun", "name": "feed-ranking-16gpu-train", "namespace": "ml-training", "node_selector": {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"}, "nodes": 16, "procs_per_node": 8, "runtime": "indexed_job", "service_account": "feed-trainer", "tolerations": [{"effect": "NoSchedule", "key": "nvidia.com/gpu", "operator": "Exists"}]}, "resources": {"limits": {"cpu": "64", "memory": "512Gi", "nvidia.com/gpu": "8"}, "requests": {"cpu": "64", "memory": "512Gi"}}, "tracking_uri": "$\\u007benv.MLFLOW_TRACKING_URI\\u007d"}',
+    'train': '{"command": ["python", "-m", "feed.train", "--date", "$\\u007brun.date\\u007d", "--lr", "$\\u007bparams.learning_rate\\u007d", "--epochs", "$\\u007bparams.epochs\\u007d"], "distributed": true, "env": [{"name": "FEATURE_STORE_TOKEN", "valueFrom": {"secretKeyRef": {"key": "feature_store_token", "name": "feature-store-token"}}}], "image": "registry.example.com/feed/train:2.0.0", "plan": {"deadline_seconds": 28800, "labels": {"app.kubernetes.io/managed-by": "pipegen", "pipegen.dev/pipeline": "feed-ranking-16gpu", "pipegen.dev/step": "train"}, "launcher": "torchrun", "name": "feed-ranking-16gpu-train", "namespace": "ml-training", "node_selector": {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"}, "nodes": 16, "procs_per_node": 8, "runtime": "indexed_job", "service_account": "feed-trainer", "tolerations": [{"effect": "NoSchedule", "key": "nvidia.com/gpu", "operator": "Exists"}]}, "resources": {"limits": {"cpu": "64", "memory": "512Gi", "nvidia.com/gpu": "8"}, "requests": {"cpu": "64", "memory": "512Gi"}}, "startup_timeout": 1200, "tracking_uri": "$\\u007benv.MLFLOW_TRACKING_URI\\u007d"}',
     'quality': '{"champion": {"alias": "champion", "metric": "ndcg", "min_delta": 0.002, "mode": "max", "model": "feed-ranker"}, "on_fail": "skip", "thresholds": ["ndcg > 0.78"], "tracking_uri": "$\\u007benv.MLFLOW_TRACKING_URI\\u007d"}',
     'promote': '{"alias": "champion", "artifact": "model", "champion": {"metric": "ndcg", "mode": "max"}, "model": "feed-ranker", "pipeline": "feed-ranking-16gpu", "thresholds": ["ndcg > 0.78"], "tracking_uri": "$\\u007benv.MLFLOW_TRACKING_URI\\u007d", "webhooks": ["https://serving.example.com/rebuild"]}',
 }
@@ -117,23 +117,21 @@ def _kubernetes_job(
     run_date: str,
     mlflow_run: dict,
 ) -> dict:
-    "Run a step of pipeline 'feed-ranking-16gpu' as a Kubernetes Job (prefect-kubernetes): `request` is its spec."
+    "Run a step of pipeline 'feed-ranking-16gpu' as a Kubernetes Job: `request` is its spec."
     import asyncio
-    import contextlib
 
-    from kubernetes_asyncio.client.models import V1DeleteOptions
     from prefect.context import TaskRunContext
     from prefect_kubernetes.credentials import KubernetesCredentials
-    from prefect_kubernetes.jobs import KubernetesJob, delete_namespaced_job
-    from prefect_kubernetes.services import create_namespaced_service, delete_namespaced_service
 
     from pipegen.runtime.kubernetes_job import step_objects
+    from pipegen.runtime.kubernetes_wait import run_job
     from pipegen.runtime.step import decode
 
     task_run = TaskRunContext.get().task_run
+    spec = decode(request)
     # Named after this attempt: a retry creates its own objects.
-    *services, job = step_objects(
-        decode(request),
+    objects = step_objects(
+        spec,
         params=params,
         run_id=run_key,
         run_date=run_date,
@@ -141,28 +139,21 @@ def _kubernetes_job(
         attempt=task_run.run_count,
         mlflow_run=mlflow_run,
     )
-    name, namespace = job['metadata']['name'], job['metadata']['namespace']
+    job = objects[-1]['metadata']
+    print(f"step {step}: Job {job['namespace']}/{job['name']}")
     # In the cluster: the pod's service account; elsewhere: the worker's kubeconfig, or the block named.
     credentials = KubernetesCredentials()
-    print(f'step {step}: Job {namespace}/{name}')
-    try:
-        # The headless Service first: every node finds pod 0 by its DNS name in it.
-        for service in services:
-            asyncio.run(create_namespaced_service.fn(credentials, service, namespace=namespace))
-        run = KubernetesJob(v1_job=job, namespace=namespace, credentials=credentials).trigger()
-        try:
-            # Prints each pod's log; raises when the Job fails (its activeDeadlineSeconds is the step's timeout).
-            run.wait_for_completion(print_func=print)
-        except BaseException:
-            # Failed, timed out or cancelled: the Job goes, and its pods with it (their logs are this task run's).
-            with contextlib.suppress(Exception):
-                options = V1DeleteOptions(propagation_policy='Background')
-                asyncio.run(delete_namespaced_job.fn(credentials, name, options, namespace=namespace))
-            raise
-    finally:
-        for service in services:
-            with contextlib.suppress(Exception):
-                asyncio.run(delete_namespaced_service.fn(credentials, service['metadata']['name'], namespace=namespace))
+    # Creates the Service(s) and the Job, prints each pod's log, fails on the Job's failure, the step's timeout
+    # (wall time) or a pod not started within startup_timeout, and deletes what it created in every case.
+    name = asyncio.run(
+        run_job(
+            credentials,
+            objects,
+            timeout=spec['plan']['deadline_seconds'],
+            startup_timeout=spec.get('startup_timeout'),
+            echo=print,
+        )
+    )
     return {'passed': True, 'job': name}
 
 

@@ -3,7 +3,8 @@ strictly against Kubernetes' published schemas (kubernetes-validate, unknown key
 
 No Kubernetes API server can run here: the objects are the ones the task builds (pipegen.runtime.kubernetes_job from
 the module's REQUESTS), and one test runs the task in Prefect's engine against a kubeconfig whose server refuses
-connections, which proves its prefect-kubernetes calls are made (and fail as they would on an unreachable cluster).
+connections, which proves it reaches the API through prefect-kubernetes' KubernetesCredentials (and fails as it would
+on an unreachable cluster).
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
+from pipegen.compiler import compile_checked
+from pipegen.frontend import check_file
 from pipegen.runtime.kubernetes_job import step_objects
 from pipegen.runtime.step import decode
-from tests.cases import REPO
+from tests.cases import REPO, rel
 from tests.prefect.support import compile_prefect, load_module
 from tests.support_tools import free_port
 
@@ -125,6 +128,15 @@ def test_a_16_node_step_is_its_headless_service_then_an_indexed_job(flows: Path)
     assert len(f"{name}-999") <= 63
 
 
+def test_startup_timeout_reaches_the_task_and_is_not_warned_about(flows: Path) -> None:
+    """The 16-node spec's startup_timeout: 20m is the task's start-up bound (seconds), no longer a PG702 warning."""
+    request = decode(load_module(flows / "feed-ranking-16gpu.py").REQUESTS["train"])
+    assert request["startup_timeout"] == 1200 and request["plan"]["deadline_seconds"] == 8 * 3600
+    assert "startup_timeout" not in decode(load_module(flows / "feed-ranking.py").REQUESTS["train"])
+    result = compile_checked(check_file(rel(FEED_16)), ["prefect"])
+    assert [d.format() for d in result.diagnostics if "startup_timeout" in d.message] == []
+
+
 def test_names_are_the_same_for_an_attempt_and_new_for_a_retry(flows: Path) -> None:
     module = load_module(flows / "feed-ranking-16gpu.py")
     first, again, retry = built(module, "train"), built(module, "train"), built(module, "train", attempt=2)
@@ -178,7 +190,7 @@ def test_spec_text_reaches_the_pods_as_written(tmp_path: Path) -> None:
 
 
 @pytest.mark.usefixtures("prefect_harness")
-def test_the_task_makes_its_prefect_kubernetes_calls_in_prefects_engine(
+def test_the_task_calls_the_kubernetes_api_in_prefects_engine(
     flows: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The 16-node step's task in Prefect's engine, against a kubeconfig whose API server refuses connections: it gets

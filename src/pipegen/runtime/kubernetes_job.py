@@ -1,5 +1,5 @@
 """A kubernetes step's objects (its Job; a multi-node step's headless Service and Indexed Job), built where the step
-runs: the Prefect target's kubernetes task sends them through prefect-kubernetes.
+runs: the Prefect target's kubernetes task sends them (pipegen.runtime.kubernetes_wait).
 
 The compiler writes the request: the step's pod settings (a pipegen.k8s.distributed NodePlan, as data) and its spec
 text (image, command, env values), untouched. Here that text is rendered with the run's values, a training step's

@@ -30,9 +30,10 @@ class PrefectTarget(Target):
     title = "Prefect 3"
     support = Support(
         backends={
-            "kubernetes": "task that creates the step's Job through prefect-kubernetes (KubernetesJob), prints its "
-            "pods' logs and waits; named per attempt (a retry creates its own Job, a failed attempt's is deleted), "
-            "the step's timeout as the Job's activeDeadlineSeconds",
+            "kubernetes": "task that creates the step's Job (API clients from prefect-kubernetes' "
+            "KubernetesCredentials) and waits in pipegen's loop (polled every 5 s), printing each pod's log; named "
+            "per attempt (a retry creates its own Job; every attempt's is deleted when it ends), the step's timeout "
+            "as wall time from the Job's creation and as its activeDeadlineSeconds",
             "aws_batch": "task that submits the job through the runtime and waits (a retry finds the job; the step's "
             "timeout terminates it)",
             "sagemaker": "task that creates the training job through the runtime and waits",
@@ -64,9 +65,11 @@ class PrefectTarget(Target):
             "${secret.X}": "the worker's environment variable PIPEGEN_SECRET_X; in a kubernetes step's env, the whole "
             "value only: the Kubernetes secret's key (secretKeyRef)",
             "distributed": "kubernetes, distributed_runtime indexed_job: the task creates the headless Service, then "
-            "the Indexed Job (completions = parallelism = nodes) through prefect-kubernetes, and deletes the Service "
+            "the Indexed Job (completions = parallelism = nodes), and deletes the Service "
             "after; jobset and trainjob are refused",
             "kubernetes.tolerations": "the Job's pod template tolerations",
+            "kubernetes.startup_timeout": "the task fails the attempt (and deletes its Job) when a pod is still Pending "
+            "that long after it appeared (unscheduled, pulling its image), naming the pod and its waiting reason",
         },
         variants={
             "spark.submit": "task running spark-submit against master through the runtime (local[N] on the worker, "

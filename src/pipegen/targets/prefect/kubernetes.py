@@ -1,14 +1,15 @@
-"""kubernetes steps on Prefect: a task that runs the step as a Kubernetes Job through prefect-kubernetes.
+"""kubernetes steps on Prefect: a task that runs the step as a Kubernetes Job.
 
 The task builds the step's objects where it runs (pipegen.runtime.kubernetes_job: spec text rendered with the run's
-values, names per attempt) and sends them with prefect-kubernetes: a multi-node step's headless Service first
-(`create_namespaced_service`), then the Job through `KubernetesJob.trigger()` and `wait_for_completion`, which
-print each pod's log into the task run's and delete the Job once it succeeded; the Service is deleted after, and a
-Job whose attempt failed, timed out or was cancelled is deleted too (a retry creates its own). These are the calls
-prefect-kubernetes' `run_namespaced_job` flow makes, made in the task itself: as a flow's parameter the
-KubernetesJob block, credentials and manifest included, would be stored with the flow run.
+values, names per attempt) and runs them in pipegen.runtime.kubernetes_wait's loop: a multi-node step's headless
+Service first, then the Job, polled every few seconds with its pods (each pod's log printed into the task run's once
+the pod ended); the Job, its pods and the Service are deleted however the attempt ends (a retry creates its own).
+prefect-kubernetes gives the API clients (KubernetesCredentials: a block, the worker's kubeconfig or the pod's service
+account). Its own `KubernetesJobRun.wait_for_completion` is not used: it polls with no pause until the Job's pods
+exist, and its timeout counts only the time the Job had active pods; pipegen's loop counts wall time from creation.
 
-The step's timeout ends the Job itself (activeDeadlineSeconds), beside the task's timeout_seconds.
+The step's timeout ends the Job itself too (activeDeadlineSeconds), beside the task's timeout_seconds; a pod still
+Pending (unscheduled, pulling its image) startup_timeout after it appeared fails the attempt, naming the pod and why.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import asdict
 from typing import Any
 
 from pipegen.diagnostics import Diagnostic, diag
+from pipegen.durations import parse_duration
 from pipegen.expr import parse_template
 from pipegen.k8s.distributed import NodePlan, node_plan, object_name, resource_requirements, toleration
 from pipegen.k8s.pods import secret_env
@@ -60,6 +62,8 @@ def job_request(pipeline: Pipeline, step: ResolvedStep) -> dict[str, Any]:
     resources = resource_requirements(body.resources)
     if resources is not None:
         request["resources"] = resources
+    if backend.startup_timeout is not None:
+        request["startup_timeout"] = parse_duration(backend.startup_timeout)
     if step.kind == "train":
         uri = pipeline.tracking_uri
         ref = uri.single_ref if uri is not None else None
@@ -98,25 +102,23 @@ def _single_plan(pipeline: Pipeline, step: ResolvedStep, backend: KubernetesBack
 
 
 def task_body(mlflow: bool, credentials: str | None) -> list[str]:
-    """The kubernetes task's body: build the objects, create the Service, run the Job, clean up."""
+    """The kubernetes task's body: build the objects, then run them in pipegen.runtime.kubernetes_wait's loop."""
     load = f"KubernetesCredentials.load({py(credentials)})" if credentials else "KubernetesCredentials()"
     return [
         "import asyncio",
-        "import contextlib",
         "",
-        "from kubernetes_asyncio.client.models import V1DeleteOptions",
         "from prefect.context import TaskRunContext",
         "from prefect_kubernetes.credentials import KubernetesCredentials",
-        "from prefect_kubernetes.jobs import KubernetesJob, delete_namespaced_job",
-        "from prefect_kubernetes.services import create_namespaced_service, delete_namespaced_service",
         "",
         "from pipegen.runtime.kubernetes_job import step_objects",
+        "from pipegen.runtime.kubernetes_wait import run_job",
         "from pipegen.runtime.step import decode",
         "",
         "task_run = TaskRunContext.get().task_run",
+        "spec = decode(request)",
         "# Named after this attempt: a retry creates its own objects.",
-        "*services, job = step_objects(",
-        "    decode(request),",
+        "objects = step_objects(",
+        "    spec,",
         "    params=params,",
         "    run_id=run_key,",
         "    run_date=run_date,",
@@ -124,28 +126,21 @@ def task_body(mlflow: bool, credentials: str | None) -> list[str]:
         "    attempt=task_run.run_count,",
         *(["    mlflow_run=mlflow_run,"] if mlflow else []),
         ")",
-        "name, namespace = job['metadata']['name'], job['metadata']['namespace']",
+        "job = objects[-1]['metadata']",
+        "print(f\"step {step}: Job {job['namespace']}/{job['name']}\")",
         "# In the cluster: the pod's service account; elsewhere: the worker's kubeconfig, or the block named.",
         f"credentials = {load}",
-        "print(f'step {step}: Job {namespace}/{name}')",
-        "try:",
-        "    # The headless Service first: every node finds pod 0 by its DNS name in it.",
-        "    for service in services:",
-        "        asyncio.run(create_namespaced_service.fn(credentials, service, namespace=namespace))",
-        "    run = KubernetesJob(v1_job=job, namespace=namespace, credentials=credentials).trigger()",
-        "    try:",
-        "        # Prints each pod's log; raises when the Job fails (its activeDeadlineSeconds is the step's timeout).",
-        "        run.wait_for_completion(print_func=print)",
-        "    except BaseException:",
-        "        # Failed, timed out or cancelled: the Job goes, and its pods with it (their logs are this task run's).",
-        "        with contextlib.suppress(Exception):",
-        "            options = V1DeleteOptions(propagation_policy='Background')",
-        "            asyncio.run(delete_namespaced_job.fn(credentials, name, options, namespace=namespace))",
-        "        raise",
-        "finally:",
-        "    for service in services:",
-        "        with contextlib.suppress(Exception):",
-        "            asyncio.run(delete_namespaced_service.fn(credentials, service['metadata']['name'], namespace=namespace))",
+        "# Creates the Service(s) and the Job, prints each pod's log, fails on the Job's failure, the step's timeout",
+        "# (wall time) or a pod not started within startup_timeout, and deletes what it created in every case.",
+        "name = asyncio.run(",
+        "    run_job(",
+        "        credentials,",
+        "        objects,",
+        "        timeout=spec['plan']['deadline_seconds'],",
+        "        startup_timeout=spec.get('startup_timeout'),",
+        "        echo=print,",
+        "    )",
+        ")",
         "return {'passed': True, 'job': name}",
     ]
 
@@ -165,8 +160,7 @@ def checks(pipeline: Pipeline) -> Iterator[Diagnostic]:
                 f"target 'prefect' does not run distributed_runtime '{backend.distributed_runtime}' (step "
                 f"'{step.name}', backend '{name}')",
                 pipeline.source_map.value(("backends", name, "distributed_runtime")),
-                "use distributed_runtime: indexed_job (an Indexed Job and its headless Service, through "
-                "prefect-kubernetes)",
+                "use distributed_runtime: indexed_job (an Indexed Job and its headless Service)",
             )
         for i, word in enumerate(step.body.command):
             if any(r.namespace == "secret" for r in parse_template(word).refs):

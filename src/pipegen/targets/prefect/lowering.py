@@ -156,7 +156,7 @@ class Lowering:
             extra.append(f"wait_started={self.names['wait_started']}(),")
         self.requests[step.name] = escaped_json(spec)
         if kind == kubernetes.KIND:
-            doc = f"Run a step of pipeline '{self.p.name}' as a Kubernetes Job (prefect-kubernetes): `request` is its spec."
+            doc = f"Run a step of pipeline '{self.p.name}' as a Kubernetes Job: `request` is its spec."
             body = kubernetes.task_body(mlflow, self.kubernetes_block)
             task = TaskDef("", self._decorator(step, False, timeout), self._inputs(mlflow), py(doc), body)
             self._share(step.name, kind, task)

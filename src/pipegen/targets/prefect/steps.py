@@ -63,8 +63,8 @@ def install_extras(pipeline: Pipeline) -> tuple[list[str], list[str]]:
     types = {s.backend.type for s in pipeline.steps if s.backend is not None}
     if "kubernetes" in types:
         notes.append(
-            "prefect-kubernetes>=0.8,<0.9 (tested: 0.8.0), installed beside them: the kubernetes steps run as Jobs "
-            "through it."
+            "prefect-kubernetes>=0.8,<0.9 (tested: 0.8.0), installed beside them: the kubernetes steps' "
+            "tasks get their Kubernetes API clients from it."
         )
     if "spark" in types:
         extras.append("spark")
