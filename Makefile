@@ -29,12 +29,12 @@ SPECS := $(sort $(wildcard specs/*.yaml))
 # The example specs each target compiles: all of them but those it refuses with a located PG602 (the same
 # pairs as tests/cases.py's UNSUPPORTED): Step Functions has no local backend (demo); Prefect runs no kubernetes
 # steps yet (feed-ranking); Spark on EMR/Glue (clicks) runs on Airflow and Step Functions, Spark on the Spark
-# Operator and Ray on KubeRay (spark-ray-k8s) on Argo; only Airflow runs multi-node steps yet (feed-ranking-16gpu).
+# Operator and Ray on KubeRay (spark-ray-k8s) on Argo; Airflow and Step Functions run multi-node steps (feed-ranking-16gpu).
 specs_but = $(filter-out $(patsubst %,specs/%.yaml,$(1)),$(SPECS))
 AIRFLOW_SPECS := $(call specs_but,spark-ray-k8s)
 KFP_SPECS := $(call specs_but,clicks spark-ray-k8s feed-ranking-16gpu)
 ARGO_SPECS := $(call specs_but,clicks feed-ranking-16gpu)
-STEPFUNCTIONS_SPECS := $(call specs_but,demo spark-ray-k8s feed-ranking-16gpu)
+STEPFUNCTIONS_SPECS := $(call specs_but,demo spark-ray-k8s)
 PREFECT_SPECS := $(call specs_but,feed-ranking clicks spark-ray-k8s feed-ranking-16gpu)
 OUT := build
 
