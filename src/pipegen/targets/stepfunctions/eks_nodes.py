@@ -27,6 +27,7 @@ from typing import Any
 from pipegen.k8s.distributed import (
     COMPLETION_INDEX,
     NodeContainer,
+    NodePlan,
     headless_service,
     indexed_job,
     kubelet_text,
@@ -168,6 +169,7 @@ class EksNodeStates(JobStates):
 
     def _service_name(self, slot: Slot, prefix: str, namespace: str, next_state: str) -> dict[str, Any]:
         """A Pass state storing {name, path} of the run's Service: the prefix and the MD5 of the execution's id."""
+        # The one value here no Dialect method writes: a digest, which each query language spells its own way.
         comment = "The run's headless Service: its name and API path (the same for each retry in this execution)."
         path = f"/api/v1/namespaces/{namespace}/services/{prefix}-"
         if isinstance(self.d, JsonPath):
@@ -191,7 +193,7 @@ class EksNodeStates(JobStates):
     def _node_job(
         self,
         step: ResolvedStep,
-        plan: Any,
+        plan: NodePlan,
         dynamic: bool,
         request: dict[str, Any],
         env: list[dict[str, Any]],
