@@ -377,3 +377,18 @@ def test_a_single_pod_eks_step_keeps_its_text_from_the_kubelet(tmp_path: Path) -
     container = states["t"]["Parameters"]["Job"]["spec"]["template"]["spec"]["containers"][0]
     assert container["command"] == ["echo", "$$(A)"]
     assert container["env"] == [{"name": "A", "value": "$$(NODE_RANK)"}]
+
+
+def test_a_single_pod_eks_step_gets_the_backends_tolerations(tmp_path: Path) -> None:
+    """tolerations apply to every EKS pod (single-pod steps too), and the Job validates strictly."""
+    toleration = "{key: nvidia.com/gpu, operator: Exists, effect: NoSchedule}"
+    text = SPEC.format(
+        backend="k8s", dist="{nodes: 1}", command="[python, t.py]", k8s=f", tolerations: [{toleration}]", namespace="ml"
+    ).replace("      distributed: {nodes: 1}\n", "")
+    files, problems = compile_text(with_targets(text, eks_cluster=EKS), tmp_path)
+    assert not [p for p in problems if "error" in p or "tolerations" in p], problems
+    job = json.loads(files["stepfunctions/nodes.asl.json"])["States"]["t"]["Parameters"]["Job"]
+    assert job["spec"]["template"]["spec"]["tolerations"] == [
+        {"effect": "NoSchedule", "key": "nvidia.com/gpu", "operator": "Exists"}
+    ]
+    kubernetes_validate.validate(job, K8S, strict=True)

@@ -221,12 +221,8 @@ class EksNodeStates(JobStates):
         if dynamic:
             node["env"] = rendered.field("env")
         else:
-            plain = [{"name": k, "value": kubelet_text(literal(v))} for k, v in request["env"].items()]
-            secrets = [
-                {"name": k, "valueFrom": {"secretKeyRef": {"name": ref["secret"], "key": ref["key"]}}}
-                for k, ref in sorted(request.get("secret_env", {}).items())
-            ]
-            node["env"] = env + plain + secrets
+            # Literal text only: a ${secret.X} (and so a secretKeyRef) makes the step dynamic.
+            node["env"] = env + [{"name": k, "value": kubelet_text(literal(v))} for k, v in request["env"].items()]
         # The keys in the order Kubernetes documents them (name, image, command, args, env, ...).
         order = ["name", "image", "command", "args", "env", "ports", "resources"]
         template["spec"]["containers"][0] = {k: node[k] for k in order if k in node}
