@@ -19,9 +19,9 @@ REGEN_COMMAND = "make golden"
 UNSUPPORTED = {("demo", "stepfunctions")}
 UNSUPPORTED |= {("clicks", t) for t in ("argo", "kfp", "prefect")}
 UNSUPPORTED |= {("spark-ray-k8s", t) for t in ("kfp", "prefect", "stepfunctions")}
-# Airflow, Argo and Prefect run multi-node steps; the others refuse the 16-node spec with a located PG602
+# Airflow, Argo, Prefect and Step Functions run multi-node steps; KFP refuses the 16-node spec with a located PG602
 # (tests/k8s/test_distributed_spec.py checks the messages); its Kubernetes objects are goldens under golden/k8s/.
-UNSUPPORTED |= {("feed-ranking-16gpu", t) for t in ("kfp", "stepfunctions")}
+UNSUPPORTED |= {("feed-ranking-16gpu", "kfp")}
 # Test specs whose goldens sit beside the examples', each compiled alone for the targets named (their backends
 # are not every target's): Spark on spark-submit and Ray (run for real by the Airflow, KFP and Prefect tests),
 # and Spark on each managed AWS platform. Their prefect.yaml stays out: golden/prefect/prefect.yaml is the one
@@ -30,6 +30,9 @@ TARGETED_SPECS = {
     REPO / "tests" / "specs" / "sparkray.yaml": ("airflow", "argo", "kfp", "prefect"),
     REPO / "tests" / "specs" / "spark-platforms.yaml": ("airflow",),
     REPO / "tests" / "specs" / "multinode-runtimes.yaml": ("airflow",),
+    # The 16-node example with its nodes on SageMaker and on AWS Batch (one `distributed.nodes` for each).
+    REPO / "tests" / "specs" / "feed-ranking-16gpu-sagemaker.yaml": ("stepfunctions",),
+    REPO / "tests" / "specs" / "feed-ranking-16gpu-batch.yaml": ("stepfunctions",),
 }
 
 

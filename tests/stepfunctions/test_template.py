@@ -39,6 +39,7 @@ NEEDS = {
         *EVENTS,
     },
     "arn:aws:states:::eks:runJob.sync": {"eks:DescribeCluster"},
+    "arn:aws:states:::eks:call": {"eks:DescribeCluster"},
     "arn:aws:states:::elasticmapreduce:addStep.sync": {
         "elasticmapreduce:AddJobFlowSteps",
         "elasticmapreduce:DescribeStep",
@@ -144,6 +145,9 @@ def lint(*paths: Path) -> subprocess.CompletedProcess[str]:
 def test_goldens_have_templates() -> None:
     assert [p.name for p in TEMPLATES] == [
         "clicks.template.json",
+        "feed-ranking-16gpu-batch.template.json",
+        "feed-ranking-16gpu-sagemaker.template.json",
+        "feed-ranking-16gpu.template.json",
         "feed-ranking.template.json",
         "pricing.template.json",
     ]

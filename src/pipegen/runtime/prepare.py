@@ -33,14 +33,18 @@ def prepare(spec: dict[str, Any], values: Values, *, target: str, tracking_uri: 
         out["job"] = {"Command": command, "Environment": [{"Name": k, "Value": v} for k, v in sorted(env.items())]}
     elif service == "eks":
         secret_env = spec.get("secret_env", {})
-        # A variable set from a secret is set from it only (one entry per name in a container's env).
-        plain = [{"name": k, "value": v} for k, v in sorted(env.items()) if k not in secret_env]
+        # The kubelet expands $(VAR) in a container's command and env values and reads $$ as $: every $ of the
+        # rendered text is doubled, so it reaches the container as rendered.
+        plain = [{"name": k, "value": kubelet_text(v)} for k, v in sorted(env.items()) if k not in secret_env]
         # Secrets stay references the kubelet resolves; their values never pass through the state machine.
         secrets = [
             {"name": k, "valueFrom": {"secretKeyRef": {"name": ref["secret"], "key": ref["key"]}}}
             for k, ref in sorted(secret_env.items())
         ]
-        out["job"] = {"command": command, "env": plain + secrets}
+        # A multi-node step's rendezvous variables (the compiler's EnvVars, as written) come first: the kubelet
+        # expands a $(VAR) in an env value only from the variables before it.
+        node_env = list(spec.get("node_env", []))
+        out["job"] = {"command": [kubelet_text(arg) for arg in command], "env": node_env + plain + secrets}
     elif service == "sagemaker":
         algorithm: dict[str, Any] = {
             "TrainingImage": values.string(spec["image"]),
@@ -62,3 +66,8 @@ def prepare(spec: dict[str, Any], values: Values, *, target: str, tracking_uri: 
     else:
         raise ValueError(f"unknown job service '{service}'")
     return out
+
+
+def kubelet_text(text: str) -> str:
+    """text as a container command word or env value the kubelet keeps as it is ('$$' is its escape of '$')."""
+    return text.replace("$", "$$")

@@ -98,6 +98,10 @@ class StepFunctionsTarget(Target):
             "${run.id} / ${run.date}": "execution name / scheduled time's date in the schedule's timezone (start date"
             " for manual runs; a runtime Lambda state when the timezone is not UTC)",
             "${params.X} / ${env.X}": "rendered by the runtime Lambda (env: the Lambda's environment)",
+            "distributed": "sagemaker: InstanceCount = nodes; aws_batch: a multi-node parallel job (NodeOverrides on"
+            " the backend's multinode job definition); kubernetes: distributed_runtime indexed_job, an Indexed Job"
+            " (eks:runJob.sync) between its headless Service's creation and deletion (eks:call)",
+            "kubernetes.tolerations": "the pods' tolerations (eks:runJob's Job)",
             "${secret.X}": "runtime Lambda: AWS Secrets Manager secret pipegen/<X> (PIPEGEN_SECRET_<X> as a fallback); kubernetes: secret as a whole env value",
         },
     )

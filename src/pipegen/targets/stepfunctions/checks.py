@@ -12,6 +12,7 @@ from pipegen.resolve import Pipeline
 from pipegen.spec import AwsBatchBackend, KubernetesBackend, SageMakerBackend
 from pipegen.targets.eventbridge import schedule_problems
 from pipegen.targets.stepfunctions.layout import definition_text
+from pipegen.targets.stepfunctions.nodes import node_checks
 from pipegen.targets.stepfunctions.options import StepFunctionsOptions
 from pipegen.targets.stepfunctions.spark import spark_checks
 from pipegen.targets.tracking_secret import tracking_secret
@@ -29,6 +30,7 @@ def limits(pipeline: Pipeline, options: StepFunctionsOptions) -> Iterator[Diagno
     # prepare puts the rendered URI into a Batch/SageMaker job's Environment (in the execution history).
     yield from tracking_secret(pipeline, "stepfunctions")
     yield from spark_checks(pipeline)
+    yield from node_checks(pipeline)
     for step in pipeline.steps:
         backend = step.backend
         if not isinstance(backend, AwsBatchBackend | SageMakerBackend | KubernetesBackend):

@@ -12,7 +12,9 @@ services" in the Step Functions guide), on the resources the states name:
 - `sagemaker:createTrainingJob.sync`: create/describe/stop and ListTags on training jobs named
   after the step (the runtime appends the run id), iam:PassRole on the named role to SageMaker only,
   events rights on the managed rule.
-- `eks:runJob.sync`: eks:DescribeCluster on the named cluster (Kubernetes RBAC is the cluster's).
+- `eks:runJob.sync`, `eks:call` (a multi-node step's headless Service): eks:DescribeCluster on the named
+  cluster (what the role may do inside it is the cluster's RBAC: create/get Jobs and list pods, create/delete
+  Services in the namespace).
 - Spark (spark_iam.py): `elasticmapreduce:addStep.sync` (add/describe/cancel steps on the named cluster),
   `emr-serverless:startJobRun.sync` (start on the application, get/cancel its job runs, iam:PassRole of the
   execution role to EMR Serverless), `emr-containers:startJobRun.sync` (start on the virtual cluster for the named
@@ -36,6 +38,7 @@ from pipegen.targets.asl.base import LAMBDA_INVOKE
 BATCH_SYNC = "arn:aws:states:::batch:submitJob.sync"
 SAGEMAKER_SYNC = "arn:aws:states:::sagemaker:createTrainingJob.sync"
 EKS_SYNC = "arn:aws:states:::eks:runJob.sync"
+EKS_CALL = "arn:aws:states:::eks:call"
 # The EventBridge rules Step Functions manages in the account to learn that a `.sync` job ended.
 BATCH_RULE = "StepFunctionsGetEventsForBatchJobsRule"
 SAGEMAKER_RULE = "StepFunctionsGetEventsForSageMakerTrainingJobsRule"
@@ -132,7 +135,8 @@ def role_statements(definition: dict[str, Any]) -> list[dict[str, Any]]:
     from pipegen.targets.stepfunctions.spark_iam import spark_statements
 
     statements += spark_statements(found)
-    clusters = [literal(arguments(t).get("ClusterName")) for t in found if t["Resource"] == EKS_SYNC]
+    eks = (EKS_SYNC, EKS_CALL)
+    clusters = [literal(arguments(t).get("ClusterName")) for t in found if t["Resource"] in eks]
     if clusters:
         arns = [sub("eks", f"cluster/{c}") if c is not None else sub("eks", "cluster/*") for c in clusters]
         statements.append(_allow("DescribeCluster", ["eks:DescribeCluster"], arns))

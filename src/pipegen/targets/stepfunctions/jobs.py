@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from pipegen.expr import Lit, parse_template
+from pipegen.k8s.distributed import kubelet_text, toleration
 from pipegen.resolve import Pipeline, ResolvedStep
 from pipegen.spec import AwsBatchBackend, KubernetesBackend, SageMakerBackend
 from pipegen.targets.asl import Dialect, Read, Slot, Text, TextList
 from pipegen.targets.base import kubernetes_name
 from pipegen.targets.resources import batch_resources, kubernetes_cpu
+from pipegen.targets.stepfunctions.nodes import is_distributed, node_command, node_env
 from pipegen.targets.stepfunctions.options import StepFunctionsOptions
 
 
@@ -27,6 +29,9 @@ class LoweringParts:
     p: Pipeline
     d: Dialect
     states: dict[str, dict[str, Any]]
+    # Each step's Parallel branch path (empty: the top level), and where a failure at the top level goes.
+    scope: dict[str, tuple[tuple[str, int], ...]]
+    fail_entry: str
 
     def _policy(self, step: ResolvedStep, lambda_task: bool) -> dict[str, Any]:
         raise NotImplementedError
@@ -64,6 +69,12 @@ class JobStates(LoweringParts):
         body = step.body
         name = step.name
         env = {**getattr(backend, "env", {}), **body.env}
+        command = list(body.command)
+        nodes = is_distributed(step)
+        if nodes and not isinstance(backend, KubernetesBackend):
+            # SageMaker and Batch nodes start behind a launcher that reads the platform's rendezvous (nodes.py).
+            command = node_command(step)
+            env |= node_env(step)
         secret_env = {}
         if isinstance(backend, KubernetesBackend):
             for key, value in list(env.items()):
@@ -85,16 +96,16 @@ class JobStates(LoweringParts):
             else "sagemaker"
         )
         # A Batch command the state machine can build itself needs no Lambda hop (and its bytes).
-        native = self._native_command(step, env) if service == "batch" and step.kind != "train" else None
+        native = self._native_command(step, env) if service == "batch" and step.kind != "train" and not nodes else None
         dynamic = (
             step.kind == "train"
             or service == "sagemaker"
-            or (native is None and any(parse_template(v).refs for v in [*body.command, *env.values()]))
+            or (native is None and any(parse_template(v).refs for v in [*command, *env.values()]))
             # A literal argument the query language cannot write in a list (JSONPath: an empty or
             # multi-line one, which asl-validator refuses there) is rendered by the Lambda too.
-            or (native is None and not all(self.d.in_list(arg) for arg in literal(list(body.command))))
+            or (native is None and not all(self.d.in_list(arg) for arg in literal(command)))
         )
-        request: dict[str, Any] = {"service": service, "command": list(body.command), "env": dict(sorted(env.items()))}
+        request: dict[str, Any] = {"service": service, "command": command, "env": dict(sorted(env.items()))}
         if secret_env:
             request["secret_env"] = secret_env
         if isinstance(backend, SageMakerBackend):
@@ -107,22 +118,31 @@ class JobStates(LoweringParts):
                 "experiment": self.p.experiment,
             }
             request |= self._tracking()
+        if nodes and isinstance(backend, KubernetesBackend):
+            self._eks_nodes(step, dynamic, request, after)
+            return
         job_state = name
         if dynamic:
-            what = "start its MLflow run and render" if step.kind == "train" else "render"
-            select = {"job": "job", "run": "run"} if step.kind == "train" else {"job": "job"}
-            prepare = self._runtime_task(
-                step,
-                "prepare",
-                request,
-                select,
-                self._own("prepared", name),
-                f"Step '{name}': {what} the job's command.",
-            )
-            self.states[name] = prepare | {"Next": f"{name}.job"}
+            self.states[name] = self._prepare(step, request) | {"Next": f"{name}.job"}
             job_state = f"{name}.job"
         job = self._job_state(step, dynamic, request, native)
         self.states[job_state] = job | self._policy(step, lambda_task=False) | after
+
+    def _prepare(self, step: ResolvedStep, request: dict[str, Any]) -> dict[str, Any]:
+        """The Lambda state that renders a job's request (and starts a train step's MLflow run)."""
+        what = "start its MLflow run and render" if step.kind == "train" else "render"
+        select = {"job": "job", "run": "run"} if step.kind == "train" else {"job": "job"}
+        return self._runtime_task(
+            step,
+            "prepare",
+            request,
+            select,
+            self._own("prepared", step.name),
+            f"Step '{step.name}': {what} the job's command.",
+        )
+
+    def _eks_nodes(self, step: ResolvedStep, dynamic: bool, request: dict[str, Any], after: dict[str, Any]) -> None:
+        raise NotImplementedError  # EksNodeStates (eks_nodes.py) defines it
 
     def _native_command(self, step: ResolvedStep, env: dict[str, str]) -> TextList | None:
         """A command with ${...} as run-time text, when the query language can build it; else None."""
@@ -179,8 +199,14 @@ class JobStates(LoweringParts):
                 "JobName": f"{self.p.name}-{name}",
                 "JobQueue": backend.job_queue,
                 "JobDefinition": backend.job_definition,
-                "ContainerOverrides": overrides,
             }
+            dist = step.body.distributed
+            if dist is not None:
+                # A multi-node parallel job: every node (the range 0:) runs the same container (nodes.py).
+                node = {"TargetNodes": "0:", "ContainerOverrides": overrides}
+                params["NodeOverrides"] = {"NumNodes": dist.nodes, "NodePropertyOverrides": [node]}
+            else:
+                params["ContainerOverrides"] = overrides
             return {"Type": "Task", "Comment": comment, "Resource": "arn:aws:states:::batch:submitJob.sync"} | (
                 self.d.task_io(params, {}, None)
             )
@@ -192,7 +218,10 @@ class JobStates(LoweringParts):
                 "RoleArn": backend.role_arn,
                 "ResourceConfig": {
                     "InstanceType": backend.instance_type,
-                    "InstanceCount": backend.instance_count,
+                    # distributed.nodes sets it (the checks refuse an instance_count that says otherwise).
+                    "InstanceCount": step.body.distributed.nodes
+                    if step.body.distributed is not None
+                    else backend.instance_count,
                     "VolumeSizeInGB": 30,
                 },
                 "OutputDataConfig": rendered.field("OutputDataConfig"),
@@ -208,9 +237,10 @@ class JobStates(LoweringParts):
         if dynamic:
             container |= {"command": rendered.field("command"), "env": rendered.field("env")}
         else:
+            # The kubelet expands $(VAR) and reads $$ as $: every $ is doubled (as prepare does for rendered text).
             container |= {
-                "command": literal(request["command"]),
-                "env": [{"name": k, "value": literal(v)} for k, v in request["env"].items()],
+                "command": [kubelet_text(arg) for arg in literal(request["command"])],
+                "env": [{"name": k, "value": kubelet_text(literal(v))} for k, v in request["env"].items()],
             }
         resources = step.body.resources
         if resources is not None:
@@ -227,6 +257,8 @@ class JobStates(LoweringParts):
             pod["serviceAccountName"] = backend.service_account
         if backend.node_selector:
             pod["nodeSelector"] = dict(sorted(backend.node_selector.items()))
+        if backend.tolerations:
+            pod["tolerations"] = [toleration(t.model_dump(exclude_none=True)) for t in backend.tolerations]
         job_name = kubernetes_name(f"{self.p.name}-{name}")[:57]
         params = {
             "ClusterName": self.o.eks_cluster.name,

@@ -21,8 +21,8 @@ from pipegen import __version__
 from pipegen.resolve import Pipeline, ResolvedStep
 from pipegen.targets.asl import LAMBDA_INVOKE, Dialect, LocalDate, Shared, Slot
 from pipegen.targets.base import promote_request
+from pipegen.targets.stepfunctions.eks_nodes import EksNodeStates
 from pipegen.targets.stepfunctions.ends import end_states, failure_entry, success_entry
-from pipegen.targets.stepfunctions.jobs import JobStates
 from pipegen.targets.stepfunctions.options import (
     DONE,
     FAILED,
@@ -51,7 +51,7 @@ def nearest_skips(pipeline: Pipeline) -> dict[str, frozenset[str]]:
     return near
 
 
-class Lowering(JobStates, SparkStates):
+class Lowering(EksNodeStates, SparkStates):
     """Builds the definition as plain dicts; user strings only ever become JSON string values."""
 
     def __init__(self, pipeline: Pipeline, options: StepFunctionsOptions, dialect: Dialect) -> None:
