@@ -28,14 +28,14 @@ RUNTIME_SUITE := $(addprefix tests/runtime/,test_mlflow_runtime.py test_gates.py
 SPECS := $(sort $(wildcard specs/*.yaml))
 # The example specs each target compiles: all of them but those it refuses with a located PG602 (the same
 # pairs as tests/cases.py's UNSUPPORTED): Step Functions has no local backend (demo); Prefect runs no kubernetes
-# steps yet (feed-ranking); Spark on EMR/Glue (clicks) runs on Airflow and Step Functions, Spark on the Spark
-# Operator and Ray on KubeRay (spark-ray-k8s) on Argo; only Airflow runs multi-node steps yet (feed-ranking-16gpu).
+# steps yet (feed-ranking); Spark on EMR/Glue (clicks) runs on all but Argo, Spark on the Spark Operator and Ray
+# on KubeRay (spark-ray-k8s) on KFP and Argo; Airflow and KFP run multi-node steps (feed-ranking-16gpu).
 specs_but = $(filter-out $(patsubst %,specs/%.yaml,$(1)),$(SPECS))
 AIRFLOW_SPECS := $(call specs_but,spark-ray-k8s)
-KFP_SPECS := $(call specs_but,clicks spark-ray-k8s feed-ranking-16gpu)
+KFP_SPECS := $(SPECS)
 ARGO_SPECS := $(call specs_but,clicks feed-ranking-16gpu)
 STEPFUNCTIONS_SPECS := $(call specs_but,demo spark-ray-k8s feed-ranking-16gpu)
-PREFECT_SPECS := $(call specs_but,feed-ranking clicks spark-ray-k8s feed-ranking-16gpu)
+PREFECT_SPECS := $(call specs_but,feed-ranking spark-ray-k8s feed-ranking-16gpu)
 OUT := build
 
 .PHONY: help uv java env-core env-airflow env-kfp env-prefect env-bench env-runtime env-runtime-oldest envs node demo test lint \

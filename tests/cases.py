@@ -18,11 +18,11 @@ REGEN_COMMAND = "make golden"
 # Spark on EMR/EMR Serverless/EMR on EKS/Glue (clicks) runs on Airflow and Step Functions so far; Spark on the Spark
 # Operator and Ray on KubeRay (spark-ray-k8s) on Argo only (each other target's PG602 names what it runs).
 UNSUPPORTED = {("demo", "stepfunctions"), ("feed-ranking", "prefect")}
-UNSUPPORTED |= {("clicks", t) for t in ("argo", "kfp", "prefect")}
-UNSUPPORTED |= {("spark-ray-k8s", t) for t in ("airflow", "kfp", "prefect", "stepfunctions")}
-# Only Airflow runs multi-node steps yet: the others refuse the 16-node spec with a located PG602
+UNSUPPORTED |= {("clicks", "argo")}
+UNSUPPORTED |= {("spark-ray-k8s", t) for t in ("airflow", "prefect", "stepfunctions")}
+# Airflow and KFP run multi-node steps: the others refuse the 16-node spec with a located PG602
 # (tests/k8s/test_distributed_spec.py checks the messages); its Kubernetes objects are goldens under golden/k8s/.
-UNSUPPORTED |= {("feed-ranking-16gpu", t) for t in ("argo", "kfp", "prefect", "stepfunctions")}
+UNSUPPORTED |= {("feed-ranking-16gpu", t) for t in ("argo", "prefect", "stepfunctions")}
 # Test specs whose goldens sit beside the examples', each compiled alone for the targets named (their backends
 # are not every target's): Spark on spark-submit and Ray (run for real by the Airflow, KFP and Prefect tests),
 # and Spark on each managed AWS platform. Their prefect.yaml stays out: golden/prefect/prefect.yaml is the one
