@@ -5,9 +5,8 @@
 # kubernetes work pool): prefect>=3.9,<4 (tested: 3.9.1) and pipegen's runtime from the pipegen release that
 # compiled this file, with mlflow-skinny>=3.0,<4 (no Prefect integration: AWS jobs go through the runtime).
 # From your pipegen repository (pipegen-ml is not on PyPI), X.Y as on the first line:
-#   pip install "pipegen-ml[runtime,aws,sql,spark] @ git+https://github.com/your-org/pipegen@vX.Y.Z"
+#   pip install "pipegen-ml[runtime,aws,sql] @ git+https://github.com/your-org/pipegen@vX.Y.Z"
 #   ([aws]: S3 gates and AWS jobs; [sql]: row_count/sql gates, plus the database's driver, e.g. [postgres]).
-#   [spark]: pyspark's spark-submit, which needs Java 17 or newer on the worker.
 'Daily click-through model built with Spark on AWS.'
 
 from prefect import flow, task

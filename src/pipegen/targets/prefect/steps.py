@@ -57,7 +57,8 @@ def install_extras(pipeline: Pipeline) -> tuple[list[str], list[str]]:
     """The pipegen-ml extras the flow's worker installs, and a note for each a Spark or Ray step adds."""
     extras, notes = ["runtime", "aws", "sql"], []
     types = {s.backend.type for s in pipeline.steps if s.backend is not None}
-    if "spark" in types:
+    # Only spark-submit runs Spark on the worker; a job on AWS goes through boto3 ([aws]).
+    if any(isinstance(s.backend, SparkBackend) and s.backend.platform == "submit" for s in pipeline.steps):
         extras.append("spark")
         notes.append("[spark]: pyspark's spark-submit, which needs Java 17 or newer on the worker.")
     if "ray" in types:
