@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from pipegen.compiler import compile_checked
 from pipegen.frontend import check_source
@@ -174,3 +175,35 @@ def test_the_kfp_compiler_compiles_the_other_runtimes(runtime: str, tmp_path: Pa
     ir = compile_ir(source, tmp_path / "ir.yaml")
     kind = "JobSet" if runtime == "jobset" else "TrainJob"
     assert f'"kind":"{kind}"' in json.dumps(ir).replace("\\", "").replace('\\"', '"')
+
+
+SINGLE_POD = """
+pipegen: 1
+name: tolerant
+backends:
+  k:
+    type: kubernetes
+    image: img:1
+    tolerations:
+      - {key: nvidia.com/gpu, operator: Exists, effect: NoSchedule}
+      - {key: spot, operator: Equal, value: "true", effect: NoExecute, toleration_seconds: 60}
+steps:
+  - name: work
+    task: {backend: k, command: [python, work.py]}
+"""
+
+
+def test_a_container_step_gets_the_backends_tolerations(tmp_path: Path) -> None:
+    from tests.kfp.test_compile import compile_ir
+
+    source = tmp_path / "tolerant.py"
+    source.write_text(compiled(SINGLE_POD))
+    ir = compile_ir(source, tmp_path / "ir.yaml")
+    [platform] = [d for d in yaml.safe_load_all((tmp_path / "ir.yaml").read_text()) if "platforms" in d]
+    executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    assert ir and [e["tolerations"] for e in executors.values()] == [
+        [
+            {"effect": "NoSchedule", "key": "nvidia.com/gpu", "operator": "Exists"},
+            {"effect": "NoExecute", "key": "spot", "operator": "Equal", "tolerationSeconds": "60", "value": "true"},
+        ]
+    ]
