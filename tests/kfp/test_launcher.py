@@ -22,7 +22,8 @@ import yaml
 from pipegen.compiler import compile_checked
 from pipegen.frontend import check_source
 from pipegen.loader import Source
-from pipegen.runtime.k8s_launch import filled, named, object_name
+from pipegen.runtime.errors import RuntimeFailure
+from pipegen.runtime.k8s_launch import ApiCluster, filled, named, object_name
 from pipegen.spec import DISTRIBUTED_RUNTIMES
 from tests.cases import REPO
 from tests.k8s import strict
@@ -207,3 +208,14 @@ def test_a_container_step_gets_the_backends_tolerations(tmp_path: Path) -> None:
             {"effect": "NoExecute", "key": "spot", "operator": "Equal", "tolerationSeconds": "60", "value": "true"},
         ]
     ]
+
+
+def test_without_a_cluster_the_launcher_fails_with_a_clear_message(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # kfp's environment has the kubernetes client (kfp depends on it), as a worker with pipegen-ml[k8s] does.
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    with pytest.raises(RuntimeFailure, match=r"cannot reach a Kubernetes API server: not in a pod .*kube-config"):
+        ApiCluster()

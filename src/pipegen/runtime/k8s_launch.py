@@ -292,7 +292,12 @@ class ApiCluster:
         try:
             config.load_incluster_config()
         except config.ConfigException:
-            config.load_kube_config()
+            try:
+                config.load_kube_config()
+            except config.ConfigException as exc:
+                raise RuntimeFailure(
+                    f"cannot reach a Kubernetes API server: not in a pod with a service account, and {exc}"
+                ) from None
         self._api = client.ApiClient()
         self._custom = client.CustomObjectsApi(self._api)
         self._core = client.CoreV1Api(self._api)
