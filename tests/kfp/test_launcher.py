@@ -219,3 +219,24 @@ def test_without_a_cluster_the_launcher_fails_with_a_clear_message(
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     with pytest.raises(RuntimeFailure, match=r"cannot reach a Kubernetes API server: not in a pod .*kube-config"):
         ApiCluster()
+
+
+def test_a_launcher_task_renders_its_request_and_fails_clearly_without_a_cluster(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the component runs (kfp_executor.run_action -> run_step), on the compiled input, up to the API server."""
+    from pipegen.runtime.kfp_executor import run_action
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    module = compiled((REPO / "specs" / "spark-ray-k8s.yaml").read_text(), "specs/spark-ray-k8s.yaml")
+    spec = re.search(r"features_task = pipegen_kubernetes_resource\(\n\s+pipegen_spec=(.+),\n", module)
+    assert spec is not None
+    values = {
+        "pipegen_spec": ast.literal_eval(spec.group(1)),
+        "pipegen_run_key": "run-7",
+        "pipegen_run_date": "2026-12-02",
+    }
+    with pytest.raises(RuntimeFailure, match="cannot reach a Kubernetes API server"):
+        run_action("kubernetes_resource", "UTC", {**values, **VALUES["params"]})
