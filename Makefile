@@ -28,14 +28,14 @@ RUNTIME_SUITE := $(addprefix tests/runtime/,test_mlflow_runtime.py test_gates.py
 SPECS := $(sort $(wildcard specs/*.yaml))
 # The example specs each target compiles: all of them but those it refuses with a located PG602 (the same
 # pairs as tests/cases.py's UNSUPPORTED): Step Functions has no local backend (demo); Spark on EMR/Glue (clicks)
-# runs on Airflow and Step Functions, Spark on the Spark Operator and Ray on KubeRay (spark-ray-k8s) on Argo and
-# Airflow; every target but KFP runs multi-node steps (feed-ranking-16gpu).
+# runs on all but Argo, Spark on the Spark Operator and Ray on KubeRay (spark-ray-k8s) on all but Prefect and Step
+# Functions; every target runs multi-node steps (feed-ranking-16gpu).
 specs_but = $(filter-out $(patsubst %,specs/%.yaml,$(1)),$(SPECS))
 AIRFLOW_SPECS := $(SPECS)
-KFP_SPECS := $(call specs_but,clicks spark-ray-k8s feed-ranking-16gpu)
+KFP_SPECS := $(SPECS)
 ARGO_SPECS := $(call specs_but,clicks)
 STEPFUNCTIONS_SPECS := $(call specs_but,demo spark-ray-k8s)
-PREFECT_SPECS := $(call specs_but,clicks spark-ray-k8s)
+PREFECT_SPECS := $(call specs_but,spark-ray-k8s)
 OUT := build
 
 .PHONY: help uv java env-core env-airflow env-kfp env-prefect env-bench env-runtime env-runtime-oldest envs node demo test lint \

@@ -15,13 +15,12 @@ REGEN_COMMAND = "make golden"
 # (spec stem, target) pairs a target rejects with a located diagnostic instead of output:
 # Step Functions has no `local` backend (tests/compiler/test_stepfunctions_lowering.py checks the message).
 # Spark on EMR/EMR Serverless/EMR on EKS/Glue (clicks) runs on Airflow and Step Functions so far; Spark on the Spark
-# Operator and Ray on KubeRay (spark-ray-k8s) on Argo and Airflow (each other target's PG602 names what it runs).
+# Operator and Ray on KubeRay (spark-ray-k8s) on all but Prefect and Step Functions (each other target's PG602 names
+# what it runs). Every target runs multi-node steps (feed-ranking-16gpu); their Kubernetes objects are goldens under
+# golden/k8s/.
 UNSUPPORTED = {("demo", "stepfunctions")}
-UNSUPPORTED |= {("clicks", t) for t in ("argo", "kfp", "prefect")}
-UNSUPPORTED |= {("spark-ray-k8s", t) for t in ("kfp", "prefect", "stepfunctions")}
-# Airflow, Argo, Prefect and Step Functions run multi-node steps; KFP refuses the 16-node spec with a located PG602
-# (tests/k8s/test_distributed_spec.py checks the messages); its Kubernetes objects are goldens under golden/k8s/.
-UNSUPPORTED |= {("feed-ranking-16gpu", "kfp")}
+UNSUPPORTED |= {("clicks", "argo")}
+UNSUPPORTED |= {("spark-ray-k8s", t) for t in ("prefect", "stepfunctions")}
 # Test specs whose goldens sit beside the examples', each compiled alone for the targets named (their backends
 # are not every target's): Spark on spark-submit and Ray (run for real by the Airflow, KFP and Prefect tests),
 # and Spark on each managed AWS platform. Their prefect.yaml stays out: golden/prefect/prefect.yaml is the one

@@ -31,7 +31,7 @@ def pipegen_spark(
     pipegen_run_date: str,
     rows: int,
 ) -> None:
-    'A step that runs its Spark application with spark-submit and waits for it.'
+    'A step that runs its Spark application (spark-submit, or a job on EMR, EMR Serverless, EMR on EKS or Glue) and waits for it.'
     arguments = dict(locals())  # first, while the function's locals are its arguments only
     from pipegen.runtime.kfp_executor import run_python
 

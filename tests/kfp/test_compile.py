@@ -88,7 +88,15 @@ def shown_executors(ir: dict[str, object]) -> dict[str, str]:
 
 def test_goldens_cover_every_spec() -> None:
     # specs/ and tests/specs/sparkray.yaml (Spark and Ray steps: cases.TARGETED_SPECS).
-    assert [p.stem for p in GOLDEN_MODULES] == ["demo", "feed-ranking", "pricing", "sparkray"]
+    assert [p.stem for p in GOLDEN_MODULES] == [
+        "clicks",
+        "clickstream",
+        "demo",
+        "feed-ranking-16gpu",
+        "feed-ranking",
+        "pricing",
+        "sparkray",
+    ]
 
 
 def test_ir_flag_writes_compiled_yaml(tmp_path: Path) -> None:

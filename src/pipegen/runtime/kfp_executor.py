@@ -35,6 +35,7 @@ ACTIONS = (
     "sagemaker",
     "spark",
     "ray",
+    "kubernetes_resource",
     "evaluate",
     "promote",
     "notify",

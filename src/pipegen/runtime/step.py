@@ -118,6 +118,8 @@ def _run(
         if kind in ("spark", "ray"):
             return _cluster_job(kind, spec, values, command, env)
         return _command(kind, spec, values, command, env)
+    if kind == "kubernetes_resource":
+        return _kubernetes_resource(spec, values, mlflow_run)
     if kind == "evaluate":
         from pipegen.runtime.evaluate import evaluate
 
@@ -199,6 +201,8 @@ def _cluster_job(
     (Prefect's sync tasks, kfp.local) or ends only the task (a KFP pod's deadline leaves a Ray job running).
     """
     timeout = spec.get("timeout_seconds")
+    if kind == "spark" and "platform" in spec["spark"]:
+        return _spark_aws_job(spec, values, command, env)
     if kind == "spark":
         from pipegen.runtime.spark_jobs import spark_job
 
@@ -238,6 +242,58 @@ def _cluster_job(
             timeout_seconds=timeout,
         ),
     }
+
+
+def _kubernetes_resource(spec: dict[str, Any], values: Values, mlflow_run: dict[str, str] | None) -> dict[str, Any]:
+    """Kubernetes objects the compiler built (pipegen.k8s), with this run's values and names, created and waited for.
+
+    Only the strings the slots name are rendered (the spec's templates, the MLflow run's ids, the objects' names):
+    every other string of the objects is literal text and stays as it is.
+    """
+    from pipegen.runtime.k8s_launch import ApiCluster, filled, launch
+
+    objects = filled(spec["objects"], spec["slots"], values.string, mlflow_run)
+    result = launch(
+        objects,
+        spec["slots"],
+        base=spec["base"],
+        run_id=values.run_id,
+        cluster=ApiCluster(),
+        timeout_seconds=spec.get("timeout_seconds"),
+    )
+    return {"passed": True, **result}
+
+
+def _spark_aws_job(spec: dict[str, Any], values: Values, command: list[str], env: dict[str, str]) -> dict[str, Any]:
+    """A Spark job on EMR, EMR Serverless, EMR on EKS or Glue, submitted and waited for as `pipegen run` does.
+
+    Named from `<pipeline>-<step>` and the run key (spark_job_name): a retried task finds the job it submitted and
+    waits for it; the step's timeout stops the job.
+    """
+    from pipegen.runtime.spark_aws_jobs import spark_aws_job, spark_job_name
+
+    spark = spec["spark"]
+    ids = dict(spark["ids"])
+    settings = {
+        "conf": {k: values.string(v) for k, v in spark.get("conf", {}).items()},
+        "driver": spark.get("driver"),
+        "executors": spark.get("executors"),
+        "main_class": spark.get("main_class"),
+        "py_files": [values.string(f) for f in spark.get("py_files", [])],
+        "jars": [values.string(j) for j in spark.get("jars", [])],
+        "packages": spark.get("packages", []),
+    }
+    result = spark_aws_job(
+        platform=spark["platform"],
+        ids=ids,
+        job_name=spark_job_name(spark["job_name"], values.run_id),
+        settings=settings,
+        command=command,
+        environment=env,
+        region=ids.get("region"),
+        timeout_seconds=spec.get("timeout_seconds"),
+    )
+    return {"passed": True, **result}
 
 
 def _command(

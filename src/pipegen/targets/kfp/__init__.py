@@ -9,13 +9,21 @@ from pipegen.emit import Output
 from pipegen.render import render
 from pipegen.resolve import Pipeline
 from pipegen.targets.base import Support, Target
-from pipegen.targets.cluster_jobs import local_ray_addresses
+from pipegen.targets.cluster_jobs import AWS, AWS_TITLES, aws_spark_checks, local_ray_addresses
 from pipegen.targets.kfp import schedule
 from pipegen.targets.kfp.checks import limits, mlflow_settings, runtime_image, tracking_placement
 from pipegen.targets.kfp.ir import compile_ir
+from pipegen.targets.kfp.launcher_checks import launcher_checks
 from pipegen.targets.kfp.lowering import Lowering
 from pipegen.targets.kfp.names import MLFLOW_INPUTS, RUN_DATE, RUN_KEY, escaped_json, ident
 from pipegen.targets.kfp.options import KfpOptions
+
+# A custom resource through the runtime's launcher (pipegen.runtime.k8s_launch): KFP v2 has no ResourceOp.
+LAUNCHED = (
+    "runtime launcher component creating {what} named per run and attempt (a retry reattaches to it), waiting for "
+    "its status, deleting it at the step's timeout; the image needs pipegen-ml[k8s] and the run's service account "
+    "the Role the module's header lists"
+)
 
 __all__ = ["MLFLOW_INPUTS", "RUN_DATE", "RUN_KEY", "TARGET", "KfpOptions", "KfpTarget", "escaped_json", "ident"]
 
@@ -31,8 +39,10 @@ class KfpTarget(Target):
             "aws_batch": "runtime component that submits the job and waits",
             "sagemaker": "runtime component that creates the training job and waits",
             "local": "runtime component that runs the command in the component's container",
-            "spark": "runtime component that runs spark-submit and waits (platform: submit)",
-            "ray": "runtime component that submits the Ray job and waits (address: a running cluster's job server)",
+            "spark": "runtime component that runs spark-submit, or submits the job to EMR, EMR Serverless, EMR on "
+            "EKS or Glue, and waits; the runtime's launcher for a SparkApplication",
+            "ray": "runtime component that submits the Ray job and waits (address), or the runtime's launcher "
+            "creating a KubeRay RayJob (cluster)",
         },
         gates={
             "partition_exists": "runtime component (a wait polls inside it)",
@@ -54,12 +64,20 @@ class KfpTarget(Target):
             "notify.on_failure": "dsl.ExitHandler around the steps: its exit task posts when the final state is "
             "FAILED (a cancelled run notifies nobody)",
             "notify.on_success": "the same exit task, when the final state is SUCCEEDED (COMPLETE on the KFP backend)",
+            "distributed": "the runtime's launcher component creating the step's Indexed Job and headless Service, "
+            "JobSet or TrainJob (distributed_runtime) and waiting for it; the pipeline's service account needs the "
+            "Role the module's header lists",
+            "kubernetes.tolerations": "kfp-kubernetes add_toleration on a container step; the pod template of a "
+            "multi-node step's objects",
         },
         variants={
             "spark.submit": "runtime component running spark-submit against master (local[N] inside the task's "
             "container; the image needs Java 17 and pyspark) and waiting; the step's timeout stops it",
             "ray.address": "runtime component submitting through Ray's JobSubmissionClient and waiting (a retry "
             "reattaches to its job; the step's timeout stops the job); the image needs ray[default]",
+            "spark.kubernetes": LAUNCHED.format(what="a SparkApplication (sparkoperator.k8s.io/v1beta2)"),
+            "ray.cluster": LAUNCHED.format(what="a KubeRay RayJob (ray.io/v1, a cluster per run)"),
+            **{f"spark.{p}": AWS.format(title=t) for p, t in AWS_TITLES.items()},
         },
     )
     options_model = KfpOptions
@@ -75,6 +93,8 @@ class KfpTarget(Target):
             *tracking_placement(pipeline, options),
             *schedule.check(pipeline, options),
             *local_ray_addresses(pipeline, self.name),
+            *aws_spark_checks(pipeline, self.name),
+            *launcher_checks(pipeline),
         ]
 
     def finish(self, outputs: list[Output], flags: frozenset[str]) -> list[Output]:

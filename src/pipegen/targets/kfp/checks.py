@@ -9,6 +9,7 @@ from pipegen.expr import Ref, parse_template
 from pipegen.resolve import Pipeline
 from pipegen.spec import KubernetesBackend
 from pipegen.targets.kfp.containers import tracking_source
+from pipegen.targets.kfp.launcher import launches
 from pipegen.targets.kfp.names import WORKSPACE_PATH, step_refs
 from pipegen.targets.kfp.options import KfpOptions
 from pipegen.targets.tracking_secret import tracking_secret
@@ -105,7 +106,7 @@ def tracking_placement(pipeline: Pipeline, options: KfpOptions) -> Iterator[Diag
     if ref is not None and (ref.name == "MLFLOW_TRACKING_URI" or tracking_source(pipeline, options) is not None):
         return  # mounted as MLFLOW_TRACKING_URI, or (PG702 from mlflow_settings) left to the image
     for step in pipeline.steps:
-        if step.kind != "train" or not isinstance(step.backend, KubernetesBackend):
+        if step.kind != "train" or not (isinstance(step.backend, KubernetesBackend) or launches(step)):
             continue
         env_ref = next(r for r in uri.refs if r.namespace == "env")
         yield diag(
@@ -171,7 +172,7 @@ def limits(pipeline: Pipeline) -> Iterator[Diagnostic]:
                     pipeline.locate(step, *where) if where else step.location,
                     _env_hint(refs[0]),
                 )
-        if backend.service_account:
+        if backend.service_account and not launches(step):  # the launcher's objects name it in their pods
             yield diag(
                 "PG702",
                 f"target 'kfp' sets the service account per run, not per step: 'service_account' of "

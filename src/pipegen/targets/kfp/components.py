@@ -23,7 +23,10 @@ _DOCS = {
     "local": "A step whose command runs in this task's container.",
     "aws_batch": "A step that submits its AWS Batch job and waits for it.",
     "sagemaker": "A step that creates its SageMaker training job and waits for it.",
-    "spark": "A step that runs its Spark application with spark-submit and waits for it.",
+    "spark": "A step that runs its Spark application (spark-submit, or a job on EMR, EMR Serverless, EMR on EKS or "
+    "Glue) and waits for it.",
+    "kubernetes_resource": "A step that creates its Kubernetes objects (SparkApplication, RayJob, Indexed Job, JobSet "
+    "or TrainJob), waits for their outcome and deletes them.",
     "ray": "A step that submits its Ray job to the cluster's job server and waits for it.",
 }
 

@@ -172,6 +172,10 @@ class ContainerSteps:
         for key, value in sorted(backend.node_selector.items()):
             self.uses_kubernetes = True
             out.append(f"kubernetes.add_node_selector({var}, label_key={py(key)}, label_value={py(value)})")
+        for toleration in backend.tolerations:
+            self.uses_kubernetes = True
+            fields = ", ".join(f"{k}={py(v)}" for k, v in sorted(toleration.model_dump(exclude_none=True).items()))
+            out.append(f"kubernetes.add_toleration({var}, {fields})")
         resources = step.body.resources
         if resources is not None:
             if resources.cpu is not None:

@@ -9,6 +9,7 @@ from pipegen.targets.base import command_request, header_lines, promote_request
 from pipegen.targets.cluster_jobs import cluster_request
 from pipegen.targets.kfp.checks import skip_conditions, uses_run_context
 from pipegen.targets.kfp.containers import ContainerSteps
+from pipegen.targets.kfp.launcher import KIND, launch_request, launches, rbac_lines
 from pipegen.targets.kfp.names import RUN_DATE, RUN_KEY, SPEC, WAIT_STARTED, escaped_json, ident
 from pipegen.targets.kfp.notify import ExitNotification
 from pipegen.targets.kfp.options import KfpOptions
@@ -91,7 +92,7 @@ class Lowering(ContainerSteps, ExitNotification):
         else:
             prologue = ["run_key, run_date = dsl.PIPELINE_JOB_ID_PLACEHOLDER, ''"]
         return View(
-            header=header_lines(self.p),
+            header=header_lines(self.p) + rbac_lines(self.p, self.options),
             docstring=py(spec.description or f"The {self.p.name} pipeline."),
             uses_kubernetes=self.uses_kubernetes,
             constants=self._constants(components),
@@ -242,6 +243,12 @@ class Lowering(ContainerSteps, ExitNotification):
             calls.append(run_call)
             mlflow_from = run_var
         backend = step.backend
+        if launches(step):
+            # Kubernetes objects (pipegen.k8s) the runtime's launcher creates and waits for: KFP has no ResourceOp.
+            call = self._action_call(step, KIND, launch_request(self.p, self.options, step), mlflow_from)
+            if mlflow_from:
+                call.settings.append(f"{call.var}.after({mlflow_from})")
+            return [*calls, call], []
         if isinstance(backend, KubernetesBackend):
             component, extra = self._container(step, backend, mlflow_from is not None)
             call = self._call(step, mlflow_from, extra)

@@ -7,6 +7,7 @@ from pipegen.resolve import Pipeline, ResolvedStep
 from pipegen.runtime.templating import secret_env_name
 from pipegen.spec import KubernetesBackend
 from pipegen.targets.base import gate_deadline_seconds, judged_in_runtime_deadline_seconds, kubernetes_name
+from pipegen.targets.kfp.launcher import launches
 from pipegen.targets.kfp.names import step_refs
 from pipegen.targets.kfp.options import KfpOptions
 
@@ -39,12 +40,10 @@ class TaskSettings:
         if step.kind in ("train", "evaluate", "promote"):
             out += self._mlflow_env(var)
         # Runtime components read secrets as PIPEGEN_SECRET_<NAME>; container steps mount them under their own names.
-        runtime_secrets = (
-            set()
-            if isinstance(step.backend, KubernetesBackend)
-            else {r.name for r in step_refs(step) if r.namespace == "secret"}
-        )
-        if step.kind in ("train", "evaluate", "promote") and not isinstance(step.backend, KubernetesBackend):
+        # A launcher step's objects read their secrets themselves (secretKeyRef): its task renders none.
+        own_pods = isinstance(step.backend, KubernetesBackend) or launches(step)
+        runtime_secrets = set() if own_pods else {r.name for r in step_refs(step) if r.namespace == "secret"}
+        if step.kind in ("train", "evaluate", "promote") and not own_pods:
             runtime_secrets |= self._tracking_secrets()
         return out + self._runtime_secret_env(var, runtime_secrets)
 

@@ -13,7 +13,7 @@ from pipegen.emit import Output
 from pipegen.render import render
 from pipegen.resolve import Pipeline
 from pipegen.targets.base import Support, Target
-from pipegen.targets.cluster_jobs import local_ray_addresses
+from pipegen.targets.cluster_jobs import AWS, AWS_TITLES, aws_spark_checks, local_ray_addresses
 from pipegen.targets.prefect import deployment, kubernetes
 from pipegen.targets.prefect.checks import deploy_templates, parameter_names, retry_lists, schedule_settings
 from pipegen.targets.prefect.lowering import Lowering
@@ -76,6 +76,7 @@ class PrefectTarget(Target):
             "which needs Java 17 and pyspark) and waiting; the runtime ends spark-submit at the step's timeout",
             "ray.address": "task submitting through Ray's JobSubmissionClient and waiting (a retry reattaches to its "
             "job; the runtime stops the job at the step's timeout); the worker needs ray[default]",
+            **{f"spark.{p}": AWS.format(title=t) for p, t in AWS_TITLES.items()},
         },
     )
     options_model = PrefectOptions
@@ -92,6 +93,7 @@ class PrefectTarget(Target):
             *tracking_secret(pipeline, self.name),
             *local_ray_addresses(pipeline, self.name),
             *kubernetes.checks(pipeline),
+            *aws_spark_checks(pipeline, self.name),
         ]
 
     def render(self, pipeline: Pipeline, options: BaseModel) -> list[Output]:

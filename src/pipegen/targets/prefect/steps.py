@@ -66,7 +66,8 @@ def install_extras(pipeline: Pipeline) -> tuple[list[str], list[str]]:
             "prefect-kubernetes>=0.8,<0.9 (tested: 0.8.0), installed beside them: the kubernetes steps' "
             "tasks get their Kubernetes API clients from it."
         )
-    if "spark" in types:
+    # Only spark-submit runs Spark on the worker; a job on AWS goes through boto3 ([aws]).
+    if any(isinstance(s.backend, SparkBackend) and s.backend.platform == "submit" for s in pipeline.steps):
         extras.append("spark")
         notes.append("[spark]: pyspark's spark-submit, which needs Java 17 or newer on the worker.")
     if "ray" in types:
