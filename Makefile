@@ -27,13 +27,12 @@ RUNTIME_SUITE := $(addprefix tests/runtime/,test_mlflow_runtime.py test_gates.py
 	test_promotion_rules.py test_tracking_bounds.py test_step_retry.py)
 SPECS := $(sort $(wildcard specs/*.yaml))
 # The example specs each target compiles: all of them but those it refuses with a located PG602 (the same
-# pairs as tests/cases.py's UNSUPPORTED): Step Functions has no local backend (demo); Spark on EMR/Glue (clicks)
-# runs on all but Argo, Spark on the Spark Operator and Ray on KubeRay (spark-ray-k8s) on all but Prefect and Step
-# Functions; every target runs multi-node steps (feed-ranking-16gpu).
+# pairs as tests/cases.py's UNSUPPORTED): Step Functions has no local backend (demo); Spark on the Spark Operator
+# and Ray on KubeRay (spark-ray-k8s) run on all but Prefect and Step Functions.
 specs_but = $(filter-out $(patsubst %,specs/%.yaml,$(1)),$(SPECS))
 AIRFLOW_SPECS := $(SPECS)
 KFP_SPECS := $(SPECS)
-ARGO_SPECS := $(call specs_but,clicks)
+ARGO_SPECS := $(SPECS)
 STEPFUNCTIONS_SPECS := $(call specs_but,demo spark-ray-k8s)
 PREFECT_SPECS := $(call specs_but,spark-ray-k8s)
 OUT := build

@@ -14,12 +14,10 @@ SUPPORT_DOC = REPO / "docs" / "targets.md"
 REGEN_COMMAND = "make golden"
 # (spec stem, target) pairs a target rejects with a located diagnostic instead of output:
 # Step Functions has no `local` backend (tests/compiler/test_stepfunctions_lowering.py checks the message).
-# Spark on EMR/EMR Serverless/EMR on EKS/Glue (clicks) runs on Airflow and Step Functions so far; Spark on the Spark
-# Operator and Ray on KubeRay (spark-ray-k8s) on all but Prefect and Step Functions (each other target's PG602 names
-# what it runs). Every target runs multi-node steps (feed-ranking-16gpu); their Kubernetes objects are goldens under
-# golden/k8s/.
+# Spark on EMR/EMR Serverless/EMR on EKS/Glue (clicks) runs on every target; Spark on the Spark Operator and Ray on
+# KubeRay (spark-ray-k8s) on all but Prefect and Step Functions (each one's PG602 names what it runs). Every target
+# runs multi-node steps (feed-ranking-16gpu); their Kubernetes objects are goldens under golden/k8s/.
 UNSUPPORTED = {("demo", "stepfunctions")}
-UNSUPPORTED |= {("clicks", "argo")}
 UNSUPPORTED |= {("spark-ray-k8s", t) for t in ("prefect", "stepfunctions")}
 # Test specs whose goldens sit beside the examples', each compiled alone for the targets named (their backends
 # are not every target's): Spark on spark-submit and Ray (run for real by the Airflow, KFP and Prefect tests),

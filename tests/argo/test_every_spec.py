@@ -24,6 +24,7 @@ RUNTIME_IMAGE = "registry.example.com/pipegen-runtime:1"
 # Backend variants Argo maps (resource templates, runtime containers); other spark backends and a Ray that
 # `pipegen run` starts (address: local) are a located PG602.
 MAPPED_VARIANTS = {"spark.kubernetes", "ray.cluster", "spark.submit", "ray.address"}
+MAPPED_VARIANTS |= {f"spark.{p}" for p in ("emr", "emr_serverless", "emr_on_eks", "glue")}
 LOCATED_PG6 = re.compile(r"^\S+:\d+:\d+: error\[PG6\d\d\]: .+; hint: .+$")
 
 
@@ -88,6 +89,16 @@ def settle_keys(data: dict[str, Any], backend: str) -> None:
         b["conf"] = dict.fromkeys(["spark.r"], *b["conf"].values())
     if backend == "ray.cluster":
         b["runtime_env"] = {"env_vars": {"R": "r"}}
+    if backend == "spark.glue":
+        # A Glue run takes only `--key value` arguments (cluster_jobs' Glue checks locate the rest): the hostile
+        # words become the values.
+        for key in ("driver", "executors", "conf", "packages"):
+            b.pop(key, None)
+        for step in data["steps"]:
+            body = step.get("task") or step.get("train")
+            if body is not None and body.get("backend") == "b":
+                words = body["command"]
+                body["command"] = [words[0], *(w for i, a in enumerate(words[1:]) for w in (f"--a{i}", a))]
 
 
 def _distributed_unrunnable(data: dict[str, Any]) -> bool:

@@ -139,12 +139,8 @@ def test_hostile_keys_are_located_and_the_rest_compiles(variant: str, tmp_path: 
     ("backend", "hint"),
     [
         (
-            "{type: spark, platform: glue, glue: {job_name: j}}",
-            "Argo Workflows runs spark with platform: kubernetes, submit",
-        ),
-        (
-            "{type: spark, platform: emr, emr: {cluster_id: j-1}}",
-            "Argo Workflows runs spark with platform: kubernetes, submit",
+            "{type: spark, platform: glue, conf: {spark.x: y}, glue: {job_name: j}}",
+            "set it on the Glue job itself",
         ),
         ("{type: ray, address: local}", "set address to a running cluster's job server"),
     ],
@@ -184,3 +180,8 @@ def test_the_header_names_what_the_runtime_image_needs_for_spark_submit_and_ray_
     needs = "# Its runtime image also needs Java 17 and pipegen-ml[spark] (spark-submit) and pipegen-ml[ray]"
     assert needs in (GOLDEN / "argo" / "sparkray.yaml").read_text()
     assert "Its runtime image also needs" not in (GOLDEN / "argo" / "clickstream.yaml").read_text()
+    # Spark on AWS platforms: boto3, no Java.
+    assert (
+        "# Its runtime image also needs pipegen-ml[aws] (Spark jobs on AWS).\n"
+        in (GOLDEN / "argo" / "clicks.yaml").read_text()
+    )

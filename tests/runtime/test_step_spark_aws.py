@@ -1,4 +1,5 @@
-"""Spark on AWS from a KFP component and a Prefect task: the request each target compiles, run through the runtime's
+"""Spark on AWS from a KFP component, a Prefect task and an Argo runtime container: the request each target compiles,
+run through the runtime's
 `spark` kind (runtime.step -> runtime.spark_aws_jobs, what `pipegen run` uses) against moto's server, reached through
 AWS_ENDPOINT_URL only.
 
@@ -24,7 +25,7 @@ from pipegen.resolve import resolve
 from pipegen.runtime.errors import RuntimeFailure
 from pipegen.runtime.kfp_executor import run_action
 from pipegen.runtime.spark_aws_jobs import GLUE_NAME_ARGUMENT, spark_job_name
-from pipegen.runtime.step import run_step
+from pipegen.runtime.step import run_step, step_action
 from pipegen.targets.prefect.steps import step_request
 
 
@@ -49,6 +50,7 @@ def spec_text(job: str) -> str:
               env: {{STAGE: "prod-${{params.day}}", LITERAL: "$${{params.day}} $(HOME)"}}
         targets:
           kfp: {{base_image: registry.example.com/pipegen-runtime:1}}
+          argo: {{runtime_image: registry.example.com/pipegen-runtime:1}}
         """
     )
 
@@ -128,3 +130,27 @@ def test_a_prefect_task_runs_the_same_request_and_a_failed_run_fails_with_the_se
     failing = spark_job_name("aws-kfp-export", "prefect-run-2")
     with pytest.raises(RuntimeFailure, match=rf"^Glue job run {failing} \(jr_\w+\) failed: "):
         run_step(kind, request, params={"day": "2026-12-01"}, run_id="prefect-run-2", target="prefect")
+
+
+def argo_spec_argument(job: str) -> dict[str, Any]:
+    """The `spec` argument the compiled Argo WorkflowTemplate gives the export step's runtime template."""
+    import json
+
+    import yaml
+
+    result = compile_checked(check_source(Source("aws-kfp.yaml", spec_text(job))), ["argo"])
+    assert result.ok, [d.format() for d in result.diagnostics]
+    [template] = [d for d in yaml.safe_load_all(result.outputs[0].text) if d["kind"] == "WorkflowTemplate"]
+    [dag] = [t["dag"] for t in template["spec"]["templates"] if "dag" in t]
+    [task] = [t for t in dag["tasks"] if t["name"] == "export"]
+    [spec] = [p["value"] for p in task["arguments"]["parameters"] if p["name"] == "spec"]
+    return dict(json.loads(spec))
+
+
+def test_an_argo_runtime_container_runs_the_same_glue_request(glue_job: str) -> None:
+    context = {"params": {"day": "2026-12-01"}, "run_id": "argo-run-1", "run_date": "2026-12-01"}
+    result = step_action(kind="spark", spec=argo_spec_argument(glue_job), context=context, target="argo")
+    name = spark_job_name("aws-kfp-export", "argo-run-1")
+    assert (result["passed"], result["job_name"], result["status"]) == (True, name, "SUCCEEDED")
+    [run] = glue_runs(glue_job)
+    assert run["Arguments"] == {**EXPECTED_ARGUMENTS, GLUE_NAME_ARGUMENT: name}

@@ -30,7 +30,7 @@ from pipegen.targets.argo.resource_checks import custom_resources
 from pipegen.targets.argo.size import size_problems
 from pipegen.targets.argo.spark import VARIANTS as SPARK_VARIANTS
 from pipegen.targets.base import Support, Target
-from pipegen.targets.cluster_jobs import local_ray_addresses
+from pipegen.targets.cluster_jobs import AWS, AWS_TITLES, aws_spark_checks, local_ray_addresses
 
 __all__ = ["TARGET", "ArgoOptions", "ArgoTarget"]
 
@@ -83,7 +83,15 @@ class ArgoTarget(Target):
             "(sparkoperator.k8s.io) and rayjobs (ray.io) for the resource templates of spark and ray steps, and on "
             "jobsets (jobset.x-k8s.io), or jobs (batch) and services, for those of multi-node steps",
         },
-        variants={**SPARK_VARIANTS, **RAY_VARIANTS, **CLUSTER_JOB_VARIANTS},
+        variants={
+            **SPARK_VARIANTS,
+            **RAY_VARIANTS,
+            **CLUSTER_JOB_VARIANTS,
+            **{
+                f"spark.{p}": AWS.format(title=t).replace("the image", "the runtime image")
+                for p, t in AWS_TITLES.items()
+            },
+        },
     )
     options_model = ArgoOptions
     # The documents check() lowered to measure them, for render() to write (the compiler renders what it checked).
@@ -100,6 +108,7 @@ class ArgoTarget(Target):
             *containers(pipeline, options),
             *custom_resources(pipeline),
             *local_ray_addresses(pipeline, self.name),
+            *aws_spark_checks(pipeline, self.name),
             *node_problems(pipeline),
         ]
         if not has_errors(problems):

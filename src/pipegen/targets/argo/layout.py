@@ -7,6 +7,7 @@ from typing import Any
 import yaml
 
 from pipegen.resolve import Pipeline
+from pipegen.spec import backend_variant
 from pipegen.targets.base import header_lines
 
 # libyaml's emitter (when PyYAML has it) writes a 1,000-step manifest several times faster than the pure-Python
@@ -86,22 +87,34 @@ def _created_note(documents: list[dict[str, Any]]) -> list[str]:
     ]
 
 
-# The shared runtime templates of spark.submit and ray.address steps (lowering: pipegen-<kind>[-n]), and what the
-# runtime image then needs beyond pipegen-ml[runtime].
-EXTRAS = {"spark": "Java 17 and pipegen-ml[spark] (spark-submit)", "ray": "pipegen-ml[ray] (Ray's job submission)"}
+# What the runtime image needs beyond pipegen-ml[runtime] for the spark-submit, Spark-on-AWS and Ray-address steps
+# its runtime containers run (the shared templates pipegen-spark[-n] and pipegen-ray[-n]).
+EXTRAS = {
+    "spark": "Java 17 and pipegen-ml[spark] (spark-submit)",
+    "aws": "pipegen-ml[aws] (Spark jobs on AWS)",
+    "ray": "pipegen-ml[ray] (Ray's job submission)",
+}
 
 
-def _runtime_note(documents: list[dict[str, Any]]) -> list[str]:
-    """What the runtime image needs for the spark-submit and Ray steps it runs (none: nothing)."""
-    names = [str(t["name"]) for t in documents[0]["spec"]["templates"]]
-    kinds = [k for k in EXTRAS if any(n == f"pipegen-{k}" or n.startswith(f"pipegen-{k}-") for n in names)]
-    if not kinds:
+def _runtime_note(pipeline: Pipeline) -> list[str]:
+    """What the runtime image needs for the Spark and Ray steps it runs (none: nothing)."""
+    needs: set[str] = set()
+    for step in pipeline.steps:
+        chosen = backend_variant(step.backend) if step.backend is not None else None
+        variant = chosen[0] if chosen is not None else None
+        if variant == "spark.submit":
+            needs.add("spark")
+        elif variant is not None and variant.startswith("spark.") and variant != "spark.kubernetes":
+            needs.add("aws")
+        elif variant == "ray.address":
+            needs.add("ray")
+    if not needs:
         return []
-    return ["# Its runtime image also needs " + " and ".join(EXTRAS[k] for k in kinds) + "."]
+    return ["# Its runtime image also needs " + " and ".join(EXTRAS[k] for k in EXTRAS if k in needs) + "."]
 
 
 def manifest_text(pipeline: Pipeline, documents: list[dict[str, Any]]) -> str:
     """The multi-document YAML: deterministic bytes for the same documents."""
     body = "---\n".join(dump(doc) for doc in documents)
-    notes = [*HEADER_NOTE, *_created_note(documents), *_runtime_note(documents)]
+    notes = [*HEADER_NOTE, *_created_note(documents), *_runtime_note(pipeline)]
     return "\n".join([*header_lines(pipeline), *notes]) + "\n---\n" + body
