@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -116,10 +117,10 @@ def _run(
             env.update(training_env(mlflow_run, tracking_uri))
         command = [values.string(a) for a in spec["command"]]
         if kind in ("spark", "ray"):
-            return _cluster_job(kind, spec, values, command, env)
-        return _command(kind, spec, values, command, env)
+            return _closing(mlflow_run, tracking_uri, lambda: _cluster_job(kind, spec, values, command, env))
+        return _closing(mlflow_run, tracking_uri, lambda: _command(kind, spec, values, command, env))
     if kind == "kubernetes_resource":
-        return _kubernetes_resource(spec, values, mlflow_run)
+        return _closing(mlflow_run, tracking_uri, lambda: _kubernetes_resource(spec, values, mlflow_run))
     if kind == "evaluate":
         from pipegen.runtime.evaluate import evaluate
 
@@ -242,6 +243,34 @@ def _cluster_job(
             timeout_seconds=timeout,
         ),
     }
+
+
+def _closing(
+    mlflow_run: dict[str, str] | None, tracking_uri: str | None, job: Callable[[], dict[str, Any]]
+) -> dict[str, Any]:
+    """Run a training step's job, then end its MLflow run as the job ended if the job left it RUNNING (it crashed,
+    was stopped at its timeout, or never ended the run): FAILED or FINISHED, as `pipegen run` does. A run the job
+    ended keeps its own status; a retried attempt's job resumes the run (MLFLOW_RUN_ID) and ends it again."""
+    if not mlflow_run:
+        return job()
+    from pipegen.runtime.start_run import close_run
+
+    try:
+        result = job()
+    except BaseException:
+        _close_quietly(close_run, mlflow_run, "FAILED", tracking_uri)
+        raise
+    _close_quietly(close_run, mlflow_run, "FINISHED", tracking_uri)
+    return result
+
+
+def _close_quietly(close: Callable[..., bool], run: dict[str, str], status: str, tracking_uri: str | None) -> None:
+    try:
+        close(run, status, tracking_uri)
+    except Exception as exc:  # noqa: BLE001 - the job's own outcome matters more than this bookkeeping
+        from pipegen.runtime.redact import redact
+
+        print(redact(f"pipegen: could not end MLflow run {run.get('run_id')} as {status}: {exc}"), file=sys.stderr)
 
 
 def _kubernetes_resource(spec: dict[str, Any], values: Values, mlflow_run: dict[str, str] | None) -> dict[str, Any]:

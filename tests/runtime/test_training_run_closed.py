@@ -1,0 +1,75 @@
+"""A training step's job that leaves its MLflow run RUNNING (it crashed, or never ended the run) ends it as the job
+ended, on every target whose task runs the job through the runtime (KFP, Prefect, Airflow's tasks, Argo's runtime
+containers), as `pipegen run` does: FAILED when the job failed, FINISHED when it succeeded. A run the job ended
+itself keeps its status."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from pipegen.runtime.errors import RuntimeFailure
+from pipegen.runtime.start_run import start_run
+from pipegen.runtime.step import run_step
+
+
+def started(uri: str, step: str) -> dict[str, str]:
+    run = start_run(
+        pipeline="closing", step=step, spec_sha256="0" * 64, target="kfp", run_key="k1", experiment="closing",
+        tracking_uri=uri,
+    )  # fmt: skip
+    return {k: str(v) for k, v in run.items()}
+
+
+def local(command: list[str], uri: str) -> dict[str, object]:
+    return {"command": command, "tracking_uri": uri}
+
+
+@pytest.mark.parametrize(
+    ("step", "code", "status"),
+    [
+        ("crashes", "import sys; sys.exit(3)", "FAILED"),  # never touched MLflow
+        ("quiet", "print('trained')", "FINISHED"),  # succeeded without ending the run
+        # Ended its own run (resumed through MLFLOW_RUN_ID, then ended FAILED by MLflow's context manager on the
+        # exception) and then exited 0: the job's own word stands.
+        (
+            "own",
+            "import mlflow\ntry:\n with mlflow.start_run():\n  raise ValueError('x')\nexcept ValueError: pass",
+            "FAILED",
+        ),
+    ],
+)
+def test_the_run_ends_as_the_job_ended(tmp_path: Path, step: str, code: str, status: str) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    run = started(uri, step)
+    spec = local([sys.executable, "-c", code], uri)
+    if code.endswith("sys.exit(3)"):
+        with pytest.raises(RuntimeFailure, match="exited with 3"):
+            run_step("local", spec, params={}, run_id="k1", mlflow_run=run, target="kfp")
+    else:
+        run_step("local", spec, params={}, run_id="k1", mlflow_run=run, target="kfp")
+    assert mlflow.MlflowClient(tracking_uri=uri).get_run(run["run_id"]).info.status == status
+
+
+def test_a_retried_attempt_resumes_the_run_it_ended(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    run = started(uri, "flaky")
+    marker = tmp_path / "tried"
+    code = (
+        "import pathlib, sys, mlflow\n"
+        f"m = pathlib.Path({str(marker)!r})\n"
+        "if not m.exists():\n m.touch(); sys.exit(1)\n"
+        "with mlflow.start_run():\n mlflow.log_metric('auc', 0.9)\n"
+    )
+    with pytest.raises(RuntimeFailure):
+        run_step("local", local([sys.executable, "-c", code], uri), params={}, run_id="k1", mlflow_run=run)
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    assert client.get_run(run["run_id"]).info.status == "FAILED"
+    run_step(
+        "local", local([sys.executable, "-c", code], uri), params={}, run_id="k1", mlflow_run=run
+    )  # the orchestrator's retry
+    finished = client.get_run(run["run_id"])
+    assert (finished.info.status, finished.data.metrics) == ("FINISHED", {"auc": 0.9})
