@@ -29,13 +29,13 @@ from pipegen.k8s import ray as k8s_ray
 from pipegen.k8s import spark as k8s_spark
 from pipegen.k8s.distributed import NodeContainer, node_plan, object_name, objects, spec_container
 from pipegen.k8s.pods import StepObject, secret_env
+from pipegen.k8s.ray_checks import kuberay_checks
 from pipegen.render import py
 from pipegen.resolve import Pipeline, ResolvedStep
 from pipegen.spec import KubernetesBackend, RayBackend, SparkBackend
 from pipegen.targets.airflow.manifests import RUN_DIGEST, AirflowValues, name_template, name_text
 from pipegen.targets.airflow.view import Task, kw, var_name
 from pipegen.targets.airflow_expr import jinja_string_literal
-from pipegen.targets.argo.resource_checks import _strings
 
 if TYPE_CHECKING:
     from pipegen.targets.airflow.backends import BackendLowering
@@ -301,23 +301,4 @@ def checks(pipeline: Pipeline) -> Iterator[Diagnostic]:
 
 
 def _ray(pipeline: Pipeline, name: str, backend: RayBackend) -> Iterator[Diagnostic]:
-    for path, amount in k8s_ray.fractional_gpus(backend):
-        yield diag(
-            "PG602",
-            f"target 'airflow' cannot give a pod of backend '{name}' {amount:g} GPUs: Kubernetes assigns whole GPUs "
-            "(nvidia.com/gpu)",
-            pipeline.source_map.value(("backends", name, *path)),
-            "ask for a whole number of GPUs per pod; share a GPU between Ray tasks with num_gpus in the code",
-        )
-    for path, text in _strings(backend.runtime_env, ("runtime_env",)):
-        if "$" in text or "`" in text:
-            # KubeRay's submitter puts runtimeEnvYAML, as JSON, in double quotes on a bash command line
-            # (ray-operator/controllers/ray/common/job.go, strconv.Quote): bash would expand `$...` and run `...`.
-            yield diag(
-                "PG602",
-                f"target 'airflow' cannot pass runtime_env text '{text}' of backend '{name}' unchanged: KubeRay's job "
-                "submitter reads runtimeEnvYAML on a bash command line, where '$' and '`' expand",
-                pipeline.source_map.value(("backends", name, *path)),
-                "write the value without '$' and '`' (env values belong in the step's env, which reaches the job as "
-                "written)",
-            )
+    yield from kuberay_checks(pipeline, name, backend, "airflow")

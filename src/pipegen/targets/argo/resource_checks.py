@@ -7,11 +7,10 @@ custom resource holds: images, Spark conf and files, the Ray cluster's names, si
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 from pipegen.diagnostics import Diagnostic, diag
 from pipegen.expr import parse_template
-from pipegen.k8s.ray import fractional_gpus
+from pipegen.k8s.ray_checks import kuberay_checks, runtime_env_strings
 from pipegen.resolve import Pipeline
 from pipegen.spec import RayBackend, SparkBackend
 from pipegen.targets.argo.checks import NO_ESCAPE, literal_text, makes_resource
@@ -73,44 +72,12 @@ def _ray(pipeline: Pipeline, name: str, backend: RayBackend) -> Iterator[Diagnos
     yield from _text(pipeline, name, ("cluster", "image"), cluster.image)
     yield from _plain(pipeline, name, ("cluster", "namespace"), cluster.namespace)
     yield from _plain(pipeline, name, ("cluster", "service_account"), cluster.service_account)
-    for path, amount in fractional_gpus(backend):
-        yield diag(
-            "PG602",
-            f"target 'argo' cannot give a pod of backend '{name}' {amount:g} GPUs: Kubernetes assigns whole GPUs "
-            "(nvidia.com/gpu)",
-            pipeline.source_map.value(("backends", name, *path)),
-            "ask for a whole number of GPUs per pod; share a GPU between Ray tasks with num_gpus in the code",
-        )
-    for path, text in _strings(backend.runtime_env, ("runtime_env",)):
-        where = pipeline.source_map.value(("backends", name, *path))
+    yield from kuberay_checks(pipeline, name, backend, "argo")
+    for path, text in runtime_env_strings(backend.runtime_env, ("runtime_env",)):
         if "{{" in text:
             yield diag(
                 "PG602",
                 f"target 'argo' cannot pass runtime_env text '{text}' of backend '{name}' unchanged: " + NO_ESCAPE,
-                where,
+                pipeline.source_map.value(("backends", name, *path)),
                 "write the value without '{{'",
             )
-        if "$" in text or "`" in text:
-            # KubeRay's submitter puts runtimeEnvYAML, as JSON, in double quotes on a bash command line
-            # (ray-operator/controllers/ray/common/job.go, strconv.Quote): bash would expand `$...` and run `...`.
-            yield diag(
-                "PG602",
-                f"target 'argo' cannot pass runtime_env text '{text}' of backend '{name}' unchanged: KubeRay's "
-                "job submitter reads runtimeEnvYAML on a bash command line, where '$' and '`' expand",
-                where,
-                "write the value without '$' and '`' (env values belong in the step's env, which reaches the job as "
-                "written)",
-            )
-
-
-def _strings(value: Any, path: tuple[str | int, ...]) -> Iterator[tuple[tuple[str | int, ...], str]]:
-    """(path, text) for every string of runtime_env, its mapping keys included."""
-    if isinstance(value, str):
-        yield path, value
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield (*path, key), str(key)
-            yield from _strings(item, (*path, key))
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            yield from _strings(item, (*path, i))

@@ -8,11 +8,10 @@ runtime_env reaches bash inside double quotes (KubeRay's submitter), and a pod t
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 from pipegen.diagnostics import Diagnostic, diag
 from pipegen.expr import parse_template
-from pipegen.k8s.ray import fractional_gpus
+from pipegen.k8s.ray_checks import kuberay_checks
 from pipegen.resolve import Pipeline, ResolvedStep
 from pipegen.spec import KubernetesBackend, RayBackend, SparkBackend
 from pipegen.targets.kfp.launcher import launches
@@ -89,36 +88,4 @@ def _spark(pipeline: Pipeline, name: str, backend: SparkBackend) -> Iterator[Dia
 def _ray(pipeline: Pipeline, name: str, backend: RayBackend) -> Iterator[Diagnostic]:
     assert backend.cluster is not None
     yield from _text(pipeline, name, ("cluster", "image"), backend.cluster.image)
-    for path, amount in fractional_gpus(backend):
-        yield diag(
-            "PG602",
-            f"target 'kfp' cannot give a pod of backend '{name}' {amount:g} GPUs: Kubernetes assigns whole GPUs "
-            "(nvidia.com/gpu)",
-            pipeline.source_map.value(("backends", name, *path)),
-            "ask for a whole number of GPUs per pod; share a GPU between Ray tasks with num_gpus in the code",
-        )
-    for path, text in _strings(backend.runtime_env, ("runtime_env",)):
-        if "$" in text or "`" in text:
-            # KubeRay's submitter puts runtimeEnvYAML, as JSON, in double quotes on a bash command line
-            # (ray-operator/controllers/ray/common/job.go, strconv.Quote): bash would expand `$...` and run `...`.
-            yield diag(
-                "PG602",
-                f"target 'kfp' cannot pass runtime_env text '{text}' of backend '{name}' unchanged: KubeRay's job "
-                "submitter reads runtimeEnvYAML on a bash command line, where '$' and '`' expand",
-                pipeline.source_map.value(("backends", name, *path)),
-                "write the value without '$' and '`' (env values belong in the step's env, which reaches the job as "
-                "written)",
-            )
-
-
-def _strings(value: Any, path: tuple[str | int, ...]) -> Iterator[tuple[tuple[str | int, ...], str]]:
-    """(path, text) for every string of runtime_env, its mapping keys included."""
-    if isinstance(value, str):
-        yield path, value
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield (*path, key), str(key)
-            yield from _strings(item, (*path, key))
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            yield from _strings(item, (*path, i))
+    yield from kuberay_checks(pipeline, name, backend, "kfp")
