@@ -6,6 +6,7 @@ from pathlib import Path
 
 import mlflow
 
+from pipegen.targets.kfp.ir_share import shared_ir
 from tests.cases import GOLDEN
 from tests.kfp.test_compile import load
 
@@ -14,9 +15,11 @@ def test_demo_promotes_then_failing_thresholds_promote_nothing(demo_workdir: Pat
     from kfp import compiler, components, local
 
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(demo_workdir / "kfp-root"))
-    # Run the pipeline as KFP stores it: compiled to IR, then loaded back.
-    compiler.Compiler().compile(load(GOLDEN / "kfp" / "demo.py").pipeline, package_path=str(demo_workdir / "demo.yaml"))
-    pipeline = components.load_component_from_file(str(demo_workdir / "demo.yaml"))
+    # Run the pipeline as KFP stores it: compiled to IR (as `pipegen compile --ir` writes it), then loaded back.
+    ir = demo_workdir / "demo.yaml"
+    compiler.Compiler().compile(load(GOLDEN / "kfp" / "demo.py").pipeline, package_path=str(ir))
+    ir.write_text(shared_ir(ir.read_text()))
+    pipeline = components.load_component_from_file(str(ir))
 
     pipeline()
     client = mlflow.MlflowClient()
