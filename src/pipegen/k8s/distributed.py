@@ -110,16 +110,24 @@ def node_plan(pipeline: Pipeline, step: ResolvedStep, name: str | None = None) -
         nodes=dist.nodes,
         procs_per_node=procs_per_node_of(dist, gpu),
         launcher=dist.launcher,
-        labels={
+        **placement(pipeline, step, backend),
+    )
+
+
+def placement(pipeline: Pipeline, step: ResolvedStep, backend: KubernetesBackend) -> dict[str, Any]:
+    """A step's pod labels, service account, node selector, tolerations and deadline (NodePlan's fields), for one
+    pod or many."""
+    return {
+        "labels": {
             "app.kubernetes.io/managed-by": "pipegen",
             "pipegen.dev/pipeline": pipeline.name,
             "pipegen.dev/step": step.name.replace("_", "-"),
         },
-        service_account=backend.service_account,
-        node_selector=dict(sorted(backend.node_selector.items())),
-        tolerations=tuple(toleration(t.model_dump(exclude_none=True)) for t in backend.tolerations),
-        deadline_seconds=step.policy.timeout,
-    )
+        "service_account": backend.service_account,
+        "node_selector": dict(sorted(backend.node_selector.items())),
+        "tolerations": tuple(toleration(t.model_dump(exclude_none=True)) for t in backend.tolerations),
+        "deadline_seconds": step.policy.timeout,
+    }
 
 
 def toleration(spec: dict[str, Any]) -> dict[str, Any]:

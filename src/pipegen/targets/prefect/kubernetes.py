@@ -21,7 +21,7 @@ from typing import Any
 from pipegen.diagnostics import Diagnostic, diag
 from pipegen.durations import parse_duration
 from pipegen.expr import parse_template
-from pipegen.k8s.distributed import NodePlan, node_plan, object_name, resource_requirements, toleration
+from pipegen.k8s.distributed import NodePlan, node_plan, object_name, placement, resource_requirements
 from pipegen.k8s.pods import secret_env
 from pipegen.render import py
 from pipegen.resolve import Pipeline, ResolvedStep
@@ -89,15 +89,7 @@ def _single_plan(pipeline: Pipeline, step: ResolvedStep, backend: KubernetesBack
         nodes=1,
         procs_per_node=1,
         launcher="none",
-        labels={
-            "app.kubernetes.io/managed-by": "pipegen",
-            "pipegen.dev/pipeline": pipeline.name,
-            "pipegen.dev/step": step.name.replace("_", "-"),
-        },
-        service_account=backend.service_account,
-        node_selector=dict(sorted(backend.node_selector.items())),
-        tolerations=tuple(toleration(t.model_dump(exclude_none=True)) for t in backend.tolerations),
-        deadline_seconds=step.policy.timeout,
+        **placement(pipeline, step, backend),
     )
 
 
