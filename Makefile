@@ -139,7 +139,7 @@ golden: env-core
 	$(CORE)/bin/python -m tests.regen
 
 # Timings only: nothing here is pass/fail. One benchmark at a time, so they do not disturb each other.
-bench: env-core env-airflow env-kfp env-bench
+bench: env-core env-airflow env-kfp env-prefect env-bench
 	$(CORE)/bin/python -m benchmarks.run_all
 
 clean:

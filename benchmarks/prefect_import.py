@@ -1,6 +1,6 @@
 """Prefect at scale: import time of pipegen's flow module against a hand-written flow of the same pipeline.
 
-    .venv/bin/python -m benchmarks.prefect_import [--sizes 100,1000] [--shapes chain,fanout] [--repeat 5] [--json FILE]
+    .venv/bin/python -m benchmarks.prefect_import [--sizes 100,1000] [--shapes chain,fanout] [--repeat 10] [--json FILE]
 
 A Prefect worker imports a deployment's flow module at every run (and `prefect deploy` once). For each
 synthetic spec: pipegen's module (`pipegen compile -t prefect`) and the flow a Prefect user would write
@@ -63,7 +63,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100,1000")
     parser.add_argument("--shapes", default=",".join(SHAPES))
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=10)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     sizes = tuple(int(s) for s in args.sizes.split(","))

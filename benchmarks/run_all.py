@@ -1,6 +1,6 @@
 """Run every benchmark in its environment, store the figures, and rewrite BENCHMARKS.md's tables.
 
-    make bench          (sets up .venv, .venv-kfp and .venv-bench first)
+    make bench          (sets up .venv, .venv-airflow, .venv-kfp, .venv-prefect and .venv-bench first)
     .venv/bin/python -m benchmarks.run_all [--only compile,check,...] [--report-only]
 
 Figures land in benchmarks/results/<name>.json; BENCHMARKS.md's section between the `results` markers
