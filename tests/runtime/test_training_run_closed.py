@@ -73,3 +73,22 @@ def test_a_retried_attempt_resumes_the_run_it_ended(tmp_path: Path) -> None:
     )  # the orchestrator's retry
     finished = client.get_run(run["run_id"])
     assert (finished.info.status, finished.data.metrics) == ("FINISHED", {"auc": 0.9})
+
+
+def test_the_close_run_action_ends_only_a_run_left_running(tmp_path: Path) -> None:
+    """What an orchestrator's own job (Airflow's operators, Step Functions' .sync tasks, Argo's containers) calls
+    after a training job: the run the job left RUNNING ends with the given status, once."""
+    from pipegen.runtime.actions import action
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    run = started(uri, "native")
+    close = action("close_run")
+    assert close(run=run, status="FAILED", tracking_uri=uri) == {
+        "run_id": run["run_id"],
+        "status": "FAILED",
+        "closed": True,
+    }
+    assert close(run=run, status="FINISHED", tracking_uri=uri)["closed"] is False  # ended already: kept
+    assert mlflow.MlflowClient(tracking_uri=uri).get_run(run["run_id"]).info.status == "FAILED"
+    with pytest.raises(RuntimeFailure, match="status must be one of"):
+        close(run=run, status="RUNNING", tracking_uri=uri)

@@ -12,6 +12,10 @@ def action(name: str) -> Callable[..., dict[str, Any]]:
         from pipegen.runtime.start_run import start_run
 
         return start_run
+    if name == "close_run":
+        from pipegen.runtime.start_run import close_run_action
+
+        return close_run_action
     if name == "gate":
         from pipegen.runtime.gates import run_gate
 
@@ -47,4 +51,15 @@ def action(name: str) -> Callable[..., dict[str, Any]]:
     raise ValueError(f"unknown runtime action '{name}' (expected one of: {', '.join(ACTIONS)})")
 
 
-ACTIONS = ("start_run", "gate", "evaluate", "promote", "notify", "step", "run_date", "spark_job", "ray_job")
+ACTIONS = (
+    "start_run",
+    "close_run",
+    "gate",
+    "evaluate",
+    "promote",
+    "notify",
+    "step",
+    "run_date",
+    "spark_job",
+    "ray_job",
+)

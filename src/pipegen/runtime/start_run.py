@@ -92,6 +92,17 @@ def close_run(run: dict[str, Any], status: str, tracking_uri: str | None = None)
     return True
 
 
+CLOSING_STATUSES = ("FINISHED", "FAILED", "KILLED")
+
+
+def close_run_action(run: dict[str, Any], status: str, tracking_uri: str | None = None) -> dict[str, Any]:
+    """The `close_run` action: an orchestrator whose own job ran a training step (Airflow's operators, Step
+    Functions' .sync tasks, Argo's containers) ends the run the job left RUNNING, as the runtime's steps do."""
+    if status not in CLOSING_STATUSES:
+        raise RuntimeFailure(f"close_run: status must be one of {', '.join(CLOSING_STATUSES)}, not {status!r}")
+    return {"run_id": str(run["run_id"]), "status": status, "closed": close_run(run, status, tracking_uri)}
+
+
 def training_env(run: dict[str, Any], tracking_uri: str | None = None) -> dict[str, str]:
     """The environment a training process needs so that plain `mlflow.start_run()` logs into the run.
 
