@@ -55,6 +55,30 @@ def test_escaped_json_round_trips_without_double_braces(value: object) -> None:
     assert not re.search(r"\{\{", text)
 
 
+# Pieces, not characters: the workspace path must appear whole, next to braces and the marks' own characters.
+_TEXT = st.lists(
+    st.sampled_from(["{", "}", "/kfp-workspace", "/", "$", "a", "\\", '"', "\n", "\ue000", "\ue002", "é"]), max_size=6
+).map("".join)
+
+
+@given(
+    st.recursive(
+        st.one_of(_TEXT, st.integers(), st.floats(allow_nan=False), st.booleans(), st.none()),
+        lambda inner: st.one_of(
+            st.lists(inner, max_size=3), st.tuples(inner), st.dictionaries(_TEXT, inner, max_size=3)
+        ),
+        max_leaves=12,
+    ),
+    st.booleans(),
+)
+def test_escaped_json_in_one_pass_writes_what_it_writes_value_by_value(value: object, compact: bool) -> None:
+    """The one-json.dumps path equals the reference, braces, workspace paths and private-use characters included."""
+    from pipegen.targets.kfp.names import _escaped_json
+
+    separators = (",", ":") if compact else (", ", ": ")
+    assert escaped_json(value, compact) == _escaped_json(value, *separators)
+
+
 def test_line_break_in_a_parameter_default_is_a_located_diagnostic(cli: Cli, tmp_path: Path) -> None:
     spec = tmp_path / "nl.yaml"
     spec.write_text(
