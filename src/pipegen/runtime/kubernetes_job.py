@@ -67,7 +67,7 @@ def _env(request: dict[str, Any], values: Values, mlflow_run: dict[str, str] | N
     """The step's env entries, text rendered (secrets stay secretKeyRefs), and the MLflow run's, sorted by name.
 
     The MLflow run's variables replace the step's of the same name, as on the other targets' pods; a tracking URI
-    that is a Kubernetes secret arrives as the request's own secretKeyRef entry (tracking_uri is then absent).
+    that is a Kubernetes secret arrives as the request's own secretKeyRef entry (tracking_uri_secret is then set).
     """
     env: dict[str, dict[str, Any]] = {}
     for entry in request["env"]:
@@ -77,7 +77,7 @@ def _env(request: dict[str, Any], values: Values, mlflow_run: dict[str, str] | N
         from pipegen.runtime.start_run import training_env
 
         run_env = training_env(mlflow_run, values.string(request.get("tracking_uri", "")) or None)
-        if "tracking_uri" not in request:
+        if request.get("tracking_uri_secret") or "tracking_uri" not in request:
             del run_env["MLFLOW_TRACKING_URI"]
         env |= {name: {"name": name, "value": value} for name, value in run_env.items()}
     return [env[name] for name in sorted(env)]
