@@ -86,13 +86,14 @@ class Api(BaseHTTPRequestHandler):
         self._send({"apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Success"})
 
 
-@pytest.fixture
-def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cluster]:
+@pytest.fixture(scope="module")
+def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """One server for the module: KubernetesCredentials keeps the first kubeconfig it loads for the process."""
     server = Cluster(("127.0.0.1", 0), Api)
     server.jobs = {}
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig = tmp_path_factory.mktemp("kube") / "kubeconfig"
     kubeconfig.write_text(
         "apiVersion: v1\nkind: Config\ncurrent-context: here\n"
         f"clusters: [{{name: here, cluster: {{server: 'http://127.0.0.1:{server.server_address[1]}'}}}}]\n"
@@ -100,11 +101,18 @@ def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cluster
         "contexts: [{name: here, context: {cluster: here, user: me}}]\n",
         encoding="utf-8",
     )
-    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
-    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
-    yield server
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("KUBECONFIG", str(kubeconfig))
+        patch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+        yield server
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture
+def cluster(api_server: Cluster) -> Cluster:
+    api_server.jobs.clear()
+    return api_server
 
 
 @pytest.fixture(scope="module")

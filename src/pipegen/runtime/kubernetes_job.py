@@ -76,9 +76,14 @@ def _env(request: dict[str, Any], values: Values, mlflow_run: dict[str, str] | N
     if mlflow_run is not None:
         from pipegen.runtime.start_run import training_env
 
-        run_env = training_env(mlflow_run, values.string(request.get("tracking_uri", "")) or None)
         if request.get("tracking_uri_secret") or "tracking_uri" not in request:
-            del run_env["MLFLOW_TRACKING_URI"]
+            # Not rendered here (the worker need not hold the secret the pods read): the request's own entry.
+            run_env = {
+                "MLFLOW_EXPERIMENT_ID": str(mlflow_run["experiment_id"]),
+                "MLFLOW_RUN_ID": str(mlflow_run["run_id"]),
+            }
+        else:
+            run_env = training_env(mlflow_run, values.string(request["tracking_uri"]) or None)
         env |= {name: {"name": name, "value": value} for name, value in run_env.items()}
     return [env[name] for name in sorted(env)]
 
