@@ -62,6 +62,21 @@ def pipegen_gate(
     return run_python('gate', arguments)
 
 
+@dsl.component(base_image=BASE_IMAGE)
+def pipegen_close_run(
+    pipegen_spec: str,
+    pipegen_run_key: str,
+    epochs: int,
+    learning_rate: float,
+    pipegen_status: dsl.PipelineTaskFinalStatus,
+) -> None:
+    "End the MLflow run a training step's container left RUNNING: FAILED or FINISHED, as the task ended."
+    arguments = dict(locals())  # first, while the function's locals are its arguments only
+    from pipegen.runtime.kfp_executor import run_python
+
+    return run_python('close_run', arguments)
+
+
 @dsl.container_component
 def train(
     pipegen_mlflow_run_id: str,
@@ -206,6 +221,17 @@ def pipeline(
         train_task.set_accelerator_type('nvidia.com/gpu')
         train_task.set_accelerator_limit(1)
         train_task.after(train_run)
+        train_close = pipegen_close_run(
+            pipegen_spec='{"experiment":"feed-ranking","pipeline":"feed-ranking","spec_sha256":"44a6c167608eac8a8020ff80b1e598ea5017b413162308e8b8f9b6531bb4b0cd","step":"train","tracking_uri":"$\\u007benv.MLFLOW_TRACKING_URI\\u007d"}',
+            pipegen_run_key=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+            epochs=epochs,
+            learning_rate=learning_rate,
+        )
+        train_close.set_display_name('train close')
+        train_close.set_caching_options(False)
+        kubernetes.use_secret_as_env(train_close, secret_name='mlflow-tracking', secret_key_to_env={'MLFLOW_TRACKING_TOKEN': 'MLFLOW_TRACKING_TOKEN', 'MLFLOW_TRACKING_URI': 'MLFLOW_TRACKING_URI'})
+        train_close.after(train_task)
+        train_close.ignore_upstream_failure()
         quality_task = pipegen_evaluate(
             pipegen_spec='{"champion":{"alias":"champion","metric":"ndcg","min_delta":0.002,"mode":"max","model":"feed-ranker"},"on_fail":"skip","retry":{"backoff":2.0,"delay_seconds":300,"max_delay_seconds":3600,"retries":3},"thresholds":["ndcg > 0.78"],"tracking_uri":"$\\u007benv.MLFLOW_TRACKING_URI\\u007d"}',
             pipegen_run_key=run_key,

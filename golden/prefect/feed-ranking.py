@@ -127,7 +127,8 @@ def _kubernetes_job(
 
     from pipegen.runtime.kubernetes_job import step_objects
     from pipegen.runtime.kubernetes_wait import run_job
-    from pipegen.runtime.step import decode
+    from pipegen.runtime.step import decode, ending_run
+    from pipegen.runtime.templating import Values
 
     task_run = TaskRunContext.get().task_run
     spec = decode(request)
@@ -147,15 +148,19 @@ def _kubernetes_job(
     credentials = KubernetesCredentials()
     # Creates the Service(s) and the Job, prints each pod's log, fails on the Job's failure, the step's timeout
     # (wall time) or a pod not started within startup_timeout, and deletes what it created in every case.
-    name = asyncio.run(
-        run_job(
-            credentials,
-            objects,
-            timeout=spec['plan']['deadline_seconds'],
-            startup_timeout=spec.get('startup_timeout'),
-            echo=print,
+    # A Job that dies (OOM, lost node, timeout) leaves its MLflow run RUNNING: it ends FAILED when the attempt
+    # fails, FINISHED when it succeeds, unless the job ended it; a retry's Job resumes the run and it ends again.
+    values = Values(params, run_key, run_date)
+    with ending_run(mlflow_run, lambda: values.string(spec['tracking_uri']) or None):
+        name = asyncio.run(
+            run_job(
+                credentials,
+                objects,
+                timeout=spec['plan']['deadline_seconds'],
+                startup_timeout=spec.get('startup_timeout'),
+                echo=print,
+            )
         )
-    )
     return {'passed': True, 'job': name}
 
 

@@ -67,6 +67,13 @@ EXPECT: dict[str, dict[str, str]] = {
         "webhooks": "1",
         "job runs": "2",
     },
+    "train_crash": {
+        "pipeline status": "failed",
+        "step train": "failed",
+        "step quality": "not_run",
+        "run 1 (train) status": "FAILED",
+        "job runs": "1",
+    },
     "ray_fail": {
         "pipeline status": "failed",
         "step train": "failed",

@@ -39,9 +39,12 @@ ACTIONS = (
     "evaluate",
     "promote",
     "notify",
+    "close_run",
 )
 # Ends the exit task without a notification: the run was stopped on purpose (as `pipegen run` interrupted).
 CANCELLED = ("CANCELED", "CANCELLED", "CANCELING")
+# A task's final state when it succeeded: kfp.local's and Vertex AI's, the KFP backend's.
+SUCCEEDED = ("SUCCEEDED", "COMPLETE")
 
 
 def run_action(action: str, zone: str, values: dict[str, Any]) -> dict[str, Any]:
@@ -54,6 +57,8 @@ def run_action(action: str, zone: str, values: dict[str, Any]) -> dict[str, Any]
         return {"started": repr(time.time())}
     if action == "notify":
         return _notify(values, params, zone)
+    if action == "close_run":
+        return _close_run(values, params, zone)
     spec = decode(str(values["pipegen_spec"]))
     if action == "start_run":
         run = run_step("start_run", spec, params=params, run_id=run_id, run_date=run_date)
@@ -103,7 +108,7 @@ def _notify(values: dict[str, Any], params: dict[str, Any], zone: str) -> dict[s
     if state in CANCELLED:
         return {}
     # FAILED, or SUCCEEDED (kfp.local, Vertex AI) / COMPLETE (the KFP backend); any other state is told as failed.
-    event = "succeeded" if state in ("SUCCEEDED", "COMPLETE") else "failed"
+    event = "succeeded" if state in SUCCEEDED else "failed"
     if not spec[event]:
         return {}
     run_id = str(values["pipegen_run_key"])
@@ -118,6 +123,32 @@ def _notify(values: dict[str, Any], params: dict[str, Any], zone: str) -> dict[s
         )
     except Exception as exc:  # noqa: BLE001 - a failed alert must not change how the run ended
         print(redact(f"pipeline notification failed: {exc}"))
+    return {}
+
+
+def _close_run(values: dict[str, Any], params: dict[str, Any], zone: str) -> dict[str, Any]:
+    """A training container's closer: end the run it left RUNNING as its task ended; a failure here changes nothing.
+
+    FINISHED when the task succeeded, KILLED when the run was cancelled (as `pipegen run` interrupted), else FAILED.
+    The run is found by the run key and the step (the closer may take no task's output: targets.kfp.close_run).
+    """
+    from pipegen.runtime.start_run import close_run_action, find_step_run
+    from pipegen.runtime.templating import Values
+
+    spec = decode(str(values["pipegen_spec"]))
+    state = str(values["pipegen_status"].get("state", ""))
+    status = "FINISHED" if state in SUCCEEDED else "KILLED" if state in CANCELLED else "FAILED"
+    run_key = str(values["pipegen_run_key"])
+    try:
+        uri = Values(params, run_key, _run_date(values, zone)).string(spec.get("tracking_uri", "")) or None
+        run = find_step_run(spec, run_key=run_key, tracking_uri=uri)
+        if run is None:
+            print(f"step {spec['step']} ended {state}: it made no MLflow run")
+            return {}
+        result = close_run_action(run, status, uri)
+        print(f"step {spec['step']} ended {state}: " + json.dumps(result, sort_keys=True))
+    except Exception as exc:  # noqa: BLE001 - the step's own outcome matters more than this bookkeeping
+        print(redact(f"pipegen: could not end the MLflow run of step {spec['step']} as {status}: {exc}"))
     return {}
 
 

@@ -67,7 +67,7 @@ def _env(request: dict[str, Any], values: Values, mlflow_run: dict[str, str] | N
     """The step's env entries, text rendered (secrets stay secretKeyRefs), and the MLflow run's, sorted by name.
 
     The MLflow run's variables replace the step's of the same name, as on the other targets' pods; a tracking URI
-    that is a Kubernetes secret arrives as the request's own secretKeyRef entry (tracking_uri is then absent).
+    that is a Kubernetes secret arrives as the request's own secretKeyRef entry (tracking_uri_secret is then set).
     """
     env: dict[str, dict[str, Any]] = {}
     for entry in request["env"]:
@@ -76,9 +76,14 @@ def _env(request: dict[str, Any], values: Values, mlflow_run: dict[str, str] | N
     if mlflow_run is not None:
         from pipegen.runtime.start_run import training_env
 
-        run_env = training_env(mlflow_run, values.string(request.get("tracking_uri", "")) or None)
-        if "tracking_uri" not in request:
-            del run_env["MLFLOW_TRACKING_URI"]
+        if request.get("tracking_uri_secret") or "tracking_uri" not in request:
+            # Not rendered here (the worker need not hold the secret the pods read): the request's own entry.
+            run_env = {
+                "MLFLOW_EXPERIMENT_ID": str(mlflow_run["experiment_id"]),
+                "MLFLOW_RUN_ID": str(mlflow_run["run_id"]),
+            }
+        else:
+            run_env = training_env(mlflow_run, values.string(request["tracking_uri"]) or None)
         env |= {name: {"name": name, "value": value} for name, value in run_env.items()}
     return [env[name] for name in sorted(env)]
 

@@ -33,13 +33,9 @@ def start_run(
     with reaching(uri, "starting the run"):
         experiment_id = _experiment_id(c, experiment)
         # Idempotent: a retried task must not create a second run for the same pipeline run and step.
-        existing = c.search_runs(
-            [experiment_id],
-            filter_string=f"tags.`{tags.RUN_KEY}` = '{_quote(run_key)}' and tags.`{tags.STEP}` = '{_quote(step)}'",
-            max_results=1,
-        )
-        if existing:
-            run_id = existing[0].info.run_id
+        existing = _existing(c, experiment_id, run_key, step)
+        if existing is not None:
+            run_id = existing
         else:
             run_tags = {
                 tags.PIPELINE: pipeline,
@@ -75,6 +71,28 @@ def start_step_run(
         tracking_uri=tracking_uri,
         params=params,
     )
+
+
+def find_step_run(start: dict[str, Any], *, run_key: str, tracking_uri: str | None) -> dict[str, Any] | None:
+    """The run start_step_run made for a step spec and run key, found as a retried start_run finds it; None when it
+    made none (the steps before it failed). For a closer that may take no task's output (KFP's)."""
+    c = client(tracking_uri)
+    with reaching(resolve_tracking_uri(tracking_uri), "finding the run"):
+        experiment = c.get_experiment_by_name(start["experiment"])
+        if experiment is None:
+            return None
+        run_id = _existing(c, experiment.experiment_id, run_key, start["step"])
+    return None if run_id is None else {"run_id": run_id, "experiment_id": experiment.experiment_id}
+
+
+def _existing(c: Any, experiment_id: str, run_key: str, step: str) -> str | None:
+    """The id of the run of this pipeline run (run key) and step, if one was made."""
+    found = c.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`{tags.RUN_KEY}` = '{_quote(run_key)}' and tags.`{tags.STEP}` = '{_quote(step)}'",
+        max_results=1,
+    )
+    return str(found[0].info.run_id) if found else None
 
 
 def close_run(run: dict[str, Any], status: str, tracking_uri: str | None = None) -> bool:

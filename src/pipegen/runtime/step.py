@@ -6,7 +6,8 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -14,6 +15,9 @@ from zoneinfo import ZoneInfo
 from pipegen.runtime.errors import RuntimeFailure
 from pipegen.runtime.redacted_output import run_redacted
 from pipegen.runtime.templating import Values
+
+# A training run's tracking URI as rendered here, or a function rendering it when the run is ended.
+TrackingUri = str | None | Callable[[], str | None]
 
 
 def decode(spec_json: str) -> dict[str, Any]:
@@ -248,25 +252,35 @@ def _cluster_job(
 def _closing(
     mlflow_run: dict[str, str] | None, tracking_uri: str | None, job: Callable[[], dict[str, Any]]
 ) -> dict[str, Any]:
-    """Run a training step's job, then end its MLflow run as the job ended if the job left it RUNNING (it crashed,
-    was stopped at its timeout, or never ended the run): FAILED or FINISHED, as `pipegen run` does. A run the job
-    ended keeps its own status; a retried attempt's job resumes the run (MLFLOW_RUN_ID) and ends it again."""
-    if not mlflow_run:
+    with ending_run(mlflow_run, tracking_uri):
         return job()
+
+
+@contextmanager
+def ending_run(mlflow_run: dict[str, str] | None, tracking_uri: TrackingUri) -> Iterator[None]:
+    """Run a training step's job inside, then end its MLflow run as the job ended if the job left it RUNNING.
+
+    The job crashed, was stopped at its timeout, or never ended the run: FAILED when the block raised, else FINISHED,
+    as `pipegen run` does. A run the job ended keeps its own status; a retried attempt's job resumes the run
+    (MLFLOW_RUN_ID) and it is ended again. tracking_uri may be a function rendering it (a secret, say): a failure to
+    render it or to reach MLflow is printed, never raised, so the job's own outcome stands.
+    """
+    if not mlflow_run:
+        yield
+        return
+    try:
+        yield
+    except BaseException:
+        _close_quietly(mlflow_run, "FAILED", tracking_uri)
+        raise
+    _close_quietly(mlflow_run, "FINISHED", tracking_uri)
+
+
+def _close_quietly(run: dict[str, str], status: str, tracking_uri: TrackingUri) -> None:
     from pipegen.runtime.start_run import close_run
 
     try:
-        result = job()
-    except BaseException:
-        _close_quietly(close_run, mlflow_run, "FAILED", tracking_uri)
-        raise
-    _close_quietly(close_run, mlflow_run, "FINISHED", tracking_uri)
-    return result
-
-
-def _close_quietly(close: Callable[..., bool], run: dict[str, str], status: str, tracking_uri: str | None) -> None:
-    try:
-        close(run, status, tracking_uri)
+        close_run(run, status, tracking_uri() if callable(tracking_uri) else tracking_uri)
     except Exception as exc:  # noqa: BLE001 - the job's own outcome matters more than this bookkeeping
         from pipegen.runtime.redact import redact
 

@@ -1,7 +1,7 @@
 """A training job for the differential scenarios: records what it received, logs fixed metrics into its run.
 
-    python -m tests.differential.jobs.train [--metric NAME=VALUE]... [--fail-times N] [--exit-code C]
-        [--sleep SECONDS] [--key TEXT] [--features DIR] [ANY MORE ARGS...]
+    python -m tests.differential.jobs.train [--metric NAME=VALUE]... [--fail-times N] [--crash-times N]
+        [--exit-code C] [--sleep SECONDS] [--key TEXT] [--features DIR] [ANY MORE ARGS...]
 
 It appends one JSON line {"argv", "env", "attempt", "started", "ended"} when it ends to $PIPEGEN_DIFF_RECORD (argv = everything after the
 script, byte for byte; env = its environment); fails its first N attempts (counted per
@@ -9,6 +9,8 @@ tracking server and --key under $PIPEGEN_DIFF_STATE); logs the metrics and a `mo
 MLflow run the orchestrator started (MLFLOW_RUN_ID), as a real training script's `mlflow.start_run()` does.
 With --features (the CSV part files jobs/features.py wrote) it also logs their `rows` and `mean_y`: what it
 read, so that an engine whose training job did not see the Spark step's output ends differently.
+With --crash-times N its first N attempts log the metrics and then die at once (os._exit, as an OOM kill or a
+lost node ends a job): MLflow never ends the run, which stays RUNNING unless the orchestrator's side ends it.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -46,6 +49,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--metric", action="append", default=[])
     parser.add_argument("--fail-times", type=int, default=0)
+    parser.add_argument("--crash-times", type=int, default=0)
     parser.add_argument("--exit-code", type=int, default=3)
     parser.add_argument("--sleep", type=float, default=0.0)
     parser.add_argument("--key", default="")
@@ -55,14 +59,18 @@ def main(argv: list[str]) -> int:
     started = time.time()
     # Read now: mlflow.start_run() takes MLFLOW_RUN_ID out of the environment when its run ends.
     env = recorded_env()
-    try:
-        return work(args, attempt)
-    finally:
+
+    def write_record() -> None:
         record = os.environ.get("PIPEGEN_DIFF_RECORD")
         if record:
             entry = {"argv": argv, "env": env, "attempt": attempt, "started": started, "ended": time.time()}
             with open(record, "a", encoding="utf-8") as handle:
                 handle.write(json.dumps(entry) + "\n")
+
+    try:
+        return work(args, attempt, write_record)
+    finally:
+        write_record()
 
 
 def feature_column(directory: Path, column: str) -> list[float]:
@@ -74,8 +82,8 @@ def feature_column(directory: Path, column: str) -> list[float]:
     return values
 
 
-def work(args: argparse.Namespace, attempt: int) -> int:
-    """Sleep, fail when told to, else log the metrics and a model into the run."""
+def work(args: argparse.Namespace, attempt: int, write_record: Callable[[], None]) -> int:
+    """Sleep, fail or crash when told to, else log the metrics and a model into the run."""
     if args.sleep:
         time.sleep(args.sleep)
     if not os.environ.get("MLFLOW_RUN_ID"):
@@ -101,6 +109,12 @@ def work(args: argparse.Namespace, attempt: int) -> int:
             ys = feature_column(Path(args.features), "y")
             mlflow.log_metric("rows", len(ys))
             mlflow.log_metric("mean_y", sum(ys) / len(ys) if ys else 0.0)
+        if attempt <= args.crash_times:
+            print(
+                f"crashing on purpose: attempt {attempt} of the first {args.crash_times}", file=sys.stderr, flush=True
+            )
+            write_record()
+            os._exit(args.exit_code)  # no `finally`, no atexit: the run stays RUNNING
         with tempfile.TemporaryDirectory() as tmp:
             model = Path(tmp) / "model"
             model.mkdir()

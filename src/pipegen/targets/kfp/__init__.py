@@ -35,7 +35,9 @@ class KfpTarget(Target):
     title = "Kubeflow Pipelines v2"
     support = Support(
         backends={
-            "kubernetes": "container component (dsl.ContainerSpec) with kfp-kubernetes for secrets and node selectors",
+            "kubernetes": "container component (dsl.ContainerSpec) with kfp-kubernetes for secrets and node selectors; "
+            "a training step's closer (a runtime component after it, .ignore_upstream_failure(), told its final "
+            "status) ends the MLflow run the container left RUNNING, FAILED or FINISHED",
             "aws_batch": "runtime component that submits the job and waits",
             "sagemaker": "runtime component that creates the training job and waits",
             "local": "runtime component that runs the command in the component's container",

@@ -8,6 +8,7 @@ from pipegen.spec import KubernetesBackend, RayBackend, SparkBackend
 from pipegen.targets.base import command_request, header_lines, promote_request
 from pipegen.targets.cluster_jobs import cluster_request
 from pipegen.targets.kfp.checks import skip_conditions, uses_run_context
+from pipegen.targets.kfp.close_run import RunClosers
 from pipegen.targets.kfp.containers import ContainerSteps
 from pipegen.targets.kfp.launcher import KIND, launch_request, launches, rbac_lines
 from pipegen.targets.kfp.names import RUN_DATE, RUN_KEY, SPEC, WAIT_STARTED, escaped_json, ident
@@ -26,7 +27,7 @@ def lean(spec: dict[str, object]) -> dict[str, object]:
     return out
 
 
-class Lowering(ContainerSteps, ExitNotification):
+class Lowering(ContainerSteps, ExitNotification, RunClosers):
     """Builds the View; user strings reach the module only through py() and escaped_json()."""
 
     def __init__(self, pipeline: Pipeline, options: KfpOptions) -> None:
@@ -215,6 +216,7 @@ class Lowering(ContainerSteps, ExitNotification):
     def _command_step(self, step: ResolvedStep) -> tuple[list[Call], list[Component]]:
         calls: list[Call] = []
         mlflow_from = None
+        start: dict[str, object] = {}
         if step.kind == "train":
             run_var = f"{ident(step.name)}_run"
             start = {
@@ -256,6 +258,8 @@ class Lowering(ContainerSteps, ExitNotification):
             call.settings += self._kubernetes_settings(step, backend, call.var)
             if mlflow_from:
                 call.settings.append(f"{call.var}.after({mlflow_from})")
+                # The user's image ends the run only if it gets that far: the closer ends what it left RUNNING.
+                return [*calls, call, self._close_run_call(step, start, call.var)], [component]
             return [*calls, call], [component]
         if isinstance(backend, SparkBackend | RayBackend):
             kind, spec = cluster_request(self.p, step)  # spark-submit or a Ray job, submitted and waited for

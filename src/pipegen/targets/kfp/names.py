@@ -31,6 +31,7 @@ _TAKEN = {
     "pipegen_context",
     "pipegen_clock",
     "pipegen_notify",
+    "pipegen_close_run",
     "json",
     # The runtime's action components (components.action_name), which every step of their kind calls.
     *(f"pipegen_{kind}" for kind in ("gate", "evaluate", "promote")),

@@ -33,7 +33,8 @@ class PrefectTarget(Target):
             "kubernetes": "task that creates the step's Job (API clients from prefect-kubernetes' "
             "KubernetesCredentials) and waits in pipegen's loop (polled every 5 s), printing each pod's log; named "
             "per attempt (a retry creates its own Job; every attempt's is deleted when it ends), the step's timeout "
-            "as wall time from the Job's creation and as its activeDeadlineSeconds",
+            "as wall time from the Job's creation and as its activeDeadlineSeconds; a training step's MLflow run, if "
+            "the Job left it RUNNING, ended FAILED or FINISHED as the attempt ended",
             "aws_batch": "task that submits the job through the runtime and waits (a retry finds the job; the step's "
             "timeout terminates it)",
             "sagemaker": "task that creates the training job through the runtime and waits",

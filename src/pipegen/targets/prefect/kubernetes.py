@@ -65,14 +65,15 @@ def job_request(pipeline: Pipeline, step: ResolvedStep) -> dict[str, Any]:
     if backend.startup_timeout is not None:
         request["startup_timeout"] = parse_duration(backend.startup_timeout)
     if step.kind == "train":
+        # Rendered in the task, as its other runtime tasks do: the task ends the run the Job left RUNNING.
+        request["tracking_uri"] = pipeline.spec.mlflow.tracking_uri or ""
         uri = pipeline.tracking_uri
         ref = uri.single_ref if uri is not None else None
         if ref is not None and ref.namespace == "secret":
             # The pods read the URI from the Kubernetes secret (the step's own MLFLOW_TRACKING_URI wins).
+            request["tracking_uri_secret"] = True
             if "MLFLOW_TRACKING_URI" not in env:
                 request["env"] = sorted([*request["env"], secret_env("MLFLOW_TRACKING_URI", ref.name)], key=_name)
-        else:
-            request["tracking_uri"] = pipeline.spec.mlflow.tracking_uri or ""
     return request
 
 
@@ -104,7 +105,8 @@ def task_body(mlflow: bool, credentials: str | None) -> list[str]:
         "",
         "from pipegen.runtime.kubernetes_job import step_objects",
         "from pipegen.runtime.kubernetes_wait import run_job",
-        "from pipegen.runtime.step import decode",
+        "from pipegen.runtime.step import decode" + (", ending_run" if mlflow else ""),
+        *(["from pipegen.runtime.templating import Values"] if mlflow else []),
         "",
         "task_run = TaskRunContext.get().task_run",
         "spec = decode(request)",
@@ -124,6 +126,13 @@ def task_body(mlflow: bool, credentials: str | None) -> list[str]:
         f"credentials = {load}",
         "# Creates the Service(s) and the Job, prints each pod's log, fails on the Job's failure, the step's timeout",
         "# (wall time) or a pod not started within startup_timeout, and deletes what it created in every case.",
+        *(_closing_job() if mlflow else _job()),
+        "return {'passed': True, 'job': name}",
+    ]
+
+
+def _job() -> list[str]:
+    return [
         "name = asyncio.run(",
         "    run_job(",
         "        credentials,",
@@ -133,7 +142,17 @@ def task_body(mlflow: bool, credentials: str | None) -> list[str]:
         "        echo=print,",
         "    )",
         ")",
-        "return {'passed': True, 'job': name}",
+    ]
+
+
+def _closing_job() -> list[str]:
+    """The Job inside ending_run: the run it left RUNNING ends FAILED or FINISHED as the runtime's steps end theirs."""
+    return [
+        "# A Job that dies (OOM, lost node, timeout) leaves its MLflow run RUNNING: it ends FAILED when the attempt",
+        "# fails, FINISHED when it succeeds, unless the job ended it; a retry's Job resumes the run and it ends again.",
+        "values = Values(params, run_key, run_date)",
+        "with ending_run(mlflow_run, lambda: values.string(spec['tracking_uri']) or None):",
+        *[f"    {line}" for line in _job()],
     ]
 
 
