@@ -100,8 +100,7 @@ def _both(task: str) -> dict[str, Any]:
 
 def test_the_tasks_of_jobs_argo_runs_get_the_hooks() -> None:
     [doc] = _compile(_spec())
-    for d in [doc]:
-        validate_document(d)
+    validate_document(doc)
     assert lint_manifest([doc]) == []
     hooked = {name: t["hooks"] for name, t in _tasks(doc).items() if "hooks" in t}
     assert hooked == {
