@@ -216,7 +216,30 @@ def _dag(run: Run, dag: dict[str, Any], templates: dict[str, Any], workdir: Path
         code = run_task(run, task, templates, workdir, status)
         run.phases[task["name"]] = "Succeeded" if code == 0 else "Failed"
         failed = failed or code != 0
+        _hooks(run, task, templates, workdir, status)
     return "Failed" if failed else "Succeeded"
+
+
+def _hooks(run: Run, task: dict[str, Any], templates: dict[str, Any], workdir: Path, status: str) -> None:
+    """The task's lifecycle hooks whose expression holds once it ended, each as a task of its own named
+    <task>.hooks.<hook> (its arguments resolved in the DAG). A hook that fails leaves the DAG's outcome as it is
+    (Argo ignores a Failed hook)."""
+    for name, hook in sorted(task.get("hooks", {}).items()):
+        if not _hook_holds(run, hook["expression"]):
+            continue
+        called = {"name": f"{task['name']}.hooks.{name}", **{k: v for k, v in hook.items() if k != "expression"}}
+        code = run_task(run, called, templates, workdir, status)
+        run.phases[called["name"]] = "Succeeded" if code == 0 else "Failed"
+
+
+def _hook_holds(run: Run, expression: str) -> bool:
+    """The form argo/closing.py writes: `tasks["x"].status == "Phase"` terms joined by `||` (expr in Argo)."""
+    results = []
+    for term in expression.split(" || "):
+        m = re.fullmatch(r'tasks\["([-\w]+)"\]\.status == "(\w+)"', term)
+        assert m is not None, f"Argo's expr would read {term!r}, which this executor does not"
+        results.append(run.phases.get(m.group(1)) == m.group(2))
+    return any(results)
 
 
 def _when(text: str) -> bool:

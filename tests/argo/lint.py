@@ -1,5 +1,6 @@
 """A lint of what Argo's API models cannot see, after Argo's own validate.go: names, templates and `depends`
-targets that exist, `{{...}}` references that resolve, cron and timezone, enum values, and the kubelet's `$(`.
+targets that exist, lifecycle hooks' templates and expressions, `{{...}}` references that resolve, cron and
+timezone, enum values, and the kubelet's `$(`.
 
 Each rule returns messages (empty when the manifest is clean); tests/argo/test_lint.py breaks a manifest per rule.
 """
@@ -26,6 +27,10 @@ RETRY_POLICIES = {"Always", "OnFailure", "OnError", "OnTransientError"}
 CONCURRENCY = {"Allow", "Forbid", "Replace"}
 DEPENDS_TERM = re.compile(
     r"^([a-zA-Z0-9][-a-zA-Z0-9]*)\.(Succeeded|Failed|Errored|Skipped|Omitted|Daemoned|AnySucceeded|AllFailed)$"
+)
+# A lifecycle hook's expression term, as argo/closing.py writes it (phases: Argo's NodePhase values).
+HOOK_TERM = re.compile(
+    r'tasks\["([a-zA-Z0-9][-a-zA-Z0-9]*)"\]\.status == "(Pending|Running|Succeeded|Skipped|Failed|Error|Omitted)"'
 )
 # The kubelet expands $(VAR) in a container's command, args and env values; `$$` is a literal `$`.
 KUBELET = re.compile(r"\$(\$|\([A-Za-z_][A-Za-z0-9_.-]*\))")
@@ -94,6 +99,7 @@ def _templates(doc: dict[str, Any]) -> Iterator[str]:
                 yield f"task name '{task['name']}' is not a valid Argo name"
             if task["template"] not in names:
                 yield f"task '{task['name']}' uses template '{task['template']}', which does not exist"
+            yield from _hooks(task, task_names, names)
             depends = task.get("depends")
             if depends is None:
                 continue
@@ -104,6 +110,26 @@ def _templates(doc: dict[str, Any]) -> Iterator[str]:
                 elif m.group(1) not in task_names:
                     yield f"task '{task['name']}' depends on '{m.group(1)}', which is not a task of its DAG"
         yield from _acyclic(template["name"], tasks)
+
+
+def _hooks(task: dict[str, Any], task_names: list[str], names: list[str]) -> Iterator[str]:
+    """A task's lifecycle hooks: a template that exists, and an expression over task phases of its DAG (the form
+    pipegen writes; Argo's validate.go requires an expression for every hook but `exit`)."""
+    for name, hook in task.get("hooks", {}).items():
+        where = f"task '{task['name']}': hook '{name}'"
+        if not NAME.match(name):
+            yield f"{where} is not a valid Argo name"
+        if hook.get("template") not in names:
+            yield f"{where} uses template '{hook.get('template')}', which does not exist"
+        if name == "exit":
+            continue
+        terms = hook.get("expression", "").split(" || ")
+        for term in terms:
+            m = HOOK_TERM.fullmatch(term)
+            if m is None:
+                yield f'{where}: expression term \'{term}\' is not tasks["<task>"].status == "<phase>"'
+            elif m.group(1) not in task_names:
+                yield f"{where} reads task '{m.group(1)}', which is not a task of its DAG"
 
 
 def _acyclic(template: str, tasks: list[dict[str, Any]]) -> Iterator[str]:
@@ -195,6 +221,12 @@ def _references(doc: dict[str, Any]) -> Iterator[str]:
                 given = sorted(p["name"] for p in task.get("arguments", {}).get("parameters", []))
                 if declared != given:
                     yield f"task '{task['name']}' passes {given} to template '{task['template']}', which takes {declared}"
+                for name, hook in task.get("hooks", {}).items():
+                    called = templates.get(hook.get("template", ""), {})
+                    declared = sorted(p["name"] for p in called.get("inputs", {}).get("parameters", []))
+                    given = sorted(p["name"] for p in hook.get("arguments", {}).get("parameters", []))
+                    if declared != given:
+                        yield f"hook '{name}' of task '{task['name']}' passes {given} to '{hook.get('template')}', which takes {declared}"
         else:
             allowed = _allowed_tags(doc, template)
             checked += [(p, t, allowed) for p, t in strings(template, f".templates[{i}]")]
@@ -209,7 +241,8 @@ def _kubelet(doc: dict[str, Any]) -> Iterator[str]:
     (a template's inputs, which land in them)."""
     for template in doc["spec"]["templates"]:
         for task in template.get("dag", {}).get("tasks", []):
-            for p in task.get("arguments", {}).get("parameters", []):
+            calls = [task, *task.get("hooks", {}).values()]
+            for p in [p for call in calls for p in call.get("arguments", {}).get("parameters", [])]:
                 for m in KUBELET.finditer(p["value"]):
                     if m.group(1) != "$":
                         yield f"task '{task['name']}': argument '{p['name']}' holds '{m.group(0)}' for the kubelet"

@@ -6,7 +6,8 @@ nor the kubelet rewrites spec text); kubernetes steps are container templates; s
 and ray steps on a KubeRay cluster are resource templates creating a SparkApplication / RayJob (argo/spark.py,
 argo/ray.py, the objects from pipegen.k8s, their manifests from argo/manifests.py); spark-submit and Ray-address
 steps are runtime containers (run_step kinds `spark` / `ray`, targets/cluster_jobs); multi-node steps are resource
-templates creating a JobSet, or a headless Service and then an Indexed Job (argo/distributed.py). The documents are
+templates creating a JobSet, or a headless Service and then an Indexed Job (argo/distributed.py); the task of a training
+job Argo runs itself has lifecycle hooks ending its MLflow run as the task ended (argo/closing.py). The documents are
 plain dicts written with yaml.safe_dump-style sorted keys (`layout`), never text templates.
 """
 
@@ -77,6 +78,9 @@ class ArgoTarget(Target):
             "(today there for a manual submit), from a pipegen-context runtime task",
             "${secret.X}": "Kubernetes secret x (key X) as secretKeyRef",
             "output parameters": "need the workflow's service account to create/patch workflowtaskresults",
+            "training run of a failed job": "lifecycle hooks on the task of a kubernetes or resource training step "
+            "run the runtime's close_run (template pipegen-close-run): FAILED when the task ends Failed or Error, "
+            "FINISHED when it Succeeded, a run the job ended keeps its status; runtime steps end their runs themselves",
             "distributed": DISTRIBUTED_FEATURE,
             "kubernetes.tolerations": "the template's tolerations (and the pod template of a multi-node step's nodes)",
             "custom resources": "the workflow's service account needs create, get and patch on sparkapplications "

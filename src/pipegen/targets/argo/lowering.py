@@ -15,7 +15,7 @@ from typing import Any
 from pipegen.expr import parse_template
 from pipegen.resolve import Pipeline, ResolvedStep
 from pipegen.spec import KubernetesBackend, RayBackend, SparkBackend
-from pipegen.targets.argo import names
+from pipegen.targets.argo import closing, names
 from pipegen.targets.argo.checks import makes_resource
 from pipegen.targets.argo.containers import EXPERIMENT_INPUT, RUN_INPUT, kubernetes_template, workflow_namespace
 from pipegen.targets.argo.distributed import is_distributed, node_resources
@@ -196,16 +196,33 @@ class Lowering:
         self, name: str, kind: str, body: dict[str, Any], depends: list[str], arguments: dict[str, str]
     ) -> dict[str, Any]:
         """A task calling the shared template with this body (made once), its inputs given as arguments."""
+        return self._calling(self._task(name, depends), kind, body, arguments)
+
+    def _calling(
+        self, caller: dict[str, Any], kind: str, body: dict[str, Any], arguments: dict[str, str]
+    ) -> dict[str, Any]:
+        """caller (a task or a hook) calling the shared template with this body (made once), passing arguments."""
         inputs = sorted(set(_INPUT_REF.findall(json.dumps(body))))
         assert inputs == sorted(arguments), (inputs, arguments)
         if inputs:
             body = {**body, "inputs": {"parameters": [{"name": n} for n in inputs]}}
         key = json.dumps(body, sort_keys=True)
         self.shared.setdefault(key, (kind, body))
-        task = self._task(name, depends)
         if arguments:
-            task["arguments"] = {"parameters": [{"name": n, "value": arguments[n]} for n in inputs]}
-        self.tasks_using.append((task, key))
+            caller["arguments"] = {"parameters": [{"name": n, "value": arguments[n]} for n in inputs]}
+        self.tasks_using.append((caller, key))
+        return caller
+
+    def _close_hooks(self, task: dict[str, Any], step: str, *, failed_only: bool = False) -> dict[str, Any]:
+        """task with the hooks that end the training step's MLflow run as the task ended (argo/closing.py)."""
+        body = self._body(closing.close_container(self.p, self.options, self.image), None, False)
+        made: dict[str, Any] = {}
+        for name, hook in closing.hooks(task["name"], mlflow_run(step), failed_only=failed_only).items():
+            arguments = dict(hook.pop("arguments"))
+            if RUN_DATE_INPUT in _INPUT_REF.findall(json.dumps(body)):
+                arguments[RUN_DATE_INPUT] = RUN_DATE  # a tracking URI holding ${run.date}
+            made[name] = self._calling({**hook, "template": ""}, "close_run", body, arguments)
+        task["hooks"] = made
         return task
 
     def _name_shared(self) -> None:
@@ -304,7 +321,7 @@ class Lowering:
                     container["env"] = sorted(container.get("env", []) + added, key=lambda e: str(e["name"]))
             self._template(name, container, step=step)
             self.templates[name] |= extra
-            return [*out, self._container_task(name, depends, step.name if run_of is not None else None)]
+            return [*out, self._container_task(name, depends, run_of)]
         if makes_resource(step):
             # A custom resource the step creates and waits for (argo/spark.py, argo/ray.py).
             build = spark_resource if isinstance(backend, SparkBackend) else ray_resource
@@ -312,7 +329,7 @@ class Lowering:
             name = names.task_name(step.name)
             self.templates[name] = {"name": name, **self._body(made, step, False, key="resource")}
             also = {RUN_DATE_INPUT} if values.uses_run_date else set()
-            return [*out, self._container_task(name, depends, step.name if run_of is not None else None, also)]
+            return [*out, self._container_task(name, depends, run_of, also)]
         if isinstance(backend, SparkBackend | RayBackend):
             # spark-submit or a job on a running Ray cluster, submitted and waited for in the runtime container (as
             # KFP and Prefect do); the step's timeout travels in the request, so the runtime stops the job itself.
@@ -331,19 +348,23 @@ class Lowering:
             # Created once per run, without retries (a second create of the run's Service would find it there).
             service = names.service_name(step.name)
             self.templates[service] = {"name": service, "resource": made.service}
-            out.append(self._task(service, depends))
+            task = self._task(service, depends)
+            # No Service, no job: the run start_run made ends FAILED, as when the job itself fails.
+            out.append(self._close_hooks(task, run_of, failed_only=True) if run_of is not None else task)
             depends = [service]
         name = names.task_name(step.name)
         self.templates[name] = {"name": name, **self._body(made.main, step, False, key="resource")}
         also = {RUN_DATE_INPUT} if made.values.uses_run_date else set()
-        return [*out, self._container_task(name, depends, step.name if run_of is not None else None, also)]
+        return [*out, self._container_task(name, depends, run_of, also)]
 
     def _container_task(
         self, name: str, depends: list[str], run_of: str | None, also: set[str] | None = None
     ) -> dict[str, Any]:
-        """A kubernetes step's task, passing the task outputs its container reads as the template's inputs.
+        """A task of a job Argo runs itself (a container or a resource), passing the task outputs its template reads
+        as the template's inputs; a training job's task ends its MLflow run as it ended (argo/closing.py).
 
-        also: inputs the template reads inside expressions (`inputs.parameters['run-date']`), beside its `{{...}}`.
+        run_of: the training step whose run the job logs into. also: inputs the template reads inside expressions
+        (`inputs.parameters['run-date']`), beside its `{{...}}`.
         """
         template = self.templates[name]
         values = {RUN_DATE_INPUT: RUN_DATE}
@@ -355,7 +376,7 @@ class Lowering:
         if inputs:
             template["inputs"] = {"parameters": [{"name": n} for n in inputs]}
             task["arguments"] = {"parameters": [{"name": n, "value": values[n]} for n in inputs]}
-        return task
+        return self._close_hooks(task, run_of) if run_of is not None else task
 
     def _gate(self, step: ResolvedStep, depends: list[str]) -> list[dict[str, Any]]:
         assert step.gate is not None

@@ -18,6 +18,7 @@ import base64
 import gzip
 import hashlib
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -35,6 +36,8 @@ _RUN_VALUES = {
     "mlflow-run-id": "0123456789abcdef0123456789abcdef",
     "wait-started": "1767225600.123456",
 }
+# The task phases a lifecycle hook's expression tests (`tasks["x"].status == "Succeeded"`, argo/closing.py).
+_HOOK_PHASES = re.compile(r'\.status == "(\w+)"')
 
 
 def json_bytes(value: Any) -> int:
@@ -99,26 +102,52 @@ class _Nodes:
         if "retryStrategy" not in called:
             pod = self.node(name, task["name"], "Pod", task["template"], boundary) | io | host
             self.nodes[pod["id"]] = pod
-            return [pod]
-        retry = self.node(name, task["name"], "Retry", task["template"], boundary) | io
-        attempt = self.node(f"{name}(0)", f"{task['name']}(0)", "Pod", task["template"], boundary) | io | host
-        attempt["nodeFlag"] = {"retried": True}
-        retry["children"] = [attempt["id"]]
-        self.nodes[retry["id"]], self.nodes[attempt["id"]] = retry, attempt
-        return [retry, attempt]
+            made = [pod]
+        else:
+            retry = self.node(name, task["name"], "Retry", task["template"], boundary) | io
+            attempt = self.node(f"{name}(0)", f"{task['name']}(0)", "Pod", task["template"], boundary) | io | host
+            attempt["nodeFlag"] = {"retried": True}
+            retry["children"] = [attempt["id"]]
+            self.nodes[retry["id"]], self.nodes[attempt["id"]] = retry, attempt
+            made = [retry, attempt]
+        self.hooks(name, boundary, task, made[0])
+        return made
+
+    def hooks(self, name: str, boundary: str, task: dict[str, Any], parent: dict[str, Any]) -> None:
+        """The nodes of the task's lifecycle hooks that run when it succeeds: children of its node (the Retry node of
+        a retried task), named <task node>.hooks.<hook>."""
+        for hook_name, hook in sorted(task.get("hooks", {}).items()):
+            if "Succeeded" not in _HOOK_PHASES.findall(hook.get("expression", "")):
+                continue
+            called = self.templates[hook["template"]]
+            arguments = hook.get("arguments", {}).get("parameters", [])
+            hooked = f"{name}.hooks.{hook_name}"
+            node = self.node(hooked, f"{task['name']}.hooks.{hook_name}", "Pod", hook["template"], boundary)
+            values = [{"name": p["name"], "value": _RUN_VALUES.get(p["name"], p["value"])} for p in arguments]
+            if values:
+                node["inputs"] = {"parameters": values}
+            outputs: dict[str, Any] = {"exitCode": "0"}
+            if called.get("outputs"):
+                outputs["parameters"] = [{"name": "result", "value": (_digest(hooked) * 8)[:_RESULT_BYTES]}]
+            node |= {"outputs": outputs, "nodeFlag": {"hooked": True}}
+            node["hostNodeName"] = f"ip-10-{int(_digest(hooked)[:2], 16)}-7-21.eu-central-1.compute.internal"
+            parent.setdefault("children", []).append(node["id"])
 
     def dag(self, name: str, tmpl: str, boundary: str | None) -> None:
         root = self.node(name, name, "DAG", tmpl, boundary)
         made: dict[str, list[dict[str, Any]]] = {}
+        upstream: set[str] = set()
         for task in self.templates[tmpl]["dag"]["tasks"]:
             nodes = self.task(name, root["id"], task)
             made[task["name"]] = nodes
             for term in task.get("depends", "").split("&&"):
                 if term.strip():
+                    upstream.add(term.strip().split(".")[0])
                     made[term.strip().split(".")[0]][-1].setdefault("children", []).append(nodes[0]["id"])
             if not task.get("depends"):
                 root.setdefault("children", []).append(nodes[0]["id"])
-        root["outboundNodes"] = [nodes[-1]["id"] for nodes in made.values() if "children" not in nodes[-1]]
+        # The DAG's leaves (a hook's node is a child of its task's node, not a dependent).
+        root["outboundNodes"] = [nodes[-1]["id"] for task, nodes in made.items() if task not in upstream]
         self.nodes[root["id"]] = root
 
 
