@@ -62,6 +62,31 @@ def _start_run(step: str, run_key: str, tracking_uri: str) -> dict:
     return {"run_id": run["run_id"], "experiment_id": run["experiment_id"]}
 
 
+def _close_run(step: str, status: str):
+    """A task callback ending the step's MLflow run as `status` if its job left it RUNNING (crashed, killed, or
+    never ended it), as the runtime does after the jobs it runs; a run the job ended keeps its own status."""
+
+    def close_run(context: dict) -> None:
+        from pipegen.runtime.redact import redact
+        from pipegen.runtime.start_run import close_run_action
+
+        try:
+            run = context["ti"].xcom_pull(task_ids=f"pipegen_start_run_{step}")
+            # The URI the runtime tasks get, rendered with this module's DAG (its macros: a secret is read through
+            # _secret and masked); a callback's context["dag"] may be the serialized DAG, which has no template env.
+            env = dag.get_template_env()
+            uri = TRACKING_URI.resolve(context) if hasattr(TRACKING_URI, "resolve") else env.from_string(TRACKING_URI).render(**context)
+            result = close_run_action(run, status, tracking_uri=uri or None)
+        except Exception as exc:  # the task's outcome is its job's: a run left open must not change it
+            print(redact(f"pipegen: could not end the MLflow run of step {step} as {status}: {exc}"))
+            return
+        if result["closed"]:
+            print(f"pipegen: ended MLflow run {result['run_id']} as {status}: its job left it RUNNING")
+
+    close_run.__name__ = close_run.__qualname__ = f"_close_run_{status.lower()}"
+    return close_run
+
+
 def _object_outcome(obj: dict, states: list) -> tuple[bool, str] | None:
     """(succeeded, what its status says) once a status field of the object holds a final value, else None.
 
@@ -183,8 +208,15 @@ with DAG(
         task_id='train_create',
         yaml_conf='{"apiVersion": "ray.io/v1", "kind": "RayJob", "metadata": {"labels": {"app.kubernetes.io/managed-by": "pipegen", "pipegen.dev/pipeline": "clickstream", "pipegen.dev/step": "train"}, "name": "clickstream-train-{{ macros.uuid.uuid5(macros.uuid.NAMESPACE_URL, run_id).hex[:8] }}", "namespace": "ml"}, "spec": {"activeDeadlineSeconds": 10800, "backoffLimit": 1, "entrypoint": {{ (\'python\' ~ \' \' ~ \'-m\' ~ \' \' ~ \'clickstream.train\' ~ \' \' ~ \'--date\' ~ \' \' ~ \'\\\'\' ~ (pipegen_run_date(dag_run)) | string | replace(\'\\\'\', \'\\\'"\\\'"\\\'\') | replace(\'$\', \'$$\') ~ \'\\\'\' ~ \' \' ~ \'--note\' ~ \' \' ~ \'\\\'\' ~ (params[\'note\']) | string | replace(\'\\\'\', \'\\\'"\\\'"\\\'\') | replace(\'$\', \'$$\') ~ \'\\\'\') | tojson }}, "entrypointNumCpus": 1.0, "rayClusterSpec": {"headGroupSpec": {"rayStartParams": {}, "template": {"spec": {"containers": [{"env": [{"name": "MLFLOW_EXPERIMENT_ID", "value": {{ (ti.xcom_pull(task_ids=\'pipegen_start_run_train\')[\'experiment_id\']) | tojson }}}, {"name": "MLFLOW_RUN_ID", "value": {{ (ti.xcom_pull(task_ids=\'pipegen_start_run_train\')[\'run_id\']) | tojson }}}, {"name": "MLFLOW_TRACKING_URI", "valueFrom": {"secretKeyRef": {"key": "MLFLOW_TRACKING_URI", "name": "mlflow-tracking-uri"}}}], "image": "registry.example.com/clickstream/ray:2.60.0-gpu", "name": "ray-head", "resources": {"limits": {"cpu": "2", "memory": "8Gi"}, "requests": {"cpu": "2", "memory": "8Gi"}}}], "serviceAccountName": "ray"}}}, "rayVersion": "2.60.0", "workerGroupSpecs": [{"groupName": "gpu", "maxReplicas": 2, "minReplicas": 2, "rayStartParams": {}, "replicas": 2, "template": {"spec": {"containers": [{"env": [{"name": "MLFLOW_EXPERIMENT_ID", "value": {{ (ti.xcom_pull(task_ids=\'pipegen_start_run_train\')[\'experiment_id\']) | tojson }}}, {"name": "MLFLOW_RUN_ID", "value": {{ (ti.xcom_pull(task_ids=\'pipegen_start_run_train\')[\'run_id\']) | tojson }}}, {"name": "MLFLOW_TRACKING_URI", "valueFrom": {"secretKeyRef": {"key": "MLFLOW_TRACKING_URI", "name": "mlflow-tracking-uri"}}}], "image": "registry.example.com/clickstream/ray:2.60.0-gpu", "name": "ray-worker", "resources": {"limits": {"cpu": "8", "memory": "32Gi", "nvidia.com/gpu": "1"}, "requests": {"cpu": "8", "memory": "32Gi"}}}], "serviceAccountName": "ray"}}}]}, "runtimeEnvYAML": "{\\"env_vars\\": {\\"OMP_NUM_THREADS\\": \\"8\\"}}", "shutdownAfterJobFinishes": true, "submissionMode": "K8sJobMode", "ttlSecondsAfterFinished": 300}}',
         custom_resource_definition=True,
+        on_failure_callback=_close_run('train', 'FAILED'),
     )
-    train = _wait_for_object.override(task_id='train', poke_interval=30, timeout=21900)(
+    train = _wait_for_object.override(
+        task_id='train',
+        poke_interval=30,
+        timeout=21900,
+        on_failure_callback=_close_run('train', 'FAILED'),
+        on_success_callback=_close_run('train', 'FINISHED'),
+    )(
         api_version='ray.io/v1',
         kind='RayJob',
         name='clickstream-train-{{ macros.uuid.uuid5(macros.uuid.NAMESPACE_URL, run_id).hex[:8] }}',

@@ -61,6 +61,31 @@ def _start_run(step: str, run_key: str, tracking_uri: str) -> dict:
     return {"run_id": run["run_id"], "experiment_id": run["experiment_id"]}
 
 
+def _close_run(step: str, status: str):
+    """A task callback ending the step's MLflow run as `status` if its job left it RUNNING (crashed, killed, or
+    never ended it), as the runtime does after the jobs it runs; a run the job ended keeps its own status."""
+
+    def close_run(context: dict) -> None:
+        from pipegen.runtime.redact import redact
+        from pipegen.runtime.start_run import close_run_action
+
+        try:
+            run = context["ti"].xcom_pull(task_ids=f"pipegen_start_run_{step}")
+            # The URI the runtime tasks get, rendered with this module's DAG (its macros: a secret is read through
+            # _secret and masked); a callback's context["dag"] may be the serialized DAG, which has no template env.
+            env = dag.get_template_env()
+            uri = TRACKING_URI.resolve(context) if hasattr(TRACKING_URI, "resolve") else env.from_string(TRACKING_URI).render(**context)
+            result = close_run_action(run, status, tracking_uri=uri or None)
+        except Exception as exc:  # the task's outcome is its job's: a run left open must not change it
+            print(redact(f"pipegen: could not end the MLflow run of step {step} as {status}: {exc}"))
+            return
+        if result["closed"]:
+            print(f"pipegen: ended MLflow run {result['run_id']} as {status}: its job left it RUNNING")
+
+    close_run.__name__ = close_run.__qualname__ = f"_close_run_{status.lower()}"
+    return close_run
+
+
 def _object_outcome(obj: dict, states: list) -> tuple[bool, str] | None:
     """(succeeded, what its status says) once a status field of the object holds a final value, else None.
 
@@ -170,8 +195,15 @@ with DAG(
         task_id='pretrain_create',
         yaml_conf='{"apiVersion": "jobset.x-k8s.io/v1alpha2", "kind": "JobSet", "metadata": {"labels": {"app.kubernetes.io/managed-by": "pipegen", "pipegen.dev/pipeline": "multinode-runtimes", "pipegen.dev/step": "pretrain"}, "name": "multinode-runtimes-pretrain-{{ macros.uuid.uuid5(macros.uuid.NAMESPACE_URL, run_id).hex[:8] }}", "namespace": "ml-training"}, "spec": {"failurePolicy": {"maxRestarts": 2}, "network": {"enableDNSHostnames": true, "publishNotReadyAddresses": true}, "replicatedJobs": [{"name": "node", "replicas": 1, "template": {"spec": {"activeDeadlineSeconds": 28800, "backoffLimit": 0, "completionMode": "Indexed", "completions": 4, "parallelism": 4, "podFailurePolicy": {"rules": [{"action": "FailJob", "onExitCodes": {"containerName": "node", "operator": "NotIn", "values": [0]}}]}, "template": {"metadata": {"labels": {"app.kubernetes.io/managed-by": "pipegen", "pipegen.dev/pipeline": "multinode-runtimes", "pipegen.dev/step": "pretrain"}}, "spec": {"containers": [{"command": ["torchrun", "--nnodes=4", "--nproc-per-node=8", "--node-rank=$(NODE_RANK)", "--master-addr=$(MASTER_ADDR)", "--master-port=$(MASTER_PORT)", "--max-restarts=0", "--no-python", "python", "-m", "feed.pretrain", "--date", {{ ((pipegen_run_date(dag_run)) | string | replace(\'$\', \'$$\')) | tojson }}, "--note", {{ ((params[\'note\']) | string | replace(\'$\', \'$$\')) | tojson }}{{ \', "--literal={{ x }} $$(HOME)"], "env": [{"name": "NODE_RANK", "valueFrom": {"fieldRef": {"fieldPath": "metadata.annotations[\\\'batch.kubernetes.io/job-completion-index\\\']"}}}, {"name": "NNODES", "value": "4"}, {"name": "NPROC_PER_NODE", "value": "8"}, {"name": "MASTER_ADDR", "value": "multinode-runtimes-pretrain-\' }}{{ macros.uuid.uuid5(macros.uuid.NAMESPACE_URL, run_id).hex[:8] }}-node-0-0.multinode-runtimes-pretrain-{{ macros.uuid.uuid5(macros.uuid.NAMESPACE_URL, run_id).hex[:8] }}"}, {"name": "MASTER_PORT", "value": "29500"}, {"name": "FEATURE_STORE_TOKEN", "valueFrom": {"secretKeyRef": {"key": "feature_store_token", "name": "feature-store-token"}}}, {"name": "MLFLOW_EXPERIMENT_ID", "value": {{ (ti.xcom_pull(task_ids=\'pipegen_start_run_pretrain\')[\'experiment_id\']) | tojson }}}, {"name": "MLFLOW_RUN_ID", "value": {{ (ti.xcom_pull(task_ids=\'pipegen_start_run_pretrain\')[\'run_id\']) | tojson }}}, {"name": "MLFLOW_TRACKING_URI", "valueFrom": {"secretKeyRef": {"key": "MLFLOW_TRACKING_URI", "name": "mlflow-tracking-uri"}}}], "image": "registry.example.com/feed/train:2.0.0", "name": "node", "ports": [{"containerPort": 29500, "name": "rendezvous", "protocol": "TCP"}], "resources": {"limits": {"cpu": "64", "memory": "512Gi", "nvidia.com/gpu": "8"}, "requests": {"cpu": "64", "memory": "512Gi"}}}], "nodeSelector": {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"}, "restartPolicy": "Never", "serviceAccountName": "feed-trainer", "tolerations": [{"effect": "NoSchedule", "key": "nvidia.com/gpu", "operator": "Exists"}]}}}}}]}}',
         custom_resource_definition=True,
+        on_failure_callback=_close_run('pretrain', 'FAILED'),
     )
-    pretrain = _wait_for_object.override(task_id='pretrain', poke_interval=30, timeout=86700)(
+    pretrain = _wait_for_object.override(
+        task_id='pretrain',
+        poke_interval=30,
+        timeout=86700,
+        on_failure_callback=_close_run('pretrain', 'FAILED'),
+        on_success_callback=_close_run('pretrain', 'FINISHED'),
+    )(
         api_version='jobset.x-k8s.io/v1alpha2',
         kind='JobSet',
         name='multinode-runtimes-pretrain-{{ macros.uuid.uuid5(macros.uuid.NAMESPACE_URL, run_id).hex[:8] }}',
@@ -193,8 +225,15 @@ with DAG(
         task_id='finetune_create',
         yaml_conf='{"apiVersion": "trainer.kubeflow.org/v1alpha1", "kind": "TrainJob", "metadata": {"labels": {"app.kubernetes.io/managed-by": "pipegen", "pipegen.dev/pipeline": "multinode-runtimes", "pipegen.dev/step": "finetune"}, "name": "multinode-runtimes-finetune-{{ macros.uuid.uuid5(macros.uuid.NAMESPACE_URL, run_id).hex[:8] }}", "namespace": "ml-training"}, "spec": {"activeDeadlineSeconds": 28800, "runtimeRef": {"apiGroup": "trainer.kubeflow.org", "kind": "ClusterTrainingRuntime", "name": "torch-distributed"}, "trainer": {"command": ["torchrun", "--no-python", "python", "-m", "feed.finetune", "--note", {{ ((params[\'note\']) | string | replace(\'$\', \'$$\')) | tojson }}], "env": [{"name": "MLFLOW_EXPERIMENT_ID", "value": {{ (ti.xcom_pull(task_ids=\'pipegen_start_run_finetune\')[\'experiment_id\']) | tojson }}}, {"name": "MLFLOW_RUN_ID", "value": {{ (ti.xcom_pull(task_ids=\'pipegen_start_run_finetune\')[\'run_id\']) | tojson }}}, {"name": "MLFLOW_TRACKING_URI", "valueFrom": {"secretKeyRef": {"key": "MLFLOW_TRACKING_URI", "name": "mlflow-tracking-uri"}}}], "image": "registry.example.com/feed/train:2.0.0", "numNodes": 2, "numProcPerNode": 2, "resourcesPerNode": {"limits": {"nvidia.com/gpu": "2"}}}}}',
         custom_resource_definition=True,
+        on_failure_callback=_close_run('finetune', 'FAILED'),
     )
-    finetune = _wait_for_object.override(task_id='finetune', poke_interval=30, timeout=29100)(
+    finetune = _wait_for_object.override(
+        task_id='finetune',
+        poke_interval=30,
+        timeout=29100,
+        on_failure_callback=_close_run('finetune', 'FAILED'),
+        on_success_callback=_close_run('finetune', 'FINISHED'),
+    )(
         api_version='trainer.kubeflow.org/v1alpha1',
         kind='TrainJob',
         name='multinode-runtimes-finetune-{{ macros.uuid.uuid5(macros.uuid.NAMESPACE_URL, run_id).hex[:8] }}',

@@ -54,6 +54,31 @@ def _start_run(step: str, run_key: str, tracking_uri: str) -> dict:
     return {"run_id": run["run_id"], "experiment_id": run["experiment_id"]}
 
 
+def _close_run(step: str, status: str):
+    """A task callback ending the step's MLflow run as `status` if its job left it RUNNING (crashed, killed, or
+    never ended it), as the runtime does after the jobs it runs; a run the job ended keeps its own status."""
+
+    def close_run(context: dict) -> None:
+        from pipegen.runtime.redact import redact
+        from pipegen.runtime.start_run import close_run_action
+
+        try:
+            run = context["ti"].xcom_pull(task_ids=f"pipegen_start_run_{step}")
+            # The URI the runtime tasks get, rendered with this module's DAG (its macros: a secret is read through
+            # _secret and masked); a callback's context["dag"] may be the serialized DAG, which has no template env.
+            env = dag.get_template_env()
+            uri = TRACKING_URI.resolve(context) if hasattr(TRACKING_URI, "resolve") else env.from_string(TRACKING_URI).render(**context)
+            result = close_run_action(run, status, tracking_uri=uri or None)
+        except Exception as exc:  # the task's outcome is its job's: a run left open must not change it
+            print(redact(f"pipegen: could not end the MLflow run of step {step} as {status}: {exc}"))
+            return
+        if result["closed"]:
+            print(f"pipegen: ended MLflow run {result['run_id']} as {status}: its job left it RUNNING")
+
+    close_run.__name__ = close_run.__qualname__ = f"_close_run_{status.lower()}"
+    return close_run
+
+
 @task.sensor(mode="reschedule")
 def _wait_for_gate(gate: dict) -> bool:
     """Poke a data gate until it passes or the gate's wait.timeout, counted from its first poke, runs out."""
@@ -177,6 +202,9 @@ with DAG(
         submit_job_timeout=21600,
         awslogs_enabled=True,
         execution_timeout=timedelta(seconds=21600),
+        on_retry_callback=_close_run('train', 'FAILED'),
+        on_failure_callback=_close_run('train', 'FAILED'),
+        on_success_callback=_close_run('train', 'FINISHED'),
     )
     quality = _evaluate_or_fail.override(task_id='quality')(
         run=pipegen_start_run_train,

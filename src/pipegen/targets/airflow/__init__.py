@@ -3,7 +3,8 @@
 `options` (targets: {airflow: ...}), `checks` (what Airflow cannot take), and the lowering in layers:
 `values` (spec strings as Python source), `backends` (operators per backend type; `spark` and `ray` map those
 families, `distributed` the Indexed Job, `resources` the custom resources: SparkApplication, RayJob, JobSet, TrainJob,
-written through `manifests`), `lowering` (the DAG),
+written through `manifests`), `closing` (the training tasks' callbacks ending a run their job left RUNNING),
+`lowering` (the DAG),
 laid out by `view` and templates/airflow/dag.py.j2.
 """
 
@@ -65,6 +66,10 @@ class AirflowTarget(Target):
             "evaluate on_fail: skip": "@task.short_circuit (skips promotion)",
             "evaluate on_fail: fail": "@task that fails without retry",
             "promote": "runtime @task",
+            "a training job's run left RUNNING": "ended by the runtime's close_run in the step's task callbacks:"
+            " FAILED on each failed try (on_retry/on_failure_callback), FINISHED on success, of its operator or"
+            " @task, or of the status sensor of a create/sensor/teardown group (its retries re-read the same"
+            " object: only its end counts); FAILED when the create task fails; a run the job ended keeps its status",
             "notify.on_failure": "DAG on_failure_callback",
             "notify.on_success": "DAG on_success_callback (every task succeeded or was skipped: a skipped promotion too)",
             "${run.date} / ${run.id}": "the logical date (the trigger time without one) in the schedule's timezone"

@@ -11,7 +11,7 @@ from pipegen.targets.airflow.distributed import placement_kwargs
 from pipegen.targets.airflow.ray import ray_task
 from pipegen.targets.airflow.spark import SparkTasks
 from pipegen.targets.airflow.values import ValueLowering
-from pipegen.targets.airflow.view import Task, kw, var_name
+from pipegen.targets.airflow.view import Task, var_name
 from pipegen.targets.airflow_expr import JOB_NAME_MACRO, jinja_string_literal
 from pipegen.targets.base import kubernetes_name
 from pipegen.targets.resources import batch_resources, kubernetes_cpu
@@ -72,9 +72,7 @@ class BackendLowering(ValueLowering):
         # Rendered in this task (masked when it holds a secret): start_run's XCom does not carry it.
         kwargs.append(("tracking_uri", "TRACKING_URI" if run else py("")))
         return Task(
-            var_name(step.name),
-            f"_run_local.override({kw([('task_id', py(step.name)), *self._policy(step)])})",
-            kwargs,
+            var_name(step.name), "_run_local", kwargs, options=[("task_id", py(step.name)), *self._policy(step)]
         )
 
     def _kubernetes(self, step: ResolvedStep, run: Task | None) -> Task:

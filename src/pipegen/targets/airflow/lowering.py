@@ -8,6 +8,7 @@ from pipegen.render import py
 from pipegen.resolve import ResolvedStep
 from pipegen.spec import Notify
 from pipegen.targets.airflow.backends import BackendLowering
+from pipegen.targets.airflow.closing import closing
 from pipegen.targets.airflow.distributed import is_distributed, node_tasks
 from pipegen.targets.airflow.resources import ResourceTasks, resource_kind
 from pipegen.targets.airflow.spark import connections as spark_connections
@@ -41,7 +42,7 @@ class Lowering(BackendLowering):
         if self.helpers & {"run_date", "timezone"}:
             # ${run.date} is the date in the schedule's timezone, as on every target.
             constants.append(("TIMEZONE", py(self.p.schedule.timezone if self.p.schedule else "UTC")))
-        if self.helpers - {"run_date", "job_name", "secret", "timezone"}:
+        if self.helpers - {"run_date", "job_name", "secret", "timezone", "close_run"}:
             # Only when used: `task` is lazy in airflow.sdk and its first use imports ~25 modules, which
             # every forked parse of the DAG processor would pay (see BENCHMARKS.md).
             self.imports.add("from airflow.sdk import task")
@@ -161,10 +162,13 @@ class Lowering(BackendLowering):
     def _train(self, step: ResolvedStep) -> list[Task]:
         run = self._start_run(step)
         if resource_kind(step) is not None:
-            return [run, *ResourceTasks(self, step, run).tasks()]
-        if is_distributed(step):
-            return [run, *node_tasks(self, step, run)]
-        return [run, self._command_task(step, run)]
+            work = ResourceTasks(self, step, run).tasks()
+        elif is_distributed(step):
+            work = node_tasks(self, step, run)
+        else:
+            work = [self._command_task(step, run)]
+        # The job may die without ending the run (OOM kill, lost node): its tasks' callbacks end it.
+        return [run, *closing(self, step, work)]
 
     def _task(self, step: ResolvedStep) -> list[Task]:
         if resource_kind(step) is not None:

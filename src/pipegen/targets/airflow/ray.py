@@ -16,7 +16,7 @@ from pipegen.expr import parse_template
 from pipegen.render import py
 from pipegen.resolve import Pipeline, ResolvedStep
 from pipegen.spec import RayBackend
-from pipegen.targets.airflow.view import Task, kw, timedelta_source, var_name
+from pipegen.targets.airflow.view import Task, timedelta_source, var_name
 
 if TYPE_CHECKING:
     from pipegen.targets.airflow.backends import BackendLowering
@@ -76,4 +76,4 @@ def ray_task(lo: BackendLowering, step: ResolvedStep, run: Task | None) -> Task:
     if timeout is not None:
         policy = [(k, v) for k, v in policy if k != "execution_timeout"]
         policy.append(("execution_timeout", timedelta_source(timeout + STOP_MARGIN_SECONDS)))
-    return Task(var_name(step.name), f"_run_ray.override({kw([('task_id', py(step.name)), *policy])})", kwargs)
+    return Task(var_name(step.name), "_run_ray", kwargs, options=[("task_id", py(step.name)), *policy])

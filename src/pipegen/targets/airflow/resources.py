@@ -34,7 +34,7 @@ from pipegen.render import py
 from pipegen.resolve import Pipeline, ResolvedStep
 from pipegen.spec import KubernetesBackend, RayBackend, SparkBackend
 from pipegen.targets.airflow.manifests import RUN_DIGEST, AirflowValues, name_template, name_text
-from pipegen.targets.airflow.view import Task, kw, var_name
+from pipegen.targets.airflow.view import Task, var_name
 from pipegen.targets.airflow_expr import jinja_string_literal
 
 if TYPE_CHECKING:
@@ -250,7 +250,7 @@ class ResourceTasks:
         head = [("task_id", py(step.name)), ("poke_interval", py(POKE_SECONDS)), ("timeout", py(waits)), *policy]
         sensor = Task(
             var_name(step.name),
-            f"_wait_for_object.override({kw(head)})",
+            "_wait_for_object",
             [
                 ("api_version", py(obj["apiVersion"])),
                 ("kind", py(obj["kind"])),
@@ -259,6 +259,7 @@ class ResourceTasks:
                 ("conn_id", py(lo.options.kubernetes_conn_id)),
                 ("states", py(STATES[self.kind])),
             ],
+            options=head,
         )
         target = {**ident, "metadata": {"name": name_text(base), "namespace": namespace}}
         cleanup = Task(

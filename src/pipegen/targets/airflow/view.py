@@ -41,6 +41,10 @@ _TAKEN = {
 }
 
 
+# The longest `var = call.override(...)(` the DAG file keeps on one line.
+HEAD_WIDTH = 100
+
+
 @dataclass
 class Task:
     """One operator instantiation in the DAG body: `var = call(kwargs...)`."""
@@ -51,6 +55,23 @@ class Task:
     comment: str = ""
     # The setup task this one tears down (Airflow's as_teardown): it runs whatever the work's outcome.
     teardown_of: str = ""
+    # A @task's operator arguments (task_id, retries, callbacks), given to `call.override()`; None for an operator
+    # class, whose operator arguments are among kwargs.
+    options: list[tuple[str, str]] | None = None
+
+    @property
+    def head(self) -> str:
+        """What the DAG calls on one line: the operator class, or the @task function with its operator arguments."""
+        return self.call if self.options is None else f"{self.call}.override({kw(self.options)})"
+
+    @property
+    def one_line(self) -> bool:
+        """Whether `var = head(` reads well on one line; else the template lays out one operator argument a line."""
+        return self.options is None or len(self.var) + len(self.head) <= HEAD_WIDTH
+
+    def add_operator_args(self, pairs: list[tuple[str, str]]) -> None:
+        """Operator arguments added after the others: to .override() for a @task, else among its kwargs."""
+        (self.kwargs if self.options is None else self.options).extend(pairs)
 
 
 @dataclass(frozen=True)
