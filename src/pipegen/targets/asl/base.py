@@ -198,6 +198,14 @@ class Dialect(ABC):
         """A catcher for every error, recording it as the failure (unless one is recorded already)."""
 
     @abstractmethod
+    def catch_into(self, store: Slot, next_state: str) -> dict[str, Any]:
+        """A catcher for every error that keeps it ({Error, Cause}) in a slot, for a Fail state in a branch."""
+
+    @abstractmethod
+    def fail_from(self, store: Slot) -> dict[str, Any]:
+        """A Fail state with the Error and Cause catch_into kept: a branch fails as its step's job did."""
+
+    @abstractmethod
     def fail_state(self) -> dict[str, Any]:
         """The Fail state, carrying the recorded failure's cause."""
 

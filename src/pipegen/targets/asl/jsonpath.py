@@ -146,6 +146,16 @@ class JsonPath(Dialect):
         where = "$.notification_failure" if keep_failure else "$.failure"
         return {"ErrorEquals": ["States.ALL"], "ResultPath": where, "Next": next_state}
 
+    def catch_into(self, store: Slot, next_state: str) -> dict[str, Any]:
+        return {"ErrorEquals": ["States.ALL"], "ResultPath": self.path(store), "Next": next_state}
+
+    def fail_from(self, store: Slot) -> dict[str, Any]:
+        return {
+            "Type": "Fail",
+            "ErrorPath": self.path(store.field("Error")),
+            "CausePath": self.path(store.field("Cause")),
+        }
+
     def fail_state(self) -> dict[str, Any]:
         return {"Type": "Fail", "Error": "pipegen.PipelineFailed", "CausePath": "$.failure.Cause"}
 
