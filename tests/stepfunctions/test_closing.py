@@ -54,13 +54,14 @@ def _compiled(tmp_path: Path, text: str) -> tuple[dict[str, Any], Path]:
     return load(path.read_text(encoding="utf-8")), path
 
 
-def _states(doc: dict[str, Any], parallel: bool) -> dict[str, Any]:
-    """The states train's are among: the top level, or its Parallel branch."""
+def _states(doc: dict[str, Any], parallel: bool) -> tuple[dict[str, Any], str]:
+    """The states train's are among (the top level, or its Parallel branch), and where train goes on to."""
     if not parallel:
-        return dict(doc["States"])
-    branches = doc["States"]["train.parallel"]["Branches"]
-    (branch,) = [b for b in branches if "train" in b["States"]]
-    return dict(branch["States"])
+        return dict(doc["States"]), "quality"
+    (name,) = [n for n, s in doc["States"].items() if s["Type"] == "Parallel"]
+    branches = doc["States"][name]["Branches"]
+    (index,) = [i for i, b in enumerate(branches) if "train" in b["States"]]
+    return dict(branches[index]["States"]), f"{name}.{index}.end"
 
 
 def _close_request(state: dict[str, Any]) -> dict[str, Any]:
@@ -78,7 +79,7 @@ def test_a_train_jobs_outcome_ends_its_run(tmp_path: Path, backend: str, languag
     doc, path = _compiled(tmp_path, _spec(backend, language, parallel))
     result = validate(path)
     assert result.returncode == 0, result.stdout + result.stderr
-    states = _states(doc, parallel)
+    states, onward = _states(doc, parallel)
     job = states["train.job"]
     assert job["Resource"].endswith(".sync")
     # The job's Retry runs first; then every error (States.Timeout too) goes to the closing state.
@@ -86,7 +87,6 @@ def test_a_train_jobs_outcome_ends_its_run(tmp_path: Path, backend: str, languag
     assert catch["ErrorEquals"] == ["States.ALL"] and catch["Next"] == "train.closing"
     assert job["Next"] == "train.close"
     close, closing = states["train.close"], states["train.closing"]
-    onward = "train.parallel.0.end" if parallel else "quality"
     fail_route = "train.failed" if parallel else "pipegen.notify_failure"
     assert close["Next"] == onward and [c["Next"] for c in close["Catch"]] == [onward]
     assert closing["Next"] == fail_route and [c["Next"] for c in closing["Catch"]] == [fail_route]
@@ -110,14 +110,14 @@ def test_a_train_jobs_outcome_ends_its_run(tmp_path: Path, backend: str, languag
         kept = "failures_train_D1" if parallel else "failure"
         assert catch["Assign"] == {kept: "{% $states.errorOutput %}"}
     if parallel:
-        # The branch fails with the job's own Error and Cause, which the Parallel's Catch records at the top.
+        # The branch fails telling the job's Error and Cause, which the Parallel's Catch records at the top (a Fail
+        # state's own error cannot be the job's: States.* names are reserved).
         fail = states["train.failed"]
-        assert fail["Type"] == "Fail"
+        assert fail["Type"] == "Fail" and fail["Error"] == "pipegen.StepFailed"
         if language == "JSONPath":
-            assert fail["ErrorPath"] == "$.failures.train.Error" and fail["CausePath"] == "$.failures.train.Cause"
+            assert fail["CausePath"] == "States.Format('{}: {}', $.failures.train.Error, $.failures.train.Cause)"
         else:
-            assert fail["Error"] == "{% $failures_train_D1.Error %}"
-            assert fail["Cause"] == "{% $failures_train_D1.Cause %}"
+            assert fail["Cause"] == "{% $failures_train_D1.Error & ': ' & $failures_train_D1.Cause %}"
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
@@ -139,7 +139,7 @@ def test_multi_node_eks_training_closes_after_its_service_is_deleted(
     doc, path = _compiled(tmp_path, _spec("eks", language, parallel, distributed=True))
     result = validate(path)
     assert result.returncode == 0, result.stdout + result.stderr
-    states = _states(doc, parallel)
+    states, _ = _states(doc, parallel)
     # A Service that could not be created fails the step too: the run prepare started is ended FAILED.
     assert [c["Next"] for c in states["train.service"]["Catch"]] == ["train.closing"]
     assert [c["Next"] for c in states["train.job"]["Catch"]] == ["train.cleanup_failed"]

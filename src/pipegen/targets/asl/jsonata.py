@@ -142,9 +142,9 @@ class Jsonata(Dialect):
             "Next": next_state,
         }
 
-    def fail_from(self, store: Slot) -> dict[str, Any]:
+    def fail_from(self, error: str, store: Slot) -> dict[str, Any]:
         kept = self.var(store)
-        return {"Type": "Fail", "Error": "{% " + kept + ".Error %}", "Cause": "{% " + kept + ".Cause %}"}
+        return {"Type": "Fail", "Error": error, "Cause": "{% " + kept + ".Error & ': ' & " + kept + ".Cause %}"}
 
     def fail_state(self) -> dict[str, Any]:
         return {"Type": "Fail", "Error": "pipegen.PipelineFailed", "Cause": "{% $failure.Cause %}"}

@@ -10,7 +10,10 @@ ends it as the job ended, unless the job ended it itself (then its status stands
 - `S.closing` when the job failed (a Catch of every error, States.Timeout too, after the step's Retry): close_run
   with FAILED, then the route the failure had: at the top level the failure entry, with the job's error
   recorded by the Catch (the notification and the Fail state tell it); in a Parallel branch `S.failed`, a Fail
-  state with the job's own Error and Cause. The closing never replaces the job's error: when it fails too
+  state `pipegen.StepFailed` whose Cause is the job's "<Error>: <Cause>" (a Fail state cannot take the job's own
+  error name: `States.TaskFailed` and `States.Timeout` are reserved, and the service fails such a state with
+  States.Runtime), which the Parallel's Catch records for the notification. The closing never replaces the
+  job's error: when it fails too
   (MLflow unreachable, after the runtime's own bounded retries and the Lambda service retrier), the run still
   fails with the job's error.
 
@@ -27,6 +30,9 @@ from pipegen.resolve import ResolvedStep
 from pipegen.targets.asl import Slot
 from pipegen.targets.stepfunctions.jobs import LoweringParts
 from pipegen.targets.stepfunctions.options import DONE, LAMBDA_RETRIER
+
+# A branch's train step whose job failed (as eks_nodes names a branch's failed multi-node Job).
+STEP_FAILED = "pipegen.StepFailed"
 
 
 class ClosingStates(LoweringParts):
@@ -73,7 +79,7 @@ class ClosingStates(LoweringParts):
             f"Step '{name}' failed: end its MLflow run FAILED if the job left it RUNNING, then fail with the job's error.",
         ) | {"Catch": [self._ignore(failed)], "Next": failed}
         if not top:
-            self.states[failed] = self.d.fail_from(self._failure(step))
+            self.states[failed] = self.d.fail_from(STEP_FAILED, self._failure(step))
 
     def _close_run(self, step: ResolvedStep, status: str, comment: str) -> dict[str, Any]:
         """A runtime Task ending the step's run with status if it is RUNNING; only Lambda's own errors are retried."""
