@@ -177,7 +177,9 @@ def test_skip_inside_a_branch_and_a_guard_after_it(tmp_path: Path) -> None:
     doc = load(outputs["stepfunctions/pricing.asl.json"])
     states = doc["States"]
     assert [n for n in states if "." not in n] == ["partition_ready", "train", "final"]
-    parallel = states["train.job"]["Next"]
+    # The training job goes on through its close state (closing.py), then to the Parallel.
+    assert states["train.job"]["Next"] == "train.close"
+    parallel = states["train.close"]["Next"]
     quality, report = states[parallel]["Branches"]
     # quality failing ends its branch (ship depends on it); report runs in the other branch regardless.
     assert quality["States"]["quality.passed"]["Default"] == f"{parallel}.0.end"

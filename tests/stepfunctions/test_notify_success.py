@@ -123,7 +123,7 @@ def test_a_run_that_succeeds_posts_one_success_message(
     result = _run(spec(name, receiver.url("sfn"), language), tmp_path, name, {"params": {"where": "x"}})
     assert result["status"] == "SUCCEEDED", _explain(result)
     kinds = [e["args"]["kind"] for e in sfn]
-    assert kinds == ["gate", "prepare", "evaluate", *(["promote"] if promoted else []), "notify"]
+    assert kinds == ["gate", "prepare", "close_run", "evaluate", *(["promote"] if promoted else []), "notify"]
     assert receiver.take("sfn") == [
         {"path": "/ok/x", "body": {"pipeline": name, "event": "succeeded", "run": f"{name}-run"}}
     ]

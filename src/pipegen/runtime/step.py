@@ -107,6 +107,13 @@ def _run(
         from pipegen.runtime.prepare import prepare
 
         return prepare(spec, values, target=target, tracking_uri=tracking_uri)
+    if kind == "close_run":
+        # The close_run action, with the spec's tracking URI rendered here (${env.X}, ${secret.X}) as for the
+        # run's other steps: Step Functions ends the run its `.sync` job left RUNNING (stepfunctions/closing.py).
+        from pipegen.runtime.start_run import close_run_action
+
+        assert mlflow_run is not None
+        return {"passed": True, **close_run_action(mlflow_run, str(spec["status"]), tracking_uri)}
     if kind == "notify":
         from pipegen.runtime.notify import notify
 

@@ -198,6 +198,18 @@ class Dialect(ABC):
         """A catcher for every error, recording it as the failure (unless one is recorded already)."""
 
     @abstractmethod
+    def catch_into(self, store: Slot, next_state: str) -> dict[str, Any]:
+        """A catcher for every error that keeps it ({Error, Cause}) in a slot, for a Fail state in a branch."""
+
+    @abstractmethod
+    def fail_from(self, error: str, store: Slot) -> dict[str, Any]:
+        """A Fail state with this error, its Cause "<Error>: <Cause>" of what catch_into kept.
+
+        A Fail state cannot pass the kept Error on as its own: `States.TaskFailed`, `States.Timeout` (a `.sync`
+        job's errors) are reserved names, which the service refuses in a Fail state (States.Runtime instead).
+        """
+
+    @abstractmethod
     def fail_state(self) -> dict[str, Any]:
         """The Fail state, carrying the recorded failure's cause."""
 

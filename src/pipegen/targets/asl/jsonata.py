@@ -134,6 +134,18 @@ class Jsonata(Dialect):
             out["Assign"] = {"failure": "{% $states.errorOutput %}"}
         return out | {"Next": next_state}
 
+    def catch_into(self, store: Slot, next_state: str) -> dict[str, Any]:
+        # Its own variable at the branch's depth: a branch cannot assign `failure`, which the top level has.
+        return {
+            "ErrorEquals": ["States.ALL"],
+            "Assign": {self.stored(store): "{% $states.errorOutput %}"},
+            "Next": next_state,
+        }
+
+    def fail_from(self, error: str, store: Slot) -> dict[str, Any]:
+        kept = self.var(store)
+        return {"Type": "Fail", "Error": error, "Cause": "{% " + kept + ".Error & ': ' & " + kept + ".Cause %}"}
+
     def fail_state(self) -> dict[str, Any]:
         return {"Type": "Fail", "Error": "pipegen.PipelineFailed", "Cause": "{% $failure.Cause %}"}
 

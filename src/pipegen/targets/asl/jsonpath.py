@@ -146,6 +146,13 @@ class JsonPath(Dialect):
         where = "$.notification_failure" if keep_failure else "$.failure"
         return {"ErrorEquals": ["States.ALL"], "ResultPath": where, "Next": next_state}
 
+    def catch_into(self, store: Slot, next_state: str) -> dict[str, Any]:
+        return {"ErrorEquals": ["States.ALL"], "ResultPath": self.path(store), "Next": next_state}
+
+    def fail_from(self, error: str, store: Slot) -> dict[str, Any]:
+        kept = f"{self.path(store.field('Error'))}, {self.path(store.field('Cause'))}"
+        return {"Type": "Fail", "Error": error, "CausePath": f"States.Format('{{}}: {{}}', {kept})"}
+
     def fail_state(self) -> dict[str, Any]:
         return {"Type": "Fail", "Error": "pipegen.PipelineFailed", "CausePath": "$.failure.Cause"}
 

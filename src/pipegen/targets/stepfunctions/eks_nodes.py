@@ -14,6 +14,8 @@ States of step S (after S's prepare Lambda when it has one):
 - `S.cleanup` (eks:call DELETE) on success; `S.cleanup_failed` (the same call) when the Job failed, which then
   fails the run as the Job's own error would have. A Service that cannot be deleted does not fail a run whose
   training succeeded.
+A train step goes on from `S.cleanup` to `S.close`, and from `S.cleanup_failed` (and a failed `S.service`) to
+`S.closing`, which end its MLflow run (closing.py).
 
 The Job's env list is one value: the rendezvous variables first (the prepare Lambda puts them before the step's
 rendered env, `node_env` in its request), then the step's. The step's text reaches the pods with every `$`
@@ -105,7 +107,9 @@ class EksNodeStates(JobStates):
         }
         service["spec"]["selector"] = {SERVICE_LABEL: names.field("name")}
         top = not self.scope[name]
-        catch = [self.d.catch(self.fail_entry)] if top else []
+        # A train step's run, started by prepare, is ended FAILED whatever state of the step fails (closing.py).
+        train = step.kind == "train"
+        catch = [self._closing_catch(step)] if train else [self.d.catch(self.fail_entry)] if top else []
         self.states[f"{name}.service"] = (
             self._call(
                 f"Step '{name}': the headless Service that names its pods (eks:runJob makes none).",
@@ -119,7 +123,13 @@ class EksNodeStates(JobStates):
         policy = self._policy(step, lambda_task=False)
         # A failed Job deletes its Service first, then fails as it would have (recorded at the top level).
         cleanup_failed = f"{name}.cleanup_failed"
-        policy["Catch"] = [self.d.catch(cleanup_failed) if top else self._ignore(cleanup_failed)]
+        policy["Catch"] = [
+            self._closing_catch(step, cleanup_failed)
+            if train
+            else self.d.catch(cleanup_failed)
+            if top
+            else self._ignore(cleanup_failed)
+        ]
         self.states[f"{name}.job"] = (
             {"Type": "Task", "Comment": f"Step '{name}' on backend '{step.backend_name}': {plan.nodes} nodes."}
             | {"Resource": EKS_RUN_JOB}
@@ -130,14 +140,21 @@ class EksNodeStates(JobStates):
             | {"Next": f"{name}.cleanup"}
         )
         delete = cluster | {"Method": "DELETE", "Path": names.field("path")}
-        ignore = [self._ignore(after["Next"])] if "Next" in after else []
+        done = {"Next": f"{name}.close"} if train else after
+        ignore = [self._ignore(done["Next"])] if "Next" in done else []
         self.states[f"{name}.cleanup"] = (
             self._call(f"Step '{name}': delete its headless Service.", delete, {})
             | ({"Catch": ignore} if ignore else {})
-            | after
+            | done
         )
         failed: dict[str, Any] = self._call(f"Step '{name}' failed: delete its headless Service.", delete, {})
-        if top:
+        if train:
+            self.states[f"{name}.cleanup_failed"] = failed | {
+                "Catch": [self._ignore(f"{name}.closing")],
+                "Next": f"{name}.closing",
+            }
+            self._close_states(step, after)
+        elif top:
             self.states[f"{name}.cleanup_failed"] = failed | {
                 "Catch": [self._ignore(self.fail_entry)],
                 "Next": self.fail_entry,
@@ -152,12 +169,6 @@ class EksNodeStates(JobStates):
                 "Error": "pipegen.StepFailed",
                 "Cause": f"step '{name}' failed on its {plan.nodes} nodes (see the Job's events in this execution)",
             }
-
-    def _ignore(self, next_state: str) -> dict[str, Any]:
-        """A catcher that goes on to next_state keeping the state data as it was (the recorded failure too)."""
-        if isinstance(self.d, JsonPath):
-            return {"ErrorEquals": ["States.ALL"], "ResultPath": None, "Next": next_state}
-        return self.d.catch(next_state, keep_failure=True)
 
     def _call(self, comment: str, request: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
         """An eks:call Task (one Kubernetes API request) that keeps nothing of the answer."""

@@ -8,7 +8,7 @@ from pipegen.expr import Lit, parse_template
 from pipegen.k8s.distributed import kubelet_text, toleration
 from pipegen.resolve import Pipeline, ResolvedStep
 from pipegen.spec import AwsBatchBackend, KubernetesBackend, SageMakerBackend
-from pipegen.targets.asl import Dialect, Read, Slot, Text, TextList
+from pipegen.targets.asl import Dialect, JsonPath, Read, Slot, Text, TextList
 from pipegen.targets.base import kubernetes_name
 from pipegen.targets.resources import batch_resources, kubernetes_cpu
 from pipegen.targets.stepfunctions.nodes import is_distributed, node_command, node_env
@@ -50,6 +50,27 @@ class LoweringParts:
 
     def _own(self, *path: str) -> Slot:
         raise NotImplementedError
+
+    def _lambda(self, comment: str, args: dict[str, Any], select: dict[str, str], store: Slot | None) -> dict[str, Any]:
+        raise NotImplementedError
+
+    # ClosingStates' (closing.py): a train step's job ends through the states that end its MLflow run.
+    def _end_job(
+        self, step: ResolvedStep, state: str, task: dict[str, Any], policy: dict[str, Any], after: dict[str, Any]
+    ) -> None:
+        raise NotImplementedError
+
+    def _closing_catch(self, step: ResolvedStep, next_state: str | None = None) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _close_states(self, step: ResolvedStep, after: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def _ignore(self, next_state: str) -> dict[str, Any]:
+        """A catcher that goes on to next_state keeping the state data as it was (the recorded failure too)."""
+        if isinstance(self.d, JsonPath):
+            return {"ErrorEquals": ["States.ALL"], "ResultPath": None, "Next": next_state}
+        return self.d.catch(next_state, keep_failure=True)
 
 
 class JobStates(LoweringParts):
@@ -126,7 +147,7 @@ class JobStates(LoweringParts):
             self.states[name] = self._prepare(step, request) | {"Next": f"{name}.job"}
             job_state = f"{name}.job"
         job = self._job_state(step, dynamic, request, native)
-        self.states[job_state] = job | self._policy(step, lambda_task=False) | after
+        self._end_job(step, job_state, job, self._policy(step, lambda_task=False), after)
 
     def _prepare(self, step: ResolvedStep, request: dict[str, Any]) -> dict[str, Any]:
         """The Lambda state that renders a job's request (and starts a train step's MLflow run)."""

@@ -21,6 +21,7 @@ from pipegen import __version__
 from pipegen.resolve import Pipeline, ResolvedStep
 from pipegen.targets.asl import LAMBDA_INVOKE, Dialect, LocalDate, Shared, Slot
 from pipegen.targets.base import promote_request
+from pipegen.targets.stepfunctions.closing import ClosingStates
 from pipegen.targets.stepfunctions.eks_nodes import EksNodeStates
 from pipegen.targets.stepfunctions.ends import end_states, failure_entry, success_entry
 from pipegen.targets.stepfunctions.options import (
@@ -51,7 +52,7 @@ def nearest_skips(pipeline: Pipeline) -> dict[str, frozenset[str]]:
     return near
 
 
-class Lowering(EksNodeStates, SparkStates):
+class Lowering(EksNodeStates, SparkStates, ClosingStates):
     """Builds the definition as plain dicts; user strings only ever become JSON string values."""
 
     def __init__(self, pipeline: Pipeline, options: StepFunctionsOptions, dialect: Dialect) -> None:
@@ -383,8 +384,10 @@ class Lowering(EksNodeStates, SparkStates):
 
 
 def _goes_to(state: dict[str, Any], target: str) -> bool:
-    """Whether a top-level state moves to target (only Choices can go to the Succeed state)."""
-    return state.get("Default") == target or any(c.get("Next") == target for c in state.get("Choices", []))
+    """Whether a top-level state moves to target (a Choice, or a Catch: a train step's close after the last step)."""
+    return state.get("Default") == target or any(
+        c.get("Next") == target for c in [*state.get("Choices", []), *state.get("Catch", [])]
+    )
 
 
 def _first(par: Par) -> str:

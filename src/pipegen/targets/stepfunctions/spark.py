@@ -231,8 +231,9 @@ class SparkStates(LoweringParts):
         if platform == "glue":
             comment += " (it must be the Glue job's own script)"
         params = _request(self.p, step, backend, fields)
-        task = {"Type": "Task", "Comment": comment + ".", "Resource": RESOURCES[platform]}
-        self.states[job_state] = task | self.d.task_io(params, {}, None) | self._policy(step, lambda_task=False) | after
+        task: dict[str, Any] = {"Type": "Task", "Comment": comment + ".", "Resource": RESOURCES[platform]}
+        task |= self.d.task_io(params, {}, None)
+        self._end_job(step, job_state, task, self._policy(step, lambda_task=False), after)
 
 
 def _request(pipeline: Pipeline, step: ResolvedStep, backend: SparkBackend, fields: dict[str, Any]) -> dict[str, Any]:
