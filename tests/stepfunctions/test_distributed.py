@@ -76,7 +76,10 @@ def test_the_16_node_spec_on_eks_creates_a_service_and_an_indexed_job_that_valid
     chain = ["train", "train.service_name", "train.service", "train.job", "train.cleanup"]
     assert [states[s].get("Next") for s in chain[:-1]] == chain[1:]
     assert states["train.job"]["Catch"][0]["Next"] == "train.cleanup_failed"
-    assert states["train.cleanup_failed"]["Next"] == states["train.service"]["Catch"][0]["Next"] == "pipegen.failed"
+    # Either way the MLflow run the job left RUNNING is ended (train.close, train.closing) before the run goes on or fails.
+    assert states["train.cleanup"]["Next"] == "train.close"
+    assert states["train.cleanup_failed"]["Next"] == states["train.service"]["Catch"][0]["Next"] == "train.closing"
+    assert states["train.closing"]["Next"] == "pipegen.failed"
     # What States.Hash($$.Execution.Id, 'MD5') gives, as the Pass state formats it.
     digest = hashlib.md5(EXECUTION_ID.encode()).hexdigest()
     naming = states["train.service_name"]["Parameters"]

@@ -78,7 +78,7 @@ def test_pricing_runs_and_promotes(
     assert [v.version for v in _versions_of(mlflow_server, run_id)] == [champion.version]
     # Every runtime call went through the Lambda handler's one action.
     assert {e["action"] for e in sfn} == {"step"}
-    assert [e["args"]["kind"] for e in sfn] == ["gate_check", "prepare", "evaluate", "promote"]
+    assert [e["args"]["kind"] for e in sfn] == ["gate_check", "prepare", "close_run", "evaluate", "promote"]
 
 
 def test_pricing_failing_thresholds_end_without_promotion(
@@ -92,7 +92,7 @@ def test_pricing_failing_thresholds_end_without_promotion(
     assert "mae" in result["cause"]
     (job,) = jobs
     assert _versions_of(mlflow_server, job["environment"]["MLFLOW_RUN_ID"]) == []
-    assert [e["args"]["kind"] for e in sfn] == ["gate_check", "prepare", "evaluate"]
+    assert [e["args"]["kind"] for e in sfn] == ["gate_check", "prepare", "close_run", "evaluate"]
 
 
 # ---- literal text, waiting gates and failure notifications, executed ------------------------------

@@ -152,7 +152,7 @@ def test_glue_runs_get_their_arguments_and_a_train_run_logs_into_mlflow(
     assert run.data.tags["pipegen.target"] == "stepfunctions"
     assert run.info.experiment_id == fit["arguments"]["--MLFLOW_EXPERIMENT_ID"]
     assert client.get_model_version_by_alias(name, "champion").run_id == run_id
-    assert [e["args"]["kind"] for e in sfn] == ["prepare", "evaluate", "promote"]
+    assert [e["args"]["kind"] for e in sfn] == ["prepare", "close_run", "evaluate", "promote"]
 
 
 def test_a_failed_glue_run_fails_its_step_after_its_retries(

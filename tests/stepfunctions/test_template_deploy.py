@@ -92,6 +92,6 @@ def test_deployed_pricing_stack_runs_and_promotes(
 
     client = mlflow.MlflowClient(tracking_uri=mlflow_server.uri, registry_uri=mlflow_server.uri)
     assert client.get_model_version_by_alias("pricing", "champion").run_id == run_id
-    assert [e["args"]["kind"] for e in sfn] == ["gate_check", "prepare", "evaluate", "promote"]
+    assert [e["args"]["kind"] for e in sfn] == ["gate_check", "prepare", "close_run", "evaluate", "promote"]
     # Every runtime call went to the function the stack was given, by its ARN.
-    assert called == [function] * 4
+    assert called == [function] * 5

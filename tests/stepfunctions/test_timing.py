@@ -203,6 +203,6 @@ def test_a_failed_judgement_is_final_and_an_error_is_retried(
     play_batch_jobs(monkeypatch, train)
     result = run_state_machine(_compile(JUDGED.replace("judged", name), tmp_path, name), name, {})
     assert result["status"] == "FAILED", _explain(result)
-    assert [e["args"]["kind"] for e in sfn] == ["prepare"] + ["evaluate"] * evaluations
+    assert [e["args"]["kind"] for e in sfn] == ["prepare", "close_run"] + ["evaluate"] * evaluations
     if not tracking_fails:
         assert "mae" in result["cause"]
