@@ -1,7 +1,8 @@
 """A training step's job that leaves its MLflow run RUNNING (it crashed, or never ended the run) ends it as the job
-ended, on every target whose task runs the job through the runtime (KFP, Prefect, Airflow's tasks, Argo's runtime
-containers), as `pipegen run` does: FAILED when the job failed, FINISHED when it succeeded. A run the job ended
-itself keeps its status."""
+ended, on every target whose task runs the job through the runtime's step action (KFP's and Prefect's tasks, Argo's
+runtime containers), as `pipegen run` does: FAILED when the job failed, FINISHED when it succeeded. A run the job
+ended itself keeps its status. Orchestrators that run the job themselves call the close_run action (last test):
+Airflow's task callbacks, Step Functions' closing states, Argo's hooks, KFP's closer task."""
 
 from __future__ import annotations
 
