@@ -296,7 +296,8 @@ def test_kubernetes_steps_compile_to_a_prefect_kubernetes_task(cli: Cli, tmp_pat
     assert result.code == 0, result.err
     text = (tmp_path / "out" / "prefect" / "feed-ranking.py").read_text(encoding="utf-8")
     assert "from prefect_kubernetes.credentials import KubernetesCredentials" in text
-    assert "asyncio.run(\n        run_job(\n            credentials,\n            objects," in text
+    # Inside `with ending_run(...)`: the MLflow run the Job left RUNNING ends as the attempt ended.
+    assert "asyncio.run(\n            run_job(\n                credentials,\n                objects," in text
     # prefect-kubernetes is imported inside the task only: the module imports Prefect alone at load.
     top = {n.module for n in ast.parse(text).body if isinstance(n, ast.ImportFrom)}
     assert not any(m and m.startswith("prefect_kubernetes") for m in top)

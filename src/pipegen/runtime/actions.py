@@ -53,7 +53,6 @@ def action(name: str) -> Callable[..., dict[str, Any]]:
 
 ACTIONS = (
     "start_run",
-    "close_run",
     "gate",
     "evaluate",
     "promote",
@@ -62,4 +61,5 @@ ACTIONS = (
     "run_date",
     "spark_job",
     "ray_job",
+    "close_run",
 )
