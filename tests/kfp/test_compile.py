@@ -182,4 +182,10 @@ def test_mlflow_settings_reach_every_task_that_talks_to_mlflow(tmp_path: Path) -
         if secret["secretName"] == "mlflow-tracking"
         and {m["envVar"] for m in secret["keyToEnv"]} == {"MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_TOKEN"}
     }
-    assert {shown_executors(ir)[name] for name in mounted} == {"train run", "train", "quality", "promote"}
+    assert {shown_executors(ir)[name] for name in mounted} == {
+        "train run",
+        "train",
+        "train close",
+        "quality",
+        "promote",
+    }
