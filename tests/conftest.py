@@ -42,6 +42,28 @@ def _fresh_redactor() -> Iterator[None]:
     redact.forget()
 
 
+@pytest.fixture(autouse=True)
+def _process_tracking_uris() -> Iterator[None]:
+    """A runtime call made in the test process (runtime.tracking.client) sets MLflow's process-wide tracking and
+    registry URIs, and mlflow.set_registry_uri exports MLFLOW_REGISTRY_URI for subprocesses: they outlive the
+    test's MLFLOW_TRACKING_URI, so the next test's MlflowClient() (and its kfp.local tasks) would read the old store.
+    Each test ends with the URIs and the environment it started with."""
+    import os
+    import sys
+
+    modules = ("mlflow.tracking._tracking_service.utils", "mlflow.tracking._model_registry.utils")
+    names = ("_tracking_uri", "_registry_uri")
+    before = [getattr(sys.modules.get(m), n, None) for m, n in zip(modules, names, strict=True)]
+    environ = dict(os.environ)
+    yield
+    for module, name, value in zip(modules, names, before, strict=True):
+        if module in sys.modules:  # imported by the test, or before it
+            setattr(sys.modules[module], name, value)
+    for key in set(os.environ) - set(environ):
+        del os.environ[key]
+    os.environ.update(environ)
+
+
 @pytest.fixture
 def demo_workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The demo's example folder in a scratch directory, run from there, with an sqlite MLflow store there."""
