@@ -8,6 +8,7 @@ from pathlib import Path
 from pipegen.diagnostics import Diagnostic, has_errors, sort_diagnostics
 from pipegen.emit import Output
 from pipegen.frontend import Checked
+from pipegen.lowering import lower_all
 from pipegen.resolve import resolve
 from pipegen.targets import available
 
@@ -42,21 +43,18 @@ def combine_outputs(outputs: list[Output], target_names: list[str]) -> list[Outp
     return outputs
 
 
-def compile_checked(checked: Checked, target_names: list[str], flags: frozenset[str] = frozenset()) -> CompileResult:
-    """Resolve a checked spec and render it for each target; any target error stops all output."""
+def compile_checked(
+    checked: Checked, target_names: list[str], flags: frozenset[str] = frozenset(), jobs: int = 1
+) -> CompileResult:
+    """Resolve a checked spec and render it for each target (up to jobs at a time); any target error stops all output."""
     result = CompileResult(diagnostics=list(checked.diagnostics))
     if not checked.ok:
         return result
     assert checked.spec is not None
     pipeline = resolve(checked, repo_relative(checked.source.path))
-    targets = available()
-    for name in target_names:
-        target = targets[name]
-        options = target.options_model.model_validate(checked.spec.targets.get(name, {}))
-        problems = target.check(pipeline, options)
+    for problems, outputs in lower_all(pipeline, target_names, flags, jobs):
         result.diagnostics.extend(problems)
-        if not has_errors(problems):
-            result.outputs.extend(target.finish(target.render(pipeline, options), flags))
+        result.outputs.extend(outputs)
     result.diagnostics = sort_diagnostics(result.diagnostics)
     if not result.ok:
         result.outputs = []

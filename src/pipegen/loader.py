@@ -15,6 +15,7 @@ from pipegen.diagnostics import Diagnostic, Location, diag
 _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_STR_TAG = "tag:yaml.org,2002:str"
 _PLAIN_TAGS = {
     f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", "bool", "null", "timestamp", "map", "seq")
 }
@@ -248,6 +249,8 @@ class _Builder:
             return self._mapping(node, path)
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+        if node.tag == _STR_TAG:  # most of a spec: what SafeConstructor.construct_yaml_str returns, without its calls
+            return node.value
         try:
             return self._constructor.construct_object(node, deep=True)
         except (yaml.YAMLError, ValueError) as exc:

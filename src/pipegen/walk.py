@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from types import UnionType
 from typing import Annotated, Any, Union, get_args, get_origin
@@ -17,6 +18,21 @@ def _is_template(annotation: Any, metadata: list[Any]) -> bool:
     if get_origin(annotation) is Annotated:
         items.extend(get_args(annotation)[1:])
     return any(getattr(m, "func", None) is _check_template for m in items)
+
+
+@functools.cache
+def _holds_template(annotation: Any) -> bool:
+    """A string of this type (or of its Optional's inner type) is a template: asked once per type, not per value."""
+    return _is_template(annotation, []) or _is_template(_optional_inner(annotation), [])
+
+
+@functools.cache
+def _fields(model: type[BaseModel]) -> tuple[tuple[str, Any, bool], ...]:
+    """Each field of a model class: its name, its type, and whether a string there is a template."""
+    return tuple(
+        (name, field.annotation, _is_template(field.annotation, list(field.metadata)))
+        for name, field in model.model_fields.items()
+    )
 
 
 def unwrap(annotation: Any) -> Any:
@@ -36,31 +52,35 @@ def unwrap(annotation: Any) -> Any:
 
 def iter_templates(model: BaseModel, path: PathKey = ()) -> Iterator[tuple[PathKey, str]]:
     """Yield (data path, text) for every template string in a model, in field order."""
-    for name, field in type(model).model_fields.items():
+    for name, annotation, template in _fields(type(model)):
         value = getattr(model, name)
-        yield from _walk(value, field.annotation, list(field.metadata), (*path, name))
+        if isinstance(value, str):
+            if template or _holds_template(annotation):
+                yield (*path, name), value
+        else:
+            yield from _walk(value, annotation, (*path, name))
 
 
-def _walk(value: Any, annotation: Any, metadata: list[Any], path: PathKey) -> Iterator[tuple[PathKey, str]]:
+def _walk(value: Any, annotation: Any, path: PathKey) -> Iterator[tuple[PathKey, str]]:
     if value is None:
         return
     if isinstance(value, BaseModel):
         yield from iter_templates(value, path)
         return
     if isinstance(value, str):
-        if _is_template(annotation, metadata) or _is_template(_optional_inner(annotation), []):
+        if _holds_template(annotation):
             yield path, value
         return
     inner = unwrap(annotation)
     if isinstance(value, list):
         item_type = get_args(inner)[0] if get_args(inner) else Any
         for i, item in enumerate(value):
-            yield from _walk(item, item_type, [], (*path, i))
+            yield from _walk(item, item_type, (*path, i))
     elif isinstance(value, dict):
         args = get_args(inner)
         value_type = args[1] if len(args) == 2 else Any
         for key, item in value.items():
-            yield from _walk(item, value_type, [], (*path, key))
+            yield from _walk(item, value_type, (*path, key))
 
 
 def _optional_inner(annotation: Any) -> Any:

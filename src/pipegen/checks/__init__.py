@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from pipegen.diagnostics import Diagnostic, Location
@@ -25,6 +26,13 @@ class CheckContext:
     def __post_init__(self) -> None:
         for i, step in enumerate(self.spec.steps):
             self.index.setdefault(step.name, i)
+
+    @cached_property
+    def templates(self) -> list[tuple[PathKey, str]]:
+        """Every template string in the spec with its data path, walked once for all the checks that read them."""
+        from pipegen.walk import iter_templates
+
+        return list(iter_templates(self.spec))
 
     def at(self, *path: str | int) -> Location:
         """The location of the value at a data path."""

@@ -8,7 +8,6 @@ from pipegen.checks import CheckContext, check
 from pipegen.diagnostics import Diagnostic, diag, did_you_mean
 from pipegen.expr import ExpressionError, parse_template
 from pipegen.thresholds import parse_threshold
-from pipegen.walk import iter_templates
 
 IMPLICIT_BACKEND = "local"
 
@@ -131,7 +130,7 @@ def champion_has_alias(ctx: CheckContext) -> Iterator[Diagnostic]:
 @check
 def params_exist(ctx: CheckContext) -> Iterator[Diagnostic]:
     """Every ${params.X} names a declared parameter."""
-    for path, text in iter_templates(ctx.spec):
+    for path, text in ctx.templates:
         try:
             template = parse_template(text)
         except ExpressionError:

@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from pipegen.checks import CheckContext, check
 from pipegen.diagnostics import Diagnostic, diag
 from pipegen.expr import ExpressionError, parse_template
-from pipegen.walk import iter_templates
 
 
 @check
@@ -23,7 +22,7 @@ def unused_backends(ctx: CheckContext) -> Iterator[Diagnostic]:
 def unused_params(ctx: CheckContext) -> Iterator[Diagnostic]:
     """A declared parameter that no expression references."""
     used: set[str] = set()
-    for _, text in iter_templates(ctx.spec):
+    for _, text in ctx.templates:
         try:
             used.update(r.name for r in parse_template(text).refs if r.namespace == "params")
         except ExpressionError:
