@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,11 +13,36 @@ import pytest
 from benchmarks.synth import spec_text
 from pipegen import lowering
 from pipegen.lowering import PARALLEL_STEPS, worker_count
+from tests.cases import REPO
 from tests.conftest import CliResult
 
 Cli = Callable[..., CliResult]
 
 STEPS = PARALLEL_STEPS + 40
+
+# `pipegen compile` in a fresh process (the test process may run other threads, which rule workers out), which
+# first asserts that with -j N above 1 it will really lower in N workers.
+COMPILE = """
+import sys
+from pipegen.cli import main
+from pipegen.lowering import worker_count
+spec, out, jobs, steps = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+assert jobs == 1 or worker_count(steps, 5, jobs) == jobs, "workers would not be used here"
+raise SystemExit(main(["compile", spec, "-t", "all", "-o", out, "-j", str(jobs)]))
+"""
+
+
+def compile_in_process(spec: Path, out: Path, jobs: int) -> CliResult:
+    """`pipegen compile spec -t all -o out -j jobs` in a fresh process."""
+    proc = subprocess.run(
+        [sys.executable, "-c", COMPILE, str(spec), str(out), str(jobs), str(STEPS)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert "AssertionError" not in proc.stderr, proc.stderr
+    return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
 
 def files(root: Path) -> dict[str, bytes]:
@@ -30,11 +57,9 @@ def large_spec(tmp_path: Path) -> Path:
     return spec
 
 
-def test_workers_write_the_bytes_one_process_writes(cli: Cli, large_spec: Path, tmp_path: Path) -> None:
-    # The workers are really used here: on Linux, with no other thread, for a spec this large.
-    assert worker_count(STEPS, 5, 2) == 2
-    serial = cli("compile", str(large_spec), "-t", "all", "-o", str(tmp_path / "serial"), "-j", "1")
-    forked = cli("compile", str(large_spec), "-t", "all", "-o", str(tmp_path / "forked"), "-j", "2")
+def test_workers_write_the_bytes_one_process_writes(large_spec: Path, tmp_path: Path) -> None:
+    serial = compile_in_process(large_spec, tmp_path / "serial", 1)
+    forked = compile_in_process(large_spec, tmp_path / "forked", 2)
     assert serial.code == forked.code == 0, forked.err
     written = files(tmp_path / "serial")
     assert len(written) == 7  # five targets; Prefect's prefect.yaml and the Step Functions template beside them
@@ -42,12 +67,12 @@ def test_workers_write_the_bytes_one_process_writes(cli: Cli, large_spec: Path, 
     assert forked.err.replace("forked", "serial") == serial.err
 
 
-def test_an_error_found_in_a_worker_stops_every_output(cli: Cli, large_spec: Path, tmp_path: Path) -> None:
+def test_an_error_found_in_a_worker_stops_every_output(large_spec: Path, tmp_path: Path) -> None:
     """Argo without a runtime image (PG604): the same diagnostic as in one process, and nothing written."""
     text = large_spec.read_text().replace("  argo: {runtime_image: registry.example.com/ml/pipegen-runtime:0.1}\n", "")
     large_spec.write_text(text, encoding="utf-8")
-    serial = cli("compile", str(large_spec), "-t", "all", "-o", str(tmp_path / "serial"), "-j", "1")
-    forked = cli("compile", str(large_spec), "-t", "all", "-o", str(tmp_path / "forked"), "-j", "3")
+    serial = compile_in_process(large_spec, tmp_path / "serial", 1)
+    forked = compile_in_process(large_spec, tmp_path / "forked", 3)
     assert serial.code == forked.code == 1
     assert "error[PG604]" in forked.err
     assert forked.err == serial.err
@@ -55,6 +80,7 @@ def test_an_error_found_in_a_worker_stops_every_output(cli: Cli, large_spec: Pat
 
 
 def test_workers_only_when_they_pay(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(lowering.threading, "active_count", lambda: 1)  # as in `pipegen compile`
     assert worker_count(STEPS, 5, 8) == 5  # no more workers than targets
     assert worker_count(STEPS, 1, 8) == 0  # one target: nothing to share out
     assert worker_count(STEPS, 5, 1) == 0  # -j 1
@@ -74,7 +100,6 @@ def test_no_fork_beside_another_thread() -> None:
     finally:
         release.set()
         other.join()
-    assert worker_count(STEPS, 5, 8) == 5
 
 
 def test_jobs_is_a_positive_whole_number(cli: Cli, capsys: pytest.CaptureFixture[str]) -> None:

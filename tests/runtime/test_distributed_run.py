@@ -37,11 +37,16 @@ assert env["TORCHELASTIC_RESTART_COUNT"] == "0" and env["TORCHELASTIC_MAX_RESTAR
 assert env["TORCHELASTIC_RUN_ID"] and env["OMP_NUM_THREADS"] == "1"
 keys = ["RANK", "LOCAL_RANK", "GROUP_RANK", "WORLD_SIZE", "MASTER_PORT", "NODE_RANK", "MLFLOW_RUN_ID",
         "MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID", "TORCHELASTIC_RUN_ID"]
-with open(os.path.join(out, f"rank{rank}.json"), "w") as f:
+with open(os.path.join(out, f"rank{rank}.part"), "w") as f:
     json.dump({"pid": os.getpid(), **{k: env[k] for k in keys}}, f)
+os.replace(os.path.join(out, f"rank{rank}.part"), os.path.join(out, f"rank{rank}.json"))  # whole, or not there
 
 if mode == "fail":
     if rank == 3:
+        # Fail once every rank has recorded itself: a peer stopped before it wrote its record would not be counted.
+        deadline = time.monotonic() + 60
+        while len([n for n in os.listdir(out) if n.endswith(".json")]) < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
         sys.exit(7)
     time.sleep(300)  # the others would wait for their peer: the launcher must stop them
 if mode == "hang":
