@@ -88,7 +88,10 @@ class Api(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    """One server for the module: KubernetesCredentials keeps the first kubeconfig it loads for the process."""
+    """One server for the module, named by KUBECONFIG and by kubernetes_asyncio's default location, which it reads from
+    KUBECONFIG once, on import (an earlier module may have imported it with a kubeconfig of its own)."""
+    from kubernetes_asyncio.config import kube_config
+
     server = Cluster(("127.0.0.1", 0), Api)
     server.jobs = {}
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -103,6 +106,7 @@ def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     )
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("KUBECONFIG", str(kubeconfig))
+        patch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(kubeconfig))
         patch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
         yield server
     server.shutdown()
