@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from pipegen.diagnostics import Diagnostic, has_errors
 from pipegen.emit import Output
@@ -27,23 +27,19 @@ Lowered = tuple[list[Diagnostic], list[Output]]
 _WORK: tuple[Pipeline, frozenset[str]] | None = None
 
 
-def lower(pipeline: Pipeline, flags: frozenset[str]) -> Callable[[str], Lowered]:
-    """A callable lowering one target by name: its diagnostics, and its outputs when it found no error."""
-
-    def one(name: str) -> Lowered:
-        target = available()[name]
-        settings = target.options_model.model_validate(pipeline.spec.targets.get(name, {}))
-        problems = target.check(pipeline, settings)
-        if has_errors(problems):
-            return problems, []
-        return problems, target.finish(target.render(pipeline, settings), flags)
-
-    return one
+def lower(pipeline: Pipeline, flags: frozenset[str], name: str) -> Lowered:
+    """One target's diagnostics, and its outputs when it found no error."""
+    target = available()[name]
+    settings = target.options_model.model_validate(pipeline.spec.targets.get(name, {}))
+    problems = target.check(pipeline, settings)
+    if has_errors(problems):
+        return problems, []
+    return problems, target.finish(target.render(pipeline, settings), flags)
 
 
 def _lower_in_worker(name: str) -> Lowered:
     assert _WORK is not None, "workers are forked after _WORK is set"
-    return lower(*_WORK)(name)
+    return lower(*_WORK, name)
 
 
 def usable_cores() -> int:
@@ -71,8 +67,7 @@ def lower_all(pipeline: Pipeline, names: Sequence[str], flags: frozenset[str], j
     """Each target's diagnostics and outputs, in the order of names; up to jobs targets at a time."""
     workers = worker_count(len(pipeline.steps), len(names), jobs)
     if not workers:
-        one = lower(pipeline, flags)
-        return [one(name) for name in names]
+        return [lower(pipeline, flags, name) for name in names]
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
