@@ -109,12 +109,15 @@ test-core: env-core env-airflow env-kfp node java
 	$(CORE)/bin/pytest -n 2 --dist loadgroup tests --ignore=tests/airflow --ignore=tests/kfp --ignore=tests/prefect \
 		--ignore=tests/runtime_only --ignore=tests/differential $(addprefix --ignore=,$(RUNTIME_SUITE))
 
+# Two workers, as for the core tests: these tests mostly wait on the engine (dag.test(), kfp.local's task
+# processes), so two of them share the two cores well. Each worker has its own AIRFLOW_HOME and metadata DB; the
+# tests that share the session's Ray head stay on one worker (xdist_group, tests/support_ray.py).
 test-airflow: env-airflow java
-	$(AIRFLOW)/bin/pytest tests/test_import_guard.py $(wildcard tests/airflow)
+	$(AIRFLOW)/bin/pytest -n 2 --dist loadgroup tests/test_import_guard.py $(wildcard tests/airflow)
 
 # Spark steps run with pyspark's spark-submit (Java 17) and Ray jobs on a session head in tests/kfp and tests/prefect.
 test-kfp: env-kfp java
-	$(KFP)/bin/pytest tests/test_import_guard.py $(wildcard tests/kfp)
+	$(KFP)/bin/pytest -n 2 --dist loadgroup tests/test_import_guard.py $(wildcard tests/kfp)
 
 # Flows run in Prefect's engine: one ephemeral API server (test harness) and one MLflow server per session.
 test-prefect: env-prefect java

@@ -42,19 +42,29 @@ def test_dag_files_import_only_airflow_at_top_level() -> None:
     """The DAG processor re-parses these files constantly: mlflow and pipegen load only inside tasks.
 
     boto3 is checked only where no amazon provider operator is used (the provider imports it itself).
+    One process runs every file in turn and reports what each added: the files without the amazon provider
+    first, so that boto3 loaded by a provider file cannot hide (or be blamed on) another file.
     """
-    import ast
     import subprocess
     import sys
 
     probe = (
-        "import runpy, sys\n"
-        "runpy.run_path(sys.argv[1])\n"
-        "print(sorted({m.split('.')[0] for m in sys.modules} & {'mlflow', 'boto3', 'pipegen', 'sklearn'}))\n"
+        "import json, runpy, sys\n"
+        "watched = {'mlflow', 'boto3', 'pipegen', 'sklearn'}\n"
+        "added = {}\n"
+        "for path in sys.argv[1:]:\n"
+        "    before = {m.split('.')[0] for m in sys.modules} & watched\n"
+        "    runpy.run_path(path)\n"
+        "    added[path] = sorted(({m.split('.')[0] for m in sys.modules} & watched) - before)\n"
+        "print(json.dumps(added))\n"
     )
-    for path in sorted((GOLDEN / "airflow").glob("*.py")):
-        proc = subprocess.run([sys.executable, "-c", probe, str(path)], capture_output=True, text=True, check=True)
-        loaded = set(ast.literal_eval(proc.stdout.strip().splitlines()[-1]))
+    files = sorted((GOLDEN / "airflow").glob("*.py"), key=lambda p: ("airflow.providers.amazon" in p.read_text(), p))
+    assert files
+    proc = subprocess.run([sys.executable, "-c", probe, *map(str, files)], capture_output=True, text=True, check=True)
+    added = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert sorted(added) == sorted(map(str, files))
+    for path in files:
+        loaded = set(added[str(path)])
         if "airflow.providers.amazon" in path.read_text():
             loaded.discard("boto3")
         assert loaded == set(), f"{path.name} imports {sorted(loaded)} at module level"

@@ -11,7 +11,12 @@ from tests.cases import GOLDEN
 from tests.kfp.test_compile import load
 
 
-def test_demo_promotes_then_failing_thresholds_promote_nothing(demo_workdir: Path) -> None:
+def test_the_demo_promotes_its_model(demo_workdir: Path) -> None:
+    """The Python-function form, as KFP stores it, promotes the demo's model.
+
+    Its run with failing thresholds (nothing promoted) is the differential suite's `fail_skip` scenario, which runs
+    this same form in kfp.local; the container form's own test runs both.
+    """
     from kfp import compiler, components, local
 
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(demo_workdir / "kfp-root"))
@@ -24,12 +29,8 @@ def test_demo_promotes_then_failing_thresholds_promote_nothing(demo_workdir: Pat
     pipeline()
     client = mlflow.MlflowClient()
     version = client.get_model_version_by_alias("pipegen-demo", "champion")
+    # sqlite stores return versions as int, HTTP as str: compare as strings.
     assert str(version.version) == "1"
     assert version.tags["pipegen.target"] == "kfp"
-
-    pipeline(alpha=100000.0)
-    # sqlite stores return versions as int, HTTP as str: compare as strings.
-    assert [str(v.version) for v in client.search_model_versions("name = 'pipegen-demo'")] == ["1"]
-    assert str(client.get_model_version_by_alias("pipegen-demo", "champion").version) == "1"
-    runs = client.search_runs([version.run_id and client.get_run(version.run_id).info.experiment_id])
-    assert {r.data.tags.get("pipegen.evaluation") for r in runs} == {"passed", "failed"}
+    run = client.get_run(version.run_id)
+    assert run.data.tags.get("pipegen.evaluation") == "passed"
