@@ -114,8 +114,8 @@ def _tag(engine: str, tag: str, value: str, keys: Labeller) -> str:
     if tag == "pipegen.run_key":
         # Each engine names its runs its own way (manual__..., local__..., an execution name): labelled.
         return keys(value)
-    if tag == "pipegen.promote_attempt_ms":
-        # A wall-clock timestamp of the promotion attempt: only its shape is compared.
+    if tag in ("pipegen.promote_attempt_ms", "pipegen.closed_ms"):
+        # A wall-clock timestamp (the promotion attempt; the end the runtime gave a run): only its shape is compared.
         return "<ms>" if value.isdigit() else value
     return value
 

@@ -7,6 +7,7 @@ Airflow's task callbacks, Step Functions' closing states, Argo's hooks, KFP's cl
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import mlflow
@@ -76,6 +77,22 @@ def test_a_retried_attempt_resumes_the_run_it_ended(tmp_path: Path) -> None:
     assert (finished.info.status, finished.data.metrics) == ("FINISHED", {"auc": 0.9})
 
 
+def test_a_retry_whose_job_never_uses_mlflow_finishes_the_run(tmp_path: Path) -> None:
+    """The first attempt's job fails (the runtime ends the run FAILED); the retry's job succeeds without touching
+    MLflow: the run ends FINISHED, as the step did, not FAILED as the first attempt left it."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    run = started(uri, "plain")
+    marker = tmp_path / "tried"
+    code = f"import pathlib, sys\nm = pathlib.Path({str(marker)!r})\nif not m.exists():\n m.touch(); sys.exit(1)\n"
+    spec = local([sys.executable, "-c", code], uri)
+    with pytest.raises(RuntimeFailure):
+        run_step("local", spec, params={}, run_id="k1", mlflow_run=run)
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    assert client.get_run(run["run_id"]).info.status == "FAILED"
+    run_step("local", spec, params={}, run_id="k1", mlflow_run=run)  # the orchestrator's retry
+    assert client.get_run(run["run_id"]).info.status == "FINISHED"
+
+
 def test_the_close_run_action_ends_only_a_run_left_running(tmp_path: Path) -> None:
     """What an orchestrator's own job (Airflow's operators, Step Functions' .sync tasks, Argo's containers) calls
     after a training job: the run the job left RUNNING ends with the given status, once."""
@@ -89,7 +106,16 @@ def test_the_close_run_action_ends_only_a_run_left_running(tmp_path: Path) -> No
         "status": "FAILED",
         "closed": True,
     }
-    assert close(run=run, status="FINISHED", tracking_uri=uri)["closed"] is False  # ended already: kept
-    assert mlflow.MlflowClient(tracking_uri=uri).get_run(run["run_id"]).info.status == "FAILED"
+    assert close(run=run, status="FAILED", tracking_uri=uri)["closed"] is False  # once
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    assert client.get_run(run["run_id"]).info.status == "FAILED"
+    # The retry's job succeeded without touching the run (Airflow's on_success after on_retry): ended again.
+    assert close(run=run, status="FINISHED", tracking_uri=uri)["closed"] is True
+    assert client.get_run(run["run_id"]).info.status == "FINISHED"
+    # A job that resumes the run and ends it itself has the last word: its status is kept.
+    client.update_run(run["run_id"], status="RUNNING")
+    client.set_terminated(run["run_id"], "FAILED", end_time=int(time.time() * 1000) + 5)
+    assert close(run=run, status="FINISHED", tracking_uri=uri)["closed"] is False
+    assert client.get_run(run["run_id"]).info.status == "FAILED"
     with pytest.raises(RuntimeFailure, match="status must be one of"):
         close(run=run, status="RUNNING", tracking_uri=uri)

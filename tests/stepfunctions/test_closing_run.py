@@ -248,6 +248,9 @@ def test_the_close_run_kind_renders_the_specs_tracking_uri(
     result = handler({"action": "step", "args": args})
     assert result == {"passed": True, "run_id": run.run_id, "status": "FAILED", "closed": True}
     assert _status(mlflow_server, run.run_id) == "FAILED"
-    # Once ended, a run keeps its status: a second close changes nothing.
+    # A second close with the same status changes nothing.
+    assert handler({"action": "step", "args": args})["closed"] is False
+    # A run the runtime ended and nothing touched since is ended again (a retry succeeded): over HTTP too, where the
+    # run's end time and the runtime's pipegen.closed_ms tag round-trip through the REST API.
     again = handler({"action": "step", "args": {**args, "spec_json": json.dumps({**spec, "status": "FINISHED"})}})
-    assert again["closed"] is False and _status(mlflow_server, run.run_id) == "FAILED"
+    assert again["closed"] is True and _status(mlflow_server, run.run_id) == "FINISHED"

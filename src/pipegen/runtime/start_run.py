@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from pipegen.runtime import tags
@@ -98,15 +99,23 @@ def _existing(c: Any, experiment_id: str, run_key: str, step: str) -> str | None
 def close_run(run: dict[str, Any], status: str, tracking_uri: str | None = None) -> bool:
     """End a training run its job left RUNNING (the job crashed, was killed, or never called end_run).
 
-    status is FINISHED, FAILED or KILLED; a run the job ended itself keeps its own status. True when
-    this call ended it. tracking_uri: as for training_env.
+    status is FINISHED, FAILED or KILLED; a run the job ended itself keeps its own status. A run this function
+    ended and no job touched since (a failed attempt's, before a retry whose job never uses MLflow) is ended again
+    with the new status, so the run ends as the step's last attempt did. True when this call changed the run.
+    tracking_uri: as for training_env.
     """
     uri = resolve_tracking_uri(tracking_uri or run.get("tracking_uri"))
     c = client(uri)
-    with reaching(uri, f"closing run {run['run_id']}"):
-        if c.get_run(str(run["run_id"])).info.status != "RUNNING":
-            return False
-        c.set_terminated(str(run["run_id"]), status)
+    run_id = str(run["run_id"])
+    with reaching(uri, f"closing run {run_id}"):
+        found = c.get_run(run_id)
+        if found.info.status != "RUNNING":
+            ours = found.data.tags.get(tags.CLOSED_MS) == str(found.info.end_time)
+            if not ours or found.info.status == status:
+                return False
+        end_ms = int(time.time() * 1000)
+        c.set_terminated(run_id, status, end_time=end_ms)
+        c.set_tag(run_id, tags.CLOSED_MS, str(end_ms))
     return True
 
 
