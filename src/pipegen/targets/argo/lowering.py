@@ -148,9 +148,9 @@ class Lowering:
             made = self._step(step, depends)
             when = [result_field(names.task_name(e), "passed") for e in conditions[step.name]]
             if when:
-                # A skipped multi-node step creates no Service either.
-                service = names.service_name(step.name)
-                for task in [t for t in made if t["name"] == service] + [made[-1]]:
+                # A skipped step runs none of its tasks: no start_run (whose run nothing would end: it would stay
+                # RUNNING), no multi-node Service, no gate clock. The evaluations are ancestors of every one of them.
+                for task in made:
                     task["when"] = " && ".join(f"{w} == true" for w in when)
             tasks.extend(made)
         return tasks
