@@ -395,3 +395,67 @@ def test_a_single_pod_eks_step_gets_the_backends_tolerations(tmp_path: Path) -> 
         {"effect": "NoSchedule", "key": "nvidia.com/gpu", "operator": "Exists"}
     ]
     kubernetes_validate.validate(job, K8S, strict=True)
+
+
+FANOUT = """\
+pipegen: 1
+name: wide
+backends:
+  k8s: {type: kubernetes, namespace: ml, image: "img:1"}
+steps:
+  - name: a
+    after: []
+    task: {backend: k8s, command: [python, a.py], distributed: {nodes: 2}}
+  - name: b
+    after: []
+    task: {backend: k8s, command: [python, b.py], distributed: {nodes: 2}}
+"""
+
+
+def _states(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every state, those inside Parallel branches too."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, state in doc["States"].items():
+        out[name] = state
+        for branch in state.get("Branches", []):
+            out.update(_states(branch))
+    return out
+
+
+@pytest.mark.parametrize("language", ["JSONPath", "JSONata"])
+def test_a_failed_multi_node_job_in_a_branch_fails_with_its_own_error(tmp_path: Path, language: str) -> None:
+    """Two independent EKS multi-node steps run in a Parallel: a failed Job's error is kept while its Service is
+    deleted, and the branch fails with it ("<Error>: <Cause>"), as a train step's branch does."""
+    files, problems = compile_text(with_targets(FANOUT, query_language=language, eks_cluster=EKS), tmp_path)
+    assert problems == [], problems
+    path = tmp_path / "wide.asl.json"
+    path.write_text(files["stepfunctions/wide.asl.json"])
+    result = validate(path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    doc = json.loads(files["stepfunctions/wide.asl.json"])
+    assert any("Branches" in s for s in doc["States"].values())
+    states = _states(doc)
+    for step in ("a", "b"):
+        [catch] = states[f"{step}.job"]["Catch"]
+        assert catch["Next"] == f"{step}.cleanup_failed"
+        failed = states[f"{step}.failed"]
+        assert failed["Type"] == "Fail" and failed["Error"] == "pipegen.StepFailed"
+        if language == "JSONPath":
+            # The Catch keeps the error where the Fail state reads it.
+            assert catch["ResultPath"] == f"$.failures.{step}"
+            assert (
+                failed["CausePath"] == f"States.Format('{{}}: {{}}', $.failures.{step}.Error, $.failures.{step}.Cause)"
+            )
+        else:
+            [(variable, value)] = catch["Assign"].items()
+            assert value == "{% $states.errorOutput %}"
+            assert failed["Cause"] == f"{{% ${variable}.Error & ': ' & ${variable}.Cause %}}"
+
+
+def test_the_last_steps_service_left_undeleted_does_not_fail_the_run(tmp_path: Path) -> None:
+    doc, problems = compiled(tmp_path, "k8s")
+    assert doc is not None and problems == [], problems
+    cleanup = doc["States"]["t.cleanup"]
+    assert cleanup["End"] is True
+    [catch] = cleanup["Catch"]
+    assert doc["States"][catch["Next"]]["Type"] == "Succeed"

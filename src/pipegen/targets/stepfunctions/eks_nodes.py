@@ -12,8 +12,9 @@ States of step S (after S's prepare Lambda when it has one):
   name from its `pipegen.dev/service` label (downward API), so MASTER_ADDR is
   `$(PIPEGEN_JOB_NAME)-0.$(PIPEGEN_SERVICE)`: pod 0 of this very Job, with no run-time text in the env list;
 - `S.cleanup` (eks:call DELETE) on success; `S.cleanup_failed` (the same call) when the Job failed, which then
-  fails the run as the Job's own error would have. A Service that cannot be deleted does not fail a run whose
-  training succeeded.
+  fails the run as the Job's own error would have (in a Parallel branch: `S.failed`, `pipegen.StepFailed` with the
+  Job's "<Error>: <Cause>", as a train step's). A Service that cannot be deleted does not fail a run whose
+  training succeeded, the last step's included.
 A train step goes on from `S.cleanup` to `S.close`, and from `S.cleanup_failed` (and a failed `S.service`) to
 `S.closing`, which end its MLflow run (closing.py).
 
@@ -42,7 +43,9 @@ from pipegen.spec import KubernetesBackend
 from pipegen.targets.asl import Slot
 from pipegen.targets.asl.jsonata import Jsonata
 from pipegen.targets.asl.jsonpath import JsonPath
+from pipegen.targets.stepfunctions.closing import STEP_FAILED
 from pipegen.targets.stepfunctions.jobs import JobStates, literal
+from pipegen.targets.stepfunctions.options import DONE
 
 EKS_CALL = "arn:aws:states:::eks:call"
 EKS_RUN_JOB = "arn:aws:states:::eks:runJob.sync"
@@ -123,12 +126,14 @@ class EksNodeStates(JobStates):
         policy = self._policy(step, lambda_task=False)
         # A failed Job deletes its Service first, then fails as it would have (recorded at the top level).
         cleanup_failed = f"{name}.cleanup_failed"
+        # In a branch the Job's error is kept for the branch's Fail state (STEP_FAILED, as a train step's).
+        failure = self._own("failures", name)
         policy["Catch"] = [
             self._closing_catch(step, cleanup_failed)
             if train
             else self.d.catch(cleanup_failed)
             if top
-            else self._ignore(cleanup_failed)
+            else self.d.catch_into(failure, cleanup_failed)
         ]
         self.states[f"{name}.job"] = (
             {"Type": "Task", "Comment": f"Step '{name}' on backend '{step.backend_name}': {plan.nodes} nodes."}
@@ -141,10 +146,10 @@ class EksNodeStates(JobStates):
         )
         delete = cluster | {"Method": "DELETE", "Path": names.field("path")}
         done = {"Next": f"{name}.close"} if train else after
-        ignore = [self._ignore(done["Next"])] if "Next" in done else []
+        # The last step's cleanup ends the run (End): its failure goes to the Succeed state instead.
         self.states[f"{name}.cleanup"] = (
             self._call(f"Step '{name}': delete its headless Service.", delete, {})
-            | ({"Catch": ignore} if ignore else {})
+            | {"Catch": [self._ignore(done.get("Next", DONE))]}
             | done
         )
         failed: dict[str, Any] = self._call(f"Step '{name}' failed: delete its headless Service.", delete, {})
@@ -164,11 +169,7 @@ class EksNodeStates(JobStates):
                 "Catch": [self._ignore(f"{name}.failed")],
                 "Next": f"{name}.failed",
             }
-            self.states[f"{name}.failed"] = {
-                "Type": "Fail",
-                "Error": "pipegen.StepFailed",
-                "Cause": f"step '{name}' failed on its {plan.nodes} nodes (see the Job's events in this execution)",
-            }
+            self.states[f"{name}.failed"] = self.d.fail_from(STEP_FAILED, failure)
 
     def _call(self, comment: str, request: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
         """An eks:call Task (one Kubernetes API request) that keeps nothing of the answer."""
