@@ -154,7 +154,7 @@ def test_the_container_forms_closer_ends_the_run_as_the_task_ended(
     close(state)
     assert client.get_run(started["run_id"]).info.status == status
     assert client.get_run(other).info.status == "RUNNING"
-    close("SUCCEEDED")  # a second closing (a retried closer) changes nothing
+    close(state)  # a retried closer (the same task state) changes nothing
     assert client.get_run(started["run_id"]).info.status == status
     close("FAILED", job="job-2")  # a run whose steps never reached start_run: nothing to end
     assert "made no MLflow run" in capsys.readouterr().out
