@@ -51,14 +51,15 @@ class ClosingStates(LoweringParts):
         self._close_states(step, after)
 
     def _closing_catch(self, step: ResolvedStep, next_state: str | None = None) -> dict[str, Any]:
-        """The catcher of a train step's job states: keeps the job's error, then (by default) ends the run FAILED."""
+        """The catcher of a job's states: keeps the job's error (recorded at the top level, in a branch where its Fail
+        state reads it), then goes to next_state; by default a train step's `S.closing`, which ends the run FAILED."""
         target = next_state or f"{step.name}.closing"
         if not self.scope[step.name]:
             return self.d.catch(target)
         return self.d.catch_into(self._failure(step), target)
 
     def _failure(self, step: ResolvedStep) -> Slot:
-        """Where a train step inside a Parallel branch keeps its job's error for the branch's Fail state."""
+        """Where a step inside a Parallel branch keeps its job's error for the branch's Fail state."""
         return self._own("failures", step.name)
 
     def _close_states(self, step: ResolvedStep, after: dict[str, Any]) -> None:

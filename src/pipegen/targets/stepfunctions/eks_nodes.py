@@ -126,15 +126,8 @@ class EksNodeStates(JobStates):
         policy = self._policy(step, lambda_task=False)
         # A failed Job deletes its Service first, then fails as it would have (recorded at the top level).
         cleanup_failed = f"{name}.cleanup_failed"
-        # In a branch the Job's error is kept for the branch's Fail state (STEP_FAILED, as a train step's).
-        failure = self._own("failures", name)
-        policy["Catch"] = [
-            self._closing_catch(step, cleanup_failed)
-            if train
-            else self.d.catch(cleanup_failed)
-            if top
-            else self.d.catch_into(failure, cleanup_failed)
-        ]
+        # The Job's error is kept as a train step's is: recorded at the top level, in a branch for its Fail state.
+        policy["Catch"] = [self._closing_catch(step, cleanup_failed)]
         self.states[f"{name}.job"] = (
             {"Type": "Task", "Comment": f"Step '{name}' on backend '{step.backend_name}': {plan.nodes} nodes."}
             | {"Resource": EKS_RUN_JOB}
@@ -169,7 +162,7 @@ class EksNodeStates(JobStates):
                 "Catch": [self._ignore(f"{name}.failed")],
                 "Next": f"{name}.failed",
             }
-            self.states[f"{name}.failed"] = self.d.fail_from(STEP_FAILED, failure)
+            self.states[f"{name}.failed"] = self.d.fail_from(STEP_FAILED, self._failure(step))
 
     def _call(self, comment: str, request: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
         """An eks:call Task (one Kubernetes API request) that keeps nothing of the answer."""

@@ -66,6 +66,9 @@ class LoweringParts:
     def _close_states(self, step: ResolvedStep, after: dict[str, Any]) -> None:
         raise NotImplementedError
 
+    def _failure(self, step: ResolvedStep) -> Slot:
+        raise NotImplementedError
+
     def _ignore(self, next_state: str) -> dict[str, Any]:
         """A catcher that goes on to next_state keeping the state data as it was (the recorded failure too)."""
         if isinstance(self.d, JsonPath):
