@@ -72,3 +72,12 @@ def load(text: str) -> Any:
         raise AssertionError(f"non-JSON constant {name}")
 
     return json.loads(text, object_pairs_hook=no_duplicates, parse_constant=no_constant)
+
+
+def all_states(states: dict[str, Any]) -> dict[str, Any]:
+    """Every state by name, those inside Parallel branches (nested ones too) included."""
+    out = dict(states)
+    for state in states.values():
+        for branch in state.get("Branches", []):
+            out |= all_states(branch["States"])
+    return out

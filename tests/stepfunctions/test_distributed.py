@@ -24,7 +24,7 @@ from pipegen.runtime.prepare import prepare
 from pipegen.runtime.templating import Values
 from pipegen.targets.stepfunctions.nodes import SAGEMAKER_LAUNCH
 from tests.cases import GOLDEN
-from tests.stepfunctions.asl import compile_text, validate, with_targets
+from tests.stepfunctions.asl import all_states, compile_text, validate, with_targets
 
 K8S = "1.37.0"
 EXECUTION_ID = "arn:aws:states:us-east-1:123456789012:execution:feed-ranking-16gpu:scheduled-2026-01-02"
@@ -412,16 +412,6 @@ steps:
 """
 
 
-def _states(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Every state, those inside Parallel branches too."""
-    out: dict[str, dict[str, Any]] = {}
-    for name, state in doc["States"].items():
-        out[name] = state
-        for branch in state.get("Branches", []):
-            out.update(_states(branch))
-    return out
-
-
 @pytest.mark.parametrize("language", ["JSONPath", "JSONata"])
 def test_a_failed_multi_node_job_in_a_branch_fails_with_its_own_error(tmp_path: Path, language: str) -> None:
     """Two independent EKS multi-node steps run in a Parallel: a failed Job's error is kept while its Service is
@@ -434,7 +424,7 @@ def test_a_failed_multi_node_job_in_a_branch_fails_with_its_own_error(tmp_path: 
     assert result.returncode == 0, result.stdout + result.stderr
     doc = json.loads(files["stepfunctions/wide.asl.json"])
     assert any("Branches" in s for s in doc["States"].values())
-    states = _states(doc)
+    states = all_states(doc["States"])
     for step in ("a", "b"):
         [catch] = states[f"{step}.job"]["Catch"]
         assert catch["Next"] == f"{step}.cleanup_failed"

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import boto3
 import pytest
 
-from tests.stepfunctions.asl import compile_text, load, validate, with_targets
+from tests.stepfunctions.asl import all_states, compile_text, load, validate, with_targets
 from tests.stepfunctions.support import history, run_state_machine
 from tests.support_aws import batch_queue
 from tests.support_mlflow import MlflowServer, play_training
@@ -49,14 +49,6 @@ def _parallels(states: dict[str, Any]) -> list[dict[str, Any]]:
             for branch in state["Branches"]:
                 found.extend(_parallels(branch["States"]))
     return found
-
-
-def _all_states(states: dict[str, Any]) -> dict[str, Any]:
-    out = dict(states)
-    for state in states.values():
-        for branch in state.get("Branches", []):
-            out |= _all_states(branch["States"])
-    return out
 
 
 class _Jobs:
@@ -155,7 +147,7 @@ def test_a_failure_inside_a_branch_fails_the_run_once_with_one_notification(
     assert len(_parallels(states)) == (2 if nested else 1)
     # Only top-level states catch: inside a branch a failure propagates to the Parallel.
     top = {n for n, s in states.items() if "Catch" in s}
-    assert all("Catch" not in s for n, s in _all_states(states).items() if n not in top)
+    assert all("Catch" not in s for n, s in all_states(states).items() if n not in top)
     result = run_state_machine(definition, name, {})
     assert result["status"] == "FAILED", _explain(result)
     assert result["error"] == "pipegen.PipelineFailed"
@@ -237,7 +229,7 @@ def test_a_threshold_failure_inside_a_branch_fails_with_its_reasons(
         f"notify:\n  on_failure: [{{webhook: '{receiver}'}}]\n"
     )
     definition = _compile(text, tmp_path, "judged")
-    states = _all_states(load(definition)["States"])
+    states = all_states(load(definition)["States"])
     assert states["quality_a.failed"]["Type"] == "Fail"
     result = run_state_machine(definition, name, {})
     assert result["status"] == "FAILED", _explain(result)
@@ -289,7 +281,7 @@ def test_parallel_definitions_pass_the_validator(language: str, tmp_path: Path) 
     definition = _compile(text, tmp_path, "skipping")
     states = load(definition)["States"]
     assert _parallels(states)
-    everything = _all_states(states)
+    everything = all_states(states)
     # Every Catch is on a top-level state, or in a branch on a train step's job and its two closing states (which
     # end the MLflow run the job left RUNNING, then fail the branch or go on); a branch's last state keeps only
     # what later steps read.
@@ -398,4 +390,4 @@ def test_a_fan_out_below_a_skip_evaluation_needs_no_guards(tmp_path: Path) -> No
     )
     states = load(_compile(text, tmp_path, "wide"))["States"]
     assert states["quality.passed"]["Default"] == "pipegen.done"
-    assert [n for n in _all_states(states) if n.endswith(".enabled")] == ["final.enabled"]
+    assert [n for n in all_states(states) if n.endswith(".enabled")] == ["final.enabled"]
